@@ -1,0 +1,362 @@
+"""Loading the image datasets and building the out-of-distribution sets.
+
+The paper uses MNIST and CIFAR-10 as in-distribution data and, as
+out-of-distribution (OOD) data, Gaussian and uniform noise images, Fashion-MNIST
+and the *other* dataset of the pair (CIFAR-10 for the MNIST experiment, MNIST for
+the CIFAR-10 experiment), converted to the in-distribution image format.
+
+Where the files come from
+-------------------------
+:func:`load` looks for ``<name>.npz`` (keys ``x_train``, ``y_train``, ``x_test``,
+``y_test``; the layout of Keras' ``mnist.npz``) in, in this order:
+
+1. the ``data_dir`` argument,
+2. the directory named by the environment variable ``INTROSPECTION_DATA_DIR``,
+3. Keras' own downloader / cache (``keras.datasets.<name>.load_data()``).
+
+Files are read with ``allow_pickle=False``: nothing in a data file is ever executed.
+
+Pixel scale
+-----------
+Files hold ``uint8`` images. Every model, attack and detector of the package works on
+``float32`` images in ``[0, 1]`` with a channel axis, as returned by :func:`to_float`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DATASETS",
+    "ENV_VAR",
+    "DataNotFoundError",
+    "DatasetFileError",
+    "load",
+    "to_float",
+    "gaussian_noise",
+    "uniform_noise",
+    "convert_images",
+    "cifar10_as_mnist",
+    "mnist_as_cifar10",
+]
+
+#: Environment variable naming a directory of ``<name>.npz`` files.
+ENV_VAR = "INTROSPECTION_DATA_DIR"
+
+#: Expected image shape (without the sample axis) and split sizes of each dataset.
+DATASETS: dict[str, dict] = {
+    "mnist": {"image_shape": (28, 28), "n_train": 60000, "n_test": 10000},
+    "fashion_mnist": {"image_shape": (28, 28), "n_train": 60000, "n_test": 10000},
+    "cifar10": {"image_shape": (32, 32, 3), "n_train": 50000, "n_test": 10000},
+}
+
+_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_NUM_CLASSES = 10
+# Seconds Keras' downloader may wait for the network before we give up.
+_DOWNLOAD_TIMEOUT = 10.0
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No data file was found and Keras could not download the dataset."""
+
+
+class DatasetFileError(ValueError):
+    """A dataset file exists but is unreadable or does not hold what it should."""
+
+
+def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir).expanduser())
+    env = os.environ.get(ENV_VAR)
+    if env:
+        dirs.append(Path(env).expanduser())
+    return dirs
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], name: str, origin: str) -> None:
+    """Validate shapes, dtypes and label ranges; raise DatasetFileError otherwise."""
+    image_shape = DATASETS[name]["image_shape"]
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8:
+            raise DatasetFileError(f"{origin}: x_{split} has dtype {x.dtype}, expected uint8.")
+        if x.ndim != 1 + len(image_shape) or x.shape[1:] != image_shape:
+            raise DatasetFileError(
+                f"{origin}: x_{split} has shape {x.shape}, expected (N, {', '.join(map(str, image_shape))})."
+            )
+        if y.ndim != 1:
+            raise DatasetFileError(f"{origin}: y_{split} has shape {y.shape}, expected (N,).")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DatasetFileError(f"{origin}: y_{split} has dtype {y.dtype}, expected integers.")
+        if len(y) != len(x):
+            raise DatasetFileError(
+                f"{origin}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels."
+            )
+        if len(y) == 0:
+            raise DatasetFileError(f"{origin}: the {split} split is empty.")
+        if y.min() < 0 or y.max() >= _NUM_CLASSES:
+            raise DatasetFileError(
+                f"{origin}: y_{split} holds labels in [{y.min()}, {y.max()}], expected 0..9."
+            )
+
+
+def _read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in _KEYS if k not in f.files]
+            if missing:
+                raise DatasetFileError(
+                    f"{path}: missing key(s) {', '.join(missing)}; a dataset file must hold "
+                    f"{', '.join(_KEYS)}."
+                )
+            arrays = {k: f[k] for k in _KEYS}
+    except DatasetFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        raise DatasetFileError(
+            f"{path}: cannot be read as a .npz archive ({type(err).__name__}: {err}). "
+            "The file may be truncated or corrupted: copy it again."
+        ) from err
+    _check_arrays(arrays, name, str(path))
+    return arrays
+
+
+def _keras_download(name: str, looked_in: list[Path]) -> dict[str, np.ndarray]:
+    import keras
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT)
+    try:
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    except Exception as err:  # noqa: BLE001 - any failure of the downloader means "no data"
+        where = ", ".join(str(d) for d in looked_in) if looked_in else "(no directory given)"
+        raise DataNotFoundError(
+            f"Dataset '{name}' not found: no file {name}.npz in {where}, and Keras could not "
+            f"download it ({type(err).__name__}: {err}). Put {name}.npz (keys x_train, y_train, "
+            f"x_test, y_test, uint8) in a directory and pass it as data_dir=... or set "
+            f"{ENV_VAR}=/path/to/that/directory (expected files: mnist.npz, fashion_mnist.npz, "
+            f"cifar10.npz)."
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    arrays = {
+        "x_train": np.asarray(x_train),
+        "y_train": np.asarray(y_train).reshape(-1),
+        "x_test": np.asarray(x_test),
+        "y_test": np.asarray(y_test).reshape(-1),
+    }
+    _check_arrays(arrays, name, f"keras.datasets.{name}")
+    return arrays
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None):
+    """Load a dataset as uint8 arrays in Keras' layout.
+
+    Parameters
+    ----------
+    name : {"mnist", "fashion_mnist", "cifar10"}
+        The dataset.
+    data_dir : str or path-like, optional
+        Directory holding ``<name>.npz``. If it has no such file, the directory in
+        ``$INTROSPECTION_DATA_DIR`` is tried, then Keras' downloader.
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test) : tuple of tuples of ndarray
+        Images ``uint8`` of shape ``(N, 28, 28)`` (MNIST, Fashion-MNIST) or
+        ``(N, 32, 32, 3)`` (CIFAR-10); labels ``(N,)`` with values 0..9.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known dataset.
+    DataNotFoundError
+        If no file is found and Keras cannot download the data (for instance
+        offline). The message names the directories looked in, the file names and
+        the environment variable.
+    DatasetFileError
+        If a file is found but is truncated, lacks a key, or holds arrays of the
+        wrong shape, dtype or label range.
+
+    Examples
+    --------
+    >>> (x_train, y_train), (x_test, y_test) = load("mnist", "../shared/datasets")  # doctest: +SKIP
+    >>> x_train.shape, x_train.dtype
+    ((60000, 28, 28), dtype('uint8'))
+    """
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
+    dirs = _candidate_dirs(data_dir)
+    for directory in dirs:
+        path = directory / f"{name}.npz"
+        if path.is_file():
+            arrays = _read_npz(path, name)
+            break
+    else:
+        arrays = _keras_download(name, dirs)
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+    """Convert uint8 images to float32 in [0, 1] with a channel axis.
+
+    Parameters
+    ----------
+    x : ndarray of uint8, shape (N, H, W) or (N, H, W, C)
+        Images as stored in the dataset files.
+
+    Returns
+    -------
+    ndarray of float32, shape (N, H, W, C)
+        ``x / 255``; grayscale images get a channel axis of size 1.
+    """
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise ValueError(f"to_float expects uint8 images, got {x.dtype}.")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(f"to_float expects (N, H, W) or (N, H, W, C) images, got shape {x.shape}.")
+    return x.astype(np.float32) / np.float32(255.0)
+
+
+def _check_noise_args(n: int, shape) -> tuple[int, ...]:
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    shape = tuple(int(s) for s in shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"shape must be a non-empty tuple of positive sizes, got {shape!r}.")
+    return shape
+
+
+def gaussian_noise(n: int, shape, *, mean: float = 0.5, std: float = 0.25, seed: int = 0):
+    """Gaussian noise images, clipped to [0, 1].
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    shape : tuple of int
+        Shape of one image, e.g. ``(28, 28, 1)``.
+    mean, std : float
+        Parameters of the normal distribution, in the [0, 1] pixel scale.
+    seed : int
+        Seed of the generator (``numpy.random.default_rng``).
+
+    Returns
+    -------
+    ndarray of float32, shape (n, *shape)
+    """
+    shape = _check_noise_args(n, shape)
+    if std <= 0:
+        raise ValueError(f"std must be positive, got {std}.")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(mean, std, size=(int(n), *shape))
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def uniform_noise(n: int, shape, *, low: float = 0.0, high: float = 1.0, seed: int = 0):
+    """Uniform noise images U(low, high) in the [0, 1] pixel scale.
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    shape : tuple of int
+        Shape of one image, e.g. ``(32, 32, 3)``.
+    low, high : float
+        Bounds of the distribution, ``0 <= low < high <= 1``.
+    seed : int
+        Seed of the generator (``numpy.random.default_rng``).
+
+    Returns
+    -------
+    ndarray of float32, shape (n, *shape)
+    """
+    shape = _check_noise_args(n, shape)
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"Need 0 <= low < high <= 1, got low={low}, high={high}.")
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, size=(int(n), *shape)).astype(np.float32)
+
+
+# ITU-R BT.601 luma weights, as tf.image.rgb_to_grayscale and PIL's "L" mode.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def convert_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Convert images to another size and number of channels.
+
+    Colour images are turned to grayscale with the ITU-R BT.601 luma weights;
+    grayscale images become colour by repeating the channel. Resizing is bilinear
+    with antialiasing (``keras.ops.image.resize``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W) or (N, H, W, C)
+        uint8 images (0..255) or float images in [0, 1].
+    size : tuple of int
+        Target ``(height, width)``.
+    channels : {1, 3}
+        Target number of channels.
+
+    Returns
+    -------
+    ndarray of float32, shape (N, height, width, channels), values in [0, 1]
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}.")
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = to_float(x)
+    else:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"Expected (N, H, W[, 1 or 3]) images, got shape {x.shape}.")
+    if x.shape[-1] == 3 and channels == 1:
+        x = (x @ _LUMA)[..., None]
+    if tuple(x.shape[1:3]) != tuple(size):
+        import keras
+
+        x = keras.ops.convert_to_numpy(
+            keras.ops.image.resize(x, tuple(size), interpolation="bilinear", antialias=True)
+        )
+    if x.shape[-1] == 1 and channels == 3:
+        x = np.repeat(x, 3, axis=-1)
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def cifar10_as_mnist(x: np.ndarray) -> np.ndarray:
+    """CIFAR-10 images as MNIST-shaped OOD inputs: grayscale, 28x28, float32 in [0, 1].
+
+    Parameters
+    ----------
+    x : ndarray of uint8, shape (N, 32, 32, 3)
+
+    Returns
+    -------
+    ndarray of float32, shape (N, 28, 28, 1)
+    """
+    return convert_images(x, (28, 28), 1)
+
+
+def mnist_as_cifar10(x: np.ndarray) -> np.ndarray:
+    """MNIST or Fashion-MNIST images as CIFAR-10-shaped OOD inputs: 32x32, 3 channels.
+
+    Parameters
+    ----------
+    x : ndarray of uint8, shape (N, 28, 28)
+
+    Returns
+    -------
+    ndarray of float32, shape (N, 32, 32, 3), values in [0, 1]
+    """
+    return convert_images(x, (32, 32), 3)

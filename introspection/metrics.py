@@ -1,0 +1,560 @@
+"""Evaluation of misclassification detectors (Hendrycks & Gimpel, 2017).
+
+Conventions used throughout:
+
+- ``y_true`` is 1 when the classifier's prediction is **correct** (the positive
+  class) and 0 when it is wrong (a natural error, a patch error, an out-of-distribution
+  or an adversarial input).
+- ``score`` is the detector's confidence: higher = more likely correct. An example is
+  *accepted* at threshold ``t`` when ``score >= t``.
+- Metrics: FPR at 95 % TPR, AUROC, AUPR-In (correct as positive) and AUPR-Out
+  (incorrect as positive, score negated). AUPR is scikit-learn's average precision
+  (a step-wise sum over the distinct thresholds, no interpolation).
+- :func:`evaluate` reports **percentages** (0-100), like the paper's Table 2
+  (columns ``fpr_at_95tpr, auroc, aupr_in, aupr_out``); the single-metric
+  functions return fractions (0-1).
+
+Bootstrap confidence intervals resample examples with replacement within each class
+(so each resample keeps both classes, with the original class counts) and take
+percentiles of the resampled metric. All four metrics of a resample are computed from
+one sort of the original scores: a resample is a vector of per-example counts over the
+same sorted order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+__all__ = [
+    "METRICS",
+    "aupr_in",
+    "aupr_out",
+    "auroc",
+    "bootstrap_ci",
+    "evaluate",
+    "evaluate_with_ci",
+    "evaluation_table",
+    "fpr_at_tpr",
+]
+
+#: Names of the metrics reported by :func:`evaluate`, in Table 2's column order.
+METRICS = ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
+
+# Bootstrap replicates are processed in chunks of about this many (replicate, example)
+# cells, to bound memory.
+_CHUNK_CELLS = 2_000_000
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
+
+
+def _check_inputs(y_true, score):
+    """Return ``(y_true as int8 0/1, score as float64)``, or raise ValueError."""
+    y = np.asarray(y_true)
+    s = np.asarray(score)
+    if y.ndim != 1 or s.ndim != 1:
+        raise ValueError(f"y_true and score must be 1-D; got shapes {y.shape} and {s.shape}.")
+    if y.shape[0] != s.shape[0]:
+        raise ValueError(f"y_true has {y.shape[0]} entries but score has {s.shape[0]}.")
+    if y.dtype == bool:
+        y = y.astype(np.int8)
+    elif not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"y_true must be boolean or 0/1; got dtype {y.dtype}.")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("y_true must contain only 0 (incorrect) and 1 (correct).")
+    y = y.astype(np.int8)
+    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
+        raise ValueError(f"score must hold real numbers; got dtype {s.dtype}.")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)):
+        raise ValueError("score contains NaN or infinite values.")
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == y.shape[0]:
+        raise ValueError("y_true must contain both classes (1 = correct, 0 = incorrect); "
+                         f"got {n_pos} positive(s) out of {y.shape[0]}.")
+    return y, s
+
+
+def _check_tpr(tpr):
+    if not 0.0 < float(tpr) <= 1.0:
+        raise ValueError(f"tpr must be in (0, 1]; got {tpr!r}.")
+    return float(tpr)
+
+
+def _check_bootstrap_args(n_boot, ci):
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise ValueError(f"n_boot must be an integer >= 0; got {n_boot!r}.")
+    if not 0.0 < float(ci) < 1.0:
+        raise ValueError(f"ci must be in (0, 1); got {ci!r}.")
+
+
+# ---------------------------------------------------------------------------
+# Point metrics (scikit-learn)
+# ---------------------------------------------------------------------------
+
+
+def fpr_at_tpr(y_true, score, tpr=0.95):
+    """False-positive rate at a given true-positive rate.
+
+    The fraction of negatives (label 0, incorrect predictions) accepted when the
+    threshold is the highest one that accepts at least a fraction ``tpr`` of the
+    positives (label 1, correct predictions).
+
+    Tie / threshold convention: thresholds are the distinct score values; at
+    threshold ``t`` every example with ``score >= t`` is accepted, so tied examples are
+    accepted or rejected together. The result is the **smallest FPR among the ROC
+    points** (from :func:`sklearn.metrics.roc_curve`, ``drop_intermediate=False``)
+    **whose TPR >= tpr**, with no interpolation between ROC points. TPR is computed as
+    ``tps / n_pos`` in floating point, so ``0.95`` is reached exactly when
+    ``tps = 19 * n_pos / 20``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = the classifier is correct, 0 = incorrect. Both must occur.
+    score : array-like of shape (n_samples,)
+        Confidence, higher = more likely correct. Finite.
+    tpr : float in (0, 1], default=0.95
+        Target true-positive rate.
+
+    Returns
+    -------
+    fpr : float
+        In [0, 1].
+
+    Example
+    -------
+    >>> fpr_at_tpr([1, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6, 0.1], tpr=0.95)
+    0.5
+    """
+    y, s = _check_inputs(y_true, score)
+    tpr = _check_tpr(tpr)
+    fpr_curve, tpr_curve, _ = roc_curve(y, s, drop_intermediate=False)
+    return float(fpr_curve[tpr_curve >= tpr].min())
+
+
+def auroc(y_true, score):
+    """Area under the ROC curve, "correct" as the positive class.
+
+    Uses :func:`sklearn.metrics.roc_auc_score` (trapezoidal rule; a tied
+    positive/negative pair counts 1/2).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = correct, 0 = incorrect. Both must occur.
+    score : array-like of shape (n_samples,)
+        Confidence, higher = more likely correct.
+
+    Returns
+    -------
+    auroc : float
+        In [0, 1]; 0.5 = uninformative.
+
+    Example
+    -------
+    >>> auroc([1, 0, 1, 0], [0.9, 0.1, 0.5, 0.5])
+    0.875
+    """
+    y, s = _check_inputs(y_true, score)
+    return float(roc_auc_score(y, s))
+
+
+def aupr_in(y_true, score):
+    """Area under the precision-recall curve with "correct" as the positive class.
+
+    scikit-learn's average precision (:func:`sklearn.metrics.average_precision_score`):
+    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct thresholds, step-wise, without
+    interpolation.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = correct, 0 = incorrect. Both must occur.
+    score : array-like of shape (n_samples,)
+        Confidence, higher = more likely correct.
+
+    Returns
+    -------
+    aupr_in : float
+        In [0, 1].
+    """
+    y, s = _check_inputs(y_true, score)
+    return float(average_precision_score(y, s))
+
+
+def aupr_out(y_true, score):
+    """Area under the precision-recall curve with "incorrect" as the positive class.
+
+    Average precision (as :func:`aupr_in`) of ``1 - y_true`` against ``-score``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = correct, 0 = incorrect. Both must occur.
+    score : array-like of shape (n_samples,)
+        Confidence, higher = more likely correct.
+
+    Returns
+    -------
+    aupr_out : float
+        In [0, 1].
+    """
+    y, s = _check_inputs(y_true, score)
+    return float(average_precision_score(1 - y, -s))
+
+
+def evaluate(y_true, score):
+    """Compute the four metrics of the paper's Table 2, in percent.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = correct, 0 = incorrect. Both must occur.
+    score : array-like of shape (n_samples,)
+        Confidence, higher = more likely correct.
+
+    Returns
+    -------
+    metrics : dict
+        ``{"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}`` -> float in [0, 100].
+        FPR: lower is better; the others: higher is better.
+
+    Example
+    -------
+    >>> evaluate([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1])
+    {'fpr_at_95tpr': 0.0, 'auroc': 100.0, 'aupr_in': 100.0, 'aupr_out': 100.0}
+    """
+    y, s = _check_inputs(y_true, score)
+    return {
+        "fpr_at_95tpr": 100.0 * fpr_at_tpr(y, s, tpr=0.95),
+        "auroc": 100.0 * auroc(y, s),
+        "aupr_in": 100.0 * aupr_in(y, s),
+        "aupr_out": 100.0 * aupr_out(y, s),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Vectorised metrics of weighted resamples (one sort for everything)
+# ---------------------------------------------------------------------------
+
+
+def _group_ids(score):
+    """Order-independent ids of the distinct scores, 0 = highest score.
+
+    Returns ``(ids, n_groups)`` where ``ids[i]`` is the rank of ``score[i]`` among the
+    distinct values sorted in decreasing order.
+    """
+    uniq, inverse = np.unique(score, return_inverse=True)
+    return (uniq.size - 1 - inverse).astype(np.intp), uniq.size
+
+
+def _metrics_from_group_counts(tp, fp, n_pos, n_neg, tpr=0.95):
+    """All four metrics (fractions) of resamples given per-threshold class counts.
+
+    Parameters
+    ----------
+    tp, fp : ndarray of shape (n_resamples, n_groups)
+        Number of positives / negatives of each resample whose score equals the
+        ``g``-th largest distinct score of the original sample (zero allowed).
+    n_pos, n_neg : int
+        Total positives / negatives of every resample (``tp.sum(1)``, ``fp.sum(1)``).
+    tpr : float
+        Target TPR of the FPR metric.
+
+    Returns
+    -------
+    metrics : dict of str -> ndarray of shape (n_resamples,)
+        Same definitions as the scikit-learn based functions.
+    """
+    tp = tp.astype(np.float64, copy=False)
+    fp = fp.astype(np.float64, copy=False)
+    tps = np.cumsum(tp, axis=1)  # positives with score >= the g-th distinct score
+    fps = np.cumsum(fp, axis=1)
+    # AUROC: trapezoids between consecutive ROC points starting at (0, 0),
+    # sum_g fp_g * (tps_g + tps_{g-1}) / 2 / (n_pos * n_neg).
+    area = np.einsum("ij,ij->i", fp, 2.0 * tps - tp) / (2.0 * n_pos * n_neg)
+    # FPR at the first (highest) threshold whose TPR (tps / n_pos, as in roc_curve)
+    # reaches the target: FPR is non-decreasing along the curve, so this is the
+    # smallest qualifying FPR.
+    first = np.argmax(tps / n_pos >= tpr, axis=1)
+    fpr_at = fps[np.arange(tp.shape[0]), first] / n_neg
+    # AP-In: sum_g (recall increment) * precision_g. Counts are integers, so
+    # max(accepted, 1) only changes empty leading thresholds, whose increment is 0.
+    precision = tps / np.maximum(tps + fps, 1.0)
+    ap_in = np.einsum("ij,ij->i", tp, precision) / n_pos
+    # AP-Out: the same from the low-score end, negatives as positives: at the g-th
+    # score the examples with score <= it are n_neg - fps_{g-1} negatives and
+    # n_pos - tps_{g-1} positives.
+    negs = n_neg - fps + fp
+    precision_out = negs / np.maximum(negs + (n_pos - tps + tp), 1.0)
+    ap_out = np.einsum("ij,ij->i", fp, precision_out) / n_neg
+    return {"fpr_at_95tpr": fpr_at, "auroc": area, "aupr_in": ap_in, "aupr_out": ap_out}
+
+
+def _stratified_draws(rng, n_pos, n_neg, n_boot, chunk):
+    """Yield ``(pos_draws, neg_draws)`` index arrays, ``chunk`` replicates at a time.
+
+    ``pos_draws`` has shape (b, n_pos) with values in ``[0, n_pos)`` (indices into the
+    positives), likewise ``neg_draws``. Both the vectorised and the generic bootstrap
+    consume this generator, so they see identical resamples for the same seed.
+    """
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        yield rng.integers(0, n_pos, size=(b, n_pos)), rng.integers(0, n_neg, size=(b, n_neg))
+        done += b
+
+
+def _row_bincount(ids, n_bins):
+    """Per-row bincount of a 2-D integer array, shape (n_rows, n_bins)."""
+    n_rows = ids.shape[0]
+    offset = (np.arange(n_rows, dtype=np.intp) * n_bins)[:, None]
+    counts = np.bincount((ids + offset).ravel(), minlength=n_rows * n_bins)
+    return counts.reshape(n_rows, n_bins)
+
+
+def _bootstrap_all(y, s, n_boot, random_state):
+    """Bootstrap replicates of the four metrics, in percent (dict of (n_boot,) arrays)."""
+    rng = np.random.default_rng(random_state)
+    ids, n_groups = _group_ids(s)
+    pos_ids = ids[y == 1]
+    neg_ids = ids[y == 0]
+    n_pos, n_neg = pos_ids.size, neg_ids.size
+    chunk = max(1, _CHUNK_CELLS // max(y.size, n_groups))
+    parts = {name: [] for name in METRICS}
+    for pos_draw, neg_draw in _stratified_draws(rng, n_pos, n_neg, n_boot, chunk):
+        tp = _row_bincount(pos_ids[pos_draw], n_groups)
+        fp = _row_bincount(neg_ids[neg_draw], n_groups)
+        for name, values in _metrics_from_group_counts(tp, fp, n_pos, n_neg).items():
+            parts[name].append(values)
+    return {name: 100.0 * np.concatenate(parts[name]) for name in METRICS}
+
+
+def _percentile_interval(values, ci):
+    """Percentile interval ``(lo, hi)`` covering a fraction ``ci`` of ``values``."""
+    lo, hi = np.percentile(values, [50.0 * (1.0 - ci), 50.0 * (1.0 + ci)])
+    return float(lo), float(hi)
+
+
+# ---------------------------------------------------------------------------
+# Bootstrap confidence intervals
+# ---------------------------------------------------------------------------
+
+
+def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_state=0):
+    """Percentile bootstrap confidence interval of one metric.
+
+    Each replicate resamples, with replacement, ``n_pos`` of the positives and
+    ``n_neg`` of the negatives (stratified by class, so every replicate has both
+    classes and the original class balance); the interval is the
+    ``(1 - ci) / 2`` and ``(1 + ci) / 2`` percentiles (linear interpolation) of the
+    replicated metric.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = correct, 0 = incorrect. Both must occur.
+    score : array-like of shape (n_samples,)
+        Confidence, higher = more likely correct.
+    metric : str or callable, default="auroc"
+        A key of :func:`evaluate` (``"fpr_at_95tpr"``, ``"auroc"``, ``"aupr_in"``,
+        ``"aupr_out"``): computed by the fast vectorised path, **in percent** like
+        :func:`evaluate`. Or any callable ``metric(y_true, score) -> float``, called
+        once per replicate, in its own units (e.g. :func:`auroc` gives fractions).
+        For the same ``random_state`` both paths use the same resamples.
+    n_boot : int, default=1000
+        Number of bootstrap replicates (at least 1).
+    ci : float in (0, 1), default=0.95
+        Coverage of the interval.
+    random_state : int, numpy.random.Generator or None, default=0
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    (lo, hi) : tuple of float
+        Lower and upper bounds.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 500)
+    >>> s = y + rng.normal(0, 1, 500)
+    >>> lo, hi = bootstrap_ci(y, s, metric="auroc", n_boot=200)
+    >>> bool(lo <= evaluate(y, s)["auroc"] <= hi)
+    True
+    """
+    y, s = _check_inputs(y_true, score)
+    _check_bootstrap_args(n_boot, ci)
+    if n_boot == 0:
+        raise ValueError("bootstrap_ci needs n_boot > 0.")
+    if isinstance(metric, str):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS} "
+                             "or a callable.")
+        return _percentile_interval(_bootstrap_all(y, s, n_boot, random_state)[metric], ci)
+    if not callable(metric):
+        raise ValueError(f"metric must be a metric name or a callable; got {metric!r}.")
+    rng = np.random.default_rng(random_state)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    chunk = max(1, _CHUNK_CELLS // y.size)
+    values = []
+    for pos_draw, neg_draw in _stratified_draws(rng, pos.size, neg.size, n_boot, chunk):
+        for p, n in zip(pos_draw, neg_draw, strict=True):
+            idx = np.concatenate([pos[p], neg[n]])
+            values.append(float(metric(y[idx], s[idx])))
+    return _percentile_interval(np.asarray(values), ci)
+
+
+def evaluate_with_ci(y_true, score, n_boot=1000, ci=0.95, random_state=0):
+    """:func:`evaluate` plus stratified percentile-bootstrap intervals of each metric.
+
+    All four metrics of a replicate come from the same resample; see
+    :func:`bootstrap_ci` for the resampling scheme. The replicates are vectorised
+    (about 0.3 s for 4000 examples and ``n_boot=1000`` on one CPU core).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = correct, 0 = incorrect. Both must occur.
+    score : array-like of shape (n_samples,)
+        Confidence, higher = more likely correct.
+    n_boot : int, default=1000
+        Number of bootstrap replicates; 0 skips the bootstrap (bounds are NaN).
+    ci : float in (0, 1), default=0.95
+        Coverage of the intervals.
+    random_state : int, numpy.random.Generator or None, default=0
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    metrics : dict
+        The keys of :func:`evaluate` followed by ``<metric>_lo`` and ``<metric>_hi``
+        for each metric, all in percent.
+    """
+    y, s = _check_inputs(y_true, score)
+    _check_bootstrap_args(n_boot, ci)
+    out = evaluate(y, s)
+    reps = _bootstrap_all(y, s, n_boot, random_state) if n_boot > 0 else None
+    for name in METRICS:
+        lo, hi = _percentile_interval(reps[name], ci) if reps is not None else (np.nan, np.nan)
+        out[f"{name}_lo"] = lo
+        out[f"{name}_hi"] = hi
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Table 2
+# ---------------------------------------------------------------------------
+
+
+def _table_columns():
+    bounds = [f"{name}_{side}" for name in METRICS for side in ("lo", "hi")]
+    return ["experiment", "dataset", "method", *METRICS, *bounds, "n_pos", "n_neg"]
+
+
+def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
+                     ood_scores: Mapping[str, Mapping[str, np.ndarray]], *, experiment: str,
+                     n_boot: int = 1000, random_state=0,
+                     ci: float = 0.95, progress: bool = False) -> pd.DataFrame:
+    """Rows shaped like the paper's Table 2: one per (dataset, method).
+
+    For the row of dataset ``d`` and method ``m`` the evaluated sample is the
+    in-distribution test examples followed by all of ``d``'s examples::
+
+        y_true = concat(in_correct as 1/0, zeros(len(ood_scores[d][m])))
+        score  = concat(in_scores[m], ood_scores[d][m])
+
+    Every example of ``d`` counts as a misclassification (label 0), and the
+    in-distribution examples the classifier gets wrong (``in_correct == False``) are
+    negatives **in every row**, not only in the "errors" row. ``n_pos`` is the number
+    of correct in-distribution examples; ``n_neg`` = in-distribution errors + the
+    dataset's examples.
+
+    Parameters
+    ----------
+    in_correct : array-like of bool, shape (n_in,)
+        True where the classifier's prediction on the in-distribution test example is
+        correct.
+    in_scores : mapping of str -> array-like of shape (n_in,)
+        Method name -> scores of the in-distribution examples. Its order gives the
+        order of the methods.
+    ood_scores : mapping of str -> mapping of str -> array-like
+        Dataset name -> (method name -> scores of that dataset's examples). Its order
+        gives the order of the datasets. Every dataset must have exactly the methods
+        of ``in_scores``; within a dataset all methods must score the same number of
+        examples.
+    experiment : str
+        Value of the ``experiment`` column (e.g. ``"mnist"``, ``"cifar10"``).
+    n_boot : int, default=1000
+        Bootstrap replicates per row (0 = no intervals, bounds NaN).
+    random_state : int or None, default=0
+        Seed used for **every** row, so rows of the same dataset resample the same
+        examples for every method (a paired bootstrap).
+    ci : float in (0, 1), default=0.95
+        Coverage of the intervals.
+    progress : bool, default=False
+        Show a tqdm progress bar over the rows.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns ``experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in,
+        aupr_out``, then ``<metric>_lo, <metric>_hi`` for each metric, then
+        ``n_pos, n_neg``. Metrics in percent. Rows dataset-major, in the given dict
+        orders.
+    """
+    correct = np.asarray(in_correct)
+    if correct.ndim != 1:
+        raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
+    if correct.dtype != bool:
+        if not np.all((correct == 0) | (correct == 1)):
+            raise ValueError("in_correct must be boolean (True = correct prediction).")
+        correct = correct.astype(bool)
+    if not in_scores:
+        raise ValueError("in_scores is empty.")
+    if not ood_scores:
+        raise ValueError("ood_scores is empty.")
+    methods = list(in_scores)
+    in_arrays = {}
+    for m in methods:
+        arr = np.asarray(in_scores[m], dtype=np.float64)
+        if arr.shape != correct.shape:
+            raise ValueError(f"in_scores[{m!r}] has shape {arr.shape}; expected "
+                             f"{correct.shape} like in_correct.")
+        in_arrays[m] = arr
+    y_in = correct.astype(np.int8)
+    jobs = []
+    for d, per_method in ood_scores.items():
+        if set(per_method) != set(methods):
+            raise ValueError(f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected "
+                             f"exactly those of in_scores: {methods}.")
+        sizes = {np.asarray(per_method[m]).shape for m in methods}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(f"ood_scores[{d!r}] must hold 1-D arrays of one common "
+                             f"length; got shapes {sorted(sizes)}.")
+        jobs.extend((d, m) for m in methods)
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc=f"evaluation_table[{experiment}]")
+    rows = []
+    for d, m in jobs:
+        s_out = np.asarray(ood_scores[d][m], dtype=np.float64)
+        y = np.concatenate([y_in, np.zeros(s_out.size, dtype=np.int8)])
+        s = np.concatenate([in_arrays[m], s_out])
+        try:
+            res = evaluate_with_ci(y, s, n_boot=n_boot, ci=ci, random_state=random_state)
+        except ValueError as err:
+            raise ValueError(f"dataset {d!r}, method {m!r}: {err}") from err
+        n_pos = int(y_in.sum())
+        rows.append({"experiment": experiment, "dataset": d, "method": m, **res,
+                     "n_pos": n_pos, "n_neg": int(y.size - n_pos)})
+    return pd.DataFrame(rows, columns=_table_columns())
+

@@ -1,0 +1,389 @@
+"""Model builders: the paper's MNIST CNN, Wide ResNets, and Introspection-Net.
+
+Every classifier built here outputs **logits** (the final ``Dense`` has no
+activation, and its layer is named ``"logits"``); the softmax is applied separately
+(:func:`introspection.detectors.softmax`). Logits are never recovered from
+probabilities. Each classifier also names the layer that feeds the logits
+``"features"`` (the penultimate representation, used e.g. by the Trust Score).
+
+Inputs are float32 images in [0, 1] with a channel axis.
+Models are saved and loaded in the native ``.keras`` format only, and loaded in
+Keras' safe mode (no arbitrary code from the file is run).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "paper_cnn",
+    "wide_resnet",
+    "introspection_net",
+    "feature_model",
+    "predict_logits",
+    "predict_features",
+    "count_params",
+    "save_model",
+    "load_model",
+]
+
+
+def paper_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "paper_cnn"):
+    """The CNN of the paper's Table 1 (MNIST), with logits as output.
+
+    conv3x3(32, valid) - conv3x3(32, valid) - maxpool - dropout 0.2 -
+    conv3x3(64, same) - conv3x3(64, same) - maxpool - dropout 0.25 -
+    conv3x3(128, same) - dropout 0.25 - flatten - dense 128 relu - batchnorm -
+    dropout 0.25 - dense 10 (logits). All convolutions use ReLU.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one image, ``(28, 28, 1)`` for MNIST.
+    num_classes : int
+        Number of classes (size of the logits).
+    name : str
+        Model name.
+
+    Returns
+    -------
+    keras.Model
+        Maps images in [0, 1] to logits. With the default arguments it has
+        730,602 parameters (trainable ones and BatchNorm statistics), as Table 1.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Conv2D(32, 3, padding="valid", activation="relu", name="conv1")(inputs)
+    x = layers.Conv2D(32, 3, padding="valid", activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Dropout(0.2, name="dropout1")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Dropout(0.25, name="dropout2")(x)
+    x = layers.Conv2D(128, 3, padding="same", activation="relu", name="conv5")(x)
+    x = layers.Dropout(0.25, name="dropout3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="dense1")(x)
+    x = layers.BatchNormalization(name="features")(x)
+    x = layers.Dropout(0.25, name="dropout4")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def wide_resnet(
+    depth: int,
+    width: int,
+    *,
+    input_shape=(32, 32, 3),
+    num_classes: int = 10,
+    dropout: float = 0.0,
+    weight_decay: float = 5e-4,
+    input_mean=None,
+    input_std=None,
+    name: str | None = None,
+):
+    """Pre-activation Wide ResNet WRN-depth-width (Zagoruyko & Komodakis, 2016).
+
+    Three groups of ``(depth - 4) / 6`` basic blocks with ``16 * width``,
+    ``32 * width`` and ``64 * width`` channels (strides 1, 2, 2), after a 3x3 stem
+    convolution with 16 channels. A block is BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3
+    with a 1x1 convolution on the shortcut when the shape changes. Convolutions have
+    no bias. The head is BN-ReLU-global average pooling (the ``"features"`` layer)
+    and a dense layer giving the logits.
+
+    Parameters
+    ----------
+    depth : int
+        Total depth; ``depth - 4`` must be a positive multiple of 6 (16, 22, 28, 40...).
+    width : int
+        Widening factor k >= 1.
+    input_shape : tuple of int
+        Shape of one image.
+    num_classes : int
+        Number of classes.
+    dropout : float
+        Dropout rate between the two convolutions of a block (0 disables it).
+    weight_decay : float
+        The SGD weight decay of the original recipe (5e-4), applied as an L2 penalty
+        ``weight_decay / 2 * ||w||^2`` on convolution and dense kernels (0 disables it).
+    input_mean, input_std : sequence of float, optional
+        Per-channel statistics of the training images in [0, 1]. When given, the
+        model standardises its input with a fixed ``Normalization`` layer, so attacks
+        still work in the [0, 1] pixel scale.
+    name : str, optional
+        Model name; defaults to ``"wrn_<depth>_<width>"``.
+
+    Returns
+    -------
+    keras.Model
+        Maps images in [0, 1] to logits. WRN-28-10 has 36,497,146 parameters
+        (the published 36.5M) and WRN-28-8 23,369,210, counting BatchNorm statistics.
+    """
+    import keras
+    from keras import layers, regularizers
+
+    if depth < 10 or (depth - 4) % 6 != 0:
+        raise ValueError(f"depth - 4 must be a positive multiple of 6, got depth={depth}.")
+    if int(width) != width or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+    n_blocks = (depth - 4) // 6
+    reg = regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
+
+    def conv(filters, kernel, stride, label):
+        return layers.Conv2D(
+            filters,
+            kernel,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            kernel_initializer="he_normal",
+            kernel_regularizer=reg,
+            name=label,
+        )
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    if input_mean is not None or input_std is not None:
+        if input_mean is None or input_std is None:
+            raise ValueError("Give both input_mean and input_std, or neither.")
+        std = np.asarray(input_std, dtype="float32")
+        x = layers.Normalization(
+            mean=np.asarray(input_mean, dtype="float32"), variance=std**2, name="standardize"
+        )(x)
+    x = conv(16, 3, 1, "stem")(x)
+    in_channels = 16
+    for group, (channels, stride) in enumerate(
+        [(16 * width, 1), (32 * width, 2), (64 * width, 2)], start=1
+    ):
+        for block in range(n_blocks):
+            s = stride if block == 0 else 1
+            label = f"g{group}b{block}"
+            pre = layers.BatchNormalization(name=f"{label}_bn1")(x)
+            pre = layers.Activation("relu", name=f"{label}_relu1")(pre)
+            if in_channels != channels or s != 1:
+                shortcut = conv(channels, 1, s, f"{label}_shortcut")(pre)
+            else:
+                shortcut = x
+            y = conv(channels, 3, s, f"{label}_conv1")(pre)
+            y = layers.BatchNormalization(name=f"{label}_bn2")(y)
+            y = layers.Activation("relu", name=f"{label}_relu2")(y)
+            if dropout > 0:
+                y = layers.Dropout(dropout, name=f"{label}_dropout")(y)
+            y = conv(channels, 3, 1, f"{label}_conv2")(y)
+            x = layers.Add(name=f"{label}_add")([shortcut, y])
+            in_channels = channels
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Activation("relu", name="head_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="features")(x)
+    logits = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
+    return keras.Model(inputs, logits, name=name or f"wrn_{depth}_{width}")
+
+
+def introspection_net(num_inputs: int = 10, hidden: int = 128, dropout: float = 0.2, name="introspection_net"):
+    """Introspection-Net (Section 3.1): a small regression net on the logits.
+
+    Dense(128, relu) - Dropout(0.2) - Dense(128, relu) - Dropout(0.2) -
+    BatchNormalization - Dense(128, relu) - Dense(1, sigmoid).
+
+    We read "3 dense layers with 128 neurons" as three hidden layers plus a
+    one-unit output; the sigmoid keeps the predicted confidence in [0, 1]
+    (trained with the mean squared error against labels 1 = correct, 0 = not).
+
+    Parameters
+    ----------
+    num_inputs : int
+        Number of logits (classes).
+    hidden : int
+        Units of each hidden layer.
+    dropout : float
+        Dropout rate after the first two hidden layers.
+    name : str
+        Model name.
+
+    Returns
+    -------
+    keras.Model
+        Maps logits ``(N, num_inputs)`` to confidences ``(N, 1)`` in [0, 1].
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(int(num_inputs),), name="logits")
+    x = layers.Dense(hidden, activation="relu", name="dense1")(inputs)
+    x = layers.Dropout(dropout, name="dropout1")(x)
+    x = layers.Dense(hidden, activation="relu", name="dense2")(x)
+    x = layers.Dropout(dropout, name="dropout2")(x)
+    x = layers.BatchNormalization(name="batchnorm")(x)
+    x = layers.Dense(hidden, activation="relu", name="dense3")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="confidence")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def feature_model(model, layer: str = "features"):
+    """A model returning ``(features, logits)`` of a classifier built here.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier from :func:`paper_cnn` or :func:`wide_resnet`.
+    layer : str
+        Name of the layer whose output is the feature space.
+
+    Returns
+    -------
+    keras.Model
+        Same input; outputs the layer's activations and the logits.
+    """
+    import keras
+
+    try:
+        features = model.get_layer(layer).output
+    except ValueError as err:
+        raise ValueError(f"Model {model.name!r} has no layer named {layer!r}.") from err
+    return keras.Model(model.inputs, [features, model.outputs[0]], name=f"{model.name}_features")
+
+
+def _check_batch(x, batch_size):
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim < 2:
+        raise ValueError(f"Expected a batch of inputs, got shape {x.shape}.")
+    return x
+
+
+def predict_logits(model, x, batch_size: int = 256) -> np.ndarray:
+    """Logits of ``model`` on ``x``, computed in inference mode, batch by batch.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier returning logits.
+    x : ndarray of float32
+        Inputs in the model's pixel scale.
+    batch_size : int
+        Number of inputs per forward pass.
+
+    Returns
+    -------
+    ndarray of float32, shape (N, num_classes)
+    """
+    x = _check_batch(x, batch_size)
+    if len(x) == 0:
+        return np.zeros((0, model.outputs[0].shape[-1]), dtype=np.float32)
+    out = [
+        np.asarray(model(x[i : i + batch_size], training=False))
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out).astype(np.float32)
+
+
+def predict_features(model, x, layer: str = "features", batch_size: int = 256):
+    """Penultimate features and logits of a classifier on ``x``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier from :func:`paper_cnn` or :func:`wide_resnet`.
+    x : ndarray of float32
+        Inputs.
+    layer : str
+        Name of the feature layer.
+    batch_size : int
+        Number of inputs per forward pass.
+
+    Returns
+    -------
+    features : ndarray of float32, shape (N, D)
+        The layer's activations, flattened per example.
+    logits : ndarray of float32, shape (N, num_classes)
+    """
+    x = _check_batch(x, batch_size)
+    fm = feature_model(model, layer)
+    feats, logits = [], []
+    for i in range(0, len(x), batch_size):
+        f, z = fm(x[i : i + batch_size], training=False)
+        feats.append(np.asarray(f).reshape(len(z), -1))
+        logits.append(np.asarray(z))
+    if not feats:
+        raise ValueError("x is empty.")
+    return np.concatenate(feats).astype(np.float32), np.concatenate(logits).astype(np.float32)
+
+
+def count_params(model) -> int:
+    """All parameters of a model: trainable weights and BatchNorm statistics.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    int
+    """
+    return int(sum(int(np.prod(w.shape)) for w in model.weights))
+
+
+def _check_keras_path(path) -> Path:
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Models are stored in the .keras format only; got {path.name!r}.")
+    return path
+
+
+def save_model(model, path) -> Path:
+    """Save a model to a ``.keras`` file atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    model : keras.Model
+    path : str or path-like
+        Destination, ending in ``.keras``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = _check_keras_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_model(path, compile: bool = False):
+    """Load a ``.keras`` model in safe mode.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save_model`.
+    compile : bool
+        Whether to restore the training configuration too.
+
+    Returns
+    -------
+    keras.Model
+    """
+    import keras
+
+    path = _check_keras_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}.")
+    return keras.models.load_model(path, compile=compile, safe_mode=True)
