@@ -250,7 +250,7 @@ def feature_model(model, layer: str = "features"):
         features = model.get_layer(layer).output
     except ValueError as err:
         raise ValueError(f"Model {model.name!r} has no layer named {layer!r}.") from err
-    return keras.Model(model.inputs, [features, model.outputs[0]], name=f"{model.name}_features")
+    return keras.Model(model.input, [features, model.output], name=f"{model.name}_features")
 
 
 def _check_batch(x, batch_size):

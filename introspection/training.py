@@ -92,7 +92,7 @@ def augmentation(kind: str, seed: int = 0):
             layers.RandomFlip("horizontal", seed=seed + 1),
         ]
     elif kind == "none":
-        aug = []
+        aug = [layers.Identity()]
     else:
         raise ValueError(f"Unknown augmentation {kind!r}; expected 'mnist', 'cifar10' or 'none'.")
     return keras.Sequential(aug, name=f"augment_{kind}")
@@ -224,7 +224,7 @@ def train_classifier(
     -------
     dict
         The Keras history: per-epoch ``loss``, ``accuracy``, ``epoch_seconds``,
-        ``learning_rate`` and the ``val_`` metrics when validation data is given.
+        ``learning_rate`` (at the start of each epoch) and the ``val_`` metrics when validation data is given.
     """
     import keras
     import tensorflow as tf
@@ -246,7 +246,10 @@ def train_classifier(
     ds = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
     ds = ds.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment != "none":
-        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        # A sequential map: Keras' random layers draw from a stateful seed generator,
+        # so parallel calls would make the augmentation (and the run) irreproducible.
+        # Prefetching still overlaps it with the training step.
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=None)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     val = None
     if validation_data is not None:
@@ -257,6 +260,7 @@ def train_classifier(
         epochs=int(epochs),
         validation_data=val,
         batch_size=None if val is None else 512,
+        shuffle=False,  # the dataset is shuffled above, by seed
         verbose=verbose,
         callbacks=[_EpochTimer(), *(callbacks or [])],
     )

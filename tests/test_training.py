@@ -1,0 +1,82 @@
+import keras
+import numpy as np
+import pytest
+
+from introspection import models, training
+
+
+def blobs(n=600, seed=0):
+    """Ten easy classes: a bright 7x7 square at a class-specific position."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = rng.uniform(0, 0.2, (n, 28, 28, 1)).astype(np.float32)
+    for i, c in enumerate(y):
+        r, q = divmod(int(c), 5)
+        x[i, 3 + 12 * r : 10 + 12 * r, 1 + 5 * q : 8 + 5 * q, 0] += 0.8
+    return x, y
+
+
+def test_classifier_training_learns_and_is_seeded():
+    x, y = blobs(1200)
+    runs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(0)
+        m = models.paper_cnn()
+        h = training.train_classifier(
+            m, x, y, epochs=3, batch_size=64, optimizer="rmsprop", schedule="cosine",
+            augment="mnist", validation_data=(x[:100], y[:100]), seed=0,
+        )
+        runs.append((h, models.predict_logits(m, x[:50])))
+    h, logits = runs[0]
+    assert set(h) >= {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "learning_rate"}
+    assert h["loss"][-1] < h["loss"][0]
+    assert h["val_accuracy"][-1] > 0.8
+    assert h["learning_rate"][0] == pytest.approx(1e-3) and h["learning_rate"][2] < h["learning_rate"][1] < 1e-3
+    np.testing.assert_allclose(runs[1][1], logits, rtol=1e-4, atol=1e-4)
+
+
+def test_augmentations_keep_shape_and_range():
+    x = np.random.default_rng(0).uniform(size=(8, 32, 32, 3)).astype(np.float32)
+    out = np.asarray(training.augmentation("cifar10", seed=1)(x, training=True))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    # A random crop of the zero-padded image plus a flip: shifted copies, not identity.
+    assert not np.allclose(out, x)
+    np.testing.assert_array_equal(np.asarray(training.augmentation("none")(x)), x)
+    with pytest.raises(ValueError):
+        training.augmentation("svhn")
+
+
+def test_step_schedule_follows_wrn_recipe():
+    s = training.learning_rate_schedule("step", 0.1, 200)
+    values = [float(s(t)) for t in (0, 59, 61, 119, 121, 159, 161, 199)]
+    np.testing.assert_allclose(values, [0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008], rtol=1e-5)
+    assert training.learning_rate_schedule("constant", 0.5, 10) == 0.5
+    with pytest.raises(ValueError):
+        training.learning_rate_schedule("linear", 0.1, 10)
+
+
+def test_bad_training_input():
+    m = models.paper_cnn()
+    x, y = blobs(20)
+    with pytest.raises(ValueError, match="float32"):
+        training.train_classifier(m, x.astype(np.float64), y, epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match="labels"):
+        training.train_classifier(m, x, y[:5], epochs=1, batch_size=4)
+    with pytest.raises(ValueError):
+        training.train_classifier(m, x, y, epochs=0, batch_size=4)
+
+
+def test_introspection_net_learns_a_logit_rule():
+    # Confidence is 1 when the logits are high on average (the paper's Figure 1 cue):
+    # a rule on the logits it must learn (examples near the boundary left out).
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, (4000, 10)).astype(np.float32)
+    mean = z.mean(axis=1)
+    keep = np.abs(mean) > 0.3
+    z, label = z[keep], (mean[keep] > 0).astype(np.float32)
+    net = models.introspection_net()
+    h = training.train_introspection_net(net, z, label, epochs=15, seed=0)
+    assert len(h["loss"]) == 15 and "val_loss" in h
+    assert h["val_accuracy"][-1] > 0.9
+    with pytest.raises(ValueError, match="0 .* or 1"):
+        training.train_introspection_net(net, z, label * 2, epochs=1)
