@@ -50,7 +50,15 @@ __all__ = [
 ]
 
 _SUFFIX = {"arrays": ".npz", "model": ".keras", "json": ".data.json"}
-_LIBRARIES = ("introspection", "numpy", "tensorflow-cpu", "tensorflow", "keras", "scikit-learn", "cleverhans")
+_LIBRARIES = (
+    "introspection",
+    "numpy",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "scikit-learn",
+    "cleverhans",
+)
 
 
 class ArtifactError(Exception):
@@ -100,7 +108,9 @@ def _to_jsonable(obj):
         return os.fspath(obj)
     if obj is None or isinstance(obj, (str, bool, int, float)):
         return obj
-    raise TypeError(f"Cannot record a parameter of type {type(obj).__name__} in a manifest: {obj!r}")
+    raise TypeError(
+        f"Cannot record a parameter of type {type(obj).__name__} in a manifest: {obj!r}"
+    )
 
 
 def canonical_params(params: Mapping | None) -> dict:
@@ -151,7 +161,9 @@ def _paths(root, name: str, kind: str) -> tuple[Path, Path]:
 def _atomic_write(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
     os.close(fd)
     try:
         write(Path(tmp))
@@ -219,7 +231,9 @@ def _verified(root, name: str, kind: str, params) -> tuple[Path, dict]:
         raise ArtifactError(f"Artifact {name!r} holds {manifest['kind']}, not {kind}.")
     data_path, _ = _paths(root, name, kind)
     if not data_path.is_file():
-        raise ArtifactNotFoundError(f"Artifact {name!r}: manifest found but {data_path} is missing.")
+        raise ArtifactNotFoundError(
+            f"Artifact {name!r}: manifest found but {data_path} is missing."
+        )
     digest = file_sha256(data_path)
     if digest != manifest.get("sha256"):
         raise CorruptArtifactError(
@@ -236,7 +250,8 @@ def _verified(root, name: str, kind: str, params) -> tuple[Path, dict]:
                 if expected.get(k) != manifest.get("params", {}).get(k)
             )
             raise StaleArtifactError(
-                f"Artifact {name!r} was made with other parameters (differing: {', '.join(changed)})."
+                f"Artifact {name!r} was made with other parameters "
+                f"(differing: {', '.join(changed)})."
             )
     return data_path, manifest
 
@@ -266,7 +281,9 @@ def exists(root, name: str, params: Mapping | None = None) -> bool:
     return True
 
 
-def save_arrays(root, name: str, arrays: Mapping[str, np.ndarray], *, params=None, seed=None) -> dict:
+def save_arrays(
+    root, name: str, arrays: Mapping[str, np.ndarray], *, params=None, seed=None
+) -> dict:
     """Save named arrays as ``<root>/<name>.npz`` with a manifest, atomically.
 
     Parameters
@@ -300,7 +317,9 @@ def save_arrays(root, name: str, arrays: Mapping[str, np.ndarray], *, params=Non
             np.savez(f, **data)
 
     _atomic_write(data_path, write)
-    extra = {"arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in data.items()}}
+    extra = {
+        "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in data.items()}
+    }
     return _write_manifest(root, name, "arrays", params, seed, extra)
 
 

@@ -88,7 +88,8 @@ def _check_arrays(arrays: dict[str, np.ndarray], name: str, origin: str) -> None
             raise DatasetFileError(f"{origin}: x_{split} has dtype {x.dtype}, expected uint8.")
         if x.ndim != 1 + len(image_shape) or x.shape[1:] != image_shape:
             raise DatasetFileError(
-                f"{origin}: x_{split} has shape {x.shape}, expected (N, {', '.join(map(str, image_shape))})."
+                f"{origin}: x_{split} has shape {x.shape}, "
+                f"expected (N, {', '.join(map(str, image_shape))})."
             )
         if y.ndim != 1:
             raise DatasetFileError(f"{origin}: y_{split} has shape {y.shape}, expected (N,).")

@@ -8,9 +8,11 @@ Every detector maps the examples a classifier has labelled to a confidence score
 - :class:`TrustScore` -- ratio of the distance to the nearest other class and the
   distance to the predicted class, over density-filtered training data (Jiang, Kim,
   Guan & Gupta, NeurIPS 2018; reference implementation ``google/TrustScore``).
+- :class:`IntrospectionNet` -- the paper's regression network on the logits
+  (Aigrain & Detyniecki, 2019).
 
-Introspection-Net lives elsewhere (it needs Keras); it subclasses :class:`Detector`.
-This module imports only NumPy, SciPy and scikit-learn.
+Importing this module loads only NumPy, SciPy and scikit-learn; Keras is loaded by
+Introspection-Net when it is used.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from scipy.special import softmax as _scipy_softmax
 from sklearn.neighbors import KDTree
 
-__all__ = ["Detector", "SoftmaxBaseline", "TrustScore", "softmax"]
+__all__ = ["Detector", "IntrospectionNet", "SoftmaxBaseline", "TrustScore", "softmax"]
 
 
 # ---------------------------------------------------------------------------
@@ -34,8 +36,9 @@ def _check_2d_finite(X, name="X"):
     """Return ``X`` as a finite float64 array of shape (N, D), or raise ValueError."""
     X = np.asarray(X)
     if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); "
-                         f"got shape {X.shape}.")
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features); got shape {X.shape}."
+        )
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must be non-empty; got shape {X.shape}.")
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
@@ -118,8 +121,7 @@ class Detector(ABC):
 
     def __repr__(self):
         params = inspect.signature(type(self).__init__).parameters
-        shown = [f"{p}={getattr(self, p)!r}" for p in params
-                 if p != "self" and hasattr(self, p)]
+        shown = [f"{p}={getattr(self, p)!r}" for p in params if p != "self" and hasattr(self, p)]
         return f"{type(self).__name__}({', '.join(shown)})"
 
 
@@ -301,8 +303,16 @@ class TrustScore(Detector):
 
     name = "trust_score"
 
-    def __init__(self, k=10, alpha=0.0, filtering="density", min_dist=1e-12, leaf_size=40,
-                 n_jobs=None, score_k=1):
+    def __init__(
+        self,
+        k=10,
+        alpha=0.0,
+        filtering="density",
+        min_dist=1e-12,
+        leaf_size=40,
+        n_jobs=None,
+        score_k=1,
+    ):
         self.k = k
         self.alpha = alpha
         self.filtering = filtering
@@ -318,8 +328,9 @@ class TrustScore(Detector):
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1); got {self.alpha!r}.")
         if self.filtering == "none" and alpha != 0.0:
-            raise ValueError("alpha > 0 has no effect with filtering='none'; "
-                             "use filtering='density'.")
+            raise ValueError(
+                "alpha > 0 has no effect with filtering='none'; use filtering='density'."
+            )
         for name in ("k", "leaf_size", "score_k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -348,16 +359,20 @@ class TrustScore(Detector):
         y = _check_labels(y, X.shape[0], "y")
         classes = np.unique(y)
         if classes.size < 2:
-            raise ValueError("TrustScore needs training points of at least two classes; "
-                             f"got only {classes.tolist()}.")
+            raise ValueError(
+                "TrustScore needs training points of at least two classes; "
+                f"got only {classes.tolist()}."
+            )
         kept, trees = [], []
         for c in classes:
             idx = np.flatnonzero(y == c)
             if self.filtering == "density":
                 idx = idx[_density_filter(X[idx], self.k, float(self.alpha), self.leaf_size)]
             if idx.size < self.score_k:
-                raise ValueError(f"class {c!r} keeps {idx.size} training point(s) after "
-                                 f"filtering, fewer than score_k={self.score_k}.")
+                raise ValueError(
+                    f"class {c!r} keeps {idx.size} training point(s) after "
+                    f"filtering, fewer than score_k={self.score_k}."
+                )
             kept.append(idx)
             trees.append(KDTree(X[idx], leaf_size=self.leaf_size))
         self.classes_ = classes
@@ -380,7 +395,8 @@ class TrustScore(Detector):
             from joblib import Parallel, delayed
 
             columns = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(query)(tree) for tree in self.kdtrees_)
+                delayed(query)(tree) for tree in self.kdtrees_
+            )
         return np.column_stack(columns)
 
     def class_distances(self, X) -> np.ndarray:
@@ -408,8 +424,9 @@ class TrustScore(Detector):
     def _check_X(self, X):
         X = _check_2d_finite(X, "X")
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features but TrustScore was fitted with "
-                             f"{self.n_features_in_}.")
+            raise ValueError(
+                f"X has {X.shape[1]} features but TrustScore was fitted with {self.n_features_in_}."
+            )
         return X
 
     def score(self, X, y_pred=None) -> np.ndarray:
@@ -432,19 +449,140 @@ class TrustScore(Detector):
         self._check_fitted()
         X = self._check_X(X)
         if y_pred is None:
-            raise ValueError("TrustScore.score needs y_pred, the classifier's predicted "
-                             "labels.")
+            raise ValueError("TrustScore.score needs y_pred, the classifier's predicted labels.")
         y_pred = _check_labels(y_pred, X.shape[0], "y_pred")
         pos = np.searchsorted(self.classes_, y_pred)
         pos = np.clip(pos, 0, self.classes_.size - 1)
         unknown = self.classes_[pos] != y_pred
         if np.any(unknown):
             missing = np.unique(y_pred[unknown]).tolist()
-            raise ValueError(f"predicted label(s) {missing} have no training points "
-                             f"(classes seen in fit: {self.classes_.tolist()}).")
+            raise ValueError(
+                f"predicted label(s) {missing} have no training points "
+                f"(classes seen in fit: {self.classes_.tolist()})."
+            )
         d = self._class_distances(X)
         rows = np.arange(X.shape[0])
         d_pred = d[rows, pos].copy()
         d[rows, pos] = np.inf
         d_other = d.min(axis=1)
         return d_other / (d_pred + self.min_dist)
+
+
+# ---------------------------------------------------------------------------
+# Introspection-Net
+# ---------------------------------------------------------------------------
+
+
+class IntrospectionNet(Detector):
+    """Introspection-Net (Aigrain & Detyniecki, 2019, Section 3.1) as a detector.
+
+    A small regression network on the classifier's logits, trained with the mean
+    squared error to output 1 when the classifier's prediction is correct and 0
+    otherwise (see :func:`introspection.models.introspection_net` and
+    :func:`introspection.training.train_introspection_net`). Keras is imported only
+    when the detector is fitted or used.
+
+    Parameters
+    ----------
+    epochs : int, default=60
+        Training epochs (paper: 60).
+    batch_size : int, default=32
+        Minibatch size (not given in the paper; Keras' default).
+    learning_rate : float, default=1e-3
+        RMSprop learning rate.
+    validation_split : float, default=0.1
+        Fraction held out for validation when ``fit`` gets no ``validation_data``.
+    seed : int, default=0
+        Seeds the weights, dropout and data order.
+    model : keras.Model, optional
+        An already trained network (e.g. loaded from an artifact); ``fit`` is then
+        not needed.
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The trained network.
+    history_ : dict
+        Per-epoch training and validation loss and accuracy.
+    """
+
+    name = "introspection_net"
+
+    def __init__(
+        self, epochs=60, batch_size=32, learning_rate=1e-3, validation_split=0.1, seed=0, model=None
+    ):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_split = validation_split
+        self.seed = seed
+        self.model = model
+        if model is not None:
+            self.model_ = model
+
+    def fit(self, X, y=None, validation_data=None, verbose=0) -> IntrospectionNet:
+        """Train the network on logits and correctness labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_classes)
+            Logits of the training examples.
+        y : array-like of shape (n_samples,)
+            1 where the classifier's prediction is correct, 0 otherwise.
+        validation_data : tuple, optional
+            ``(logits_val, labels_val)``; otherwise ``validation_split`` is held out.
+        verbose : int, default=0
+            Keras' verbosity.
+
+        Returns
+        -------
+        self : IntrospectionNet
+        """
+        import keras
+
+        from .models import introspection_net
+        from .training import train_introspection_net
+
+        X = _check_2d_finite(X)
+        y = _check_labels(y, X.shape[0], "y")
+        keras.utils.set_random_seed(self.seed)
+        self.model_ = introspection_net(num_inputs=X.shape[1])
+        self.history_ = train_introspection_net(
+            self.model_,
+            X.astype(np.float32),
+            y,
+            validation_data=validation_data,
+            validation_split=self.validation_split,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            seed=self.seed,
+            verbose=verbose,
+        )
+        return self
+
+    def score(self, X, y_pred=None) -> np.ndarray:
+        """Predicted confidence in [0, 1] that the classifier is correct.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_classes)
+            Logits.
+        y_pred : ignored
+            Present for the common interface.
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,), dtype float64
+        """
+        if not hasattr(self, "model_"):
+            raise ValueError("IntrospectionNet is not fitted yet: call fit(logits, labels) first.")
+        X = _check_2d_finite(X).astype(np.float32)
+        n_in = self.model_.input_shape[-1]
+        if X.shape[1] != n_in:
+            raise ValueError(f"X has {X.shape[1]} columns but the network takes {n_in} logits.")
+        out = [
+            np.asarray(self.model_(X[i : i + 4096], training=False)).reshape(-1)
+            for i in range(0, len(X), 4096)
+        ]
+        return np.concatenate(out).astype(np.float64)

@@ -76,8 +76,10 @@ def _check_inputs(y_true, score):
         raise ValueError("score contains NaN or infinite values.")
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == y.shape[0]:
-        raise ValueError("y_true must contain both classes (1 = correct, 0 = incorrect); "
-                         f"got {n_pos} positive(s) out of {y.shape[0]}.")
+        raise ValueError(
+            "y_true must contain both classes (1 = correct, 0 = incorrect); "
+            f"got {n_pos} positive(s) out of {y.shape[0]}."
+        )
     return y, s
 
 
@@ -396,8 +398,7 @@ def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_sta
         raise ValueError("bootstrap_ci needs n_boot > 0.")
     if isinstance(metric, str):
         if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS} "
-                             "or a callable.")
+            raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS} or a callable.")
         return _percentile_interval(_bootstrap_all(y, s, n_boot, random_state)[metric], ci)
     if not callable(metric):
         raise ValueError(f"metric must be a metric name or a callable; got {metric!r}.")
@@ -459,10 +460,17 @@ def _table_columns():
     return ["experiment", "dataset", "method", *METRICS, *bounds, "n_pos", "n_neg"]
 
 
-def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
-                     ood_scores: Mapping[str, Mapping[str, np.ndarray]], *, experiment: str,
-                     n_boot: int = 1000, random_state=0,
-                     ci: float = 0.95, progress: bool = False) -> pd.DataFrame:
+def evaluation_table(
+    in_correct,
+    in_scores: Mapping[str, np.ndarray],
+    ood_scores: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    experiment: str,
+    n_boot: int = 1000,
+    random_state=0,
+    ci: float = 0.95,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Rows shaped like the paper's Table 2: one per (dataset, method).
 
     For the row of dataset ``d`` and method ``m`` the evaluated sample is the
@@ -526,19 +534,24 @@ def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
     for m in methods:
         arr = np.asarray(in_scores[m], dtype=np.float64)
         if arr.shape != correct.shape:
-            raise ValueError(f"in_scores[{m!r}] has shape {arr.shape}; expected "
-                             f"{correct.shape} like in_correct.")
+            raise ValueError(
+                f"in_scores[{m!r}] has shape {arr.shape}; expected {correct.shape} like in_correct."
+            )
         in_arrays[m] = arr
     y_in = correct.astype(np.int8)
     jobs = []
     for d, per_method in ood_scores.items():
         if set(per_method) != set(methods):
-            raise ValueError(f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected "
-                             f"exactly those of in_scores: {methods}.")
+            raise ValueError(
+                f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected "
+                f"exactly those of in_scores: {methods}."
+            )
         sizes = {np.asarray(per_method[m]).shape for m in methods}
         if len(sizes) != 1 or len(next(iter(sizes))) != 1:
-            raise ValueError(f"ood_scores[{d!r}] must hold 1-D arrays of one common "
-                             f"length; got shapes {sorted(sizes)}.")
+            raise ValueError(
+                f"ood_scores[{d!r}] must hold 1-D arrays of one common "
+                f"length; got shapes {sorted(sizes)}."
+            )
         jobs.extend((d, m) for m in methods)
     if progress:
         from tqdm.auto import tqdm
@@ -554,7 +567,14 @@ def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
         except ValueError as err:
             raise ValueError(f"dataset {d!r}, method {m!r}: {err}") from err
         n_pos = int(y_in.sum())
-        rows.append({"experiment": experiment, "dataset": d, "method": m, **res,
-                     "n_pos": n_pos, "n_neg": int(y.size - n_pos)})
+        rows.append(
+            {
+                "experiment": experiment,
+                "dataset": d,
+                "method": m,
+                **res,
+                "n_pos": n_pos,
+                "n_neg": int(y.size - n_pos),
+            }
+        )
     return pd.DataFrame(rows, columns=_table_columns())
-

@@ -189,7 +189,9 @@ def wide_resnet(
     return keras.Model(inputs, logits, name=name or f"wrn_{depth}_{width}")
 
 
-def introspection_net(num_inputs: int = 10, hidden: int = 128, dropout: float = 0.2, name="introspection_net"):
+def introspection_net(
+    num_inputs: int = 10, hidden: int = 128, dropout: float = 0.2, name="introspection_net"
+):
     """Introspection-Net (Section 3.1): a small regression net on the logits.
 
     Dense(128, relu) - Dropout(0.2) - Dense(128, relu) - Dropout(0.2) -

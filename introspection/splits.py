@@ -138,7 +138,9 @@ def partition_sources(n_sources: int, train_fraction: float = 0.5, seed: int = 0
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 
 
-def _draw(rng, candidates: np.ndarray, n: int, dataset: str, side: str, available: int) -> np.ndarray:
+def _draw(
+    rng, candidates: np.ndarray, n: int, dataset: str, side: str, available: int
+) -> np.ndarray:
     if n > len(candidates):
         raise ValueError(
             f"Dataset {dataset!r} has only {len(candidates)} examples whose source is on the "
@@ -194,7 +196,11 @@ def make_splits(
     """
     if in_distribution not in parts:
         raise ValueError(f"in_distribution {in_distribution!r} is not one of {list(parts)}.")
-    for label, v in (("n_train_in", n_train_in), ("n_train_other", n_train_other), ("n_test", n_test)):
+    for label, v in (
+        ("n_train_in", n_train_in),
+        ("n_train_other", n_train_other),
+        ("n_test", n_test),
+    ):
         if int(v) != v or v < 1:
             raise ValueError(f"{label} must be a positive integer, got {v!r}.")
     if not 0.0 <= val_fraction < 1.0:
@@ -222,7 +228,9 @@ def make_splits(
 
     def assemble(chunks) -> Split:
         return Split(
-            dataset=np.concatenate([np.full(len(i), n, dtype=object) for n, i, _, _ in chunks]).astype(str),
+            dataset=np.concatenate(
+                [np.full(len(i), n, dtype=object) for n, i, _, _ in chunks]
+            ).astype(str),
             index=np.concatenate([i for _, i, _, _ in chunks]),
             label=np.concatenate([c for _, _, c, _ in chunks]).astype(np.int64),
             source=np.concatenate([s for _, _, _, s in chunks]),

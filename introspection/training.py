@@ -224,7 +224,8 @@ def train_classifier(
     -------
     dict
         The Keras history: per-epoch ``loss``, ``accuracy``, ``epoch_seconds``,
-        ``learning_rate`` (at the start of each epoch) and the ``val_`` metrics when validation data is given.
+        ``learning_rate`` (at the start of each epoch) and the ``val_`` metrics
+        when validation data is given.
     """
     import keras
     import tensorflow as tf

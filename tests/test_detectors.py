@@ -60,8 +60,7 @@ def test_trust_score_matches_brute_force(blobs, alpha, score_k):
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
     for j, c in enumerate(ts.classes_):
         Xc_idx = np.flatnonzero(y == c)
-        np.testing.assert_array_equal(ts.kept_indices_[j],
-                                      Xc_idx[_brute_kept(X[Xc_idx], 5, alpha)])
+        np.testing.assert_array_equal(ts.kept_indices_[j], Xc_idx[_brute_kept(X[Xc_idx], 5, alpha)])
 
 
 def test_trust_score_k_larger_than_class_is_capped(blobs):
@@ -82,12 +81,15 @@ def test_alpha_filtering_keeps_n_minus_floor_alpha_n(blobs):
     np.testing.assert_array_equal(ts.n_kept_per_class_, [38, 22, 11])
 
 
-@pytest.mark.parametrize(("n", "alpha", "kept"), [
-    (10, 0.3, 7),     # 0.3 * 10 = 3.0000000000000004 in floating point
-    (100, 0.29, 71),  # 0.29 * 100 = 28.999999999999996 in floating point: still drops 29
-    (10, 0.99, 1),    # at least one point is always kept
-    (7, 0.0, 7),
-])
+@pytest.mark.parametrize(
+    ("n", "alpha", "kept"),
+    [
+        (10, 0.3, 7),  # 0.3 * 10 = 3.0000000000000004 in floating point
+        (100, 0.29, 71),  # 0.29 * 100 = 28.999999999999996 in floating point: still drops 29
+        (10, 0.99, 1),  # at least one point is always kept
+        (7, 0.0, 7),
+    ],
+)
 def test_alpha_rounding_is_robust_to_float_error(n, alpha, kept):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(2 * n, 3))
@@ -111,9 +113,12 @@ def test_filtering_none_keeps_everything(blobs):
     X, y, X_test, y_pred = blobs
     ts = TrustScore(filtering="none").fit(X, y)
     np.testing.assert_array_equal(ts.n_kept_per_class_, [40, 23, 11])
-    np.testing.assert_allclose(ts.score(X_test, y_pred),
-                               _brute_trust_score(X, y, X_test, y_pred, k=10, alpha=0.0),
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        ts.score(X_test, y_pred),
+        _brute_trust_score(X, y, X_test, y_pred, k=10, alpha=0.0),
+        rtol=1e-9,
+        atol=1e-9,
+    )
 
 
 def test_trust_score_orders_sensible_predictions():
@@ -134,7 +139,8 @@ def test_trust_score_non_contiguous_labels_and_threads(blobs):
     s1 = ts1.score(X_test, labels[y_pred])
     np.testing.assert_allclose(s1, ts2.score(X_test, labels[y_pred]))
     np.testing.assert_allclose(
-        s1, _brute_trust_score(X, y, X_test, y_pred, k=4, alpha=0.1), rtol=1e-9, atol=1e-9)
+        s1, _brute_trust_score(X, y, X_test, y_pred, k=4, alpha=0.1), rtol=1e-9, atol=1e-9
+    )
     assert ts1.class_distances(X_test).shape == (60, 3)
 
 
@@ -243,7 +249,33 @@ def test_detector_interface():
 
 
 def test_modules_do_not_import_tensorflow():
-    code = ("import sys, introspection.detectors, introspection.metrics; "
-            "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, introspection.detectors, introspection.metrics; "
+        "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_introspection_net_detector_separates_high_and_low_logits():
+    from introspection.detectors import IntrospectionNet
+
+    rng = np.random.default_rng(0)
+    correct = rng.normal(8, 2, (1500, 10)).astype(np.float32)
+    wrong = rng.normal(1, 2, (1500, 10)).astype(np.float32)
+    X = np.concatenate([correct, wrong])
+    y = np.r_[np.ones(1500), np.zeros(1500)]
+    det = IntrospectionNet(epochs=5, seed=0).fit(X, y)
+    s = det.score(X)
+    assert s.shape == (3000,) and s.dtype == np.float64 and 0 <= s.min() and s.max() <= 1
+    assert s[:1500].mean() > 0.9 and s[1500:].mean() < 0.1
+    assert len(det.history_["loss"]) == 5
+    # The same seed gives the same network.
+    s2 = IntrospectionNet(epochs=5, seed=0).fit(X, y).score(X)
+    np.testing.assert_allclose(s, s2, atol=1e-5)
+    # A trained network can be wrapped directly (e.g. loaded from an artifact).
+    np.testing.assert_allclose(IntrospectionNet(model=det.model_).score(X), s)
+    with pytest.raises(ValueError, match="not fitted"):
+        IntrospectionNet().score(X)
+    with pytest.raises(ValueError, match="logits"):
+        det.score(X[:, :5])

@@ -55,8 +55,9 @@ def test_hand_computed_case_with_ties():
     assert fpr_at_tpr(TIE_Y, TIE_SCORE, tpr=0.6) == pytest.approx(0.75, abs=1e-12)
     res = evaluate(TIE_Y, TIE_SCORE)
     assert list(res) == list(METRICS)
-    np.testing.assert_allclose([res[k] for k in METRICS],
-                               [75.0, 65.625, 100 * 115 / 168, 100 * 97 / 140], atol=1e-10)
+    np.testing.assert_allclose(
+        [res[k] for k in METRICS], [75.0, 65.625, 100 * 115 / 168, 100 * 97 / 140], atol=1e-10
+    )
 
 
 def test_order_of_examples_does_not_matter():
@@ -80,7 +81,8 @@ def test_perfect_and_reversed_scores():
     s = np.r_[np.linspace(1, 2, 30), np.linspace(-1, 0, 20)]
     res = evaluate(y, s)
     assert res == pytest.approx(
-        {"fpr_at_95tpr": 0.0, "auroc": 100.0, "aupr_in": 100.0, "aupr_out": 100.0}, abs=1e-9)
+        {"fpr_at_95tpr": 0.0, "auroc": 100.0, "aupr_in": 100.0, "aupr_out": 100.0}, abs=1e-9
+    )
     rev = evaluate(y, -s)
     assert rev["auroc"] == pytest.approx(0.0) and rev["fpr_at_95tpr"] == pytest.approx(100.0)
 
@@ -174,13 +176,15 @@ def test_vectorised_metrics_equal_sklearn(seed):
 def test_vectorised_metrics_hand_case():
     tp, fp = _group_counts(TIE_Y, TIE_SCORE)
     fast = M._metrics_from_group_counts(tp, fp, 4, 4)
-    np.testing.assert_allclose([fast[k][0] for k in METRICS],
-                               [0.75, 0.65625, 115 / 168, 97 / 140], atol=1e-12)
+    np.testing.assert_allclose(
+        [fast[k][0] for k in METRICS], [0.75, 0.65625, 115 / 168, 97 / 140], atol=1e-12
+    )
 
 
-@pytest.mark.parametrize(("name", "func"), [
-    ("fpr_at_95tpr", fpr_at_tpr), ("auroc", auroc), ("aupr_in", aupr_in),
-    ("aupr_out", aupr_out)])
+@pytest.mark.parametrize(
+    ("name", "func"),
+    [("fpr_at_95tpr", fpr_at_tpr), ("auroc", auroc), ("aupr_in", aupr_in), ("aupr_out", aupr_out)],
+)
 def test_fast_bootstrap_equals_generic_bootstrap(name, func):
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 120)
@@ -266,9 +270,24 @@ def test_evaluation_table_shape_columns_order(table_inputs):
     tab = evaluation_table(in_correct, in_scores, ood_scores, experiment="mnist", n_boot=50)
     assert isinstance(tab, pd.DataFrame)
     assert list(tab.columns) == [
-        "experiment", "dataset", "method", "fpr_at_95tpr", "auroc", "aupr_in", "aupr_out",
-        "fpr_at_95tpr_lo", "fpr_at_95tpr_hi", "auroc_lo", "auroc_hi", "aupr_in_lo",
-        "aupr_in_hi", "aupr_out_lo", "aupr_out_hi", "n_pos", "n_neg"]
+        "experiment",
+        "dataset",
+        "method",
+        "fpr_at_95tpr",
+        "auroc",
+        "aupr_in",
+        "aupr_out",
+        "fpr_at_95tpr_lo",
+        "fpr_at_95tpr_hi",
+        "auroc_lo",
+        "auroc_hi",
+        "aupr_in_lo",
+        "aupr_in_hi",
+        "aupr_out_lo",
+        "aupr_out_hi",
+        "n_pos",
+        "n_neg",
+    ]
     assert tab.shape == (4, 17)
     assert list(tab.experiment) == ["mnist"] * 4
     assert list(tab.dataset) == ["fgsm", "fgsm", "gaussian", "gaussian"]
@@ -291,8 +310,10 @@ def test_evaluation_table_counts_natural_errors_as_negatives(table_inputs):
     # the gaussian scores are far below everything, so only the in-distribution errors
     # keep this row from being perfect
     assert row["auroc"] < 100.0
-    no_errors = evaluate(np.r_[np.ones(in_correct.sum()), np.zeros(80)],
-                         np.r_[s[in_correct], ood_scores["gaussian"]["softmax_baseline"]])
+    no_errors = evaluate(
+        np.r_[np.ones(in_correct.sum()), np.zeros(80)],
+        np.r_[s[in_correct], ood_scores["gaussian"]["softmax_baseline"]],
+    )
     assert no_errors["auroc"] == 100.0
 
 
@@ -306,8 +327,13 @@ def test_evaluation_table_paired_seed(table_inputs):
 def test_evaluation_table_errors(table_inputs):
     in_correct, in_scores, ood_scores = table_inputs
     with pytest.raises(ValueError, match="methods"):
-        evaluation_table(in_correct, in_scores, {"fgsm": {"softmax_baseline": np.zeros(3)}},
-                         experiment="x", n_boot=0)
+        evaluation_table(
+            in_correct,
+            in_scores,
+            {"fgsm": {"softmax_baseline": np.zeros(3)}},
+            experiment="x",
+            n_boot=0,
+        )
     with pytest.raises(ValueError, match="shape"):
         evaluation_table(in_correct[:10], in_scores, ood_scores, experiment="x", n_boot=0)
     with pytest.raises(ValueError, match="common"):

@@ -20,9 +20,7 @@ def test_paper_cnn_matches_table1():
     assert m.get_layer("logits").activation.__name__ == "linear"
 
 
-@pytest.mark.parametrize(
-    "depth, width, expected", [(28, 10, 36_497_146), (28, 8, 23_369_210)]
-)
+@pytest.mark.parametrize("depth, width, expected", [(28, 10, 36_497_146), (28, 8, 23_369_210)])
 def test_wide_resnet_parameter_counts(depth, width, expected):
     assert models.count_params(models.wide_resnet(depth, width)) == expected
 
@@ -46,7 +44,13 @@ def test_wide_resnet_standardises_inside_the_model():
 def test_introspection_net_shape():
     m = models.introspection_net()
     assert [layer.__class__.__name__ for layer in m.layers[1:]] == [
-        "Dense", "Dropout", "Dense", "Dropout", "BatchNormalization", "Dense", "Dense"
+        "Dense",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "BatchNormalization",
+        "Dense",
+        "Dense",
     ]
     out = m(np.zeros((4, 10), np.float32))
     assert out.shape == (4, 1)
@@ -57,7 +61,9 @@ def test_predict_logits_and_features_batched():
     m = models.wide_resnet(10, 1)
     x = np.random.default_rng(1).uniform(size=(7, 32, 32, 3)).astype(np.float32)
     full = np.asarray(m(x, training=False))
-    np.testing.assert_allclose(models.predict_logits(m, x, batch_size=3), full, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        models.predict_logits(m, x, batch_size=3), full, rtol=1e-5, atol=1e-5
+    )
     feats, logits = models.predict_features(m, x, batch_size=2)
     assert feats.shape == (7, 64)  # 64 * width channels
     np.testing.assert_allclose(logits, full, rtol=1e-5, atol=1e-5)
@@ -71,7 +77,9 @@ def test_save_and_load_keras_only(tmp_path):
     path = models.save_model(m, tmp_path / "wrn.keras")
     assert [p.name for p in tmp_path.iterdir()] == ["wrn.keras"]  # no temporary left behind
     loaded = models.load_model(path)
-    np.testing.assert_allclose(models.predict_logits(loaded, x), models.predict_logits(m, x), atol=1e-6)
+    np.testing.assert_allclose(
+        models.predict_logits(loaded, x), models.predict_logits(m, x), atol=1e-6
+    )
     with pytest.raises(ValueError, match=".keras"):
         models.save_model(m, tmp_path / "wrn.h5")
     with pytest.raises(FileNotFoundError):

@@ -11,7 +11,9 @@ def make_parts(n_pool=1000, seed=0):
         "mnist": splits.Part("mnist_test", np.arange(n_pool), correct),
         # Several patch errors may come from the same image.
         "errors": splits.Part("mnist_test", rng.integers(0, n_pool, 800), np.zeros(800, bool)),
-        "fgsm": splits.Part("mnist_test", np.sort(rng.choice(n_pool, 700, replace=False)), np.zeros(700, bool)),
+        "fgsm": splits.Part(
+            "mnist_test", np.sort(rng.choice(n_pool, 700, replace=False)), np.zeros(700, bool)
+        ),
         "gaussian": splits.Part("gaussian", np.arange(600), np.zeros(600, bool)),
     }
     return parts, correct
@@ -31,8 +33,13 @@ def test_sizes_labels_and_disjoint_sources():
         np.testing.assert_array_equal(m.label, correct[m.index].astype(int))
         assert (split.label[split.dataset != "mnist"] == 0).all()
     # No source image on both sides, within each pool.
-    for pool, names in {"mnist_test": ["mnist", "errors", "fgsm"], "gaussian": ["gaussian"]}.items():
-        tr = np.concatenate([np.concatenate([s.train.of(n).source, s.val.of(n).source]) for n in names])
+    for pool, names in {
+        "mnist_test": ["mnist", "errors", "fgsm"],
+        "gaussian": ["gaussian"],
+    }.items():
+        tr = np.concatenate(
+            [np.concatenate([s.train.of(n).source, s.val.of(n).source]) for n in names]
+        )
         te = np.concatenate([s.test.of(n).source for n in names])
         assert not set(tr) & set(te)
         assert set(tr) <= set(s.train_sources[pool]) and set(te) <= set(s.test_sources[pool])
@@ -80,8 +87,10 @@ def test_partition_sources():
 def test_gather_follows_split_order():
     parts, _ = make_parts()
     s = splits.make_splits(parts, "mnist", n_train_in=100, n_train_other=20, n_test=30, seed=0)
-    arrays = {n: np.stack([np.arange(len(p.source_index)), np.full(len(p.source_index), k)], 1)
-              for k, (n, p) in enumerate(parts.items())}
+    arrays = {
+        n: np.stack([np.arange(len(p.source_index)), np.full(len(p.source_index), k)], 1)
+        for k, (n, p) in enumerate(parts.items())
+    }
     g = splits.gather(s.test, arrays)
     names = list(parts)
     np.testing.assert_array_equal(g[:, 0], s.test.index)

@@ -23,15 +23,33 @@ def test_classifier_training_learns_and_is_seeded():
         keras.utils.set_random_seed(0)
         m = models.paper_cnn()
         h = training.train_classifier(
-            m, x, y, epochs=3, batch_size=64, optimizer="rmsprop", schedule="cosine",
-            augment="mnist", validation_data=(x[:100], y[:100]), seed=0,
+            m,
+            x,
+            y,
+            epochs=3,
+            batch_size=64,
+            optimizer="rmsprop",
+            schedule="cosine",
+            augment="mnist",
+            validation_data=(x[:100], y[:100]),
+            seed=0,
         )
         runs.append((h, models.predict_logits(m, x[:50])))
     h, logits = runs[0]
-    assert set(h) >= {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "learning_rate"}
+    assert set(h) >= {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "epoch_seconds",
+        "learning_rate",
+    }
     assert h["loss"][-1] < h["loss"][0]
     assert h["val_accuracy"][-1] > 0.8
-    assert h["learning_rate"][0] == pytest.approx(1e-3) and h["learning_rate"][2] < h["learning_rate"][1] < 1e-3
+    assert (
+        h["learning_rate"][0] == pytest.approx(1e-3)
+        and h["learning_rate"][2] < h["learning_rate"][1] < 1e-3
+    )
     np.testing.assert_allclose(runs[1][1], logits, rtol=1e-4, atol=1e-4)
 
 
@@ -49,7 +67,9 @@ def test_augmentations_keep_shape_and_range():
 def test_step_schedule_follows_wrn_recipe():
     s = training.learning_rate_schedule("step", 0.1, 200)
     values = [float(s(t)) for t in (0, 59, 61, 119, 121, 159, 161, 199)]
-    np.testing.assert_allclose(values, [0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008], rtol=1e-5)
+    np.testing.assert_allclose(
+        values, [0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008], rtol=1e-5
+    )
     assert training.learning_rate_schedule("constant", 0.5, 10) == 0.5
     with pytest.raises(ValueError):
         training.learning_rate_schedule("linear", 0.1, 10)
