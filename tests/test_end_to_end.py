@@ -78,21 +78,28 @@ def test_mnist_pipeline_in_miniature(tmp_path):
         s.train.label,
         validation_data=(splits.gather(s.val, logits), s.val.label),
     )
-    trust = detectors.TrustScore(alpha=0.1).fit(feats_test[s.train_sources["mnist_test"]],
-                                               y_test[s.train_sources["mnist_test"]])
-    methods = {"softmax_baseline": detectors.SoftmaxBaseline(), "trust_score": trust,
-               "introspection_net": net}
+    trust = detectors.TrustScore(alpha=0.1).fit(
+        feats_test[s.train_sources["mnist_test"]], y_test[s.train_sources["mnist_test"]]
+    )
+    methods = {
+        "softmax_baseline": detectors.SoftmaxBaseline(),
+        "trust_score": trust,
+        "introspection_net": net,
+    }
 
     def scores(split):
         z, f = splits.gather(split, logits), splits.gather(split, feats)
         pred = z.argmax(1)
-        return {m: (det.score(f, pred) if m == "trust_score" else det.score(z))
-                for m, det in methods.items()}
+        return {
+            m: (det.score(f, pred) if m == "trust_score" else det.score(z))
+            for m, det in methods.items()
+        }
 
     test_in = s.test.of("mnist")
     others = {n: scores(s.test.of(n)) for n in parts if n != "mnist"}
-    table = metrics.evaluation_table(test_in.label.astype(bool), scores(test_in), others,
-                                     experiment="mnist", n_boot=200)
+    table = metrics.evaluation_table(
+        test_in.label.astype(bool), scores(test_in), others, experiment="mnist", n_boot=200
+    )
     assert len(table) == 8 * 3
     assert set(table.dataset) == set(others) and set(table.method) == set(methods)
     auroc = table.set_index(["dataset", "method"])["auroc"]
@@ -100,4 +107,6 @@ def test_mnist_pipeline_in_miniature(tmp_path):
     # trivially detected from the logits, and Introspection-Net beats the softmax on it.
     assert auroc["gaussian", "introspection_net"] > 95
     assert auroc["gaussian", "introspection_net"] > auroc["gaussian", "softmax_baseline"]
-    assert (table["auroc_lo"] <= table["auroc"]).all() and (table["auroc"] <= table["auroc_hi"]).all()
+    assert (table["auroc_lo"] <= table["auroc"]).all() and (
+        table["auroc"] <= table["auroc_hi"]
+    ).all()
