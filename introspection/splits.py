@@ -159,6 +159,7 @@ def make_splits(
     n_test: int = 2000,
     val_fraction: float = 0.1,
     train_fraction: float = 0.5,
+    partition: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     seed: int = 0,
 ) -> Splits:
     """Build Section 3.2's training, validation and test sets.
@@ -180,6 +181,11 @@ def make_splits(
         drawn at random (seeded) across datasets.
     train_fraction : float
         Fraction of each source pool given to the training side.
+    partition : mapping of str to (ndarray, ndarray), optional
+        For some or all pools, the ``(train_sources, test_sources)`` decided
+        beforehand (e.g. by the generator of the misclassified examples, which then
+        only attacks as many images as needed); they must be disjoint. Other pools
+        are split with :func:`partition_sources`.
     seed : int
         Seed of every random choice: the same seed gives the same sets.
 
@@ -212,7 +218,14 @@ def make_splits(
         size = int(part.source_index.max()) + 1 if len(part.source_index) else 0
         pools[part.pool] = max(pools.get(part.pool, 0), size)
     train_sources, test_sources = {}, {}
+    partition = dict(partition or {})
     for k, (pool, size) in enumerate(sorted(pools.items())):
+        if pool in partition:
+            tr, te = (np.asarray(a, dtype=np.int64) for a in partition[pool])
+            if np.isin(tr, te).any():
+                raise ValueError(f"The given partition of pool {pool!r} is not disjoint.")
+            train_sources[pool], test_sources[pool] = np.sort(tr), np.sort(te)
+            continue
         if size < 2:
             raise ValueError(f"Pool {pool!r} has fewer than two source images.")
         tr, te = partition_sources(size, train_fraction, seed=seed + 1000 + k)
@@ -221,8 +234,9 @@ def make_splits(
     rows = {"train": [], "test": []}
     for name, part in parts.items():
         on_train = np.isin(part.source_index, train_sources[part.pool])
+        on_test = np.isin(part.source_index, test_sources[part.pool])
         n_tr = n_train_in if name == in_distribution else n_train_other
-        for side, mask, n in (("train", on_train, n_tr), ("test", ~on_train, n_test)):
+        for side, mask, n in (("train", on_train, n_tr), ("test", on_test, n_test)):
             idx = _draw(rng, np.flatnonzero(mask), n, name, side, len(part.source_index))
             rows[side].append((name, idx, part.correct[idx], part.source_index[idx]))
 

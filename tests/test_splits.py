@@ -97,3 +97,19 @@ def test_gather_follows_split_order():
     np.testing.assert_array_equal(g[:, 1], [names.index(d) for d in s.test.dataset])
     with pytest.raises(KeyError):
         splits.gather(s.test, {"mnist": arrays["mnist"]})
+
+
+def test_given_partition_is_respected():
+    parts, _ = make_parts()
+    train = np.arange(0, 1000, 2)
+    test = np.arange(1, 1000, 2)
+    s = splits.make_splits(
+        parts, "mnist", n_train_in=300, n_train_other=50, n_test=100,
+        partition={"mnist_test": (train, test)}, seed=0,
+    )
+    for n in ("mnist", "errors", "fgsm"):
+        assert (np.concatenate([s.train.of(n).source, s.val.of(n).source]) % 2 == 0).all()
+        assert (s.test.of(n).source % 2 == 1).all()
+    with pytest.raises(ValueError, match="not disjoint"):
+        splits.make_splits(parts, "mnist", n_train_in=10, n_train_other=5, n_test=5,
+                           partition={"mnist_test": (train, train)})

@@ -1,0 +1,348 @@
+"""Reading the results: logit statistics, Welch tests, comparison with the paper, claims.
+
+Everything a chapter says about its numbers is computed here, so the text of the
+book cannot contradict the values on the page when the profile changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .metrics import METRICS
+
+__all__ = [
+    "PAPER_ACCURACY",
+    "PAPER_MAX_LOGIT",
+    "LOWER_IS_BETTER",
+    "logit_statistics",
+    "welch_tests",
+    "max_logit_comparison",
+    "compare_with_paper",
+    "table2_markdown",
+    "claims",
+    "claims_markdown",
+]
+
+#: Test accuracy of the base classifiers reported by the paper (Table 1; none for CIFAR-10).
+PAPER_ACCURACY = {"mnist": 0.9965, "cifar10": None}
+
+#: Section 2.3: max logit, mean ± std, MNIST experiment.
+PAPER_MAX_LOGIT = {
+    "mnist": (16.5, 5.0),
+    "bim": (10.8, 5.2),
+    "fgsm": (8.8, 2.6),
+    "deepfool": (3.4, 2.3),
+}
+
+#: Metrics where a lower value is better.
+LOWER_IS_BETTER = {"fpr_at_95tpr"}
+
+_OOD = {
+    "mnist": ("gaussian", "uniform", "cifar10", "fashion_mnist"),
+    "cifar10": ("gaussian", "uniform", "mnist", "fashion_mnist"),
+}
+
+
+def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Mean and standard deviation of the mean, max and min logit per dataset.
+
+    Parameters
+    ----------
+    logits : mapping of str to ndarray (N, K)
+        Logits per dataset.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; columns ``n``, ``mean_logit``, ``mean_logit_std``,
+        ``max_logit``, ``max_logit_std``, ``min_logit``, ``min_logit_std``.
+    """
+    rows = []
+    for name, z in logits.items():
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim != 2 or len(z) < 2:
+            raise ValueError(f"{name}: expected logits (N >= 2, K), got shape {z.shape}.")
+        row = {"dataset": name, "n": len(z)}
+        for stat, v in (("mean", z.mean(1)), ("max", z.max(1)), ("min", z.min(1))):
+            row[f"{stat}_logit"] = v.mean()
+            row[f"{stat}_logit_std"] = v.std(ddof=1)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFrame:
+    """Welch's t-test of each dataset's values against the reference dataset's.
+
+    The paper reports a Student's t-test; with unequal variances and sizes Welch's
+    version is the appropriate one (it does not assume equal variances).
+
+    Parameters
+    ----------
+    values : mapping of str to ndarray (N,)
+        A per-example statistic (e.g. the mean logit) per dataset.
+    reference : str
+        The dataset compared with every other one (the in-distribution set).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; columns ``mean``, ``reference_mean``, ``difference``, ``t``,
+        ``p_value`` and ``lower`` (True when the dataset's mean is below the
+        reference's with p < 0.0001, the paper's claim).
+    """
+    if reference not in values:
+        raise ValueError(f"reference {reference!r} is not one of {list(values)}.")
+    ref = np.asarray(values[reference], dtype=np.float64)
+    rows = []
+    for name, v in values.items():
+        if name == reference:
+            continue
+        v = np.asarray(v, dtype=np.float64)
+        t, p = stats.ttest_ind(ref, v, equal_var=False)
+        rows.append(
+            {
+                "dataset": name,
+                "mean": v.mean(),
+                "reference_mean": ref.mean(),
+                "difference": ref.mean() - v.mean(),
+                "t": float(t),
+                "p_value": float(p),
+                "lower": bool(v.mean() < ref.mean() and p < 1e-4),
+            }
+        )
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.DataFrame:
+    """Our max-logit statistics next to the paper's (Section 2.3, MNIST only).
+
+    Parameters
+    ----------
+    stats_table : pandas.DataFrame
+        From :func:`logit_statistics`.
+    in_distribution : str
+        Name of the in-distribution dataset (its row is compared with the paper's
+        "MNIST" value when it is ``"mnist"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; columns ``ours`` ("mean ± std"), ``paper`` ("mean ± std" or "").
+    """
+    rows = []
+    for name, r in stats_table.iterrows():
+        paper = PAPER_MAX_LOGIT.get(name) if in_distribution == "mnist" else None
+        rows.append(
+            {
+                "dataset": name,
+                "ours": f"{r['max_logit']:.1f} ± {r['max_logit_std']:.1f}",
+                "paper": f"{paper[0]} ± {paper[1]}" if paper else "",
+            }
+        )
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Long table: each dataset x method x metric, ours with CI, the paper's, the difference.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Our Table 2 (:func:`introspection.metrics.evaluation_table`).
+    paper : pandas.DataFrame
+        The paper's Table 2 (:func:`introspection.pipeline.paper_table2`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset, method, metric, ours, lo, hi, paper, difference (ours −
+        paper) and ``outside_ci`` (the paper's value lies outside our 95% CI).
+    """
+    merged = table.merge(
+        paper, on=["experiment", "dataset", "method"], how="left", suffixes=("", "_paper")
+    )
+    rows = []
+    for _, r in merged.iterrows():
+        for m in METRICS:
+            p = r.get(f"{m}_paper", np.nan)
+            lo, hi = r.get(f"{m}_lo", np.nan), r.get(f"{m}_hi", np.nan)
+            rows.append(
+                {
+                    "dataset": r["dataset"],
+                    "method": r["method"],
+                    "metric": m,
+                    "ours": r[m],
+                    "lo": lo,
+                    "hi": hi,
+                    "paper": p,
+                    "difference": r[m] - p,
+                    "outside_ci": bool(np.isfinite(p) and np.isfinite(lo) and not lo <= p <= hi),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _best(values: pd.Series, metric: str) -> set:
+    v = values.dropna()
+    if v.empty:
+        return set()
+    target = v.min() if metric in LOWER_IS_BETTER else v.max()
+    return set(v.index[np.isclose(v, target)])
+
+
+def table2_markdown(
+    table: pd.DataFrame,
+    paper: pd.DataFrame | None = None,
+    labels: Mapping[str, str] | None = None,
+    methods: Mapping[str, str] | None = None,
+) -> str:
+    """Table 2 as Markdown: the best method per dataset and metric in bold, as the paper.
+
+    Each cell reads ``ours [lo, hi]`` and, when ``paper`` is given, the paper's value
+    in parentheses.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Our Table 2.
+    paper : pandas.DataFrame, optional
+        The paper's Table 2.
+    labels : mapping, optional
+        Display names of the datasets.
+    methods : mapping, optional
+        Display names of the methods.
+
+    Returns
+    -------
+    str
+    """
+    labels = dict(labels or {})
+    methods = dict(methods or {})
+    pap = None if paper is None else paper.set_index(["dataset", "method"])
+    head = ["dataset", "method", "FPR at 95% TPR ↓", "AUROC ↑", "AUPR-In ↑", "AUPR-Out ↑"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for dataset, block in table.groupby("dataset", sort=False):
+        block = block.set_index("method")
+        best = {m: _best(block[m], m) for m in METRICS}
+        for method, r in block.iterrows():
+            cells = [labels.get(dataset, dataset), methods.get(method, method)]
+            for m in METRICS:
+                text = f"{r[m]:.1f}"
+                if np.isfinite(r.get(f"{m}_lo", np.nan)):
+                    text += f" [{r[f'{m}_lo']:.1f}, {r[f'{m}_hi']:.1f}]"
+                if method in best[m]:
+                    text = f"**{text}**"
+                if pap is not None and (dataset, method) in pap.index:
+                    text += f" ({pap.loc[(dataset, method), m]:.1f})"
+                cells.append(text)
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _verdict(n_ok: int, n_all: int) -> str:
+    if n_all == 0:
+        return "not tested"
+    return "reproduced" if n_ok == n_all else ("partly" if n_ok > 0 else "not reproduced")
+
+
+def claims(table: pd.DataFrame, experiment: str, close_margin: float = 5.0) -> pd.DataFrame:
+    """The paper's claims about Table 2, checked on our table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Our Table 2 for one experiment.
+    experiment : {"mnist", "cifar10"}
+    close_margin : float
+        AUROC points within which the three methods count as "close" on errors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns claim, verdict ("reproduced", "partly", "not reproduced") and
+        evidence (the numbers behind the verdict).
+    """
+    t = table.set_index(["dataset", "method"])
+    methods = ("softmax_baseline", "trust_score", "introspection_net")
+    present = set(t.index.get_level_values(0))
+
+    def a(d, m):
+        return float(t.loc[(d, m), "auroc"])
+
+    rows = []
+    targets = [d for d in ("bim", "fgsm", *_OOD[experiment]) if d in present]
+    wins = [
+        d
+        for d in targets
+        if a(d, "introspection_net") > max(a(d, "softmax_baseline"), a(d, "trust_score"))
+    ]
+    rows.append(
+        {
+            "claim": "Introspection-Net has the best AUROC on BIM, FGSM and every OOD set",
+            "verdict": _verdict(len(wins), len(targets)),
+            "evidence": "; ".join(
+                f"{d}: {a(d, 'introspection_net'):.1f} vs "
+                f"{a(d, 'softmax_baseline'):.1f} (softmax), "
+                f"{a(d, 'trust_score'):.1f} (trust)"
+                for d in targets
+            ),
+        }
+    )
+    ood = [d for d in _OOD[experiment] if d in present]
+    near = [d for d in ood if a(d, "introspection_net") >= 99.0]
+    rows.append(
+        {
+            "claim": "Introspection-Net is close to perfect on OOD data (AUROC >= 99)",
+            "verdict": _verdict(len(near), len(ood)),
+            "evidence": ", ".join(f"{d}: {a(d, 'introspection_net'):.1f}" for d in ood),
+        }
+    )
+    if "errors" in present:
+        vals = [a("errors", m) for m in methods]
+        spread = max(vals) - min(vals)
+        rows.append(
+            {
+                "claim": f"The three methods are close on errors (AUROC within {close_margin:g})",
+                "verdict": "reproduced" if spread <= close_margin else "not reproduced",
+                "evidence": ", ".join(f"{m}: {v:.1f}" for m, v in zip(methods, vals, strict=True))
+                + f" (spread {spread:.1f})",
+            }
+        )
+    if experiment == "cifar10" and "deepfool" in present:
+        s, n = a("deepfool", "softmax_baseline"), a("deepfool", "introspection_net")
+        rows.append(
+            {
+                "claim": "On CIFAR-10 the Softmax Baseline beats Introspection-Net on DeepFool",
+                "verdict": "reproduced" if s > n else "not reproduced",
+                "evidence": f"AUROC softmax {s:.1f} vs Introspection-Net {n:.1f}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def claims_markdown(claims_table: pd.DataFrame) -> str:
+    """The claims checklist as a Markdown table.
+
+    Parameters
+    ----------
+    claims_table : pandas.DataFrame
+        From :func:`claims`.
+
+    Returns
+    -------
+    str
+    """
+    mark = {
+        "reproduced": "✅ reproduced",
+        "partly": "🟡 partly",
+        "not reproduced": "❌ not reproduced",
+        "not tested": "not tested",
+    }
+    lines = ["| claim | verdict | evidence |", "|---|---|---|"]
+    for _, r in claims_table.iterrows():
+        lines.append(f"| {r['claim']} | {mark.get(r['verdict'], r['verdict'])} | {r['evidence']} |")
+    return "\n".join(lines)

@@ -1,0 +1,301 @@
+"""``python -m introspection build``: execute the book's notebooks, then build the HTML.
+
+For each experiment, the five chapter notebooks of ``book/`` run in order with
+papermill (kernel ``python3``); the executed copies, figures and tables go to
+``book/results/<profile>/<experiment>/``. The summary notebook then compares the
+experiments, a table of contents for the profile is written, and Jupyter Book
+builds the HTML with warnings as errors from a clean ``_build``.
+
+Every parameter is validated before any notebook runs: a bad value fails at once
+with one line naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import EXPERIMENTS, PARAMETERS, PROFILES, ConfigError, configure
+
+__all__ = ["CHAPTERS", "main", "parse_value", "write_toc", "run_notebooks", "build_html"]
+
+#: The chapter notebooks, in order, run once per experiment.
+CHAPTERS = (
+    "01_base_model",
+    "02_misclassifications",
+    "03_logit_analysis",
+    "04_introspection_net",
+    "05_evaluation",
+)
+#: Run once per build, after the experiments.
+SUMMARY = "06_summary"
+#: Notebook parameters that are not profile parameters.
+_NOTEBOOK_PARAMS = ("seed", "data_dir", "artifacts_dir")
+_TITLES = {"mnist": "MNIST, the paper's Table 1 CNN", "cifar10": "CIFAR-10, a Wide ResNet"}
+
+
+def repo_root() -> Path:
+    """The checkout holding the book (``_config.yml``, ``book/``)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "_config.yml").is_file() or not (root / "book").is_dir():
+        raise RuntimeError(f"No book found beside the package (looked in {root}).")
+    return root
+
+
+def parse_value(text: str):
+    """Parse a ``-p NAME VALUE`` value as papermill does: number, boolean, null or text.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int, float, bool, None or str
+    """
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m introspection", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="execute the notebooks and build the HTML book")
+    b.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)}")
+    b.add_argument(
+        "--experiment", default="all", help=f"one of {', '.join(EXPERIMENTS)} or all (default)"
+    )
+    b.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override a parameter (repeatable)",
+    )
+    b.add_argument("--data-dir", default=None, help="folder of the .npz dataset files")
+    b.add_argument("--artifacts-dir", default=None, help="cache of models and arrays")
+    b.add_argument("--no-html", action="store_true", help="execute the notebooks only")
+    b.add_argument(
+        "--html-only",
+        action="store_true",
+        help="build the HTML from the notebooks already executed",
+    )
+    return p
+
+
+def _split_parameters(pairs) -> tuple[dict, dict]:
+    notebook, overrides = {}, {}
+    for name, value in pairs:
+        v = parse_value(value)
+        if name in _NOTEBOOK_PARAMS:
+            notebook[name] = v
+        elif name in PARAMETERS:
+            overrides[name] = v
+        else:
+            known = ", ".join((*_NOTEBOOK_PARAMS, *sorted(PARAMETERS)))
+            raise ConfigError(f"Unknown parameter {name!r}. Known: {known}.")
+    return notebook, overrides
+
+
+def run_notebooks(
+    profile: str, experiment: str, notebook_params: dict, overrides: dict, root: Path
+) -> dict:
+    """Execute the chapter notebooks of one experiment with papermill.
+
+    Parameters
+    ----------
+    profile, experiment : str
+    notebook_params : dict
+        ``seed``, ``data_dir``, ``artifacts_dir`` when given.
+    overrides : dict
+        Profile parameters passed to every notebook.
+    root : pathlib.Path
+        The checkout.
+
+    Returns
+    -------
+    dict
+        Wall time of each notebook, in seconds.
+    """
+    import papermill as pm
+
+    out_dir = root / "book" / "results" / profile / experiment
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {
+        "experiment": experiment,
+        "profile": profile,
+        "overrides": overrides,
+        **notebook_params,
+    }
+    times = {}
+    for chapter in CHAPTERS:
+        t0 = time.perf_counter()
+        print(f"[{experiment}] {chapter} ...", flush=True)
+        _execute(pm, root / "book" / f"{chapter}.ipynb", out_dir / f"{chapter}.ipynb", params, root)
+        times[chapter] = time.perf_counter() - t0
+        print(f"[{experiment}] {chapter}: done in {times[chapter]:.1f} s", flush=True)
+    return times
+
+
+def _execute(pm, source: Path, target: Path, params: dict, root: Path) -> None:
+    tmp = target.with_name(f".{target.stem}.running.ipynb")
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(tmp),
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=True,
+            cwd=str(root),
+            report_mode=False,
+        )
+    except pm.PapermillExecutionError as err:
+        raise SystemExit(
+            f"{source.name} failed ({err.ename}: {err.evalue}); "
+            f"see the partly executed notebook {tmp}"
+        ) from None
+    os.replace(tmp, target)
+
+
+def write_toc(profile: str, experiments, root: Path) -> Path:
+    """Write the table of contents of a profile's book (``_build/toc-<profile>.yml``).
+
+    Parameters
+    ----------
+    profile : str
+    experiments : sequence of str
+        The experiments whose executed chapters exist.
+    root : pathlib.Path
+        The checkout.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    lines = [
+        "format: jb-book",
+        "root: book/intro",
+        "parts:",
+        "  - caption: The paper and our choices",
+        "    chapters:",
+        "      - file: book/methods",
+    ]
+    for exp in experiments:
+        lines += [f"  - caption: {_TITLES[exp]} ({profile} profile)", "    chapters:"]
+        lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in CHAPTERS]
+    lines += [
+        "  - caption: Results",
+        "    chapters:",
+        f"      - file: book/results/{profile}/{SUMMARY}",
+        "      - file: book/references",
+    ]
+    path = root / "_build" / f"toc-{profile}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def build_html(toc: Path, root: Path) -> Path:
+    """Build the HTML book from a clean ``_build/html`` with warnings as errors.
+
+    Parameters
+    ----------
+    toc : pathlib.Path
+        Table of contents to build.
+    root : pathlib.Path
+        The checkout.
+
+    Returns
+    -------
+    pathlib.Path
+        ``_build/html/index.html``.
+    """
+    for sub in ("html", "jupyter_execute", ".doctrees"):
+        shutil.rmtree(root / "_build" / sub, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter_book",
+        "build",
+        str(root),
+        "--toc",
+        str(toc),
+        "-W",
+        "--keep-going",
+        "--all",
+    ]
+    jb = shutil.which("jupyter-book")
+    if jb:
+        cmd = [jb, *cmd[3:]]
+    result = subprocess.run(cmd, cwd=root)
+    if result.returncode != 0:
+        raise SystemExit(f"jupyter-book build failed (exit {result.returncode}); see above.")
+    return root / "_build" / "html" / "index.html"
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m introspection``."""
+    args = _parser().parse_args(argv)
+    root = repo_root()
+    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    try:
+        if args.experiment != "all" and args.experiment not in EXPERIMENTS:
+            raise ConfigError(
+                f"--experiment must be one of {', '.join(EXPERIMENTS)} or all; "
+                f"got {args.experiment!r}."
+            )
+        notebook_params, overrides = _split_parameters(args.parameter)
+        if args.data_dir:
+            notebook_params["data_dir"] = args.data_dir
+        if args.artifacts_dir:
+            notebook_params["artifacts_dir"] = args.artifacts_dir
+        for exp in experiments:  # validate everything before any work
+            configure(exp, args.profile, overrides=overrides, **notebook_params)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    t_all = time.perf_counter()
+    times = {}
+    if not args.html_only:
+        import papermill as pm
+
+        for exp in experiments:
+            times[exp] = run_notebooks(args.profile, exp, notebook_params, overrides, root)
+        summary_out = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
+        _execute(
+            pm, root / "book" / f"{SUMMARY}.ipynb", summary_out, {"profile": args.profile}, root
+        )
+        (root / "book" / "results" / args.profile / "build_times.json").write_text(
+            json.dumps(times, indent=2)
+        )
+    built = [
+        e
+        for e in EXPERIMENTS
+        if (root / "book" / "results" / args.profile / e / f"{CHAPTERS[-1]}.ipynb").is_file()
+    ]
+    print(f"notebooks: {time.perf_counter() - t_all:.1f} s", flush=True)
+    if args.no_html:
+        return 0
+    index = build_html(write_toc(args.profile, built, root), root)
+    print(f"total: {time.perf_counter() - t_all:.1f} s")
+    print(index)
+    return 0

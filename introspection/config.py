@@ -1,0 +1,647 @@
+"""Experiments, profiles and the effective configuration of a run.
+
+A *profile* is a named set of parameter values for both experiments, defined once
+here; any parameter can still be overridden (``papermill -p NAME VALUE`` or
+``python -m introspection build -p NAME VALUE``).
+
+- ``smoke``: the whole pipeline on tiny subsets, a few minutes on 2 cores (CI).
+- ``quick`` (default): real data, reduced sizes, about 20 minutes on 2 cores.
+- ``cpu``: the most faithful run a 2-core CPU does in about two hours.
+- ``paper``: the paper's settings (WRN-28-8 on CIFAR-10): for a GPU.
+
+Every parameter is described in :data:`PARAMETERS` (type, allowed values, meaning),
+and :func:`configure` validates all of them before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "EXPERIMENTS",
+    "PARAMETERS",
+    "PROFILES",
+    "STAGES",
+    "Config",
+    "configure",
+    "ConfigError",
+    "default_results_dir",
+]
+
+#: The two experiments of the paper: in-distribution data, image shape, OOD sets.
+EXPERIMENTS: dict[str, dict] = {
+    "mnist": {
+        "in_distribution": "mnist",
+        "image_shape": (28, 28, 1),
+        "model": "paper_cnn",
+        "cross_dataset": "cifar10",
+        "datasets": [
+            "mnist",
+            "errors",
+            "bim",
+            "fgsm",
+            "deepfool",
+            "gaussian",
+            "uniform",
+            "cifar10",
+            "fashion_mnist",
+        ],
+    },
+    "cifar10": {
+        "in_distribution": "cifar10",
+        "image_shape": (32, 32, 3),
+        "model": "wide_resnet",
+        "cross_dataset": "mnist",
+        "datasets": [
+            "cifar10",
+            "errors",
+            "bim",
+            "fgsm",
+            "deepfool",
+            "gaussian",
+            "uniform",
+            "mnist",
+            "fashion_mnist",
+        ],
+    },
+}
+
+#: Misclassification kinds generated from in-distribution test images.
+ATTACKS = ("errors", "bim", "fgsm", "deepfool")
+
+#: Stages in order; each one's artifacts depend on the parameters of its own and
+#: earlier stages.
+STAGES = ("base_model", "misclassifications", "logit_analysis", "introspection_net", "evaluation")
+
+#: The stages whose results each stage depends on (itself included).
+DEPENDS_ON = {
+    "base_model": ("base_model",),
+    "misclassifications": ("base_model", "misclassifications"),
+    "logit_analysis": ("base_model", "misclassifications", "logit_analysis"),
+    "introspection_net": ("base_model", "misclassifications", "introspection_net"),
+    "evaluation": ("base_model", "misclassifications", "introspection_net", "evaluation"),
+}
+
+
+def _p(type_, stage, help_, allowed=None, minimum=None, maximum=None, nullable=False):
+    return {
+        "type": type_,
+        "stage": stage,
+        "help": help_,
+        "allowed": allowed,
+        "min": minimum,
+        "max": maximum,
+        "nullable": nullable,
+    }
+
+
+#: Every tunable parameter: type, the stage that first uses it, its meaning and range.
+PARAMETERS: dict[str, dict] = {
+    # Base classifier.
+    "n_train": _p(
+        int,
+        "base_model",
+        "training images of the base classifier (null = all)",
+        minimum=1,
+        nullable=True,
+    ),
+    "epochs": _p(int, "base_model", "training epochs of the base classifier", minimum=1),
+    "batch_size": _p(int, "base_model", "minibatch size of the base classifier", minimum=1),
+    "optimizer": _p(str, "base_model", "optimizer", allowed=("rmsprop", "sgd", "adam")),
+    "learning_rate": _p(float, "base_model", "initial learning rate", minimum=0.0),
+    "schedule": _p(
+        str, "base_model", "learning-rate schedule", allowed=("constant", "cosine", "step")
+    ),
+    "augment": _p(bool, "base_model", "use the paper's data augmentation"),
+    "wrn_depth": _p(int, "base_model", "Wide ResNet depth (CIFAR-10; 6n+4)", minimum=10),
+    "wrn_width": _p(int, "base_model", "Wide ResNet widening factor (CIFAR-10)", minimum=1),
+    "wrn_dropout": _p(float, "base_model", "Wide ResNet dropout rate", minimum=0.0, maximum=0.9),
+    "weight_decay": _p(float, "base_model", "Wide ResNet weight decay", minimum=0.0),
+    # Misclassified data.
+    "n_source": _p(
+        int,
+        "misclassifications",
+        "in-distribution test images used as the pool of sources (null = all)",
+        minimum=2,
+        nullable=True,
+    ),
+    "train_fraction": _p(
+        float,
+        "misclassifications",
+        "fraction of source images on Introspection-Net's training side",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    "n_train_in": _p(
+        int,
+        "misclassifications",
+        "in-distribution examples for Introspection-Net training (paper: 5000)",
+        minimum=1,
+    ),
+    "n_train_other": _p(
+        int,
+        "misclassifications",
+        "examples of every other dataset for training (paper: 700)",
+        minimum=1,
+    ),
+    "n_test": _p(
+        int, "misclassifications", "test examples of every dataset (paper: 2000)", minimum=1
+    ),
+    "patch_size": _p(int, "misclassifications", "side of the black square of 'errors'", minimum=1),
+    "patch_max_tries": _p(int, "misclassifications", "patch positions tried per image", minimum=1),
+    "fgsm_eps": _p(
+        float,
+        "misclassifications",
+        "FGSM L-inf budget, pixel scale [0, 1]",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    "bim_eps": _p(
+        float,
+        "misclassifications",
+        "BIM L-inf budget, pixel scale [0, 1]",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    "bim_eps_iter": _p(
+        float, "misclassifications", "BIM step size, pixel scale [0, 1]", minimum=0.0, maximum=1.0
+    ),
+    "bim_nb_iter": _p(int, "misclassifications", "BIM iterations", minimum=1),
+    "deepfool_overshoot": _p(float, "misclassifications", "DeepFool overshoot", minimum=0.0),
+    "deepfool_max_iter": _p(int, "misclassifications", "DeepFool maximum iterations", minimum=1),
+    "gaussian_mean": _p(
+        float, "misclassifications", "mean of the Gaussian noise images", minimum=0.0, maximum=1.0
+    ),
+    "gaussian_std": _p(
+        float, "misclassifications", "std of the Gaussian noise images", minimum=0.0
+    ),
+    # Logit analysis.
+    "n_analysis": _p(
+        int, "logit_analysis", "examples per dataset in Figure 1 (paper: 1000)", minimum=2
+    ),
+    "n_scatter": _p(
+        int, "logit_analysis", "examples per dataset in Figure 2 (paper: 300)", minimum=1
+    ),
+    # Introspection-Net and the baselines.
+    "val_fraction": _p(
+        float, "introspection_net", "validation fraction (paper: 0.1)", minimum=0.0, maximum=0.9
+    ),
+    "introspection_epochs": _p(
+        int, "introspection_net", "Introspection-Net epochs (paper: 60)", minimum=1
+    ),
+    "introspection_batch_size": _p(
+        int, "introspection_net", "Introspection-Net batch size", minimum=1
+    ),
+    "trust_feature": _p(
+        str,
+        "introspection_net",
+        "Trust Score feature space",
+        allowed=("features", "logits", "pixels"),
+    ),
+    "trust_alpha": _p(
+        float,
+        "introspection_net",
+        "Trust Score density-filtering fraction",
+        minimum=0.0,
+        maximum=0.99,
+    ),
+    "trust_k": _p(int, "introspection_net", "Trust Score k of the density filter", minimum=1),
+    "trust_n_fit": _p(
+        int, "introspection_net", "base-training images the Trust Score is fitted on", minimum=10
+    ),
+    # Evaluation.
+    "n_boot": _p(int, "evaluation", "bootstrap resamples of the 95% CIs (0 = none)", minimum=0),
+}
+
+# Values shared by every profile; profiles and experiments override them.
+_BASE = {
+    "n_train": None,
+    "augment": True,
+    "optimizer": "rmsprop",
+    "learning_rate": 1e-3,
+    "schedule": "cosine",
+    "batch_size": 64,
+    "wrn_depth": 16,
+    "wrn_width": 2,
+    "wrn_dropout": 0.0,
+    "weight_decay": 5e-4,
+    "n_source": None,
+    "train_fraction": 0.5,
+    "n_train_in": 5000,
+    "n_train_other": 700,
+    "n_test": 2000,
+    "patch_size": 7,
+    "patch_max_tries": 50,
+    "fgsm_eps": 0.3,
+    "bim_eps": 0.3,
+    "bim_eps_iter": 0.03,
+    "bim_nb_iter": 20,
+    "deepfool_overshoot": 0.02,
+    "deepfool_max_iter": 50,
+    "gaussian_mean": 0.5,
+    "gaussian_std": 0.25,
+    "n_analysis": 1000,
+    "n_scatter": 300,
+    "val_fraction": 0.1,
+    "introspection_epochs": 60,
+    "introspection_batch_size": 32,
+    "trust_feature": "features",
+    "trust_alpha": 0.0,
+    "trust_k": 10,
+    "trust_n_fit": 10000,
+    "n_boot": 1000,
+}
+
+# The recipe of each experiment's classifier (Section 2.1; Zagoruyko & Komodakis 2016)
+# and its attack budgets (L-inf 0.3 on MNIST, 8/255 on CIFAR-10).
+_EXPERIMENT_DEFAULTS = {
+    "mnist": {
+        "epochs": 30,
+        "batch_size": 64,
+        "optimizer": "rmsprop",
+        "learning_rate": 1e-3,
+        "schedule": "cosine",
+    },
+    "cifar10": {
+        "epochs": 200,
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "learning_rate": 0.1,
+        "schedule": "step",
+        "wrn_depth": 28,
+        "wrn_width": 8,
+        "fgsm_eps": 8 / 255,
+        "bim_eps": 8 / 255,
+        "bim_eps_iter": 1 / 255,
+        "patch_max_tries": 20,
+    },
+}
+
+_SMALL_SETS = {
+    "n_train_in": 200,
+    "n_train_other": 40,
+    "n_test": 100,
+    "n_analysis": 100,
+    "n_scatter": 100,
+    "introspection_epochs": 10,
+    "trust_n_fit": 1000,
+    "n_boot": 100,
+}
+
+#: Profiles: per experiment, the values that differ from the defaults.
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "description": "whole pipeline on tiny subsets; minutes on 2 cores (CI, first look)",
+        "mnist": {**_SMALL_SETS, "n_train": 3000, "epochs": 1, "n_source": 1000, "bim_nb_iter": 10},
+        "cifar10": {
+            **_SMALL_SETS,
+            "n_train": 4000,
+            "epochs": 2,
+            "n_source": 1000,
+            "wrn_depth": 10,
+            "wrn_width": 1,
+            "optimizer": "adam",
+            "learning_rate": 2e-3,
+            "schedule": "cosine",
+            "bim_nb_iter": 10,
+            "deepfool_max_iter": 20,
+        },
+    },
+    "quick": {
+        "description": "real data, reduced sizes; about 20 minutes on 2 cores",
+        "mnist": {
+            "epochs": 3,
+            "n_train_in": 1500,
+            "n_train_other": 300,
+            "n_test": 600,
+            "n_analysis": 600,
+            "introspection_epochs": 30,
+            "trust_n_fit": 5000,
+            "n_boot": 300,
+        },
+        "cifar10": {
+            "n_train": 20000,
+            "epochs": 6,
+            "wrn_depth": 10,
+            "wrn_width": 2,
+            "schedule": "cosine",
+            "learning_rate": 0.05,
+            "n_source": 4000,
+            "n_train_in": 1000,
+            "n_train_other": 200,
+            "n_test": 400,
+            "n_analysis": 400,
+            "introspection_epochs": 30,
+            "trust_n_fit": 5000,
+            "n_boot": 300,
+            "deepfool_max_iter": 30,
+        },
+    },
+    "cpu": {
+        "description": "as faithful as a 2-core CPU allows in about two hours",
+        "mnist": {},
+        "cifar10": {
+            "epochs": 25,
+            "wrn_depth": 16,
+            "wrn_width": 2,
+            "schedule": "cosine",
+            "learning_rate": 0.1,
+        },
+    },
+    "paper": {
+        "description": "the paper's settings, WRN-28-8 on CIFAR-10: for a GPU",
+        "mnist": {},
+        "cifar10": {},
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A parameter has a wrong type or value."""
+
+
+def _check_value(name: str, value):
+    spec = PARAMETERS[name]
+    if value is None:
+        if spec["nullable"]:
+            return None
+        raise ConfigError(f"Parameter {name!r} may not be null ({spec['help']}).")
+    typ = spec["type"]
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"Parameter {name!r} must be true or false, got {value!r}.")
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(f"Parameter {name!r} must be an integer, got {value!r}.")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"Parameter {name!r} must be a number, got {value!r}.")
+        value = float(value)
+    elif typ is str and not isinstance(value, str):
+        raise ConfigError(f"Parameter {name!r} must be a string, got {value!r}.")
+    if spec["allowed"] is not None and value not in spec["allowed"]:
+        raise ConfigError(
+            f"Parameter {name!r} must be one of {', '.join(map(str, spec['allowed']))}; "
+            f"got {value!r}."
+        )
+    if spec["min"] is not None and value < spec["min"]:
+        raise ConfigError(f"Parameter {name!r} must be >= {spec['min']}, got {value!r}.")
+    if spec["max"] is not None and value > spec["max"]:
+        raise ConfigError(f"Parameter {name!r} must be <= {spec['max']}, got {value!r}.")
+    return value
+
+
+def _repo_root() -> Path | None:
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() and (here / "_toc.yml").is_file() else None
+
+
+def _default_artifacts_dir() -> Path:
+    env = os.environ.get("INTROSPECTION_ARTIFACTS_DIR")
+    if env:
+        return Path(env).expanduser()
+    root = _repo_root()
+    return root / "artifacts" if root else Path.home() / ".cache" / "introspection"
+
+
+def default_results_dir(profile: str, experiment: str | None = None) -> Path:
+    """Where a profile's results go: ``book/results/<profile>[/<experiment>]``.
+
+    Parameters
+    ----------
+    profile : str
+    experiment : str, optional
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    root = (_repo_root() or Path.cwd()) / "book" / "results" / profile
+    return root / experiment if experiment else root
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of one run of one experiment.
+
+    Attributes
+    ----------
+    experiment : str
+        ``"mnist"`` or ``"cifar10"``.
+    profile : str
+        Name of the profile the values came from.
+    seed : int
+        Seed of every random choice of the run.
+    data_dir : str or None
+        Directory of the ``.npz`` dataset files (else ``$INTROSPECTION_DATA_DIR``).
+    artifacts_dir : pathlib.Path
+        Where arrays and models of this experiment are cached.
+    results_dir : pathlib.Path
+        Where figures, tables and the summary are written.
+    params : dict
+        Every parameter of :data:`PARAMETERS`, validated.
+    overrides : dict
+        The parameters that differ from the profile.
+    """
+
+    experiment: str
+    profile: str
+    seed: int
+    data_dir: str | None
+    artifacts_dir: Path
+    results_dir: Path
+    params: dict = field(repr=False)
+    overrides: dict = field(default_factory=dict)
+
+    def __getitem__(self, name):
+        return self.params[name]
+
+    @property
+    def info(self) -> dict:
+        """The experiment's fixed description (datasets, image shape, model)."""
+        return EXPERIMENTS[self.experiment]
+
+    def stage_params(self, stage: str) -> dict:
+        """Parameters that determine a stage's results: its own and its upstream stages'.
+
+        Parameters
+        ----------
+        stage : str
+            One of :data:`STAGES`.
+
+        Returns
+        -------
+        dict
+            Includes the experiment and seed; used as the key of the stage's artifacts.
+        """
+        if stage not in STAGES:
+            raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
+        upto = DEPENDS_ON[stage]
+        out = {"experiment": self.experiment, "seed": self.seed}
+        out.update({k: v for k, v in self.params.items() if PARAMETERS[k]["stage"] in upto})
+        return out
+
+    def table(self, stage: str | None = None):
+        """The configuration as a small DataFrame (parameter, value, meaning).
+
+        Parameters
+        ----------
+        stage : str, optional
+            Show only the parameters this stage introduces (one of :data:`STAGES`).
+        """
+        import pandas as pd
+
+        rows = [
+            ("experiment", self.experiment, "in-distribution dataset"),
+            ("profile", self.profile, PROFILES[self.profile]["description"]),
+            ("seed", self.seed, "seed of every random choice"),
+        ]
+        for k, v in self.params.items():
+            if stage is not None and PARAMETERS[k]["stage"] != stage:
+                continue
+            mark = " (overridden)" if k in self.overrides else ""
+            rows.append((k, v, PARAMETERS[k]["help"] + mark))
+        return pd.DataFrame(rows, columns=["parameter", "value", "meaning"]).set_index("parameter")
+
+
+def configure(
+    experiment: str = "mnist",
+    profile: str = "quick",
+    *,
+    seed: int = 0,
+    data_dir=None,
+    artifacts_dir=None,
+    results_dir=None,
+    overrides=None,
+    **params,
+) -> Config:
+    """Resolve a profile and overrides into a validated configuration.
+
+    Parameters
+    ----------
+    experiment : {"mnist", "cifar10"}
+        Which experiment.
+    profile : {"smoke", "quick", "cpu", "paper"}
+        The named set of parameter values to start from.
+    seed : int
+        Seed of every random choice.
+    data_dir : str or path-like, optional
+        Directory holding ``mnist.npz``, ``fashion_mnist.npz`` and ``cifar10.npz``.
+        If given, it must exist.
+    artifacts_dir : str or path-like, optional
+        Cache of arrays and models (default: ``$INTROSPECTION_ARTIFACTS_DIR``, else
+        ``artifacts/`` in the checkout); ``<artifacts_dir>/<experiment>`` is used.
+        It must be writable.
+    results_dir : str or path-like, optional
+        Where figures and tables go (default ``book/results/<profile>/<experiment>``).
+    overrides : mapping, optional
+        Values of any parameters of :data:`PARAMETERS` (e.g. the ``-p`` pairs given to
+        ``python -m introspection build``, passed to every notebook).
+    **params
+        Values of parameters of :data:`PARAMETERS`; they win over ``overrides``.
+        ``None`` means "the profile's value"; a nullable parameter is set to null
+        with the string ``"null"``.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Naming the parameter and what is allowed, before any work starts.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(
+            f"Parameter 'experiment' must be one of {', '.join(EXPERIMENTS)}; got {experiment!r}."
+        )
+    if profile not in PROFILES:
+        raise ConfigError(
+            f"Parameter 'profile' must be one of {', '.join(PROFILES)}; got {profile!r}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"Parameter 'seed' must be a non-negative integer, got {seed!r}.")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"Parameter 'overrides' must be a mapping, got {overrides!r}.")
+    merged = dict(overrides or {})
+    merged.update({k: v for k, v in params.items() if v is not None})
+    params = {**_BASE, **_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}
+    given = {}
+    for name, value in merged.items():
+        if name not in PARAMETERS:
+            raise ConfigError(
+                f"Unknown parameter {name!r}. Known parameters: {', '.join(sorted(PARAMETERS))}."
+            )
+        if value is None:
+            continue
+        if value == "null":
+            value = None
+        given[name] = value
+    params.update(given)
+    params = {name: _check_value(name, params[name]) for name in PARAMETERS}
+    _check_consistency(experiment, params)
+    if data_dir is not None:
+        data_dir = str(Path(data_dir).expanduser())
+        if not Path(data_dir).is_dir():
+            raise ConfigError(f"Parameter 'data_dir': {data_dir} is not a directory.")
+    art = Path(artifacts_dir).expanduser() if artifacts_dir else _default_artifacts_dir()
+    art = art / experiment
+    _check_writable(art, "artifacts_dir")
+    res = (
+        Path(results_dir).expanduser() if results_dir else default_results_dir(profile, experiment)
+    )
+    _check_writable(res, "results_dir")
+    changed = {
+        k: v
+        for k, v in given.items()
+        if v
+        != {**_BASE, **_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}.get(k)
+    }
+    return Config(experiment, profile, seed, data_dir, art, res, params, changed)
+
+
+def _check_consistency(experiment: str, p: dict) -> None:
+    if (p["wrn_depth"] - 4) % 6 != 0:
+        raise ConfigError(
+            f"Parameter 'wrn_depth' must be 6n+4 (10, 16, 22, 28...), got {p['wrn_depth']}."
+        )
+    if p["bim_eps_iter"] is not None and p["bim_eps_iter"] > p["bim_eps"]:
+        raise ConfigError("Parameter 'bim_eps_iter' must not exceed 'bim_eps'.")
+    if not 0.0 < p["train_fraction"] < 1.0:
+        raise ConfigError("Parameter 'train_fraction' must be strictly between 0 and 1.")
+    n_pool = p["n_source"] or 10000
+    n_train_side = int(round(p["train_fraction"] * n_pool))
+    if p["n_train_in"] > n_train_side:
+        raise ConfigError(
+            f"Parameter 'n_train_in' ({p['n_train_in']}) exceeds the {n_train_side} source images "
+            f"on the training side (n_source x train_fraction)."
+        )
+    if p["n_test"] > n_pool - n_train_side:
+        raise ConfigError(
+            f"Parameter 'n_test' ({p['n_test']}) exceeds the {n_pool - n_train_side} source images "
+            f"on the test side (n_source x (1 - train_fraction))."
+        )
+    if p["n_source"] is not None and p["n_source"] > 10000:
+        raise ConfigError("Parameter 'n_source' must be <= 10000 (the size of the test set).")
+    if p["n_train"] is not None and p["n_train"] > (60000 if experiment == "mnist" else 50000):
+        raise ConfigError("Parameter 'n_train' exceeds the size of the training set.")
+    if p["n_analysis"] > p["n_test"]:
+        raise ConfigError(
+            f"Parameter 'n_analysis' ({p['n_analysis']}) must be <= n_test "
+            f"({p['n_test']}): the analysis uses test examples."
+        )
+
+
+def _check_writable(path: Path, name: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"Parameter {name!r}: cannot write to {path} ({err.strerror}).") from None

@@ -1,0 +1,934 @@
+"""The book's stages, each computed once and cached as artifacts.
+
+Every notebook of the book calls one stage function of this module; a stage first
+asks for the results of the stages before it (loaded from the artifacts when their
+parameters are unchanged, recomputed otherwise), so any notebook can be run on its
+own, and a re-run resumes where the last one stopped.
+
+=====================  ==============================================================
+stage                  artifacts (under ``<artifacts_dir>/<experiment>/``)
+=====================  ==============================================================
+base_model             ``base_model.keras`` and ``base_model_history`` (JSON)
+misclassifications     ``data_<dataset>`` (images, sources, logits, features) per
+                       dataset, ``partition`` and ``generation_stats``
+introspection_net      ``introspection_net.keras``, its history, ``scores``
+evaluation             ``table2.csv`` and ``summary.json`` in the results folder
+=====================  ==============================================================
+
+The artifacts of a stage are keyed by :meth:`introspection.config.Config.stage_params`:
+a change of any parameter of the stage or of an earlier stage recomputes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts, attacks, datasets, detectors, metrics, models, splits, training
+from .config import ATTACKS, Config
+
+__all__ = [
+    "DataSet",
+    "Generation",
+    "StageRun",
+    "load_in_distribution",
+    "load_training_data",
+    "base_model",
+    "misclassifications",
+    "introspection_sets",
+    "fit_detectors",
+    "score_test_sets",
+    "evaluate",
+    "write_summary",
+    "paper_table2",
+]
+
+
+@dataclass
+class StageRun:
+    """How a stage was obtained: computed now or reused from artifacts, and its time."""
+
+    stage: str
+    reused: bool
+    seconds: float
+    compute_seconds: float
+
+    def line(self) -> str:
+        """One-line summary for the notebook."""
+        how = "reused from artifacts" if self.reused else "computed"
+        extra = f" (computing it took {self.compute_seconds:.1f} s)" if self.reused else ""
+        return f"{self.stage}: {how} in {self.seconds:.1f} s{extra}"
+
+
+def _timer_record(cfg: Config, stage: str, t0: float, reused: bool) -> StageRun:
+    seconds = time.perf_counter() - t0
+    name = f"timing_{stage}"
+    params = cfg.stage_params(stage)
+    if reused and artifacts.exists(cfg.artifacts_dir, name, params):
+        compute = artifacts.load_json(cfg.artifacts_dir, name)["compute_seconds"]
+    else:
+        compute = seconds
+        artifacts.save_json(
+            cfg.artifacts_dir, name, {"compute_seconds": seconds}, params=params, seed=cfg.seed
+        )
+    return StageRun(stage, reused, seconds, compute)
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def load_in_distribution(cfg: Config):
+    """The in-distribution test images used as the pool of sources.
+
+    Parameters
+    ----------
+    cfg : Config
+
+    Returns
+    -------
+    x_test : ndarray of float32, shape (n_source, H, W, C)
+        The first ``n_source`` test images, in [0, 1].
+    y_test : ndarray of int64, shape (n_source,)
+    """
+    _, (x, y) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
+    n = cfg["n_source"] or len(x)
+    return datasets.to_float(x[:n]), y[:n].astype(np.int64)
+
+
+def load_training_data(cfg: Config):
+    """The base classifier's training images (a seeded subset of ``n_train`` if set).
+
+    Parameters
+    ----------
+    cfg : Config
+
+    Returns
+    -------
+    x_train : ndarray of float32
+    y_train : ndarray of int64
+    """
+    (x, y), _ = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
+    if cfg["n_train"] is not None and cfg["n_train"] < len(x):
+        idx = np.sort(np.random.default_rng(cfg.seed).choice(len(x), cfg["n_train"], replace=False))
+        x, y = x[idx], y[idx]
+    return datasets.to_float(x), y.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# Stage 1: base classifier
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class BaseModel:
+    """The trained base classifier, its history and test accuracy."""
+
+    model: object
+    history: dict
+    test_accuracy: float
+    run: StageRun
+
+
+def _build_classifier(cfg: Config, x_train):
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.info["model"] == "paper_cnn":
+        return models.paper_cnn(input_shape=cfg.info["image_shape"])
+    return models.wide_resnet(
+        cfg["wrn_depth"],
+        cfg["wrn_width"],
+        input_shape=cfg.info["image_shape"],
+        dropout=cfg["wrn_dropout"],
+        weight_decay=cfg["weight_decay"],
+        input_mean=x_train.mean(axis=(0, 1, 2)),
+        input_std=x_train.std(axis=(0, 1, 2)),
+    )
+
+
+def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
+    """Train the base classifier, or load it when trained with the same parameters.
+
+    Parameters
+    ----------
+    cfg : Config
+    verbose : int
+        Keras' verbosity while training (1: a progress bar per epoch).
+
+    Returns
+    -------
+    BaseModel
+        ``model`` (logits output), ``history`` (per-epoch metrics, with the final
+        test accuracy under ``"test_accuracy"``), ``test_accuracy`` on the whole test
+        set, and ``run`` (computed or reused, wall time).
+    """
+    t0 = time.perf_counter()
+    params = cfg.stage_params("base_model")
+    root = cfg.artifacts_dir
+    if artifacts.exists(root, "base_model", params) and artifacts.exists(
+        root, "base_model_history", params
+    ):
+        model = artifacts.load_model(root, "base_model", params=params)
+        history = artifacts.load_json(root, "base_model_history", params=params)
+        return BaseModel(
+            model, history, history["test_accuracy"], _timer_record(cfg, "base_model", t0, True)
+        )
+    x_train, y_train = load_training_data(cfg)
+    _, (x_test, y_test) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
+    x_test = datasets.to_float(x_test)
+    model = _build_classifier(cfg, x_train)
+    history = training.train_classifier(
+        model,
+        x_train,
+        y_train,
+        epochs=cfg["epochs"],
+        batch_size=cfg["batch_size"],
+        optimizer=cfg["optimizer"],
+        learning_rate=cfg["learning_rate"],
+        schedule=cfg["schedule"],
+        augment=cfg.experiment if cfg["augment"] else "none",
+        validation_data=(x_test, y_test.astype(np.int64)),
+        seed=cfg.seed,
+        verbose=verbose,
+    )
+    pred = models.predict_logits(model, x_test).argmax(axis=1)
+    history["test_accuracy"] = float((pred == y_test).mean())
+    history["n_parameters"] = models.count_params(model)
+    artifacts.save_model(root, "base_model", model, params=params, seed=cfg.seed)
+    artifacts.save_json(root, "base_model_history", history, params=params, seed=cfg.seed)
+    return BaseModel(
+        model, history, history["test_accuracy"], _timer_record(cfg, "base_model", t0, False)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Stage 2: misclassified data
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataSet:
+    """One dataset of the experiment, with the base classifier's view of it.
+
+    Attributes
+    ----------
+    name : str
+        Dataset name (``"mnist"``, ``"errors"``, ``"fgsm"``, ``"gaussian"``...).
+    x : ndarray of float32
+        The images, in [0, 1].
+    source_index : ndarray of int64
+        Index of each image's source within ``pool``.
+    pool : str
+        The pool of source images (``"mnist_test"``, ``"gaussian"``...).
+    y : ndarray of int64
+        True label of the source image (-1 for OOD data, which has none).
+    logits, features : ndarray of float32
+        The base classifier's logits and penultimate features.
+    correct : ndarray of bool
+        Whether the classifier's prediction is correct (False for every OOD,
+        adversarial and patch example).
+    """
+
+    name: str
+    x: np.ndarray
+    source_index: np.ndarray
+    pool: str
+    y: np.ndarray
+    logits: np.ndarray
+    features: np.ndarray
+    correct: np.ndarray
+
+    @property
+    def prediction(self) -> np.ndarray:
+        """The classifier's predicted labels."""
+        return self.logits.argmax(axis=1)
+
+
+@dataclass
+class Generation:
+    """Every dataset of the experiment, the source partition and generation statistics."""
+
+    sets: dict[str, DataSet]
+    partition: dict[str, tuple[np.ndarray, np.ndarray]]
+    stats: dict
+    run: StageRun | None = field(default=None)
+
+    def __getitem__(self, name: str) -> DataSet:
+        return self.sets[name]
+
+
+def _norm_stats(x_adv: np.ndarray, x_src: np.ndarray) -> dict:
+    d = (x_adv.astype(np.float64) - x_src.astype(np.float64)).reshape(len(x_adv), -1)
+    if len(d) == 0:
+        return {"mean_linf": None, "mean_l2": None}
+    return {
+        "mean_linf": float(np.abs(d).max(axis=1).mean()),
+        "mean_l2": float(np.linalg.norm(d, axis=1).mean()),
+    }
+
+
+def _generate_until(fn, x, y, candidates: np.ndarray, target: int, name: str, side: str):
+    """Run generator ``fn`` on chunks of ``candidates`` until ``target`` examples are kept."""
+    kept_x, kept_src = [], []
+    attempted = successes = 0
+    pos = 0
+    while sum(len(k) for k in kept_x) < target and pos < len(candidates):
+        need = target - sum(len(k) for k in kept_x)
+        chunk = candidates[pos : pos + max(64, int(need * 1.2) + 16)]
+        pos += len(chunk)
+        g = fn(x[chunk], y[chunk])
+        attempted += g.stats["attempted"]
+        successes += g.stats["kept"]
+        kept_x.append(g.x[:need])
+        kept_src.append(chunk[g.source_index[:need]])
+    n = sum(len(k) for k in kept_x)
+    if n < target:
+        raise RuntimeError(
+            f"{name}: only {n} misclassified examples from the {len(candidates)} source images on "
+            f"the {side} side, {target} needed. Raise n_source or the attack budget, or lower "
+            f"the set sizes."
+        )
+    xs, src = np.concatenate(kept_x), np.concatenate(kept_src)
+    return (
+        xs,
+        src,
+        {
+            "attempted": attempted,
+            "successes": successes,
+            "success_rate": successes / attempted if attempted else None,
+        },
+    )
+
+
+def _attack_fn(cfg: Config, model, name: str):
+    if name == "fgsm":
+        return lambda x, y: attacks.fgsm(model, x, y, eps=cfg["fgsm_eps"])
+    if name == "bim":
+        return lambda x, y: attacks.bim(
+            model,
+            x,
+            y,
+            eps=cfg["bim_eps"],
+            eps_iter=cfg["bim_eps_iter"] or cfg["bim_eps"] / 10,
+            nb_iter=cfg["bim_nb_iter"],
+        )
+    if name == "deepfool":
+        return lambda x, y: attacks.deepfool(
+            model, x, y, overshoot=cfg["deepfool_overshoot"], max_iter=cfg["deepfool_max_iter"]
+        )
+    raise ValueError(name)
+
+
+def _ood_images(cfg: Config, name: str, n: int):
+    """``n`` OOD images of dataset ``name`` in the experiment's format, and their sources."""
+    shape = cfg.info["image_shape"]
+    if name == "gaussian":
+        x = datasets.gaussian_noise(
+            n, shape, mean=cfg["gaussian_mean"], std=cfg["gaussian_std"], seed=cfg.seed + 11
+        )
+        return x, np.arange(n)
+    if name == "uniform":
+        return datasets.uniform_noise(n, shape, seed=cfg.seed + 12), np.arange(n)
+    _, (x_other, _) = datasets.load(name, cfg.data_dir)
+    if n > len(x_other):
+        raise ValueError(f"{name}: {n} images needed but its test set has {len(x_other)}.")
+    idx = np.random.default_rng(cfg.seed + 13).permutation(len(x_other))[:n]
+    if cfg.experiment == "mnist":
+        x = (
+            datasets.cifar10_as_mnist(x_other[idx])
+            if name == "cifar10"
+            else datasets.to_float(x_other[idx])
+        )
+    else:
+        x = datasets.mnist_as_cifar10(x_other[idx])
+    return x, idx
+
+
+def _dataset_names(cfg: Config) -> list[str]:
+    return list(cfg.info["datasets"])
+
+
+def misclassifications(cfg: Config, model=None, progress: bool = True) -> Generation:
+    """Generate (or load) every dataset of Section 2.2 with the classifier's logits.
+
+    The in-distribution test pool (``n_source`` images) is split once, by seed,
+    into a training side and a test side. Patch errors and attacks are made from
+    correctly classified source images of each side, in a seeded order, until
+    ``n_train_other`` (training side) and ``n_test`` (test side) misclassified
+    examples exist, so no more images are attacked than needed. OOD sets get
+    ``n_train_other + n_test`` images each, split the same way.
+
+    Parameters
+    ----------
+    cfg : Config
+    model : keras.Model, optional
+        The base classifier; loaded (or trained) by :func:`base_model` if omitted.
+    progress : bool
+        Show a progress bar over the datasets.
+
+    Returns
+    -------
+    Generation
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    params = cfg.stage_params("misclassifications")
+    root = cfg.artifacts_dir
+    names = _dataset_names(cfg)
+    needed = ["partition", "generation_stats", *[f"data_{n}" for n in names]]
+    in_name = cfg.info["in_distribution"]
+    x_pool, y_pool = load_in_distribution(cfg)
+    if all(artifacts.exists(root, a, params) for a in needed):
+        return _load_generation(cfg, params, names, x_pool, y_pool, t0)
+
+    if model is None:
+        model = base_model(cfg).model
+    pool = f"{in_name}_test"
+    tr, te = splits.partition_sources(len(x_pool), cfg["train_fraction"], seed=cfg.seed)
+    partition = {pool: (tr, te)}
+    rng = np.random.default_rng(cfg.seed + 1)
+    order = {"train": rng.permutation(tr), "test": rng.permutation(te)}
+    targets = {"train": cfg["n_train_other"], "test": cfg["n_test"]}
+    raw: dict[str, tuple] = {}
+    stats: dict[str, dict] = {}
+    bar = tqdm(names, desc=f"{cfg.experiment}: generating", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        t = time.perf_counter()
+        if name == in_name:
+            raw[name] = (None, np.arange(len(x_pool)), pool, y_pool)
+            stats[name] = {"n": len(x_pool)}
+        elif name in ATTACKS:
+            xs, srcs, st = [], [], {}
+            for side in ("train", "test"):
+                if name == "errors":
+                    cand = order[side]
+                    g = attacks.patch_errors(
+                        model,
+                        x_pool[cand],
+                        y_pool[cand],
+                        n_examples=targets[side],
+                        patch_size=cfg["patch_size"],
+                        max_tries=cfg["patch_max_tries"],
+                        seed=cfg.seed + (0 if side == "train" else 1),
+                    )
+                    if len(g.x) < targets[side]:
+                        raise RuntimeError(
+                            f"errors: only {len(g.x)} patch errors on the {side} side after "
+                            f"{cfg['patch_max_tries']} tries per image; {targets[side]} needed. "
+                            f"Raise patch_max_tries or n_source, or lower the set sizes."
+                        )
+                    x_side, src_side = g.x, cand[g.source_index]
+                    st[side] = {k: g.stats[k] for k in ("tries", "kept", "yield", "attempted")}
+                else:
+                    x_side, src_side, st[side] = _generate_until(
+                        _attack_fn(cfg, model, name),
+                        x_pool,
+                        y_pool,
+                        order[side],
+                        targets[side],
+                        name,
+                        side,
+                    )
+                xs.append(x_side)
+                srcs.append(src_side)
+            x, src = np.concatenate(xs), np.concatenate(srcs)
+            st.update(_norm_stats(x, x_pool[src]))
+            raw[name] = (x, src, pool, y_pool[src])
+            stats[name] = st
+        else:
+            n = cfg["n_train_other"] + cfg["n_test"]
+            x, src = _ood_images(cfg, name, n)
+            ood_pool = name if name in ("gaussian", "uniform") else f"{name}_test"
+            partition[ood_pool] = (src[: cfg["n_train_other"]], src[cfg["n_train_other"] :])
+            raw[name] = (x, src, ood_pool, np.full(n, -1, np.int64))
+            stats[name] = {"n": n}
+        stats[name]["seconds"] = time.perf_counter() - t
+
+    sets = {}
+    for name, (x, src, pool_name, y) in raw.items():
+        images = x_pool if x is None else x
+        feats, logits = models.predict_features(model, images)
+        correct = (logits.argmax(1) == y) if name == in_name else np.zeros(len(images), bool)
+        sets[name] = DataSet(name, images, src, pool_name, y, logits, feats, correct)
+        stats[name]["n"] = len(images)
+        stats[name]["mean_max_logit"] = float(logits.max(1).mean())
+        arrays = {
+            "source_index": src,
+            "y": y,
+            "logits": logits,
+            "features": feats,
+            "correct": correct,
+            "pool": np.array(pool_name),
+        }
+        if x is not None:
+            arrays["x"] = x
+        artifacts.save_arrays(root, f"data_{name}", arrays, params=params, seed=cfg.seed)
+    stats[in_name]["accuracy"] = float(sets[in_name].correct.mean())
+    artifacts.save_arrays(
+        root,
+        "partition",
+        {
+            f"{k}__{side}": v[i]
+            for k, v in partition.items()
+            for i, side in enumerate(("train", "test"))
+        },
+        params=params,
+        seed=cfg.seed,
+    )
+    artifacts.save_json(root, "generation_stats", stats, params=params, seed=cfg.seed)
+    return Generation(sets, partition, stats, _timer_record(cfg, "misclassifications", t0, False))
+
+
+def _load_generation(cfg, params, names, x_pool, y_pool, t0) -> Generation:
+    root = cfg.artifacts_dir
+    sets = {}
+    for name in names:
+        a = artifacts.load_arrays(root, f"data_{name}", params=params)
+        x = a["x"] if "x" in a else x_pool
+        sets[name] = DataSet(
+            name,
+            x,
+            a["source_index"],
+            str(a["pool"]),
+            a["y"],
+            a["logits"],
+            a["features"],
+            a["correct"],
+        )
+    p = artifacts.load_arrays(root, "partition", params=params)
+    pools = sorted({k.rsplit("__", 1)[0] for k in p})
+    partition = {k: (p[f"{k}__train"], p[f"{k}__test"]) for k in pools}
+    stats = artifacts.load_json(root, "generation_stats", params=params)
+    return Generation(sets, partition, stats, _timer_record(cfg, "misclassifications", t0, True))
+
+
+def introspection_sets(cfg: Config, gen: Generation) -> splits.Splits:
+    """Section 3.2's training, validation and test sets (indices into ``gen``).
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+
+    Returns
+    -------
+    introspection.splits.Splits
+    """
+    parts = {n: splits.Part(d.pool, d.source_index, d.correct) for n, d in gen.sets.items()}
+    return splits.make_splits(
+        parts,
+        cfg.info["in_distribution"],
+        n_train_in=cfg["n_train_in"],
+        n_train_other=cfg["n_train_other"],
+        n_test=cfg["n_test"],
+        val_fraction=cfg["val_fraction"],
+        partition=gen.partition,
+        seed=cfg.seed,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Stage 4: Introspection-Net and the baselines
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fitted:
+    """The three detectors, fitted, and how they were obtained."""
+
+    detectors: dict
+    history: dict
+    trust_fit_size: int
+    run: StageRun
+
+
+def _trust_features(cfg: Config, model, x) -> np.ndarray:
+    if cfg["trust_feature"] == "pixels":
+        return x.reshape(len(x), -1)
+    feats, logits = models.predict_features(model, x)
+    return feats if cfg["trust_feature"] == "features" else logits
+
+
+def _detector_inputs(cfg: Config, ds: DataSet) -> np.ndarray:
+    if cfg["trust_feature"] == "pixels":
+        return ds.x.reshape(len(ds.x), -1)
+    return ds.features if cfg["trust_feature"] == "features" else ds.logits
+
+
+def fit_detectors(
+    cfg: Config, gen: Generation, sets: splits.Splits, model=None, verbose: int = 0
+) -> Fitted:
+    """Train Introspection-Net (or load it) and fit the Softmax Baseline and Trust Score.
+
+    Introspection-Net trains on the logits of ``sets.train`` and validates on
+    ``sets.val``. The Trust Score is fitted on ``trust_n_fit`` images of the base
+    classifier's training data (seeded subset, true labels) in the feature space
+    ``trust_feature``.
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    model : keras.Model, optional
+        The base classifier (needed for the Trust Score's training features).
+    verbose : int
+        Keras' verbosity while training Introspection-Net.
+
+    Returns
+    -------
+    Fitted
+    """
+    t0 = time.perf_counter()
+    params = cfg.stage_params("introspection_net")
+    root = cfg.artifacts_dir
+    logits = {n: d.logits for n, d in gen.sets.items()}
+    reused = artifacts.exists(root, "introspection_net", params) and artifacts.exists(
+        root, "introspection_net_history", params
+    )
+    if reused:
+        net = detectors.IntrospectionNet(
+            model=artifacts.load_model(root, "introspection_net", params=params)
+        )
+        history = artifacts.load_json(root, "introspection_net_history", params=params)
+    else:
+        net = detectors.IntrospectionNet(
+            epochs=cfg["introspection_epochs"],
+            batch_size=cfg["introspection_batch_size"],
+            seed=cfg.seed,
+        )
+        net.fit(
+            splits.gather(sets.train, logits),
+            sets.train.label,
+            validation_data=(splits.gather(sets.val, logits), sets.val.label),
+            verbose=verbose,
+        )
+        history = net.history_
+        artifacts.save_model(root, "introspection_net", net.model_, params=params, seed=cfg.seed)
+        artifacts.save_json(
+            root, "introspection_net_history", history, params=params, seed=cfg.seed
+        )
+    if model is None:
+        model = base_model(cfg, verbose=0).model
+    x_train, y_train = load_training_data(cfg)
+    n_fit = min(cfg["trust_n_fit"], len(x_train))
+    idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(len(x_train), n_fit, replace=False))
+    trust = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"])
+    trust.fit(_trust_features(cfg, model, x_train[idx]), y_train[idx])
+    dets = {
+        "softmax_baseline": detectors.SoftmaxBaseline(),
+        "trust_score": trust,
+        "introspection_net": net,
+    }
+    return Fitted(dets, history, n_fit, _timer_record(cfg, "introspection_net", t0, reused))
+
+
+def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted) -> dict:
+    """Every method's score on every test example, grouped by dataset.
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    fitted : Fitted
+
+    Returns
+    -------
+    dict
+        ``{dataset: {"label": ndarray, method: ndarray of scores, ...}}`` for the
+        test examples of each dataset.
+    """
+    out = {}
+    for name, ds in gen.sets.items():
+        part = sets.test.of(name)
+        rows = part.index
+        z = ds.logits[rows]
+        entry = {"label": part.label}
+        for method, det in fitted.detectors.items():
+            if method == "trust_score":
+                entry[method] = det.score(_detector_inputs(cfg, ds)[rows], z.argmax(1))
+            else:
+                entry[method] = det.score(z)
+        out[name] = entry
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Stage 5: evaluation
+# --------------------------------------------------------------------------------------
+
+
+def paper_table2(experiment: str | None = None):
+    """The paper's Table 2 (percentages), as shipped in ``introspection/data``.
+
+    Parameters
+    ----------
+    experiment : {"mnist", "cifar10"}, optional
+        Keep only this experiment's rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out.
+    """
+    import pandas as pd
+
+    df = pd.read_csv(Path(__file__).with_name("data") / "paper_table2.csv")
+    return df if experiment is None else df[df.experiment == experiment].reset_index(drop=True)
+
+
+def evaluate(cfg: Config, scores: dict):
+    """Table 2 for this experiment, with bootstrap 95% CIs, written to the results folder.
+
+    Parameters
+    ----------
+    cfg : Config
+    scores : dict
+        From :func:`score_test_sets`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dataset x method; also written to ``<results_dir>/table2.csv``.
+    """
+    in_name = cfg.info["in_distribution"]
+    methods = [m for m in scores[in_name] if m != "label"]
+    in_correct = scores[in_name]["label"].astype(bool)
+    in_scores = {m: scores[in_name][m] for m in methods}
+    others = {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name}
+    table = metrics.evaluation_table(
+        in_correct,
+        in_scores,
+        others,
+        experiment=cfg.experiment,
+        n_boot=cfg["n_boot"],
+        random_state=cfg.seed,
+    )
+    path = cfg.results_dir / "table2.csv"
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.4f")
+    os.replace(tmp, path)
+    return table
+
+
+def write_summary(cfg: Config, **entries) -> Path:
+    """Write ``<results_dir>/summary.json``: configuration, versions and the given entries.
+
+    Parameters
+    ----------
+    cfg : Config
+    **entries
+        JSON-serialisable values (base accuracy, set sizes, wall times...).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import platform
+
+    summary = {
+        "experiment": cfg.experiment,
+        "profile": cfg.profile,
+        "seed": cfg.seed,
+        "parameters": cfg.params,
+        "overrides": cfg.overrides,
+        "versions": artifacts.library_versions(),
+        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()},
+        **entries,
+    }
+    path = cfg.results_dir / "summary.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(artifacts.canonical_params(summary), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
+# --------------------------------------------------------------------------------------
+# Helpers for the chapters
+# --------------------------------------------------------------------------------------
+
+
+def record_timing(cfg: Config, stage: str, seconds: float) -> None:
+    """Record the wall time of a stage without artifacts (logit analysis, evaluation).
+
+    Parameters
+    ----------
+    cfg : Config
+    stage : str
+        One of :data:`introspection.config.STAGES`.
+    seconds : float
+    """
+    artifacts.save_json(
+        cfg.artifacts_dir,
+        f"timing_{stage}",
+        {"compute_seconds": seconds},
+        params=cfg.stage_params(stage),
+        seed=cfg.seed,
+    )
+
+
+def stage_timings(cfg: Config) -> dict:
+    """Wall time of each stage's last computation (seconds), from the artifacts.
+
+    Parameters
+    ----------
+    cfg : Config
+
+    Returns
+    -------
+    dict
+        Stage name to seconds, for the stages that have a current record.
+    """
+    from .config import STAGES
+
+    out = {}
+    for stage in STAGES:
+        name = f"timing_{stage}"
+        if artifacts.exists(cfg.artifacts_dir, name, cfg.stage_params(stage)):
+            out[stage] = artifacts.load_json(cfg.artifacts_dir, name)["compute_seconds"]
+    return out
+
+
+def generation_table(gen: Generation):
+    """Counts and yields of every generated dataset, one row per dataset.
+
+    Parameters
+    ----------
+    gen : Generation
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: examples, attempted source images, success rate (%), patch tries and
+        yield (errors), mean L-inf and L2 perturbation norms (attacks), mean max logit.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, st in gen.stats.items():
+        sides = [st[s] for s in ("train", "test") if isinstance(st.get(s), dict)]
+        attempted = sum(s.get("attempted", 0) for s in sides) if sides else None
+        row = {"dataset": name, "examples": st["n"], "attempted": attempted}
+        if name == "errors":
+            tries = sum(s["tries"] for s in sides)
+            row["patch tries"] = tries
+            row["yield (%)"] = 100 * sum(s["kept"] for s in sides) / tries
+        elif sides:
+            row["success rate (%)"] = 100 * sum(s["successes"] for s in sides) / attempted
+        row["mean L-inf"] = st.get("mean_linf")
+        row["mean L2"] = st.get("mean_l2")
+        row["mean max logit"] = st["mean_max_logit"]
+        if "accuracy" in st:
+            row["classifier accuracy (%)"] = 100 * st["accuracy"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def sample_images(ds: DataSet, n: int = 8, seed: int = 0):
+    """A few images of a dataset with the classifier's prediction as titles.
+
+    Parameters
+    ----------
+    ds : DataSet
+    n : int
+        Number of images.
+    seed : int
+        Seed of the choice.
+
+    Returns
+    -------
+    images : ndarray
+    titles : list of str
+        ``"pred 3 (0.99)"``: predicted class and its softmax probability, plus the
+        true label of the source when there is one.
+    """
+    idx = np.sort(np.random.default_rng(seed).choice(len(ds.x), min(n, len(ds.x)), replace=False))
+    prob = detectors.softmax(ds.logits[idx])
+    titles = []
+    for k, i in enumerate(idx):
+        t = f"pred {prob[k].argmax()} ({prob[k].max():.2f})"
+        if ds.y[i] >= 0:
+            t += f"\ntrue {ds.y[i]}"
+        titles.append(t)
+    return ds.x[idx], titles
+
+
+def analysis_logits(cfg: Config, gen: Generation, sets: splits.Splits) -> dict:
+    """Logits of ``n_analysis`` test examples per dataset, for Figures 1 and 2.
+
+    For the in-distribution set, only correctly classified examples are used (the
+    paper compares "correctly classified MNIST images" with the misclassifications).
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+
+    Returns
+    -------
+    dict of str to ndarray (n, K)
+    """
+    in_name = cfg.info["in_distribution"]
+    out = {}
+    for name, ds in gen.sets.items():
+        part = sets.test.of(name)
+        rows = part.index[part.label == 1] if name == in_name else part.index
+        out[name] = ds.logits[rows[: cfg["n_analysis"]]]
+    return out
+
+
+def set_sizes(sets: splits.Splits):
+    """Examples per dataset in the training, validation and test sets.
+
+    Parameters
+    ----------
+    sets : introspection.splits.Splits
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; columns train, validation, test, and the number of examples
+        labelled "correct" in each.
+    """
+    import pandas as pd
+
+    names = list(sets.test.counts())
+    rows = []
+    for n in names:
+        tr, va, te = sets.train.of(n), sets.val.of(n), sets.test.of(n)
+        rows.append(
+            {
+                "dataset": n,
+                "train": len(tr),
+                "validation": len(va),
+                "test": len(te),
+                "correct (train)": int(tr.label.sum()),
+                "correct (test)": int(te.label.sum()),
+            }
+        )
+    df = pd.DataFrame(rows).set_index("dataset")
+    df.loc["total"] = df.sum()
+    return df

@@ -1,0 +1,1174 @@
+"""Figures of the book: one message each, the same colours in every chapter.
+
+Colours go by a dataset's **role** in an experiment, not by its name, because the same
+dataset is in-distribution in one experiment and out-of-distribution in the other
+(CIFAR-10 is the *cross-dataset* OOD set of the MNIST experiment and the
+in-distribution set of the CIFAR-10 one):
+
+=================  ==========================================  ===============
+role               datasets                                    colour
+=================  ==========================================  ===============
+in_distribution    ``"mnist"`` / ``"cifar10"`` (its own name)  blue
+errors             ``"errors"`` (black-patch errors)           orange
+fgsm               ``"fgsm"``                                  vermillion
+bim                ``"bim"``                                   reddish purple
+deepfool           ``"deepfool"``                              sky blue
+gaussian           ``"gaussian"``                              grey
+uniform            ``"uniform"``                               black
+cross_dataset      ``"cifar10"`` / ``"mnist"`` (the other one) bluish green
+fashion_mnist      ``"fashion_mnist"``                         yellow
+=================  ==========================================  ===============
+
+The palette is Okabe & Ito's colour-blind-safe set (8 colours, black included) plus a
+grey. The three detectors have their own fixed colours (:data:`METHOD_COLORS`).
+
+Every figure function returns a :class:`matplotlib.figure.Figure` created through
+:mod:`matplotlib.pyplot` (so notebooks show it inline; close it with
+``plt.close(fig)``). The module's look (light grid, no top/right spines, small fonts)
+is applied with :func:`matplotlib.pyplot.style.context` while a figure is built, so
+global ``rcParams`` are never changed. Nothing is shown or printed; write a figure
+with :func:`save_figure`.
+
+Metric conventions follow :mod:`introspection.metrics`: "correct" is the positive
+class, a score is a confidence (higher = more likely correct), tables hold percentages.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from scipy.special import softmax as _softmax
+from sklearn.metrics import roc_curve
+
+from introspection.metrics import METRICS, auroc, fpr_at_tpr
+
+__all__ = [
+    "DATASET_LABELS",
+    "EXPERIMENTS",
+    "METHOD_COLORS",
+    "METHOD_LABELS",
+    "METRIC_LABELS",
+    "OKABE_ITO",
+    "PAPER_MAX_LOGIT",
+    "ROLES",
+    "ROLE_COLORS",
+    "dataset_color",
+    "dataset_label",
+    "dataset_role",
+    "image_grid",
+    "learning_curves",
+    "logit_distributions",
+    "method_color",
+    "method_label",
+    "metric_comparison",
+    "min_max_scatter",
+    "roc_curves",
+    "roc_grid",
+    "save_figure",
+    "subsample_indices",
+]
+
+# ---------------------------------------------------------------------------
+# Names, roles and colours
+# ---------------------------------------------------------------------------
+
+#: Okabe & Ito (2008) colour-blind-safe palette.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+_GREY = "#999999"
+
+#: Datasets of each experiment; the first one is the in-distribution dataset.
+EXPERIMENTS = {
+    "mnist": (
+        "mnist",
+        "errors",
+        "fgsm",
+        "bim",
+        "deepfool",
+        "gaussian",
+        "uniform",
+        "cifar10",
+        "fashion_mnist",
+    ),
+    "cifar10": (
+        "cifar10",
+        "errors",
+        "fgsm",
+        "bim",
+        "deepfool",
+        "gaussian",
+        "uniform",
+        "mnist",
+        "fashion_mnist",
+    ),
+}
+
+#: The roles a dataset can play in an experiment, in the book's legend order.
+ROLES = (
+    "in_distribution",
+    "errors",
+    "fgsm",
+    "bim",
+    "deepfool",
+    "gaussian",
+    "uniform",
+    "cross_dataset",
+    "fashion_mnist",
+)
+
+#: Role -> hex colour (fixed for the whole book).
+ROLE_COLORS = {
+    "in_distribution": OKABE_ITO["blue"],
+    "errors": OKABE_ITO["orange"],
+    "fgsm": OKABE_ITO["vermillion"],
+    "bim": OKABE_ITO["reddish_purple"],
+    "deepfool": OKABE_ITO["sky_blue"],
+    "gaussian": _GREY,
+    "uniform": OKABE_ITO["black"],
+    "cross_dataset": OKABE_ITO["bluish_green"],
+    "fashion_mnist": OKABE_ITO["yellow"],
+}
+
+#: Dataset name -> display name.
+DATASET_LABELS = {
+    "mnist": "MNIST",
+    "cifar10": "CIFAR-10",
+    "errors": "Errors (black patches)",
+    "fgsm": "FGSM",
+    "bim": "BIM",
+    "deepfool": "DeepFool",
+    "gaussian": "Gaussian noise",
+    "uniform": "Uniform noise",
+    "fashion_mnist": "Fashion-MNIST",
+}
+
+#: Detector name -> display name.
+METHOD_LABELS = {
+    "softmax_baseline": "Softmax Baseline",
+    "trust_score": "Trust Score",
+    "introspection_net": "Introspection-Net",
+}
+
+#: Detector name -> hex colour (Okabe-Ito).
+METHOD_COLORS = {
+    "softmax_baseline": OKABE_ITO["orange"],
+    "trust_score": OKABE_ITO["reddish_purple"],
+    "introspection_net": OKABE_ITO["blue"],
+}
+
+# Colours given, in order, to detectors not in METHOD_COLORS (e.g. ablation variants).
+_EXTRA_METHOD_COLORS = (
+    OKABE_ITO["bluish_green"],
+    OKABE_ITO["vermillion"],
+    OKABE_ITO["sky_blue"],
+    OKABE_ITO["black"],
+    _GREY,
+)
+
+#: Metric column (:data:`introspection.metrics.METRICS`) -> axis label (percent).
+METRIC_LABELS = {
+    "fpr_at_95tpr": "FPR at 95 % TPR (%, lower is better)",
+    "auroc": "AUROC (%)",
+    "aupr_in": "AUPR-In (%)",
+    "aupr_out": "AUPR-Out (%)",
+}
+
+#: Section 2.3 of the paper, MNIST experiment: mean and standard deviation of the
+#: maximum logit per dataset.
+PAPER_MAX_LOGIT = {
+    "mnist": (16.5, 5.0),
+    "bim": (10.8, 5.2),
+    "fgsm": (8.8, 2.6),
+    "deepfool": (3.4, 2.3),
+}
+
+_PAPER_MARKER = {"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black"}
+
+# Applied with plt.style.context while a figure is built (never globally).
+_STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+    "figure.dpi": 100,
+    "figure.constrained_layout.use": True,
+    "image.interpolation": "nearest",
+}
+
+
+def _styled(func):
+    """Build the figure inside the module's style context."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with plt.style.context(_STYLE):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _check_experiment(experiment: str) -> tuple[str, ...]:
+    if experiment not in EXPERIMENTS:
+        raise ValueError(
+            f"Unknown experiment {experiment!r}; expected one of {sorted(EXPERIMENTS)}."
+        )
+    return EXPERIMENTS[experiment]
+
+
+def dataset_role(name: str, experiment: str) -> str:
+    """Role of a dataset in an experiment.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name, one of :data:`EXPERIMENTS` ``[experiment]``.
+    experiment : {"mnist", "cifar10"}
+        The experiment (named after its in-distribution dataset).
+
+    Returns
+    -------
+    role : str
+        One of :data:`ROLES`: ``"in_distribution"`` for the experiment's own dataset,
+        ``"cross_dataset"`` for the other experiment's dataset (CIFAR-10 in the MNIST
+        experiment, MNIST in the CIFAR-10 one), otherwise the dataset's name.
+
+    Raises
+    ------
+    ValueError
+        Unknown experiment, or a dataset that is not part of it.
+
+    Example
+    -------
+    >>> dataset_role("cifar10", "mnist"), dataset_role("cifar10", "cifar10")
+    ('cross_dataset', 'in_distribution')
+    """
+    datasets = _check_experiment(experiment)
+    if name not in datasets:
+        raise ValueError(
+            f"Unknown dataset {name!r} for experiment {experiment!r}; "
+            f"expected one of {list(datasets)}."
+        )
+    if name == experiment:
+        return "in_distribution"
+    if name in EXPERIMENTS:
+        return "cross_dataset"
+    return name
+
+
+def dataset_color(name: str, experiment: str) -> str:
+    """Hex colour of a dataset, fixed by its role (:data:`ROLE_COLORS`).
+
+    Parameters
+    ----------
+    name : str
+        Dataset name.
+    experiment : {"mnist", "cifar10"}
+        The experiment.
+
+    Returns
+    -------
+    color : str
+        ``"#RRGGBB"``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`dataset_role`.
+
+    Example
+    -------
+    >>> dataset_color("mnist", "mnist") == dataset_color("cifar10", "cifar10")
+    True
+    """
+    return ROLE_COLORS[dataset_role(name, experiment)]
+
+
+def dataset_label(name: str, experiment: str) -> str:
+    """Display name of a dataset (:data:`DATASET_LABELS`).
+
+    Parameters
+    ----------
+    name : str
+        Dataset name.
+    experiment : {"mnist", "cifar10"}
+        The experiment (checked: the dataset must belong to it).
+
+    Returns
+    -------
+    label : str
+        E.g. ``"CIFAR-10"``, ``"Gaussian noise"``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`dataset_role`.
+    """
+    dataset_role(name, experiment)
+    return DATASET_LABELS[name]
+
+
+def method_label(name: str) -> str:
+    """Display name of a detector; unknown names are returned unchanged.
+
+    Parameters
+    ----------
+    name : str
+        Detector name, e.g. ``"trust_score"``.
+
+    Returns
+    -------
+    label : str
+        E.g. ``"Trust Score"``.
+    """
+    return METHOD_LABELS.get(name, name)
+
+
+def method_color(name: str) -> str:
+    """Hex colour of a known detector (:data:`METHOD_COLORS`).
+
+    Parameters
+    ----------
+    name : str
+        One of ``"softmax_baseline"``, ``"trust_score"``, ``"introspection_net"``.
+
+    Returns
+    -------
+    color : str
+        ``"#RRGGBB"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown detector. (The figure functions accept other detector names too and
+        give them further Okabe-Ito colours in order of appearance.)
+    """
+    if name not in METHOD_COLORS:
+        raise ValueError(f"Unknown method {name!r}; expected one of {list(METHOD_COLORS)}.")
+    return METHOD_COLORS[name]
+
+
+def _method_colors(methods: Sequence[str]) -> dict[str, str]:
+    """Fixed colours for known detectors, further palette colours for the others."""
+    colors, extra = {}, iter(_EXTRA_METHOD_COLORS)
+    for m in methods:
+        if m in METHOD_COLORS:
+            colors[m] = METHOD_COLORS[m]
+        else:
+            colors[m] = next(extra, _GREY)
+    return colors
+
+
+# ---------------------------------------------------------------------------
+# Input helpers
+# ---------------------------------------------------------------------------
+
+
+def _finite_array(values, name: str, ndim: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
+    arr = arr.astype(np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def _grid_shape(n: int, ncols: int) -> tuple[int, int]:
+    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
+        raise ValueError(f"ncols must be an integer >= 1; got {ncols!r}.")
+    ncols = min(int(ncols), n)
+    return math.ceil(n / ncols), ncols
+
+
+def _grid(n: int, ncols: int, panel_size: tuple[float, float], **kwargs):
+    """A figure with ``n`` panels on a grid; unused grid cells are removed."""
+    nrows, ncols = _grid_shape(n, ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+        squeeze=False,
+        **kwargs,
+    )
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    return fig, flat[:n]
+
+
+def subsample_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of a seeded random subsample without replacement, in increasing order.
+
+    Parameters
+    ----------
+    n_total : int
+        Number of examples to draw from.
+    n : int
+        Subsample size; all ``n_total`` indices are returned when ``n >= n_total``.
+    seed : int, default=0
+        Seed of :func:`numpy.random.default_rng`; the draw is
+        ``default_rng(seed).choice(n_total, n, replace=False)``, sorted.
+
+    Returns
+    -------
+    idx : numpy.ndarray of int64, shape (min(n, n_total),)
+
+    Example
+    -------
+    >>> subsample_indices(5, 10).tolist()
+    [0, 1, 2, 3, 4]
+    """
+    if n_total < 0 or n < 1:
+        raise ValueError(f"need n_total >= 0 and n >= 1; got n_total={n_total}, n={n}.")
+    if n >= n_total:
+        return np.arange(n_total, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=n, replace=False)).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+_METRIC_AXIS_LABELS = {
+    "loss": "loss (training objective)",
+    "accuracy": "accuracy (fraction correct)",
+    "acc": "accuracy (fraction correct)",
+    "sparse_categorical_accuracy": "accuracy (fraction correct)",
+    "categorical_accuracy": "accuracy (fraction correct)",
+    "mse": "mean squared error",
+    "mae": "mean absolute error",
+}
+
+
+@_styled
+def learning_curves(
+    history,
+    *,
+    metrics: Sequence[str] = ("loss", "accuracy"),
+    title: str | None = None,
+    reference: Mapping[str, float] | None = None,
+):
+    """Training and validation curves, one panel per metric.
+
+    Parameters
+    ----------
+    history : mapping of str -> sequence of float, or keras.callbacks.History
+        Per-epoch values, Keras style: ``loss``, ``accuracy``, ``val_loss``,
+        ``val_accuracy``, ... (a ``History`` object's ``.history`` is used).
+    metrics : sequence of str, default=("loss", "accuracy")
+        Metric base names; the panel of ``m`` plots ``history[m]`` ("train") and
+        ``history["val_" + m]`` ("validation"), whichever exist (at least one must).
+    title : str, optional
+        Figure title.
+    reference : mapping of str -> float, optional
+        Paper values, e.g. ``{"val_accuracy": 0.9965}``; drawn as a dashed horizontal
+        line labelled "paper" in the panel of the key's base metric (``val_`` removed).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        ``len(metrics)`` axes; x = epoch (1-based), lines with markers (so a one-epoch
+        history shows points).
+
+    Raises
+    ------
+    ValueError
+        Empty ``metrics``, a metric absent from the history, series of different
+        lengths, or a reference key whose metric has no panel.
+    """
+    hist = getattr(history, "history", history)
+    if not isinstance(hist, Mapping):
+        raise ValueError("history must be a mapping (or have a .history mapping).")
+    metrics = list(metrics)
+    if not metrics:
+        raise ValueError("metrics is empty.")
+    reference = dict(reference or {})
+    for key in reference:
+        base = key.removeprefix("val_")
+        if base not in metrics:
+            raise ValueError(f"reference key {key!r} has no panel; metrics are {metrics}.")
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.0), squeeze=False)
+    axes = axes[0]
+    n_epochs = None
+    for ax, metric in zip(axes, metrics, strict=True):
+        series = [
+            (k, lbl, ls)
+            for k, lbl, ls in ((metric, "train", "-"), (f"val_{metric}", "validation", "--"))
+            if k in hist
+        ]
+        if not series:
+            raise ValueError(f"history has neither {metric!r} nor 'val_{metric}'.")
+        for key, label, ls in series:
+            y = _finite_array(np.asarray(hist[key], dtype=np.float64), f"history[{key!r}]", 1)
+            if n_epochs is None:
+                n_epochs = y.shape[0]
+            elif y.shape[0] != n_epochs:
+                raise ValueError(f"history[{key!r}] has {y.shape[0]} epochs; expected {n_epochs}.")
+            color = OKABE_ITO["blue"] if label == "train" else OKABE_ITO["vermillion"]
+            ax.plot(
+                np.arange(1, y.shape[0] + 1),
+                y,
+                ls,
+                color=color,
+                marker="o",
+                markersize=3,
+                label=label,
+            )
+        for key, value in reference.items():
+            if key.removeprefix("val_") == metric:
+                ax.axhline(float(value), color="black", ls=(0, (5, 3)), lw=1.0, label="paper")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(_METRIC_AXIS_LABELS.get(metric, metric))
+        if n_epochs <= 12:
+            ax.set_xticks(np.arange(1, n_epochs + 1))
+            ax.set_xlim(0.5, n_epochs + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    if title is not None:
+        fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------
+
+
+@_styled
+def image_grid(
+    images,
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    cmap: str = "gray",
+    suptitle: str | None = None,
+):
+    """A grid of images without ticks, optionally titled one by one.
+
+    Parameters
+    ----------
+    images : array-like, shape (N, H, W), (N, H, W, 1) or (N, H, W, 3)
+        Float images in [0, 1] (values outside are clipped for display).
+    titles : sequence of str, optional
+        One title per image, e.g. ``"pred 3 (0.99)"``.
+    ncols : int, default=8
+        Images per row (fewer if N is smaller).
+    cmap : str, default="gray"
+        Colour map of single-channel images (shown with ``vmin=0, vmax=1``).
+    suptitle : str, optional
+        Figure title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Exactly N axes (unused grid cells are removed).
+
+    Raises
+    ------
+    ValueError
+        Bad shape, empty input or a wrong number of titles.
+    """
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 3)):
+        raise ValueError(
+            f"images must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3); got {x.shape}."
+        )
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("images is empty.")
+    if titles is not None:
+        titles = list(titles)
+        if len(titles) != n:
+            raise ValueError(f"got {len(titles)} titles for {n} images.")
+    x = np.clip(np.nan_to_num(x), 0.0, 1.0)
+    fig, axes = _grid(n, ncols, (1.2, 1.35 if titles is not None else 1.2))
+    for i, ax in enumerate(axes):
+        if x.ndim == 3:
+            ax.imshow(x[i], cmap=cmap, vmin=0.0, vmax=1.0)
+        else:
+            ax.imshow(x[i])
+        ax.set_axis_off()
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=7)
+    if suptitle is not None:
+        fig.suptitle(suptitle)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Section 2: logit statistics (Figures 1 and 2)
+# ---------------------------------------------------------------------------
+
+
+def _check_datasets(values: Mapping, experiment: str, what: str) -> None:
+    if not values:
+        raise ValueError(f"{what} is empty.")
+    for name in values:
+        dataset_role(name, experiment)
+
+
+@_styled
+def logit_distributions(
+    values: Mapping[str, np.ndarray],
+    experiment: str,
+    *,
+    xlabel: str = "mean logit",
+    bins: int = 50,
+    reference: Mapping[str, tuple[float, float]] | None = None,
+    title: str | None = None,
+):
+    """Distribution of a per-example logit statistic per dataset (the paper's Figure 1).
+
+    Step histograms, density-normalised, on bins common to all datasets (``bins``
+    equal-width bins spanning every value), coloured by role.
+
+    Parameters
+    ----------
+    values : mapping of str -> array-like of shape (n_d,)
+        Dataset name -> the statistic of each of its examples (e.g. the mean or the
+        maximum of the logits). Its order is the legend order.
+    experiment : {"mnist", "cifar10"}
+        The experiment, for colours and labels.
+    xlabel : str, default="mean logit"
+        Name of a statistic of the logits; the axis reads ``"<xlabel> (logit units)"``.
+    bins : int, default=50
+        Number of common bins.
+    reference : mapping of str -> (float, float), optional
+        Dataset name -> the paper's (mean, std) of the statistic, drawn above the
+        histograms as a white diamond (mean) with a horizontal error bar (± std) in the
+        dataset's colour, e.g. :data:`PAPER_MAX_LOGIT` with ``xlabel="max logit"``.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axes: one step-histogram patch per dataset (``ax.patches``) and one
+        error-bar container per reference entry (``ax.containers``).
+
+    Raises
+    ------
+    ValueError
+        Empty or non-finite values, an unknown dataset, ``bins < 1``.
+    """
+    _check_datasets(values, experiment, "values")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be an integer >= 1; got {bins!r}.")
+    arrays = {d: _finite_array(v, f"values[{d!r}]", 1) for d, v in values.items()}
+    reference = dict(reference or {})
+    for d in reference:
+        dataset_role(d, experiment)
+    edges = np.histogram_bin_edges(np.concatenate(list(arrays.values())), bins=int(bins))
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for d, v in arrays.items():
+        ax.hist(
+            v,
+            bins=edges,
+            density=True,
+            histtype="step",
+            linewidth=1.6,
+            color=dataset_color(d, experiment),
+            label=f"{dataset_label(d, experiment)} (n = {v.shape[0]})",
+        )
+    if reference:
+        top = ax.get_ylim()[1]
+        step = 0.07 * top
+        for i, (d, (mean, std)) in enumerate(reference.items()):
+            ax.errorbar(
+                [float(mean)],
+                [top * 1.08 + i * step],
+                xerr=[float(std)],
+                fmt="D",
+                color=dataset_color(d, experiment),
+                markerfacecolor="white",
+                markeredgecolor="black",
+                markersize=5,
+                capsize=3,
+                elinewidth=1.4,
+            )
+        ax.set_ylim(0, top * 1.08 + len(reference) * step + 0.02 * top)
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], color="black", ls="-", **_PAPER_MARKER))
+        labels.append("paper (mean ± std)")
+        ax.legend(handles, labels)
+    else:
+        ax.legend()
+    ax.set_xlabel(f"{xlabel} (logit units)")
+    ax.set_ylabel("density (fraction of examples per logit unit)")
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+@_styled
+def min_max_scatter(
+    logits: Mapping[str, np.ndarray],
+    experiment: str,
+    *,
+    n: int = 300,
+    seed: int = 0,
+    title: str | None = None,
+):
+    """Minimum vs maximum of the logits and of the softmax (the paper's Figure 2).
+
+    Parameters
+    ----------
+    logits : mapping of str -> array-like of shape (n_d, n_classes)
+        Dataset name -> logits of its examples. Its order is the drawing and legend
+        order.
+    experiment : {"mnist", "cifar10"}
+        The experiment, for colours and labels.
+    n : int, default=300
+        At most ``n`` examples per dataset are drawn: the rows
+        ``subsample_indices(n_d, n, seed)`` (the same seeded draw for every dataset).
+    seed : int, default=0
+        Seed of the subsample.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Two axes. Left: one scatter per dataset of (min logit, max logit); right: of
+        (min softmax probability, max softmax probability), the softmax computed
+        stably with :func:`scipy.special.softmax`. Collections are in dataset order.
+
+    Raises
+    ------
+    ValueError
+        Empty input, an unknown dataset, logits that are not finite 2-D arrays with at
+        least 2 classes, ``n < 1``.
+    """
+    _check_datasets(logits, experiment, "logits")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1; got {n!r}.")
+    arrays = {}
+    for d, z in logits.items():
+        z = _finite_array(z, f"logits[{d!r}]", 2)
+        if z.shape[1] < 2:
+            raise ValueError(f"logits[{d!r}] needs at least 2 classes; got shape {z.shape}.")
+        arrays[d] = z[subsample_indices(z.shape[0], int(n), seed)]
+
+    fig, (ax_l, ax_s) = plt.subplots(1, 2, figsize=(9.0, 3.8))
+    for d, z in arrays.items():
+        p = _softmax(z, axis=1)
+        style = {
+            "s": 9,
+            "alpha": 0.45,
+            "linewidths": 0,
+            "color": dataset_color(d, experiment),
+            "label": dataset_label(d, experiment),
+        }
+        ax_l.scatter(z.min(axis=1), z.max(axis=1), **style)
+        ax_s.scatter(p.min(axis=1), p.max(axis=1), **style)
+    ax_l.set_xlabel("min logit")
+    ax_l.set_ylabel("max logit")
+    ax_l.set_title("logits")
+    ax_s.set_xlabel("min softmax probability")
+    ax_s.set_ylabel("max softmax probability")
+    ax_s.set_title("softmax")
+    leg = ax_l.legend(markerscale=2, loc="best")
+    for handle in leg.legend_handles:
+        handle.set_alpha(1.0)
+    if title is not None:
+        fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Section 3: detectors
+# ---------------------------------------------------------------------------
+
+_FPR_LABEL = "false positive rate (incorrect accepted)"
+_TPR_LABEL = "true positive rate (correct accepted)"
+
+
+def _draw_roc(ax, y, scores: Mapping[str, np.ndarray], colors, *, lw=1.6, legend_stats=True):
+    """Draw the ROC curves, the chance diagonal and the TPR = 0.95 markers on ``ax``."""
+    ax.plot([0, 1], [0, 1], color=_GREY, ls="--", lw=0.8, label="chance")
+    ax.axhline(0.95, color="black", ls=":", lw=0.8, label="TPR = 0.95")
+    stats = {}
+    for m, s in scores.items():
+        area = auroc(y, s)  # validates the inputs first
+        fpr, tpr, _ = roc_curve(y, s)
+        fpr95 = fpr_at_tpr(y, s, 0.95)
+        stats[m] = (area, fpr95)
+        label = method_label(m)
+        if legend_stats:
+            label = f"{label} (AUROC {100 * area:.1f} %)"
+        ax.plot(fpr, tpr, color=colors[m], lw=lw, label=label, drawstyle="default")
+        ax.vlines(fpr95, 0, 0.95, colors=colors[m], linestyles=":", lw=0.9)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    return stats
+
+
+@_styled
+def roc_curves(y_true, scores: Mapping[str, np.ndarray], *, title: str | None = None):
+    """ROC curves of several detectors on one evaluation sample.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 (or True) = the classifier is correct, 0 = incorrect; both must occur.
+    scores : mapping of str -> array-like of shape (n_samples,)
+        Detector name -> confidence scores (higher = more likely correct). Its order is
+        the legend order.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axes with one ROC line per detector, labelled
+        ``"<Method> (AUROC xx.x %)"``; plus the chance diagonal (label "chance"), a
+        dotted horizontal line at TPR = 0.95 (label "TPR = 0.95") and, per detector, a
+        dotted vertical segment at its FPR at 95 % TPR (in ``ax.collections``).
+
+    Raises
+    ------
+    ValueError
+        Empty ``scores`` or inputs rejected by :func:`introspection.metrics.auroc`.
+    """
+    if not scores:
+        raise ValueError("scores is empty.")
+    y = np.asarray(y_true)
+    colors = _method_colors(list(scores))
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    _draw_roc(ax, y, {m: np.asarray(s) for m, s in scores.items()}, colors)
+    ax.set_xlabel(_FPR_LABEL)
+    ax.set_ylabel(_TPR_LABEL)
+    ax.legend(loc="lower right")
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+@_styled
+def roc_grid(
+    in_correct,
+    in_scores: Mapping[str, np.ndarray],
+    ood_scores: Mapping[str, Mapping[str, np.ndarray]],
+    experiment: str,
+    *,
+    ncols: int = 4,
+    title: str | None = None,
+):
+    """One small ROC panel per misclassification dataset, detectors overlaid.
+
+    The sample of dataset ``d``'s panel is the one of
+    :func:`introspection.metrics.evaluation_table`::
+
+        y_true = concat(in_correct as 1/0, zeros(len(ood_scores[d][m])))
+        score  = concat(in_scores[m], ood_scores[d][m])
+
+    Parameters
+    ----------
+    in_correct : array-like of bool, shape (n_in,)
+        True where the classifier is correct on the in-distribution test example.
+    in_scores : mapping of str -> array-like of shape (n_in,)
+        Detector name -> scores of the in-distribution examples (its order is the
+        legend order).
+    ood_scores : mapping of str -> mapping of str -> array-like
+        Dataset name -> (detector name -> scores of that dataset's examples); each
+        dataset must have exactly the detectors of ``in_scores``. Its order is the
+        panel order.
+    experiment : {"mnist", "cifar10"}
+        The experiment, for the panel titles.
+    ncols : int, default=4
+        Panels per row.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        ``len(ood_scores)`` axes, each titled with the dataset's display name, with one
+        ROC line per detector and its AUROC (%) written in the panel in the
+        detector's colour; one legend for the whole figure.
+
+    Raises
+    ------
+    ValueError
+        Empty inputs, an unknown dataset, mismatched detectors or lengths.
+    """
+    correct = np.asarray(in_correct)
+    if correct.ndim != 1:
+        raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
+    if correct.dtype != bool:
+        if not np.all((correct == 0) | (correct == 1)):
+            raise ValueError("in_correct must be boolean (True = correct prediction).")
+        correct = correct.astype(bool)
+    if not in_scores:
+        raise ValueError("in_scores is empty.")
+    _check_datasets(ood_scores, experiment, "ood_scores")
+    methods = list(in_scores)
+    in_arrays = {}
+    for m in methods:
+        arr = np.asarray(in_scores[m], dtype=np.float64)
+        if arr.shape != correct.shape:
+            raise ValueError(
+                f"in_scores[{m!r}] has shape {arr.shape}; expected {correct.shape} like in_correct."
+            )
+        in_arrays[m] = arr
+    for d, per_method in ood_scores.items():
+        if set(per_method) != set(methods):
+            raise ValueError(
+                f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected {methods}."
+            )
+        sizes = {np.asarray(per_method[m]).shape for m in methods}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(
+                f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
+                f"got shapes {sorted(sizes)}."
+            )
+
+    colors = _method_colors(methods)
+    y_in = correct.astype(np.int8)
+    fig, axes = _grid(len(ood_scores), ncols, (2.7, 2.9), sharex=True, sharey=True)
+    for ax, (d, per_method) in zip(axes, ood_scores.items(), strict=True):
+        n_d = np.asarray(per_method[methods[0]]).shape[0]
+        y = np.concatenate([y_in, np.zeros(n_d, dtype=np.int8)])
+        scores = {
+            m: np.concatenate([in_arrays[m], np.asarray(per_method[m], dtype=np.float64)])
+            for m in methods
+        }
+        stats = _draw_roc(ax, y, scores, colors, lw=1.3, legend_stats=False)
+        for i, m in enumerate(methods):
+            ax.text(
+                0.97,
+                0.05 + 0.09 * (len(methods) - 1 - i),
+                f"AUROC {100 * stats[m][0]:.1f}",
+                color=colors[m],
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                transform=ax.transAxes,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0},
+            )
+        ax.set_title(dataset_label(d, experiment))
+        ax.set_xlabel("FPR (incorrect accepted)", fontsize=8)
+        ax.set_ylabel("TPR (correct accepted)", fontsize=8)
+        ax.tick_params(labelleft=True, labelbottom=True)
+    handles = [Line2D([], [], color=colors[m], lw=1.6, label=method_label(m)) for m in methods]
+    handles += [
+        Line2D([], [], color=_GREY, ls="--", lw=0.8, label="chance"),
+        Line2D([], [], color="black", ls=":", lw=0.8, label="TPR = 0.95 / FPR there"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    if title is not None:
+        fig.suptitle(title)
+    return fig
+
+
+@_styled
+def metric_comparison(
+    table: pd.DataFrame,
+    paper: pd.DataFrame,
+    metric: str = "auroc",
+    *,
+    experiment: str | None = None,
+    title: str | None = None,
+):
+    """Our metric with its confidence interval next to the paper's, per dataset and detector.
+
+    Horizontal grouped bars: one group per dataset (top to bottom in the table's
+    order), one bar per detector (fixed colours) whose length is our value and whose
+    error bar is our CI (``<metric>_lo`` to ``<metric>_hi``; omitted where NaN); the
+    paper's value is a white diamond on the bar. Only the (dataset, method) rows present
+    in both tables are drawn; a paper value that is NaN simply has no diamond.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Our results, e.g. from :func:`introspection.metrics.evaluation_table`: columns
+        ``dataset``, ``method``, ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` (percent)
+        and, unless ``experiment`` is given, ``experiment``.
+    paper : pandas.DataFrame
+        The paper's Table 2 (``/work/shared/paper/table2.csv`` layout): columns
+        ``experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out``
+        (percent).
+    metric : {"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}, default="auroc"
+        The metric to compare.
+    experiment : {"mnist", "cifar10"}, optional
+        Which experiment's rows to use; default: the single value of
+        ``table["experiment"]``.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axes: one bar per drawn row (``ax.patches``), and one scatter labelled
+        "paper" holding the non-NaN paper values.
+
+    Raises
+    ------
+    ValueError
+        Unknown metric or experiment, missing columns, or no row in common.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"Unknown metric {metric!r}; expected one of {list(METRICS)}.")
+    needed = ["dataset", "method", metric, f"{metric}_lo", f"{metric}_hi"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks columns {missing}.")
+    missing = [c for c in ("experiment", "dataset", "method", metric) if c not in paper.columns]
+    if missing:
+        raise ValueError(f"paper lacks columns {missing}.")
+    ours = table
+    if experiment is None:
+        if "experiment" not in table.columns:
+            raise ValueError("pass experiment=..., or give table an 'experiment' column.")
+        found = table["experiment"].unique()
+        if len(found) != 1:
+            raise ValueError(f"table holds several experiments {list(found)}; pass experiment.")
+        experiment = str(found[0])
+    elif "experiment" in table.columns:
+        ours = table[table["experiment"] == experiment]
+    _check_experiment(experiment)
+    ref = paper.loc[paper["experiment"] == experiment, ["dataset", "method", metric]]
+    ref = ref.rename(columns={metric: "_paper"})
+    merged = ours[needed].merge(ref, on=["dataset", "method"], how="inner", validate="1:1")
+    if merged.empty:
+        raise ValueError(
+            f"no (dataset, method) row of table is in the paper's {experiment!r} rows."
+        )
+
+    datasets = list(dict.fromkeys(merged["dataset"]))
+    methods = list(dict.fromkeys(merged["method"]))
+    colors = _method_colors(methods)
+    height = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(6.0, 0.2 * len(datasets) * len(methods) + 1.4))
+    px, py = [], []
+    for j, m in enumerate(methods):
+        rows = merged[merged["method"] == m]
+        pos = np.array([datasets.index(d) for d in rows["dataset"]], dtype=float)
+        y = pos - 0.4 + height * (j + 0.5)
+        val = rows[metric].to_numpy(dtype=float)
+        lo = rows[f"{metric}_lo"].to_numpy(dtype=float)
+        hi = rows[f"{metric}_hi"].to_numpy(dtype=float)
+        ax.barh(y, val, height=height * 0.9, color=colors[m], label=method_label(m))
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            err = np.vstack([val[ok] - lo[ok], hi[ok] - val[ok]]).clip(min=0)
+            ax.errorbar(
+                val[ok], y[ok], xerr=err, fmt="none", ecolor="black", elinewidth=0.9, capsize=2
+            )
+        pv = rows["_paper"].to_numpy(dtype=float)
+        has = np.isfinite(pv)
+        px.extend(pv[has])
+        py.extend(y[has])
+    ax.scatter(
+        px,
+        py,
+        marker="D",
+        s=22,
+        facecolor="white",
+        edgecolor="black",
+        linewidths=1.0,
+        zorder=3,
+        label="paper",
+    )
+    ax.set_yticks(np.arange(len(datasets)), [dataset_label(d, experiment) for d in datasets])
+    ax.set_ylim(len(datasets) - 0.5, -0.5)
+    ax.set_xlim(-1.5, 101.5)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(METRIC_LABELS[metric])
+    ax.set_ylabel("misclassification dataset")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "paper")
+    fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="outside upper center",
+        ncols=len(labels),
+    )
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+
+def save_figure(fig, path, dpi: int = 120) -> Path:
+    """Write a figure as PNG atomically.
+
+    The image is written to a temporary file in the destination folder, then moved into
+    place with :func:`os.replace`, so a reader never sees a half-written file. Parent
+    folders are created.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        Destination; must end in ``.png``.
+    dpi : int, default=120
+        Resolution.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        ``path`` does not end in ``.png``.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"save_figure writes PNG files; got {path}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

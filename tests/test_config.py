@@ -1,0 +1,87 @@
+import pytest
+
+from introspection import config
+
+
+def test_profiles_resolve_for_both_experiments(tmp_path):
+    for profile in config.PROFILES:
+        for exp in config.EXPERIMENTS:
+            cfg = config.configure(exp, profile, artifacts_dir=tmp_path, results_dir=tmp_path)
+            assert set(cfg.params) == set(config.PARAMETERS)
+            assert cfg.artifacts_dir == tmp_path / exp
+
+
+def test_paper_profile_is_the_paper():
+    cfg = config.configure("cifar10", "paper")
+    assert (cfg["wrn_depth"], cfg["wrn_width"], cfg["epochs"]) == (28, 8, 200)
+    m = config.configure("mnist", "paper")
+    assert (m["epochs"], m["batch_size"], m["optimizer"]) == (30, 64, "rmsprop")
+    assert (m["n_train_in"], m["n_train_other"], m["n_test"]) == (5000, 700, 2000)
+    assert m["introspection_epochs"] == 60 and m["val_fraction"] == 0.1
+
+
+def test_overrides_and_explicit_parameters(tmp_path):
+    cfg = config.configure("mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path,
+                           overrides={"epochs": 3, "fgsm_eps": 0.1}, epochs=None, fgsm_eps=0.2)
+    assert cfg["epochs"] == 3  # None = "not given": the override stays
+    assert cfg["fgsm_eps"] == 0.2  # an explicit value wins over overrides
+    assert cfg.overrides == {"epochs": 3, "fgsm_eps": 0.2}
+    assert config.configure("mnist", "smoke", n_source="null", n_test=100, n_train_in=200,
+                            artifacts_dir=tmp_path, results_dir=tmp_path)["n_source"] is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"experiment": "svhn"}, "'experiment' must be one of mnist, cifar10"),
+        ({"profile": "fast"}, "'profile' must be one of"),
+        ({"seed": -1}, "'seed'"),
+        ({"epochs": 0}, "'epochs' must be >= 1"),
+        ({"epochs": "ten"}, "'epochs' must be an integer"),
+        ({"epochs": 2.5}, "'epochs' must be an integer"),
+        ({"fgsm_eps": 1.5}, "'fgsm_eps' must be <= 1.0"),
+        ({"bim_eps": -0.1}, "'bim_eps' must be >= 0.0"),
+        ({"n_test": 0}, "'n_test'"),
+        ({"n_test": 6000}, "'n_test' .* exceeds"),
+        ({"n_train": 10**6}, "'n_train' exceeds"),
+        ({"trust_feature": "pca"}, "'trust_feature' must be one of features, logits, pixels"),
+        ({"augment": "yes"}, "'augment' must be true or false"),
+        ({"wrn_depth": 27}, "'wrn_depth' must be 6n\\+4"),
+        ({"colour": 1}, "Unknown parameter 'colour'"),
+        ({"data_dir": "/nonexistent/dir"}, "'data_dir'"),
+        ({"overrides": [1]}, "'overrides' must be a mapping"),
+    ],
+)
+def test_bad_input_fails_with_one_clear_line(kwargs, match, tmp_path):
+    args = {"experiment": "mnist", "profile": "quick", "artifacts_dir": tmp_path,
+            "results_dir": tmp_path, **kwargs}
+    with pytest.raises(config.ConfigError, match=match) as info:
+        config.configure(args.pop("experiment"), args.pop("profile"), **args)
+    assert "\n" not in str(info.value)
+
+
+def test_unwritable_artifacts_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(config.ConfigError, match="'artifacts_dir': cannot write"):
+        config.configure("mnist", "smoke", artifacts_dir=blocker, results_dir=tmp_path)
+
+
+def test_stage_parameters_follow_dependencies(tmp_path):
+    cfg = config.configure("mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path)
+    base = cfg.stage_params("base_model")
+    gen = cfg.stage_params("misclassifications")
+    net = cfg.stage_params("introspection_net")
+    assert "epochs" in base and "fgsm_eps" not in base
+    assert set(base) < set(gen) and "fgsm_eps" in gen
+    # Figure parameters of the logit analysis do not retrain Introspection-Net.
+    assert "n_analysis" in cfg.stage_params("logit_analysis") and "n_analysis" not in net
+    assert "n_boot" in cfg.stage_params("evaluation") and "n_boot" not in net
+
+
+def test_table_lists_a_stage(tmp_path):
+    cfg = config.configure("cifar10", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path,
+                           epochs=3)
+    t = cfg.table("base_model")
+    assert "epochs" in t.index and "fgsm_eps" not in t.index
+    assert "(overridden)" in t.loc["epochs", "meaning"]
