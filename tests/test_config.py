@@ -21,13 +21,30 @@ def test_paper_profile_is_the_paper():
 
 
 def test_overrides_and_explicit_parameters(tmp_path):
-    cfg = config.configure("mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path,
-                           overrides={"epochs": 3, "fgsm_eps": 0.1}, epochs=None, fgsm_eps=0.2)
+    cfg = config.configure(
+        "mnist",
+        "smoke",
+        artifacts_dir=tmp_path,
+        results_dir=tmp_path,
+        overrides={"epochs": 3, "fgsm_eps": 0.1},
+        epochs=None,
+        fgsm_eps=0.2,
+    )
     assert cfg["epochs"] == 3  # None = "not given": the override stays
     assert cfg["fgsm_eps"] == 0.2  # an explicit value wins over overrides
     assert cfg.overrides == {"epochs": 3, "fgsm_eps": 0.2}
-    assert config.configure("mnist", "smoke", n_source="null", n_test=100, n_train_in=200,
-                            artifacts_dir=tmp_path, results_dir=tmp_path)["n_source"] is None
+    assert (
+        config.configure(
+            "mnist",
+            "smoke",
+            n_source="null",
+            n_test=100,
+            n_train_in=200,
+            artifacts_dir=tmp_path,
+            results_dir=tmp_path,
+        )["n_source"]
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,8 +70,13 @@ def test_overrides_and_explicit_parameters(tmp_path):
     ],
 )
 def test_bad_input_fails_with_one_clear_line(kwargs, match, tmp_path):
-    args = {"experiment": "mnist", "profile": "quick", "artifacts_dir": tmp_path,
-            "results_dir": tmp_path, **kwargs}
+    args = {
+        "experiment": "mnist",
+        "profile": "quick",
+        "artifacts_dir": tmp_path,
+        "results_dir": tmp_path,
+        **kwargs,
+    }
     with pytest.raises(config.ConfigError, match=match) as info:
         config.configure(args.pop("experiment"), args.pop("profile"), **args)
     assert "\n" not in str(info.value)
@@ -80,8 +102,9 @@ def test_stage_parameters_follow_dependencies(tmp_path):
 
 
 def test_table_lists_a_stage(tmp_path):
-    cfg = config.configure("cifar10", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path,
-                           epochs=3)
+    cfg = config.configure(
+        "cifar10", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path, epochs=3
+    )
     t = cfg.table("base_model")
     assert "epochs" in t.index and "fgsm_eps" not in t.index
     assert "(overridden)" in t.loc["epochs", "meaning"]

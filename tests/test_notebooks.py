@@ -10,8 +10,15 @@ from introspection import build
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 SOURCES = sorted(BOOK.glob("0*.py"))
-CHAPTER_PARAMS = {"experiment", "profile", "seed", "data_dir", "artifacts_dir", "results_dir",
-                  "overrides"}
+CHAPTER_PARAMS = {
+    "experiment",
+    "profile",
+    "seed",
+    "data_dir",
+    "artifacts_dir",
+    "results_dir",
+    "overrides",
+}
 
 
 def test_every_chapter_has_a_source():

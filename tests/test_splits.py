@@ -104,12 +104,23 @@ def test_given_partition_is_respected():
     train = np.arange(0, 1000, 2)
     test = np.arange(1, 1000, 2)
     s = splits.make_splits(
-        parts, "mnist", n_train_in=300, n_train_other=50, n_test=100,
-        partition={"mnist_test": (train, test)}, seed=0,
+        parts,
+        "mnist",
+        n_train_in=300,
+        n_train_other=50,
+        n_test=100,
+        partition={"mnist_test": (train, test)},
+        seed=0,
     )
     for n in ("mnist", "errors", "fgsm"):
         assert (np.concatenate([s.train.of(n).source, s.val.of(n).source]) % 2 == 0).all()
         assert (s.test.of(n).source % 2 == 1).all()
     with pytest.raises(ValueError, match="not disjoint"):
-        splits.make_splits(parts, "mnist", n_train_in=10, n_train_other=5, n_test=5,
-                           partition={"mnist_test": (train, train)})
+        splits.make_splits(
+            parts,
+            "mnist",
+            n_train_in=10,
+            n_train_other=5,
+            n_test=5,
+            partition={"mnist_test": (train, train)},
+        )

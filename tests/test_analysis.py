@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from introspection import analysis, pipeline
+
+METHODS = ("softmax_baseline", "trust_score", "introspection_net")
+
+
+def fake_table(experiment, auroc):
+    rows = []
+    for (dataset, method), a in auroc.items():
+        row = {"experiment": experiment, "dataset": dataset, "method": method}
+        for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
+            v = 100 - a if m == "fpr_at_95tpr" else a
+            row.update({m: v, f"{m}_lo": v - 1, f"{m}_hi": v + 1})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_logit_statistics_and_welch():
+    rng = np.random.default_rng(0)
+    logits = {
+        "mnist": rng.normal(5, 1, (500, 10)),
+        "fgsm": rng.normal(2, 1, (500, 10)),
+        "same": rng.normal(5, 1, (500, 10)),
+    }
+    s = analysis.logit_statistics(logits)
+    np.testing.assert_allclose(s.loc["fgsm", "mean_logit"], logits["fgsm"].mean(), rtol=1e-12)
+    np.testing.assert_allclose(s.loc["mnist", "max_logit"], logits["mnist"].max(1).mean())
+    t = analysis.welch_tests({k: v.mean(1) for k, v in logits.items()}, "mnist")
+    assert bool(t.loc["fgsm", "lower"]) and not bool(t.loc["same", "lower"])
+    assert t.loc["fgsm", "p_value"] < 1e-10
+    with pytest.raises(ValueError):
+        analysis.welch_tests({"a": np.ones(3)}, "b")
+
+
+def test_claims_on_a_table_like_the_papers():
+    paper = pipeline.paper_table2("cifar10")
+    table = paper.copy()
+    for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
+        table[f"{m}_lo"], table[f"{m}_hi"] = table[m] - 0.5, table[m] + 0.5
+    c = analysis.claims(table, "cifar10").set_index("claim")
+    verdicts = dict(zip(c.index, c.verdict, strict=True))
+    # On its own numbers every claim of the paper holds.
+    assert set(verdicts.values()) == {"reproduced"}, verdicts
+    assert any("DeepFool" in k for k in verdicts)
+    cmp = analysis.compare_with_paper(table, paper)
+    assert not cmp.outside_ci.any() and np.allclose(cmp.difference, 0)
+
+
+def test_claims_detect_failures():
+    auroc = {
+        (d, m): 80.0
+        for d in ("errors", "bim", "fgsm", "gaussian", "uniform", "cifar10", "fashion_mnist")
+        for m in METHODS
+    }
+    auroc[("bim", "introspection_net")] = 95.0
+    auroc[("errors", "trust_score")] = 60.0
+    c = analysis.claims(fake_table("mnist", auroc), "mnist").set_index("claim")["verdict"]
+    assert c.iloc[0] == "partly"  # best only on BIM
+    assert c.iloc[1] == "not reproduced"  # OOD not near-perfect
+    assert c.iloc[2] == "not reproduced"  # errors spread of 20 points
+
+
+def test_table2_markdown_bolds_the_best():
+    auroc = {("bim", m): a for m, a in zip(METHODS, (70.0, 80.0, 90.0), strict=True)}
+    md = analysis.table2_markdown(fake_table("mnist", auroc))
+    lines = md.splitlines()
+    assert len(lines) == 2 + 3
+    assert "**90.0 [89.0, 91.0]**" in lines[-1]  # best AUROC
+    assert "**10.0 [9.0, 11.0]**" in lines[-1]  # lowest FPR is best
+    assert "**" not in lines[2]
+
+
+def test_paper_table_shipped_with_the_package():
+    t = pipeline.paper_table2()
+    assert len(t) == 48 and set(t.experiment) == {"mnist", "cifar10"}
+    assert (
+        t.set_index(["experiment", "dataset", "method"]).loc[
+            ("cifar10", "bim", "introspection_net"), "auroc"
+        ]
+        == 97.9
+    )

@@ -1,0 +1,80 @@
+"""The stages of the book on real MNIST, tiny: caching, resuming, staleness (slow)."""
+
+import numpy as np
+import pytest
+
+from introspection import artifacts, config, pipeline
+
+from .test_end_to_end import data_dir
+
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+TINY = {
+    "n_train": 2000,
+    "epochs": 1,
+    "n_source": 400,
+    "n_train_in": 150,
+    "n_train_other": 20,
+    "n_test": 50,
+    "n_analysis": 50,
+    "introspection_epochs": 3,
+    "trust_n_fit": 300,
+    "n_boot": 20,
+    "bim_nb_iter": 5,
+    "deepfool_max_iter": 10,
+}
+
+
+def test_stages_cache_resume_and_recompute(tmp_path):
+    cfg = config.configure(
+        "mnist",
+        "smoke",
+        data_dir=data_dir(),
+        artifacts_dir=tmp_path / "a",
+        results_dir=tmp_path / "r",
+        **TINY,
+    )
+    base = pipeline.base_model(cfg, verbose=0)
+    gen = pipeline.misclassifications(cfg, base.model, progress=False)
+    sets = pipeline.introspection_sets(cfg, gen)
+    fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
+    table = pipeline.evaluate(cfg, pipeline.score_test_sets(cfg, gen, sets, fitted))
+    assert not (base.run.reused or gen.run.reused or fitted.run.reused)
+    assert len(table) == 8 * 3 and (tmp_path / "r" / "table2.csv").is_file()
+    assert set(sets.test.counts().values()) == {50}
+    # Source images never on both sides.
+    for n in ("mnist", "errors", "fgsm", "bim", "deepfool"):
+        assert not np.isin(sets.train.of(n).source, sets.test.of(n).source).any()
+
+    # A second run reuses everything and gives the same table.
+    gen2 = pipeline.misclassifications(cfg, progress=False)
+    fitted2 = pipeline.fit_detectors(cfg, gen2, pipeline.introspection_sets(cfg, gen2))
+    assert gen2.run.reused and fitted2.run.reused
+    table2 = pipeline.evaluate(cfg, pipeline.score_test_sets(cfg, gen2, sets, fitted2))
+    np.testing.assert_allclose(table2.auroc, table.auroc, atol=1e-9)
+
+    # Changing a parameter of a later stage keeps the earlier ones.
+    cfg3 = config.configure(
+        "mnist",
+        "smoke",
+        data_dir=data_dir(),
+        artifacts_dir=tmp_path / "a",
+        results_dir=tmp_path / "r",
+        **{**TINY, "introspection_epochs": 2},
+    )
+    assert pipeline.base_model(cfg3, verbose=0).run.reused
+    gen3 = pipeline.misclassifications(cfg3, progress=False)
+    assert gen3.run.reused
+    fitted3 = pipeline.fit_detectors(cfg3, gen3, pipeline.introspection_sets(cfg3, gen3))
+    assert not fitted3.run.reused and len(fitted3.history["loss"]) == 2
+
+    # A corrupted artifact is detected and recomputed.
+    path = cfg.artifacts_dir / "data_fgsm.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    assert not artifacts.exists(
+        cfg.artifacts_dir, "data_fgsm", cfg.stage_params("misclassifications")
+    )
+    gen4 = pipeline.misclassifications(cfg, progress=False)
+    assert not gen4.run.reused
+    np.testing.assert_array_equal(gen4["fgsm"].source_index, gen["fgsm"].source_index)
+    np.testing.assert_allclose(gen4["fgsm"].x, gen["fgsm"].x, atol=1e-6)
