@@ -72,7 +72,7 @@ print(f"{len(table)} rows written to {cfg.results_dir / 'table2.csv'}")
 # paper. In-distribution test images the classifier gets wrong count as negatives
 # in every row.
 
-# %%
+# %% tags=["full-width"]
 paper = pipeline.paper_table2(cfg.experiment)
 labels = {n: plots.dataset_label(n, cfg.experiment) for n in table.dataset.unique()}
 display(Markdown(analysis.table2_markdown(table, paper, labels, plots.METHOD_LABELS)))
@@ -88,12 +88,12 @@ fig = plots.roc_grid(
     {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
     cfg.experiment, title="ROC curves: in-distribution test set against each dataset",
 )
-plots.save_figure(fig, cfg.results_dir / "roc_curves.png")
+plots.save_figure(fig, cfg.results_dir / "roc_curves.png");
 
 # %%
 fig = plots.metric_comparison(table, paper, metric="auroc", experiment=cfg.experiment,
                               title="AUROC: ours (bars, 95% CI) and the paper's (markers)")
-plots.save_figure(fig, cfg.results_dir / "auroc_vs_paper.png")
+plots.save_figure(fig, cfg.results_dir / "auroc_vs_paper.png");
 
 # %% [markdown]
 # ## The paper's claims, checked

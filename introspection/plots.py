@@ -42,6 +42,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -228,7 +229,13 @@ def _styled(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with plt.style.context(_STYLE):
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            # The first figure of a Jupyter session loads pyplot's backend, which turns
+            # interactive mode on; leaving the context would turn it off again and no
+            # later figure would be shown inline. Keep the mode the backend chose.
+            interactive = matplotlib.is_interactive()
+        matplotlib.interactive(interactive)
+        return result
 
     return wrapper
 
