@@ -72,7 +72,7 @@ fig = plots.learning_curves(
     title=f"{base.model.name}: training on {cfg.experiment}",
     reference={"val_accuracy": paper_acc} if paper_acc else None,
 )
-plots.save_figure(fig, cfg.results_dir / "base_model_learning_curves.png")
+plots.save_figure(fig, cfg.results_dir / "base_model_learning_curves.png");
 
 # %% [markdown]
 # ## Side by side with the paper

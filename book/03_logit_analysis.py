@@ -74,7 +74,7 @@ stats.round(2)
 # %%
 fig = plots.logit_distributions({n: z.mean(axis=1) for n, z in logits.items()}, cfg.experiment,
                                 xlabel="mean logit", title="Figure 1: average logit per example")
-plots.save_figure(fig, cfg.results_dir / "figure1_mean_logit.png")
+plots.save_figure(fig, cfg.results_dir / "figure1_mean_logit.png");
 
 # %% [markdown]
 # Welch's t-test of each dataset's mean logit against the in-distribution one
@@ -95,7 +95,7 @@ fig = plots.logit_distributions(
     if cfg.experiment == "mnist" else None,
     title="Max logit per example (diamonds: the paper's mean ± std)",
 )
-plots.save_figure(fig, cfg.results_dir / "max_logit.png")
+plots.save_figure(fig, cfg.results_dir / "max_logit.png");
 
 # %%
 analysis.max_logit_comparison(stats, in_name)
@@ -107,7 +107,7 @@ analysis.max_logit_comparison(stats, in_name)
 shown = [in_name, "gaussian", cfg.info["cross_dataset"], "fgsm", "errors"]
 fig = plots.min_max_scatter({n: logits[n] for n in shown}, cfg.experiment, n=cfg["n_scatter"],
                             seed=cfg.seed, title="Figure 2: logits (left) and softmax (right)")
-plots.save_figure(fig, cfg.results_dir / "figure2_min_max.png")
+plots.save_figure(fig, cfg.results_dir / "figure2_min_max.png");
 
 # %% [markdown]
 # ## What we see

@@ -73,7 +73,7 @@ sizes
 fitted = pipeline.fit_detectors(cfg, gen, sets, base.model, verbose=2)
 print(fitted.run.line())
 fig = plots.learning_curves(fitted.history, title="Introspection-Net (MSE loss; accuracy at 0.5)")
-plots.save_figure(fig, cfg.results_dir / "introspection_net_learning_curves.png")
+plots.save_figure(fig, cfg.results_dir / "introspection_net_learning_curves.png");
 
 # %% [markdown]
 # ## Side by side with the paper

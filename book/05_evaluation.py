@@ -88,12 +88,12 @@ fig = plots.roc_grid(
     {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
     cfg.experiment, title="ROC curves: in-distribution test set against each dataset",
 )
-plots.save_figure(fig, cfg.results_dir / "roc_curves.png")
+plots.save_figure(fig, cfg.results_dir / "roc_curves.png");
 
 # %%
 fig = plots.metric_comparison(table, paper, metric="auroc", experiment=cfg.experiment,
                               title="AUROC: ours (bars, 95% CI) and the paper's (markers)")
-plots.save_figure(fig, cfg.results_dir / "auroc_vs_paper.png")
+plots.save_figure(fig, cfg.results_dir / "auroc_vs_paper.png");
 
 # %% [markdown]
 # ## The paper's claims, checked
