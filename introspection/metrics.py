@@ -460,6 +460,27 @@ def _table_columns():
     return ["experiment", "dataset", "method", *METRICS, *bounds, "n_pos", "n_neg"]
 
 
+def check_correct_mask(in_correct) -> np.ndarray:
+    """Validate a "prediction correct" mask of the in-distribution examples.
+
+    Parameters
+    ----------
+    in_correct : array-like of bool or 0/1, shape (N,)
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    correct = np.asarray(in_correct)
+    if correct.ndim != 1:
+        raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
+    if correct.dtype != bool:
+        if not np.all((correct == 0) | (correct == 1)):
+            raise ValueError("in_correct must be boolean (True = correct prediction).")
+        correct = correct.astype(bool)
+    return correct
+
+
 def evaluation_table(
     in_correct,
     in_scores: Mapping[str, np.ndarray],
@@ -518,13 +539,7 @@ def evaluation_table(
         ``n_pos, n_neg``. Metrics in percent. Rows dataset-major, in the given dict
         orders.
     """
-    correct = np.asarray(in_correct)
-    if correct.ndim != 1:
-        raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
-    if correct.dtype != bool:
-        if not np.all((correct == 0) | (correct == 1)):
-            raise ValueError("in_correct must be boolean (True = correct prediction).")
-        correct = correct.astype(bool)
+    correct = check_correct_mask(in_correct)
     if not in_scores:
         raise ValueError("in_scores is empty.")
     if not ood_scores:

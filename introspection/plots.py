@@ -51,7 +51,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy.special import softmax as _softmax
 from sklearn.metrics import roc_curve
 
-from introspection.metrics import METRICS, auroc, fpr_at_tpr
+from introspection.metrics import METRICS, auroc, check_correct_mask, fpr_at_tpr
 
 __all__ = [
     "DATASET_LABELS",
@@ -936,13 +936,7 @@ def roc_grid(
     ValueError
         Empty inputs, an unknown dataset, mismatched detectors or lengths.
     """
-    correct = np.asarray(in_correct)
-    if correct.ndim != 1:
-        raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
-    if correct.dtype != bool:
-        if not np.all((correct == 0) | (correct == 1)):
-            raise ValueError("in_correct must be boolean (True = correct prediction).")
-        correct = correct.astype(bool)
+    correct = check_correct_mask(in_correct)
     if not in_scores:
         raise ValueError("in_scores is empty.")
     _check_datasets(ood_scores, experiment, "ood_scores")
