@@ -30,73 +30,38 @@ results_root = None  # folder holding <experiment>/table2.csv (None: book/result
 # ## Set-up
 
 # %%
-import json
-from pathlib import Path
-
-import pandas as pd
 from IPython.display import Markdown, display
 
 from introspection import analysis, config, pipeline, plots
 
-root = Path(results_root) if results_root else config.default_results_dir(profile)
-found = {e: root / e for e in config.EXPERIMENTS if (root / e / "table2.csv").is_file()}
-tables = {e: pd.read_csv(d / "table2.csv") for e, d in found.items()}
-summaries = {e: json.loads((d / "summary.json").read_text()) for e, d in found.items()}
-print(f"profile {profile!r}: results for {', '.join(found) or 'no experiment'} in {root}")
+root = results_root or config.default_results_dir(profile)
+tables, summaries = analysis.load_results(root)
+paper = pipeline.paper_table2()
+print(f"profile {profile!r}: results for {', '.join(tables) or 'no experiment'} in {root}")
 
 # %% [markdown]
 # ## Base classifiers and run times
+#
+# Wall time of each stage's last computation, in seconds, on the machine named.
 
 # %%
-pd.DataFrame({
-    e: {
-        "test accuracy (%)": round(100 * s["base_accuracy"], 2),
-        "paper (%)": (100 * analysis.PAPER_ACCURACY[e] if analysis.PAPER_ACCURACY[e] else "n/a"),
-        **{f"{k} (s)": round(v, 1) for k, v in s["wall_seconds"].items()},
-        "CPU": s["machine"]["cpu"],
-        "cores": s["machine"]["cores"],
-    }
-    for e, s in summaries.items()
-})
+analysis.runs_table(summaries)
 
 # %% [markdown]
-# ## AUROC of every method, ours and the paper's
+# ## AUROC of every method, ours (95 % CI) and the paper's
 
-# %%
-paper = pipeline.paper_table2()
-wide = []
-for e, t in tables.items():
-    d = analysis.compare_with_paper(t, paper)
-    d = d[d.metric == "auroc"].assign(experiment=e)
-    wide.append(d)
-auroc = pd.concat(wide) if wide else pd.DataFrame()
-if len(auroc):
-    view = auroc.assign(
-        ours=auroc.apply(lambda r: f"{r.ours:.1f} [{r.lo:.1f}, {r.hi:.1f}]", axis=1),
-        method=auroc.method.map(plots.METHOD_LABELS),
-    ).pivot(index=["experiment", "dataset"], columns="method", values=["ours", "paper"])
-    display(view)
+# %% tags=["full-width"]
+analysis.auroc_side_by_side(tables, paper, plots.METHOD_LABELS)
 
 # %% [markdown]
 # ## The claims, per experiment
 
 # %%
-for e, t in tables.items():
-    display(Markdown(f"**{e}**\n\n" + analysis.claims_markdown(analysis.claims(t, e))))
+for experiment, table in tables.items():
+    display(Markdown(f"**{experiment}**\n\n" + analysis.claims_markdown(analysis.claims(table, experiment))))
 
 # %% [markdown]
 # ## What we see
 
 # %%
-lines = []
-for e, t in tables.items():
-    c = analysis.claims(t, e)
-    d = analysis.compare_with_paper(t, paper)
-    a = d[d.metric == "auroc"]
-    lines.append(
-        f"- **{e}** ({summaries[e]['profile']} profile, base accuracy "
-        f"{100 * summaries[e]['base_accuracy']:.2f} %): {int((c.verdict == 'reproduced').sum())} "
-        f"of {len(c)} claims reproduced; mean |AUROC − paper| = {a.difference.abs().mean():.1f} "
-        f"points; paper outside our 95 % CI in {int(a.outside_ci.sum())} of {len(a)} cells."
-    )
-display(Markdown("\n".join(lines) if lines else "No experiment has been evaluated yet."))
+display(Markdown(analysis.summary_markdown(tables, summaries, paper)))

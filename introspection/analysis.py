@@ -25,6 +25,10 @@ __all__ = [
     "table2_markdown",
     "claims",
     "claims_markdown",
+    "load_results",
+    "runs_table",
+    "auroc_side_by_side",
+    "summary_markdown",
 ]
 
 #: Test accuracy of the base classifiers reported by the paper (Table 1; none for CIFAR-10).
@@ -346,3 +350,126 @@ def claims_markdown(claims_table: pd.DataFrame) -> str:
     for _, r in claims_table.iterrows():
         lines.append(f"| {r['claim']} | {mark.get(r['verdict'], r['verdict'])} | {r['evidence']} |")
     return "\n".join(lines)
+
+
+def load_results(root) -> tuple[dict, dict]:
+    """The ``table2.csv`` and ``summary.json`` of every evaluated experiment of a profile.
+
+    Parameters
+    ----------
+    root : str or path-like
+        A profile's results folder (``book/results/<profile>``).
+
+    Returns
+    -------
+    tables : dict of str to pandas.DataFrame
+    summaries : dict of str to dict
+        Both keyed by experiment, for the experiments that have both files.
+    """
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    tables, summaries = {}, {}
+    for exp in ("mnist", "cifar10"):
+        t, s = root / exp / "table2.csv", root / exp / "summary.json"
+        if t.is_file() and s.is_file():
+            tables[exp] = pd.read_csv(t)
+            summaries[exp] = json.loads(s.read_text())
+    return tables, summaries
+
+
+def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
+    """Base accuracy (with the paper's), wall time per stage and machine, per experiment.
+
+    Parameters
+    ----------
+    summaries : mapping of str to dict
+        ``summary.json`` contents keyed by experiment.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per experiment.
+    """
+    cols = {}
+    for exp, s in summaries.items():
+        paper = PAPER_ACCURACY.get(exp)
+        col = {
+            "profile": s["profile"],
+            "test accuracy (%)": f"{100 * s['base_accuracy']:.2f}",
+            "paper (%)": f"{100 * paper:.2f}" if paper else "not stated",
+        }
+        col.update({f"{k} (s)": f"{v:.0f}" for k, v in s.get("wall_seconds", {}).items()})
+        col.update({"CPU": s["machine"]["cpu"], "cores": s["machine"]["cores"]})
+        cols[exp] = col
+    return pd.DataFrame(cols)
+
+
+def auroc_side_by_side(
+    tables: Mapping[str, pd.DataFrame],
+    paper: pd.DataFrame,
+    methods: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """AUROC of every experiment, dataset and method: ours with 95% CI, and the paper's.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Our Table 2 per experiment.
+    paper : pandas.DataFrame
+        The paper's Table 2.
+    methods : mapping, optional
+        Display names of the methods.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (experiment, dataset); columns (ours | paper, method).
+    """
+    parts = []
+    for exp, t in tables.items():
+        d = compare_with_paper(t, paper)
+        parts.append(d[d.metric == "auroc"].assign(experiment=exp))
+    if not parts:
+        return pd.DataFrame()
+    d = pd.concat(parts)
+    d["ours"] = [
+        f"{o:.1f} [{lo:.1f}, {hi:.1f}]" for o, lo, hi in zip(d.ours, d.lo, d.hi, strict=True)
+    ]
+    if methods:
+        d["method"] = d.method.map(lambda m: methods.get(m, m))
+    return d.pivot(index=["experiment", "dataset"], columns="method", values=["ours", "paper"])
+
+
+def summary_markdown(
+    tables: Mapping[str, pd.DataFrame], summaries: Mapping[str, dict], paper: pd.DataFrame
+) -> str:
+    """One bullet per experiment: claims reproduced and distance to the paper's AUROC.
+
+    Parameters
+    ----------
+    tables, summaries : mapping
+        From :func:`load_results`.
+    paper : pandas.DataFrame
+        The paper's Table 2.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    lines = []
+    for exp, t in tables.items():
+        c = claims(t, exp)
+        a = compare_with_paper(t, paper)
+        a = a[a.metric == "auroc"]
+        s = summaries[exp]
+        lines.append(
+            f"- **{exp}** ({s['profile']} profile, "
+            f"base accuracy {100 * s['base_accuracy']:.2f} %): "
+            f"{int((c.verdict == 'reproduced').sum())} of {len(c)} claims reproduced; mean "
+            f"|AUROC − paper| = {a.difference.abs().mean():.1f} points; the paper's value is "
+            f"outside our 95 % CI in {int(a.outside_ci.sum())} of {len(a)} cells."
+        )
+    return "\n".join(lines) if lines else "No experiment has been evaluated with this profile yet."

@@ -82,3 +82,26 @@ def test_paper_table_shipped_with_the_package():
         ]
         == 97.9
     )
+
+
+def test_results_of_a_profile_are_summarised(tmp_path):
+    import json
+
+    paper = pipeline.paper_table2()
+    for exp in ("mnist", "cifar10"):
+        (tmp_path / exp).mkdir()
+        t = paper[paper.experiment == exp].copy()
+        for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
+            t[f"{m}_lo"], t[f"{m}_hi"] = t[m] - 1, t[m] + 1
+        t.to_csv(tmp_path / exp / "table2.csv", index=False)
+        (tmp_path / exp / "summary.json").write_text(json.dumps({
+            "profile": "cpu", "base_accuracy": 0.99, "wall_seconds": {"base_model": 10.0},
+            "machine": {"cpu": "x", "cores": 2}}))
+    tables, summaries = analysis.load_results(tmp_path)
+    assert set(tables) == {"mnist", "cifar10"}
+    runs = analysis.runs_table(summaries)
+    assert runs.loc["paper (%)", "mnist"] == "99.65" and runs.loc["base_model (s)", "mnist"] == "10"
+    side = analysis.auroc_side_by_side(tables, paper)
+    assert len(side) == 16 and side.loc[("cifar10", "bim"), ("paper", "introspection_net")] == 97.9
+    text = analysis.summary_markdown(tables, summaries, paper)
+    assert "**mnist**" in text and "outside our 95 % CI in 0 of 24 cells" in text
