@@ -23,7 +23,16 @@ from pathlib import Path
 
 from .config import EXPERIMENTS, PARAMETERS, PROFILES, ConfigError, configure
 
-__all__ = ["CHAPTERS", "main", "parse_value", "write_toc", "run_notebooks", "build_html"]
+__all__ = [
+    "CHAPTERS",
+    "main",
+    "parse_value",
+    "provenance",
+    "stamp",
+    "write_toc",
+    "run_notebooks",
+    "build_html",
+]
 
 #: The chapter notebooks, in order, run once per experiment.
 CHAPTERS = (
@@ -173,7 +182,73 @@ def _execute(pm, source: Path, target: Path, params: dict, root: Path) -> None:
             f"{source.name} failed ({err.ename}: {err.evalue}); "
             f"see the partly executed notebook {tmp}"
         ) from None
+    stamp(tmp, source.with_suffix(".py"), params)
     os.replace(tmp, target)
+
+
+def provenance(source: Path, params: dict) -> dict:
+    """What an executed notebook was made from: hashes of its source and parameters.
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        The notebook's py:percent source.
+    params : dict
+        The parameters papermill injected. For a chapter, the effective
+        configuration (profile values plus overrides, validated) is hashed, so a
+        change of a profile's definition is detected too.
+
+    Returns
+    -------
+    dict
+        ``source``, ``source_sha256``, ``parameters``, ``effective_parameters``,
+        ``parameters_sha256``, ``refresh`` (the command that re-executes it).
+    """
+    import hashlib
+
+    from .artifacts import canonical_params
+
+    effective = dict(params)
+    if "experiment" in params:
+        cfg = configure(
+            params["experiment"],
+            params["profile"],
+            overrides=params.get("overrides") or {},
+            seed=params.get("seed", 0),
+        )
+        effective = {
+            "experiment": cfg.experiment,
+            "profile": cfg.profile,
+            "seed": cfg.seed,
+            **cfg.params,
+        }
+    effective = canonical_params(effective)
+    refresh = f"python -m introspection build --profile {params['profile']}"
+    if "experiment" in params:
+        refresh += f" --experiment {params['experiment']}"
+    for k, v in sorted((params.get("overrides") or {}).items()):
+        refresh += f" -p {k} {v}"
+    return {
+        "source": source.name,
+        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "parameters": canonical_params(
+            {k: v for k, v in params.items() if k not in ("data_dir", "artifacts_dir")}
+        ),
+        "effective_parameters": effective,
+        "parameters_sha256": hashlib.sha256(
+            json.dumps(effective, sort_keys=True).encode()
+        ).hexdigest(),
+        "refresh": refresh,
+    }
+
+
+def stamp(notebook: Path, source: Path, params: dict) -> None:
+    """Record :func:`provenance` in an executed notebook's metadata (``introspection``)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["introspection"] = provenance(source, params)
+    nbformat.write(nb, notebook)
 
 
 def write_toc(profile: str, experiments, root: Path) -> Path:

@@ -94,9 +94,16 @@ def test_results_of_a_profile_are_summarised(tmp_path):
         for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
             t[f"{m}_lo"], t[f"{m}_hi"] = t[m] - 1, t[m] + 1
         t.to_csv(tmp_path / exp / "table2.csv", index=False)
-        (tmp_path / exp / "summary.json").write_text(json.dumps({
-            "profile": "cpu", "base_accuracy": 0.99, "wall_seconds": {"base_model": 10.0},
-            "machine": {"cpu": "x", "cores": 2}}))
+        (tmp_path / exp / "summary.json").write_text(
+            json.dumps(
+                {
+                    "profile": "cpu",
+                    "base_accuracy": 0.99,
+                    "wall_seconds": {"base_model": 10.0},
+                    "machine": {"cpu": "x", "cores": 2},
+                }
+            )
+        )
     tables, summaries = analysis.load_results(tmp_path)
     assert set(tables) == {"mnist", "cifar10"}
     runs = analysis.runs_table(summaries)

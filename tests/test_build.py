@@ -8,8 +8,16 @@ from introspection import build
 
 @pytest.mark.parametrize(
     "text, value",
-    [("3", 3), ("0.25", 0.25), ("true", True), ("False", False), ("null", None),
-     ("None", None), ("pixels", "pixels"), ("1e-3", 1e-3)],
+    [
+        ("3", 3),
+        ("0.25", 0.25),
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ("None", None),
+        ("pixels", "pixels"),
+        ("1e-3", 1e-3),
+    ],
 )
 def test_parse_value(text, value):
     assert build.parse_value(text) == value
@@ -32,14 +40,20 @@ def test_toc_lists_every_chapter(tmp_path):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--profile", "fast"], "'profile' must be one of"),
-     (["--experiment", "svhn"], "--experiment must be one of"),
-     (["-p", "epochs", "0"], "'epochs' must be >= 1"),
-     (["-p", "fgsm_eps", "1.5"], "'fgsm_eps' must be <= 1.0"),
-     (["--data-dir", "/nonexistent"], "'data_dir'")],
+    [
+        (["--profile", "fast"], "'profile' must be one of"),
+        (["--experiment", "svhn"], "--experiment must be one of"),
+        (["-p", "epochs", "0"], "'epochs' must be >= 1"),
+        (["-p", "fgsm_eps", "1.5"], "'fgsm_eps' must be <= 1.0"),
+        (["--data-dir", "/nonexistent"], "'data_dir'"),
+    ],
 )
 def test_cli_rejects_bad_input_before_any_work(args, message):
-    out = subprocess.run([sys.executable, "-m", "introspection", "build", *args],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "introspection", "build", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert message in out.stderr and out.stderr.count("\n") == 1
