@@ -40,7 +40,7 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 __all__ = [
     "DEEPFOOL_STEP_EPS",

@@ -569,7 +569,7 @@ def evaluation_table(
             )
         jobs.extend((d, m) for m in methods)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         jobs = tqdm(jobs, desc=f"evaluation_table[{experiment}]")
     rows = []

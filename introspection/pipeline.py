@@ -377,7 +377,9 @@ def misclassifications(cfg: Config, model=None, progress: bool = True) -> Genera
     -------
     Generation
     """
-    from tqdm.auto import tqdm
+    # Text progress bars (on stderr, which the rendered book leaves out): widget
+    # bars would render as raw text in the static HTML.
+    from tqdm import tqdm
 
     t0 = time.perf_counter()
     params = cfg.stage_params("misclassifications")
