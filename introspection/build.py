@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--artifacts-dir", default=None, help="cache of models and arrays")
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only")
     b.add_argument(
+        "--force", action="store_true", help="re-execute notebooks that are up to date too"
+    )
+    b.add_argument(
         "--html-only",
         action="store_true",
         help="build the HTML from the notebooks already executed",
@@ -126,7 +129,12 @@ def _split_parameters(pairs) -> tuple[dict, dict]:
 
 
 def run_notebooks(
-    profile: str, experiment: str, notebook_params: dict, overrides: dict, root: Path
+    profile: str,
+    experiment: str,
+    notebook_params: dict,
+    overrides: dict,
+    root: Path,
+    force: bool = False,
 ) -> dict:
     """Execute the chapter notebooks of one experiment with papermill.
 
@@ -139,11 +147,13 @@ def run_notebooks(
         Profile parameters passed to every notebook.
     root : pathlib.Path
         The checkout.
+    force : bool
+        Re-execute notebooks that are up to date too.
 
     Returns
     -------
     dict
-        Wall time of each notebook, in seconds.
+        Wall time of each notebook executed, in seconds.
     """
     import papermill as pm
 
@@ -158,8 +168,12 @@ def run_notebooks(
     times = {}
     for chapter in CHAPTERS:
         t0 = time.perf_counter()
+        source, target = root / "book" / f"{chapter}.ipynb", out_dir / f"{chapter}.ipynb"
+        if not force and is_current(target, source.with_suffix(".py"), params):
+            print(f"[{experiment}] {chapter}: up to date, not re-executed", flush=True)
+            continue
         print(f"[{experiment}] {chapter} ...", flush=True)
-        _execute(pm, root / "book" / f"{chapter}.ipynb", out_dir / f"{chapter}.ipynb", params, root)
+        _execute(pm, source, target, params, root)
         times[chapter] = time.perf_counter() - t0
         print(f"[{experiment}] {chapter}: done in {times[chapter]:.1f} s", flush=True)
     return times
@@ -240,6 +254,34 @@ def provenance(source: Path, params: dict) -> dict:
         ).hexdigest(),
         "refresh": refresh,
     }
+
+
+def is_current(notebook: Path, source: Path, params: dict) -> bool:
+    """Whether an executed notebook was made from this source with these parameters.
+
+    Parameters
+    ----------
+    notebook : pathlib.Path
+        The executed notebook (may not exist).
+    source : pathlib.Path
+        Its py:percent source.
+    params : dict
+        The parameters it would be executed with now.
+
+    Returns
+    -------
+    bool
+    """
+    import nbformat
+
+    if not notebook.is_file():
+        return False
+    try:
+        meta = nbformat.read(notebook, as_version=4).metadata.get("introspection") or {}
+    except Exception:  # noqa: BLE001 - an unreadable notebook is simply not current
+        return False
+    now = provenance(source, params)
+    return all(meta.get(k) == now[k] for k in ("source_sha256", "parameters_sha256"))
 
 
 def stamp(notebook: Path, source: Path, params: dict) -> None:
@@ -354,14 +396,20 @@ def main(argv=None) -> int:
         import papermill as pm
 
         for exp in experiments:
-            times[exp] = run_notebooks(args.profile, exp, notebook_params, overrides, root)
+            times[exp] = run_notebooks(
+                args.profile, exp, notebook_params, overrides, root, force=args.force
+            )
         summary_out = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
-        _execute(
-            pm, root / "book" / f"{SUMMARY}.ipynb", summary_out, {"profile": args.profile}, root
-        )
-        (root / "book" / "results" / args.profile / "build_times.json").write_text(
-            json.dumps(times, indent=2)
-        )
+        summary_src = root / "book" / f"{SUMMARY}.ipynb"
+        summary_params = {"profile": args.profile}
+        if (
+            args.force
+            or any(times.values())
+            or not is_current(summary_out, summary_src.with_suffix(".py"), summary_params)
+        ):
+            _execute(pm, summary_src, summary_out, summary_params, root)
+        ran = sum(len(t) for t in times.values())
+        print(f"{ran} notebook(s) executed, the others up to date", flush=True)
     built = [
         e
         for e in EXPERIMENTS

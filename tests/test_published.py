@@ -71,3 +71,17 @@ def test_staleness_is_detected(tmp_path):
     nb.metadata["introspection"]["parameters_sha256"] = "0" * 64
     nbformat.write(nb, path)
     assert "parameters changed" in check(path) and "--profile smoke" in check(path)
+
+
+def test_up_to_date_notebooks_are_not_re_executed(tmp_path):
+    source = ROOT / "book" / "01_base_model.py"
+    params = {"experiment": "cifar10", "profile": "quick", "seed": 0, "overrides": {}}
+    path = tmp_path / "01_base_model.ipynb"
+    assert not build.is_current(path, source, params)  # missing
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    assert not build.is_current(path, source, params)  # no provenance
+    build.stamp(path, source, params)
+    assert build.is_current(path, source, params)
+    assert not build.is_current(path, source, {**params, "overrides": {"epochs": 1}})
+    assert not build.is_current(path, source, {**params, "seed": 1})
+    assert not build.is_current(path, ROOT / "book" / "02_misclassifications.py", params)
