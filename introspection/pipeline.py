@@ -65,6 +65,14 @@ class StageRun:
         return f"{self.stage}: {how} in {self.seconds:.1f} s{extra}"
 
 
+def _params_digest(params: dict) -> str:
+    """Short hash of a stage's parameters, naming its scratch folders."""
+    import hashlib
+
+    text = json.dumps(artifacts.canonical_params(params), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def _timer_record(cfg: Config, stage: str, t0: float, reused: bool) -> StageRun:
     seconds = time.perf_counter() - t0
     name = f"timing_{stage}"
@@ -197,6 +205,8 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
         validation_data=(x_test, y_test.astype(np.int64)),
         seed=cfg.seed,
         verbose=verbose,
+        # Resumes after the last finished epoch if a previous run was interrupted.
+        backup_dir=root / f"base_model_training_{_params_digest(params)}",
     )
     pred = models.predict_logits(model, x_test).argmax(axis=1)
     history["test_accuracy"] = float((pred == y_test).mean())

@@ -23,7 +23,9 @@ draw from the same seed.
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -157,6 +159,26 @@ def _check_xy(x, y, what: str):
     return x, y
 
 
+def _read_history(path: Path) -> dict:
+    """Per-epoch history from a CSVLogger file (the last row of an epoch wins)."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    rows = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows[int(row.pop("epoch"))] = row
+    if not rows:
+        return {}
+    keys = list(next(iter(rows.values())))
+
+    def value(text):
+        return float("nan") if text in ("", "NA") else float(text)
+
+    return {k: [value(rows[e].get(k, "NA")) for e in sorted(rows)] for k in keys}
+
+
 class _EpochTimer:
     """Record the wall time of each epoch in the history (a Keras callback)."""
 
@@ -189,6 +211,7 @@ def train_classifier(
     seed: int = 0,
     verbose: int = 0,
     callbacks=None,
+    backup_dir=None,
 ) -> dict:
     """Train a base classifier (logits output) with cross-entropy.
 
@@ -219,6 +242,12 @@ def train_classifier(
         Keras' verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     callbacks : list of keras.callbacks.Callback, optional
         Extra callbacks.
+    backup_dir : str or path-like, optional
+        Where to keep a checkpoint at the end of every epoch and the per-epoch
+        history (Keras' ``BackupAndRestore`` and ``CSVLogger``). An interrupted run
+        called again with the same directory resumes after the last finished
+        epoch; the directory is removed when training completes. A resumed run is
+        not bit-identical to an uninterrupted one (the data order restarts).
 
     Returns
     -------
@@ -256,6 +285,16 @@ def train_classifier(
     if validation_data is not None:
         x_val, y_val = _check_xy(*validation_data, "validation_data")
         val = (x_val, y_val.astype(np.int64))
+    extra = []
+    log = None
+    if backup_dir is not None:
+        backup_dir = Path(backup_dir)
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        log = backup_dir / "history.csv"
+        extra = [
+            keras.callbacks.CSVLogger(str(log), append=True),
+            keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint")),
+        ]
     history = model.fit(
         ds,
         epochs=int(epochs),
@@ -263,9 +302,12 @@ def train_classifier(
         batch_size=None if val is None else 512,
         shuffle=False,  # the dataset is shuffled above, by seed
         verbose=verbose,
-        callbacks=[_EpochTimer(), *(callbacks or [])],
+        callbacks=[_EpochTimer(), *(callbacks or []), *extra],
     )
     out = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if log is not None:
+        out = _read_history(log) or out
+        shutil.rmtree(backup_dir, ignore_errors=True)
     steps_per_epoch = steps // int(epochs)
     out["learning_rate"] = [
         float(lr(steps_per_epoch * e)) if callable(lr) else lr for e in range(int(epochs))

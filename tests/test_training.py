@@ -100,3 +100,36 @@ def test_introspection_net_learns_a_logit_rule():
     assert h["val_accuracy"][-1] > 0.9
     with pytest.raises(ValueError, match="0 .* or 1"):
         training.train_introspection_net(net, z, label * 2, epochs=1)
+
+
+def test_interrupted_training_resumes_from_the_last_epoch(tmp_path):
+    x, y = blobs(300)
+    backup = tmp_path / "backup"
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt  # killed after the second epoch
+
+    keras.utils.set_random_seed(0)
+    m = models.paper_cnn()
+    with pytest.raises(KeyboardInterrupt):
+        training.train_classifier(
+            m, x, y, epochs=4, batch_size=64, seed=0, callbacks=[Interrupt()], backup_dir=backup
+        )
+    assert (backup / "history.csv").is_file()
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    keras.utils.set_random_seed(0)
+    m2 = models.paper_cnn()
+    h = training.train_classifier(
+        m2, x, y, epochs=4, batch_size=64, seed=0, callbacks=[Record()], backup_dir=backup
+    )
+    assert seen == [2, 3]  # only the epochs that had not finished
+    assert len(h["loss"]) == 4 and len(h["epoch_seconds"]) == 4
+    assert not backup.exists()  # cleaned up after a complete run
