@@ -78,3 +78,56 @@ def test_stages_cache_resume_and_recompute(tmp_path):
     assert not gen4.run.reused
     np.testing.assert_array_equal(gen4["fgsm"].source_index, gen["fgsm"].source_index)
     np.testing.assert_allclose(gen4["fgsm"].x, gen["fgsm"].x, atol=1e-6)
+
+
+RUN = """
+import sys
+from introspection import config, pipeline
+cfg = config.configure("mnist", "smoke", data_dir=sys.argv[1], artifacts_dir=sys.argv[2],
+                       results_dir=sys.argv[3], **{tiny})
+base = pipeline.base_model(cfg, verbose=0)
+gen = pipeline.misclassifications(cfg, base.model, progress=False)
+sets = pipeline.introspection_sets(cfg, gen)
+fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
+pipeline.evaluate(cfg, pipeline.score_test_sets(cfg, gen, sets, fitted))
+"""
+
+
+def test_same_seed_same_table_even_after_a_kill(tmp_path):
+    """Determinism (two fresh runs agree to 1e-6) and a run killed mid-stage resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    script = tmp_path / "run.py"
+    script.write_text(RUN.replace("{tiny}", repr(TINY)))
+
+    def run(name, kill_after=None):
+        args = [
+            sys.executable,
+            str(script),
+            data_dir(),
+            str(tmp_path / name / "a"),
+            str(tmp_path / name / "r"),
+        ]
+        if kill_after is None:
+            subprocess.run(args, check=True, timeout=600, capture_output=True)
+            return pd.read_csv(tmp_path / name / "r" / "table2.csv")
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(kill_after)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+    first = run("one")
+    second = run("two")
+    pd.testing.assert_frame_equal(first, second, atol=1e-6, rtol=0)
+    # Killed in the middle of the attacks (after ~25 s), then run again.
+    run("three", kill_after=25)
+    assert not (tmp_path / "three" / "r" / "table2.csv").exists()  # it was stopped midway
+    third = run("three")
+    pd.testing.assert_frame_equal(first, third, atol=1e-6, rtol=0)
