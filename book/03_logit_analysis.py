@@ -82,6 +82,8 @@ plots.save_figure(fig, cfg.results_dir / "figure1_mean_logit.png");
 
 # %%
 tests = analysis.welch_tests({n: z.mean(axis=1) for n, z in logits.items()}, in_name)
+pipeline.write_table(cfg, tests, "logit_tests.csv")
+pipeline.write_table(cfg, stats, "logit_stats.csv")
 tests.style.format({"mean": "{:.2f}", "reference_mean": "{:.2f}", "difference": "{:.2f}",
                     "t": "{:.1f}", "p_value": "{:.1e}"})
 
@@ -108,6 +110,13 @@ shown = [in_name, "gaussian", cfg.info["cross_dataset"], "fgsm", "errors"]
 fig = plots.min_max_scatter({n: logits[n] for n in shown}, cfg.experiment, n=cfg["n_scatter"],
                             seed=cfg.seed, title="Figure 2: logits (left) and softmax (right)")
 plots.save_figure(fig, cfg.results_dir / "figure2_min_max.png");
+
+# %% [markdown]
+# ## The paper's claims about the logits, checked
+
+# %%
+display(Markdown(analysis.claims_markdown(
+    analysis.logit_claims(tests, stats, cfg.experiment, in_name))))
 
 # %% [markdown]
 # ## What we see

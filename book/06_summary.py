@@ -16,52 +16,86 @@
 # %% [markdown]
 # # Results: both experiments side by side
 #
-# **The question.** Does the paper's conclusion — Introspection-Net "outperformed
-# by a large margin the Softmax Baseline and the Trust Score on confidence
-# prediction" (Section 4) — hold on both experiments? This page gathers the
-# `table2.csv` and `summary.json` that the evaluation chapter wrote for each
-# experiment of this profile.
+# **The question.** Does the paper's conclusion hold? Section 4: Introspection-Net
+# "outperformed by a large margin the Softmax Baseline and the Trust Score on
+# confidence prediction", and the logits, unlike the softmax, carry the information
+# to detect errors, out-of-distribution data and adversarial examples. This page
+# gathers what the chapters of each experiment wrote for this profile
+# (`table2.csv`, `summary.json`, `logit_tests.csv`, the figures) and checks every
+# claim of Sections 2.3, 3.3 and 4.
 
 # %% tags=["parameters"]
-profile = "quick"  # the profile whose results are compared
+profile = "quick"  # the profile whose results are compared ("smoke", "quick", "cpu", "paper")
 results_root = None  # folder holding <experiment>/table2.csv (None: book/results/<profile>)
 
 # %% [markdown]
 # ## Set-up
 
 # %%
-from IPython.display import Markdown, display
+from pathlib import Path
+
+from IPython.display import Image, Markdown, display
 
 from introspection import analysis, config, pipeline, plots
 
-root = results_root or config.default_results_dir(profile)
+root = Path(results_root or config.default_results_dir(profile))
 tables, summaries = analysis.load_results(root)
 paper = pipeline.paper_table2()
 print(f"profile {profile!r}: results for {', '.join(tables) or 'no experiment'} in {root}")
 
 # %% [markdown]
-# ## Base classifiers and run times
+# ## Base classifiers, run times and machine
 #
-# Wall time of each stage's last computation, in seconds, on the machine named.
+# Test accuracy of the base classifier, and the wall time of each stage's last
+# computation in seconds.
 
 # %%
 analysis.runs_table(summaries)
 
 # %% [markdown]
-# ## AUROC of every method, ours (95 % CI) and the paper's
+# ## Table 2 against the paper
+#
+# Each cell: the paper's value → ours [95 % bootstrap CI] (difference). ⚠ and a bold
+# difference mark the cells where the paper's value lies outside our interval.
+# FPR at 95 % TPR: lower is better; the other metrics: higher is better.
+
+# %% tags=["full-width"]
+for experiment, table in tables.items():
+    labels = {n: plots.dataset_label(n, experiment) for n in table.dataset.unique()}
+    display(Markdown(f"### {experiment}\n\n"
+                     + analysis.table2_vs_paper_markdown(table, paper, labels, plots.METHOD_LABELS)))
+
+# %% [markdown]
+# ## AUROC at a glance
 
 # %% tags=["full-width"]
 analysis.auroc_side_by_side(tables, paper, plots.METHOD_LABELS)
 
 # %% [markdown]
-# ## The claims, per experiment
+# ## Figures 1 and 2, reproduced
+
+# %%
+for experiment in tables:
+    for name in ("figure1_mean_logit.png", "figure2_min_max.png"):
+        if (root / experiment / name).is_file():
+            display(Markdown(f"**{experiment}**: `{name}`"), Image(filename=str(root / experiment / name)))
+
+# %% [markdown]
+# ## Claims checklist
 
 # %%
 for experiment, table in tables.items():
-    display(Markdown(f"**{experiment}**\n\n" + analysis.claims_markdown(analysis.claims(table, experiment))))
+    checks = analysis.claims_for_experiment(root / experiment, table, experiment)
+    display(Markdown(f"### {experiment}\n\n" + analysis.claims_markdown(checks)))
 
 # %% [markdown]
 # ## What we see
 
 # %%
 display(Markdown(analysis.summary_markdown(tables, summaries, paper)))
+
+# %% [markdown]
+# ## Library versions
+
+# %%
+analysis.versions_table(summaries)

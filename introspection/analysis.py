@@ -29,6 +29,10 @@ __all__ = [
     "runs_table",
     "auroc_side_by_side",
     "summary_markdown",
+    "logit_claims",
+    "table2_vs_paper_markdown",
+    "versions_table",
+    "claims_for_experiment",
 ]
 
 #: Test accuracy of the base classifiers reported by the paper (Table 1; none for CIFAR-10).
@@ -473,3 +477,167 @@ def summary_markdown(
             f"outside our 95 % CI in {int(a.outside_ci.sum())} of {len(a)} cells."
         )
     return "\n".join(lines) if lines else "No experiment has been evaluated with this profile yet."
+
+
+def logit_claims(
+    tests: pd.DataFrame, stats_table: pd.DataFrame, experiment: str, in_distribution: str
+) -> pd.DataFrame:
+    """The claims of Section 2.3 about the logits, checked on our statistics.
+
+    Parameters
+    ----------
+    tests : pandas.DataFrame
+        From :func:`welch_tests` on the mean logit.
+    stats_table : pandas.DataFrame
+        From :func:`logit_statistics`.
+    experiment : str
+    in_distribution : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns claim, verdict, evidence (as :func:`claims`).
+    """
+    lower = tests.index[tests["lower"]].tolist()
+    rows = [
+        {
+            "claim": "The mean logit is significantly lower (p < 0.0001) for every other dataset "
+            "than for correctly classified in-distribution images",
+            "verdict": _verdict(len(lower), len(tests)),
+            "evidence": "; ".join(
+                f"{d}: {r['mean']:.2f} vs {r['reference_mean']:.2f}, p = {r['p_value']:.1e}"
+                for d, r in tests.iterrows()
+            ),
+        }
+    ]
+    order = [d for d in (in_distribution, "bim", "fgsm", "deepfool") if d in stats_table.index]
+    if len(order) == 4:
+        m = stats_table.loc[order, "max_logit"]
+        below = [d for d in order[1:] if m[d] < m[in_distribution]]
+        rows.append(
+            {
+                "claim": "The max logit is lower for BIM, FGSM and DeepFool examples than for "
+                "in-distribution images (paper, MNIST: 16.5 > 10.8 > 8.8 > 3.4)",
+                "verdict": _verdict(len(below), 3),
+                "evidence": ", ".join(
+                    f"{d}: {m[d]:.1f} ± {stats_table.loc[d, 'max_logit_std']:.1f}" for d in order
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def table2_vs_paper_markdown(
+    table: pd.DataFrame,
+    paper: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    methods: Mapping[str, str] | None = None,
+) -> str:
+    """Our Table 2 next to the paper's: paper, ours [95% CI], difference, per metric.
+
+    A cell whose paper value lies outside our 95% CI is marked ⚠ and its difference
+    is in bold.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Our Table 2 for one experiment.
+    paper : pandas.DataFrame
+        The paper's Table 2.
+    labels, methods : mapping, optional
+        Display names of datasets and methods.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    labels = dict(labels or {})
+    methods = dict(methods or {})
+    d = compare_with_paper(table, paper)
+    names = {
+        "fpr_at_95tpr": "FPR95 ↓",
+        "auroc": "AUROC",
+        "aupr_in": "AUPR-In",
+        "aupr_out": "AUPR-Out",
+    }
+    head = ["dataset", "method", *names.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (dataset, method), block in d.groupby(["dataset", "method"], sort=False):
+        cells = [labels.get(dataset, dataset), methods.get(method, method)]
+        for metric in names:
+            r = block[block.metric == metric].iloc[0]
+            if not np.isfinite(r["paper"]):
+                cells.append(f"{r['ours']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}]")
+                continue
+            diff = f"{r['difference']:+.1f}"
+            mark = " ⚠" if r["outside_ci"] else ""
+            cells.append(
+                f"{r['paper']:.1f} → {r['ours']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}] "
+                f"({'**' + diff + '**' if r['outside_ci'] else diff}){mark}"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def versions_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
+    """Library versions and machine of each experiment's run.
+
+    Parameters
+    ----------
+    summaries : mapping of str to dict
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per experiment.
+    """
+    cols = {}
+    for exp, s in summaries.items():
+        col = dict(s.get("versions", {}))
+        col.update(
+            {
+                "CPU": s["machine"]["cpu"],
+                "cores": s["machine"]["cores"],
+                "platform": s["machine"].get("platform", ""),
+            }
+        )
+        cols[exp] = col
+    return pd.DataFrame(cols).fillna("")
+
+
+def claims_for_experiment(folder, table: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """Every claim checked for one experiment: the logit claims and the Table 2 claims.
+
+    The logit claims need the ``logit_tests.csv`` and ``logit_stats.csv`` that the
+    logit-analysis chapter writes into ``folder``; they are left out otherwise.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The experiment's results folder.
+    table : pandas.DataFrame
+        Its Table 2.
+    experiment : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns claim, verdict, evidence.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    parts = []
+    tests, stats_file = folder / "logit_tests.csv", folder / "logit_stats.csv"
+    if tests.is_file() and stats_file.is_file():
+        parts.append(
+            logit_claims(
+                pd.read_csv(tests, index_col=0),
+                pd.read_csv(stats_file, index_col=0),
+                experiment,
+                experiment,
+            )
+        )
+    parts.append(claims(table, experiment))
+    return pd.concat(parts, ignore_index=True)

@@ -45,6 +45,7 @@ __all__ = [
     "score_test_sets",
     "evaluate",
     "write_summary",
+    "write_table",
     "paper_table2",
 ]
 
@@ -726,11 +727,31 @@ def evaluate(cfg: Config, scores: dict):
         n_boot=cfg["n_boot"],
         random_state=cfg.seed,
     )
-    path = cfg.results_dir / "table2.csv"
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.4f")
-    os.replace(tmp, path)
+    write_table(cfg, table, "table2.csv", index=False)
     return table
+
+
+def write_table(cfg: Config, table, name: str, index: bool = True) -> Path:
+    """Write a DataFrame as CSV into the results folder, atomically.
+
+    Parameters
+    ----------
+    cfg : Config
+    table : pandas.DataFrame
+    name : str
+        File name, e.g. ``"logit_tests.csv"``.
+    index : bool
+        Whether to write the index.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = cfg.results_dir / name
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, index=index, float_format="%.6g")
+    os.replace(tmp, path)
+    return path
 
 
 def write_summary(cfg: Config, **entries) -> Path:
