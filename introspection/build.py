@@ -293,7 +293,7 @@ def stamp(notebook: Path, source: Path, params: dict) -> None:
     nbformat.write(nb, notebook)
 
 
-def write_toc(profile: str, experiments, root: Path) -> Path:
+def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -> Path:
     """Write the table of contents of a profile's book (``_build/toc-<profile>.yml``).
 
     Parameters
@@ -325,7 +325,7 @@ def write_toc(profile: str, experiments, root: Path) -> Path:
         f"      - file: book/results/{profile}/{SUMMARY}",
         "      - file: book/references",
     ]
-    path = root / "_build" / f"toc-{profile}.yml"
+    path = path or root / "_build" / f"toc-{profile}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -418,7 +418,8 @@ def main(argv=None) -> int:
     print(f"notebooks: {time.perf_counter() - t_all:.1f} s", flush=True)
     if args.no_html:
         return 0
-    index = build_html(write_toc(args.profile, built, root), root)
+    toc = write_toc(args.profile, built, root, path=root / "_toc.yml" if args.publish else None)
+    index = build_html(toc, root)
     print(f"total: {time.perf_counter() - t_all:.1f} s")
     print(index)
     return 0
