@@ -343,7 +343,7 @@ PROFILES: dict[str, dict] = {
         "description": "as faithful as a 2-core CPU allows in about two hours",
         "mnist": {},
         "cifar10": {
-            "epochs": 25,
+            "epochs": 20,
             "wrn_depth": 16,
             "wrn_width": 2,
             "schedule": "cosine",
