@@ -46,6 +46,7 @@ CHAPTERS = (
 SUMMARY = "06_summary"
 #: Notebook parameters that are not profile parameters.
 _NOTEBOOK_PARAMS = ("seed", "data_dir", "artifacts_dir")
+_PATH_PARAMS = ("data_dir", "artifacts_dir", "results_dir", "results_root")
 _TITLES = {"mnist": "MNIST, the paper's Table 1 CNN", "cifar10": "CIFAR-10, a Wide ResNet"}
 
 
@@ -163,6 +164,9 @@ def run_notebooks(
         "experiment": experiment,
         "profile": profile,
         "overrides": overrides,
+        # Explicit, so that results land beside the executed notebooks whichever
+        # checkout the kernel imports the package from.
+        "results_dir": str(out_dir),
         **notebook_params,
     }
     times = {}
@@ -222,6 +226,8 @@ def provenance(source: Path, params: dict) -> dict:
 
     from .artifacts import canonical_params
 
+    # Machine-specific paths do not change results: left out of the hashes.
+    params = {k: v for k, v in params.items() if k not in _PATH_PARAMS}
     effective = dict(params)
     if "experiment" in params:
         cfg = configure(
@@ -245,9 +251,7 @@ def provenance(source: Path, params: dict) -> dict:
     return {
         "source": source.name,
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-        "parameters": canonical_params(
-            {k: v for k, v in params.items() if k not in ("data_dir", "artifacts_dir")}
-        ),
+        "parameters": canonical_params(params),
         "effective_parameters": effective,
         "parameters_sha256": hashlib.sha256(
             json.dumps(effective, sort_keys=True).encode()
@@ -401,7 +405,10 @@ def main(argv=None) -> int:
             )
         summary_out = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
         summary_src = root / "book" / f"{SUMMARY}.ipynb"
-        summary_params = {"profile": args.profile}
+        summary_params = {
+            "profile": args.profile,
+            "results_root": str(root / "book" / "results" / args.profile),
+        }
         if (
             args.force
             or any(times.values())

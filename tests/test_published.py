@@ -85,3 +85,10 @@ def test_up_to_date_notebooks_are_not_re_executed(tmp_path):
     assert not build.is_current(path, source, {**params, "overrides": {"epochs": 1}})
     assert not build.is_current(path, source, {**params, "seed": 1})
     assert not build.is_current(path, ROOT / "book" / "02_misclassifications.py", params)
+
+
+def test_paths_do_not_change_the_provenance():
+    source = ROOT / "book" / "06_summary.py"
+    a = build.provenance(source, {"profile": "cpu", "results_root": "/here"})
+    b = build.provenance(source, {"profile": "cpu", "results_root": "/elsewhere"})
+    assert a["parameters_sha256"] == b["parameters_sha256"] and "results_root" not in a["parameters"]
