@@ -91,4 +91,6 @@ def test_paths_do_not_change_the_provenance():
     source = ROOT / "book" / "06_summary.py"
     a = build.provenance(source, {"profile": "cpu", "results_root": "/here"})
     b = build.provenance(source, {"profile": "cpu", "results_root": "/elsewhere"})
-    assert a["parameters_sha256"] == b["parameters_sha256"] and "results_root" not in a["parameters"]
+    assert (
+        a["parameters_sha256"] == b["parameters_sha256"] and "results_root" not in a["parameters"]
+    )
