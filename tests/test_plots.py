@@ -572,3 +572,20 @@ def test_module_does_not_import_tensorflow():
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_styled_figures_keep_the_interactive_mode_the_backend_chose():
+    # In Jupyter, the first figure loads the inline backend, which turns interactive mode
+    # on inside the style context; leaving the context must not turn it off again, or no
+    # later figure of the notebook is shown.
+    import matplotlib
+
+    before = matplotlib.is_interactive()
+    try:
+        matplotlib.interactive(False)
+        plots._styled(lambda: matplotlib.interactive(True))()
+        assert matplotlib.is_interactive()
+        plots._styled(lambda: None)()
+        assert matplotlib.is_interactive()
+    finally:
+        matplotlib.interactive(before)
