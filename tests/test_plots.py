@@ -583,9 +583,9 @@ def test_styled_figures_keep_the_interactive_mode_the_backend_chose():
     before = matplotlib.is_interactive()
     try:
         matplotlib.interactive(False)
-        plots._styled(lambda: matplotlib.interactive(True))()
+        P._styled(lambda: matplotlib.interactive(True))()
         assert matplotlib.is_interactive()
-        plots._styled(lambda: None)()
+        P._styled(lambda: None)()
         assert matplotlib.is_interactive()
     finally:
         matplotlib.interactive(before)
