@@ -1,6 +1,6 @@
 """``python -m introspection build``: execute the book's notebooks, then build the HTML.
 
-For each experiment, the five chapter notebooks of ``book/`` run in order with
+For each experiment, the six chapter notebooks of ``book/`` run in order with
 papermill (kernel ``python3``); the executed copies, figures and tables go to
 ``book/results/<profile>/<experiment>/``. The summary notebook then compares the
 experiments, a table of contents for the profile is written, and Jupyter Book
@@ -41,9 +41,10 @@ CHAPTERS = (
     "03_logit_analysis",
     "04_introspection_net",
     "05_evaluation",
+    "06_differences",
 )
 #: Run once per build, after the experiments.
-SUMMARY = "06_summary"
+SUMMARY = "07_summary"
 #: Notebook parameters that are not profile parameters.
 _NOTEBOOK_PARAMS = ("seed", "data_dir", "artifacts_dir")
 _PATH_PARAMS = ("data_dir", "artifacts_dir", "results_dir", "results_root")

@@ -46,6 +46,8 @@ __all__ = [
     "evaluate",
     "write_summary",
     "write_table",
+    "trust_score_spaces",
+    "evaluate_correct_only",
     "paper_table2",
 ]
 
@@ -564,17 +566,25 @@ class Fitted:
     run: StageRun
 
 
-def _trust_features(cfg: Config, model, x) -> np.ndarray:
-    if cfg["trust_feature"] == "pixels":
+def _trust_features(space: str, model, x) -> np.ndarray:
+    if space == "pixels":
         return x.reshape(len(x), -1)
     feats, logits = models.predict_features(model, x)
-    return feats if cfg["trust_feature"] == "features" else logits
+    return feats if space == "features" else logits
 
 
-def _detector_inputs(cfg: Config, ds: DataSet) -> np.ndarray:
-    if cfg["trust_feature"] == "pixels":
+def _detector_inputs(space: str, ds: DataSet) -> np.ndarray:
+    if space == "pixels":
         return ds.x.reshape(len(ds.x), -1)
-    return ds.features if cfg["trust_feature"] == "features" else ds.logits
+    return ds.features if space == "features" else ds.logits
+
+
+def _fit_trust_score(cfg: Config, model, space: str):
+    x_train, y_train = load_training_data(cfg)
+    n_fit = min(cfg["trust_n_fit"], len(x_train))
+    idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(len(x_train), n_fit, replace=False))
+    trust = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"])
+    return trust.fit(_trust_features(space, model, x_train[idx]), y_train[idx]), n_fit
 
 
 def fit_detectors(
@@ -632,11 +642,7 @@ def fit_detectors(
         )
     if model is None:
         model = base_model(cfg, verbose=0).model
-    x_train, y_train = load_training_data(cfg)
-    n_fit = min(cfg["trust_n_fit"], len(x_train))
-    idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(len(x_train), n_fit, replace=False))
-    trust = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"])
-    trust.fit(_trust_features(cfg, model, x_train[idx]), y_train[idx])
+    trust, n_fit = _fit_trust_score(cfg, model, cfg["trust_feature"])
     dets = {
         "softmax_baseline": detectors.SoftmaxBaseline(),
         "trust_score": trust,
@@ -669,7 +675,9 @@ def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: F
         entry = {"label": part.label}
         for method, det in fitted.detectors.items():
             if method == "trust_score":
-                entry[method] = det.score(_detector_inputs(cfg, ds)[rows], z.argmax(1))
+                entry[method] = det.score(
+                    _detector_inputs(cfg["trust_feature"], ds)[rows], z.argmax(1)
+                )
             else:
                 entry[method] = det.score(z)
         out[name] = entry
@@ -965,3 +973,87 @@ def set_sizes(sets: splits.Splits):
     df = pd.DataFrame(rows).set_index("dataset")
     df.loc["total"] = df.sum()
     return df
+
+
+# --------------------------------------------------------------------------------------
+# Checks behind the differences with the paper
+# --------------------------------------------------------------------------------------
+
+
+def trust_score_spaces(
+    cfg: Config,
+    gen: Generation,
+    sets: splits.Splits,
+    model=None,
+    spaces=("features", "logits", "pixels"),
+):
+    """AUROC of the Trust Score per dataset in several feature spaces.
+
+    The paper does not say where the Trust Score looks for neighbours; this shows
+    how much that choice moves its row of Table 2.
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    model : keras.Model, optional
+        The base classifier.
+    spaces : sequence of {"features", "logits", "pixels"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; one AUROC column (%) per space.
+    """
+    import pandas as pd
+
+    if model is None:
+        model = base_model(cfg, verbose=0).model
+    in_name = cfg.info["in_distribution"]
+    cols = {}
+    for space in spaces:
+        trust, _ = _fit_trust_score(cfg, model, space)
+        s = {}
+        for name, ds in gen.sets.items():
+            part = sets.test.of(name)
+            z = ds.logits[part.index]
+            s[name] = trust.score(_detector_inputs(space, ds)[part.index], z.argmax(1))
+        in_correct = sets.test.of(in_name).label.astype(bool)
+        cols[space] = {
+            n: metrics.auroc(np.r_[in_correct, np.zeros(len(v), bool)], np.r_[s[in_name], v]) * 100
+            for n, v in s.items()
+            if n != in_name
+        }
+    return pd.DataFrame(cols)
+
+
+def evaluate_correct_only(cfg: Config, scores: dict):
+    """Table 2 with the in-distribution natural errors left out of every row.
+
+    The paper does not say how it counts the classifier's own mistakes on
+    in-distribution test images; this variant keeps only the correctly classified
+    ones as positives (no negatives from the in-distribution set).
+
+    Parameters
+    ----------
+    cfg : Config
+    scores : dict
+        From :func:`score_test_sets`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`evaluate` (not written to the results folder).
+    """
+    in_name = cfg.info["in_distribution"]
+    keep = scores[in_name]["label"].astype(bool)
+    methods = [m for m in scores[in_name] if m != "label"]
+    return metrics.evaluation_table(
+        keep[keep],
+        {m: scores[in_name][m][keep] for m in methods},
+        {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
+        experiment=cfg.experiment,
+        n_boot=0,
+        random_state=cfg.seed,
+    )

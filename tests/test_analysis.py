@@ -112,3 +112,55 @@ def test_results_of_a_profile_are_summarised(tmp_path):
     assert len(side) == 16 and side.loc[("cifar10", "bim"), ("paper", "introspection_net")] == 97.9
     text = analysis.summary_markdown(tables, summaries, paper)
     assert "**mnist**" in text and "outside our 95 % CI in 0 of 24 cells" in text
+
+
+def test_confidence_table_and_difference_report():
+    rng = np.random.default_rng(0)
+    logits = {
+        "mnist": rng.normal(0, 1, (50, 10)) + 8 * np.eye(10)[rng.integers(0, 10, 50)],
+        "deepfool": rng.normal(0, 1, (50, 10)),
+    }
+    conf = analysis.confidence_table(logits, "mnist")
+    from scipy.special import softmax
+
+    np.testing.assert_allclose(
+        conf.loc["deepfool", "max softmax (%)"],
+        100 * softmax(logits["deepfool"], axis=1).max(1).mean(),
+    )
+    assert conf.loc["deepfool", "paper max logit"] == 3.4
+
+    paper = pipeline.paper_table2("mnist")
+    ours = paper.copy()
+    for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
+        ours[f"{m}_lo"], ours[f"{m}_hi"] = ours[m] - 0.5, ours[m] + 0.5
+    # Two gaps: one that leaving out natural errors explains, one nothing explains.
+    i = ours.index[(ours.dataset == "deepfool") & (ours.method == "softmax_baseline")][0]
+    j = ours.index[(ours.dataset == "fgsm") & (ours.method == "trust_score")][0]
+    ours.loc[i, ["auroc", "auroc_lo", "auroc_hi"]] = [88.1, 87.0, 89.0]  # paper 98.1
+    ours.loc[j, ["auroc", "auroc_lo", "auroc_hi"]] = [70.6, 69.0, 72.0]  # paper 88.6
+    correct_only = ours[["experiment", "dataset", "method", "auroc"]].copy()
+    correct_only.loc[i, "auroc"] = 97.0
+    spaces = pd.DataFrame({"features": {"fgsm": 70.6}, "pixels": {"fgsm": 75.0}})
+    text = analysis.difference_report(ours, paper, correct_only, spaces, conf, 0.99, "mnist")
+    lines = text.splitlines()
+    assert lines[0].startswith("Base classifier: 99.00 %")
+    assert len(lines) == 3
+    assert "deepfool / softmax_baseline" in text and "**natural errors left out**" in text
+    fgsm = next(line for line in lines if "fgsm / trust_score" in line)
+    assert "Trust Score on pixels: 75.0" in fgsm and "not explained" in fgsm.lower()
+    same = analysis.difference_report(
+        paper.assign(
+            **{
+                f"{m}_{b}": paper[m]
+                for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
+                for b in ("lo", "hi")
+            }
+        ),
+        paper,
+        correct_only,
+        spaces,
+        conf,
+        0.99,
+        "mnist",
+    )
+    assert "No AUROC differs" in same

@@ -41,6 +41,15 @@ def test_stages_cache_resume_and_recompute(tmp_path):
     table = pipeline.evaluate(cfg, pipeline.score_test_sets(cfg, gen, sets, fitted))
     assert not (base.run.reused or gen.run.reused or fitted.run.reused)
     assert len(table) == 8 * 3 and (tmp_path / "r" / "table2.csv").is_file()
+    spaces = pipeline.trust_score_spaces(cfg, gen, sets, base.model)
+    assert list(spaces.columns) == ["features", "logits", "pixels"] and len(spaces) == 8
+    np.testing.assert_allclose(  # the default space reproduces the table's Trust Score row
+        spaces["features"].values,
+        table[table.method == "trust_score"].set_index("dataset").loc[spaces.index, "auroc"],
+        atol=1e-9,
+    )
+    only = pipeline.evaluate_correct_only(cfg, pipeline.score_test_sets(cfg, gen, sets, fitted))
+    assert (only.n_pos == int(sets.test.of("mnist").label.sum())).all()
     assert set(sets.test.counts().values()) == {50}
     # Source images never on both sides.
     for n in ("mnist", "errors", "fgsm", "bim", "deepfool"):

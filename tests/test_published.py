@@ -88,7 +88,7 @@ def test_up_to_date_notebooks_are_not_re_executed(tmp_path):
 
 
 def test_paths_do_not_change_the_provenance():
-    source = ROOT / "book" / "06_summary.py"
+    source = ROOT / "book" / "07_summary.py"
     a = build.provenance(source, {"profile": "cpu", "results_root": "/here"})
     b = build.provenance(source, {"profile": "cpu", "results_root": "/elsewhere"})
     assert (
