@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="re-execute notebooks that are up to date too"
     )
     b.add_argument(
+        "--publish",
+        action="store_true",
+        help="make this profile's results the published book (writes _toc.yml)",
+    )
+    b.add_argument(
         "--html-only",
         action="store_true",
         help="build the HTML from the notebooks already executed",

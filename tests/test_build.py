@@ -57,3 +57,24 @@ def test_cli_rejects_bad_input_before_any_work(args, message):
     )
     assert out.returncode == 2
     assert message in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_cli_knows_its_options():
+    out = subprocess.run(
+        [sys.executable, "-m", "introspection", "build", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for option in (
+        "--profile",
+        "--experiment",
+        "-p",
+        "--data-dir",
+        "--artifacts-dir",
+        "--no-html",
+        "--html-only",
+        "--force",
+        "--publish",
+    ):
+        assert option in out.stdout
