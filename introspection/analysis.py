@@ -347,9 +347,9 @@ def claims_markdown(claims_table: pd.DataFrame) -> str:
     str
     """
     mark = {
-        "reproduced": "✅ reproduced",
-        "partly": "🟡 partly",
-        "not reproduced": "❌ not reproduced",
+        "reproduced": "✔ reproduced",
+        "partly": "◐ partly",
+        "not reproduced": "✘ not reproduced",
         "not tested": "not tested",
     }
     lines = ["| claim | verdict | evidence |", "|---|---|---|"]
