@@ -21,8 +21,9 @@
 # a row: how it counted the classifier's own errors on in-distribution images (set
 # composition), where the Trust Score looks for neighbours (feature space), how
 # strong its attacks were (it gives no budgets), and, for CIFAR-10, the classifier
-# itself. This chapter runs a check for each, for every AUROC cell where the
-# paper's value lies outside our 95 % confidence interval.
+# itself, and the numerical precision of its softmax. This chapter runs a check for
+# each, for every AUROC cell where the paper's value lies outside our 95 %
+# confidence interval.
 
 # %% tags=["parameters"]
 experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
@@ -101,6 +102,20 @@ confidence = analysis.confidence_table(test_logits, cfg.experiment)
 confidence.round(1)
 
 # %% [markdown]
+# ## Check 4: softmax precision
+#
+# Keras returns the softmax in float32, where a max probability within 6·10⁻⁸ of 1
+# rounds to exactly 1: confident examples tie, and ties move the AUROC. We compute
+# the Softmax Baseline in float64; this is what float32 would give.
+
+# %%
+test_in = sets.test.of(cfg.info["in_distribution"])
+precision = analysis.softmax_precision_check(
+    test_logits[cfg.info["in_distribution"]], test_in.label.astype(bool),
+    {n: z for n, z in test_logits.items() if n != cfg.info["in_distribution"]})
+precision.round(3)
+
+# %% [markdown]
 # ## What we see
 #
 # For each AUROC cell outside our interval (by at least `min_gap` points), the
@@ -109,7 +124,7 @@ confidence.round(1)
 # %%
 display(Markdown(analysis.difference_report(
     table, paper, correct_only, spaces, confidence, base.test_accuracy, cfg.experiment,
-    min_gap=min_gap)))
+    min_gap=min_gap, softmax_precision=precision)))
 
 # %% [markdown]
 # :::{admonition} Try it yourself

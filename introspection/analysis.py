@@ -35,6 +35,7 @@ __all__ = [
     "claims_for_experiment",
     "confidence_table",
     "difference_report",
+    "softmax_precision_check",
 ]
 
 #: Test accuracy of the base classifiers reported by the paper (Table 1; none for CIFAR-10).
@@ -691,6 +692,7 @@ def difference_report(
     base_accuracy: float,
     experiment: str,
     min_gap: float = 2.0,
+    softmax_precision: pd.DataFrame | None = None,
 ) -> str:
     """For every AUROC cell where we differ from the paper, the checks that bear on it.
 
@@ -716,6 +718,9 @@ def difference_report(
     experiment : str
     min_gap : float
         Smallest |difference| (AUROC points) reported.
+    softmax_precision : pandas.DataFrame, optional
+        From :func:`softmax_precision_check`: the Softmax Baseline rows also get
+        their AUROC with a float32 softmax.
 
     Returns
     -------
@@ -748,6 +753,14 @@ def difference_report(
             for space, v in trust_spaces.loc[r["dataset"]].items():
                 alternatives[f"Trust Score on {space}"] = v
                 evidence.append(f"Trust Score on {space}: {v:.1f}")
+        if (
+            r["method"] == "softmax_baseline"
+            and softmax_precision is not None
+            and r["dataset"] in softmax_precision.index
+        ):
+            v = softmax_precision.loc[r["dataset"], "auroc float32"]
+            alternatives["float32 softmax (as Keras returns it)"] = v
+            evidence.append(f"with a float32 softmax: {v:.1f}")
         if r["dataset"] in confidence.index:
             c = confidence.loc[r["dataset"]]
             ref = confidence.loc[in_name] if in_name in confidence.index else None
@@ -768,9 +781,9 @@ def difference_report(
             f"most likely reason: **{best[0]}** ({best[1]:.1f}, closes "
             f"{100 * (1 - abs(best[1] - r['paper']) / abs(gap)):.0f} % of the gap)"
             if closes
-            else "not explained by set composition or feature space; what remains are the "
-            "classifier and the strength of this set (check 3), which the paper does not "
-            "let us match exactly"
+            else "not explained by set composition, feature space or softmax precision; "
+            "what remains are the classifier and the strength of this set (check 3), which "
+            "the paper does not let us match exactly"
         )
         lines.append(
             f"- **{r['dataset']} / {r['method']}**: ours {r['ours']:.1f} vs paper "
@@ -779,3 +792,51 @@ def difference_report(
             + f". {verdict[0].upper() + verdict[1:]}."
         )
     return "\n".join(lines)
+
+
+def softmax_precision_check(
+    in_logits: np.ndarray, in_correct: np.ndarray, logits: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """Softmax Baseline AUROC with the softmax in float64 (ours) and in float32.
+
+    Keras returns the softmax as float32, where a max probability above
+    1 − 6·10⁻⁸ rounds to exactly 1.0: confident examples then tie, and ties change
+    the AUROC. This shows how much that rounding could move the paper's Softmax
+    Baseline row.
+
+    Parameters
+    ----------
+    in_logits : ndarray (N, K)
+        Logits of the in-distribution test examples.
+    in_correct : ndarray of bool (N,)
+        Whether the classifier is right on each of them.
+    logits : mapping of str to ndarray (M, K)
+        Logits of each other dataset's test examples.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; columns ``auroc float64``, ``auroc float32`` (%) and the
+        fractions of examples whose float32 max softmax is exactly 1
+        (``ties in-distribution``, ``ties dataset``).
+    """
+    from .metrics import auroc
+
+    def max_softmax(z, dtype):
+        z = np.asarray(z, dtype=dtype)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).max(axis=1)
+
+    in_correct = np.asarray(in_correct, dtype=bool)
+    rows = []
+    for name, z in logits.items():
+        y = np.r_[in_correct, np.zeros(len(z), bool)]
+        row = {"dataset": name}
+        for dtype, label in ((np.float64, "float64"), (np.float32, "float32")):
+            s_in, s_out = max_softmax(in_logits, dtype), max_softmax(z, dtype)
+            row[f"auroc {label}"] = 100 * auroc(y, np.r_[s_in, s_out])
+            if dtype is np.float32:
+                row["ties in-distribution"] = float((s_in == 1).mean())
+                row["ties dataset"] = float((s_out == 1).mean())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("dataset")

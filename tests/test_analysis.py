@@ -164,3 +164,17 @@ def test_confidence_table_and_difference_report():
         "mnist",
     )
     assert "No AUROC differs" in same
+
+
+def test_softmax_precision_check_counts_float32_ties():
+    # In-distribution logits with a gap of 40: float32 max softmax is exactly 1 (ties),
+    # float64 still ranks them; the other set has a gap of 20 (1 - 2e-9: below float32
+    # resolution too) so in float32 every score ties at 1 and the AUROC drops to 50.
+    z_in = np.zeros((20, 10))
+    z_in[:, 0] = 40.0
+    z_out = np.zeros((30, 10))
+    z_out[:, 0] = 20.0
+    c = analysis.softmax_precision_check(z_in, np.ones(20, bool), {"bim": z_out})
+    assert c.loc["bim", "auroc float64"] == 100.0
+    assert c.loc["bim", "auroc float32"] == 50.0
+    assert c.loc["bim", "ties in-distribution"] == 1.0 and c.loc["bim", "ties dataset"] == 1.0
