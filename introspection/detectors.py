@@ -644,23 +644,6 @@ class MaxLogit(Detector):
 
     name = "max_logit"
 
-    def __init__(self):
-        pass
-
-    def fit(self, X=None, y=None) -> MaxLogit:
-        """Do nothing; the Max Logit has no parameters.
-
-        Parameters
-        ----------
-        X, y : ignored
-            Present for API consistency.
-
-        Returns
-        -------
-        self : MaxLogit
-        """
-        return self
-
     def score(self, X, y_pred=None) -> np.ndarray:
         """Largest logit of each row.
 
