@@ -481,6 +481,30 @@ def check_correct_mask(in_correct) -> np.ndarray:
     return correct
 
 
+def check_in_scores(correct: np.ndarray, in_scores) -> dict:
+    """Validate each method's scores of the in-distribution examples.
+
+    Parameters
+    ----------
+    correct : ndarray of bool, shape (N,)
+        From :func:`check_correct_mask`.
+    in_scores : mapping of str to array-like, shape (N,)
+
+    Returns
+    -------
+    dict of str to ndarray of float64
+    """
+    in_arrays = {}
+    for m in in_scores:
+        arr = np.asarray(in_scores[m], dtype=np.float64)
+        if arr.shape != correct.shape:
+            raise ValueError(
+                f"in_scores[{m!r}] has shape {arr.shape}; expected {correct.shape} like in_correct."
+            )
+        in_arrays[m] = arr
+    return in_arrays
+
+
 def evaluation_table(
     in_correct,
     in_scores: Mapping[str, np.ndarray],
@@ -545,14 +569,7 @@ def evaluation_table(
     if not ood_scores:
         raise ValueError("ood_scores is empty.")
     methods = list(in_scores)
-    in_arrays = {}
-    for m in methods:
-        arr = np.asarray(in_scores[m], dtype=np.float64)
-        if arr.shape != correct.shape:
-            raise ValueError(
-                f"in_scores[{m!r}] has shape {arr.shape}; expected {correct.shape} like in_correct."
-            )
-        in_arrays[m] = arr
+    in_arrays = check_in_scores(correct, in_scores)
     y_in = correct.astype(np.int8)
     jobs = []
     for d, per_method in ood_scores.items():

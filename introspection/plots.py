@@ -51,7 +51,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy.special import softmax as _softmax
 from sklearn.metrics import roc_curve
 
-from introspection.metrics import METRICS, auroc, check_correct_mask, fpr_at_tpr
+from introspection.metrics import METRICS, auroc, check_correct_mask, check_in_scores, fpr_at_tpr
 
 __all__ = [
     "DATASET_LABELS",
@@ -941,14 +941,7 @@ def roc_grid(
         raise ValueError("in_scores is empty.")
     _check_datasets(ood_scores, experiment, "ood_scores")
     methods = list(in_scores)
-    in_arrays = {}
-    for m in methods:
-        arr = np.asarray(in_scores[m], dtype=np.float64)
-        if arr.shape != correct.shape:
-            raise ValueError(
-                f"in_scores[{m!r}] has shape {arr.shape}; expected {correct.shape} like in_correct."
-            )
-        in_arrays[m] = arr
+    in_arrays = check_in_scores(correct, in_scores)
     for d, per_method in ood_scores.items():
         if set(per_method) != set(methods):
             raise ValueError(
