@@ -115,7 +115,7 @@ def test_same_seed_same_table_even_after_a_kill(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(RUN.replace("{tiny}", repr(TINY)))
 
-    def run(name, kill_after=None):
+    def run(name, kill_mid_stage=False):
         args = [
             sys.executable,
             str(script),
@@ -123,11 +123,23 @@ def test_same_seed_same_table_even_after_a_kill(tmp_path):
             str(tmp_path / name / "a"),
             str(tmp_path / name / "r"),
         ]
-        if kill_after is None:
+        if not kill_mid_stage:
             subprocess.run(args, check=True, timeout=600, capture_output=True)
             return pd.read_csv(tmp_path / name / "r" / "table2.csv")
+        # Killed one second into the misclassification stage (the attacks): the
+        # base model is saved, nothing of the stage is. Waiting on a marker, not a
+        # fixed delay, keeps this independent of the machine's speed.
+        root = tmp_path / name / "a"
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(kill_after)
+        deadline = time.monotonic() + 600
+
+        def base_saved():
+            return any(root.rglob("base_model_history.json"))
+
+        while not base_saved() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the run ended before it could be killed mid-stage"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         return None
@@ -135,8 +147,9 @@ def test_same_seed_same_table_even_after_a_kill(tmp_path):
     first = run("one")
     second = run("two")
     pd.testing.assert_frame_equal(first, second, atol=1e-6, rtol=0)
-    # Killed in the middle of the attacks (after ~25 s), then run again.
-    run("three", kill_after=25)
+    # Killed in the middle of the attacks, then run again.
+    run("three", kill_mid_stage=True)
     assert not (tmp_path / "three" / "r" / "table2.csv").exists()  # it was stopped midway
+    assert not any((tmp_path / "three" / "a").rglob("generation_stats.json"))
     third = run("three")
     pd.testing.assert_frame_equal(first, third, atol=1e-6, rtol=0)
