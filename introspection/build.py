@@ -25,6 +25,7 @@ from .config import EXPERIMENTS, PARAMETERS, PROFILES, ConfigError, configure
 
 __all__ = [
     "CHAPTERS",
+    "CHAPTER_STAGE",
     "main",
     "parse_value",
     "provenance",
@@ -43,6 +44,16 @@ CHAPTERS = (
     "05_evaluation",
     "06_differences",
 )
+#: The pipeline stage whose parameters (its own and its upstream stages') determine
+#: each chapter: a chapter is stale only when one of these changes.
+CHAPTER_STAGE = {
+    "01_base_model": "base_model",
+    "02_misclassifications": "misclassifications",
+    "03_logit_analysis": "logit_analysis",
+    "04_introspection_net": "introspection_net",
+    "05_evaluation": "evaluation",
+    "06_differences": "evaluation",
+}
 #: Run once per build, after the experiments.
 SUMMARY = "07_summary"
 #: Notebook parameters that are not profile parameters.
@@ -218,9 +229,11 @@ def provenance(source: Path, params: dict) -> dict:
     source : pathlib.Path
         The notebook's py:percent source.
     params : dict
-        The parameters papermill injected. For a chapter, the effective
-        configuration (profile values plus overrides, validated) is hashed, so a
-        change of a profile's definition is detected too.
+        The parameters papermill injected. For a chapter, the effective values
+        (profile values plus overrides, validated) of the parameters of its stage
+        and of the stages upstream of it (:data:`CHAPTER_STAGE`,
+        ``Config.stage_params``) are hashed: a change of a profile's definition is
+        detected, and a parameter of a later stage leaves earlier chapters current.
 
     Returns
     -------
@@ -242,11 +255,12 @@ def provenance(source: Path, params: dict) -> dict:
             overrides=params.get("overrides") or {},
             seed=params.get("seed", 0),
         )
+        stage = CHAPTER_STAGE.get(source.stem)
         effective = {
             "experiment": cfg.experiment,
             "profile": cfg.profile,
             "seed": cfg.seed,
-            **cfg.params,
+            **(cfg.stage_params(stage) if stage else cfg.params),
         }
     effective = canonical_params(effective)
     refresh = f"python -m introspection build --profile {params['profile']}"

@@ -535,7 +535,8 @@ def configure(
         If given, it must exist.
     artifacts_dir : str or path-like, optional
         Cache of arrays and models (default: ``$INTROSPECTION_ARTIFACTS_DIR``, else
-        ``artifacts/`` in the checkout); ``<artifacts_dir>/<experiment>`` is used.
+        ``artifacts/`` in the checkout); ``<artifacts_dir>/<experiment>/<profile>`` is
+        used, so that runs of different profiles never overwrite each other.
         It must be writable.
     results_dir : str or path-like, optional
         Where figures and tables go (default ``book/results/<profile>/<experiment>``).
@@ -590,7 +591,7 @@ def configure(
         if not Path(data_dir).is_dir():
             raise ConfigError(f"Parameter 'data_dir': {data_dir} is not a directory.")
     art = Path(artifacts_dir).expanduser() if artifacts_dir else _default_artifacts_dir()
-    art = art / experiment
+    art = art / experiment / profile
     _check_writable(art, "artifacts_dir")
     res = (
         Path(results_dir).expanduser() if results_dir else default_results_dir(profile, experiment)

@@ -8,7 +8,7 @@ def test_profiles_resolve_for_both_experiments(tmp_path):
         for exp in config.EXPERIMENTS:
             cfg = config.configure(exp, profile, artifacts_dir=tmp_path, results_dir=tmp_path)
             assert set(cfg.params) == set(config.PARAMETERS)
-            assert cfg.artifacts_dir == tmp_path / exp
+            assert cfg.artifacts_dir == tmp_path / exp / cfg.profile
 
 
 def test_paper_profile_is_the_paper():

@@ -94,3 +94,17 @@ def test_paths_do_not_change_the_provenance():
     assert (
         a["parameters_sha256"] == b["parameters_sha256"] and "results_root" not in a["parameters"]
     )
+
+
+def test_a_later_stage_parameter_leaves_earlier_chapters_current():
+    """Changing n_boot (evaluation) re-runs the evaluation chapters only."""
+    params = {"experiment": "mnist", "profile": "smoke"}
+    changed = {**params, "overrides": {"n_boot": 7}}
+    for chapter, stage in build.CHAPTER_STAGE.items():
+        source = ROOT / "book" / f"{chapter}.py"
+        same = (
+            build.provenance(source, params)["parameters_sha256"]
+            == build.provenance(source, changed)["parameters_sha256"]
+        )
+        assert same == (stage != "evaluation"), chapter
+    assert set(build.CHAPTER_STAGE) == set(build.CHAPTERS)
