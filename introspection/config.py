@@ -73,7 +73,17 @@ ATTACKS = ("errors", "bim", "fgsm", "deepfool")
 
 #: Stages in order; each one's artifacts depend on the parameters of its own and
 #: earlier stages.
-STAGES = ("base_model", "misclassifications", "logit_analysis", "introspection_net", "evaluation")
+STAGES = (
+    "base_model",
+    "misclassifications",
+    "logit_analysis",
+    "introspection_net",
+    "evaluation",
+    # Beyond the paper.
+    "detectors",
+    "unseen",
+    "seeds",
+)
 
 #: The stages whose results each stage depends on (itself included).
 DEPENDS_ON = {
@@ -82,6 +92,10 @@ DEPENDS_ON = {
     "logit_analysis": ("base_model", "misclassifications", "logit_analysis"),
     "introspection_net": ("base_model", "misclassifications", "introspection_net"),
     "evaluation": ("base_model", "misclassifications", "introspection_net", "evaluation"),
+    **{
+        stage: ("base_model", "misclassifications", "introspection_net", "evaluation", stage)
+        for stage in ("detectors", "unseen", "seeds")
+    },
 }
 
 
@@ -213,6 +227,30 @@ PARAMETERS: dict[str, dict] = {
     ),
     # Evaluation.
     "n_boot": _p(int, "evaluation", "bootstrap resamples of the 95% CIs (0 = none)", minimum=0),
+    # Beyond the paper: more detectors.
+    "detector_n_fit": _p(
+        int,
+        "detectors",
+        "base-training images the Mahalanobis class means and covariance are fitted on",
+        minimum=10,
+    ),
+    "odin_temperature": _p(float, "detectors", "ODIN softmax temperature T", minimum=1e-6),
+    "odin_eps": _p(
+        float,
+        "detectors",
+        "ODIN input pre-processing step, pixel scale [0, 1]",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    "mahalanobis_eps": _p(
+        float,
+        "detectors",
+        "Mahalanobis input pre-processing step, pixel scale [0, 1]",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    # Beyond the paper: seeds.
+    "n_seeds": _p(int, "seeds", "Introspection-Net trainings with different seeds", minimum=2),
 }
 
 # Values shared by every profile; profiles and experiments override them.
@@ -252,6 +290,11 @@ _BASE = {
     "trust_k": 10,
     "trust_n_fit": 10000,
     "n_boot": 1000,
+    "detector_n_fit": 10000,
+    "odin_temperature": 1000.0,
+    "odin_eps": 0.0014,
+    "mahalanobis_eps": 0.0014,
+    "n_seeds": 5,
 }
 
 # The recipe of each experiment's classifier (Section 2.1; Zagoruyko & Komodakis 2016)
@@ -288,6 +331,8 @@ _SMALL_SETS = {
     "introspection_epochs": 10,
     "trust_n_fit": 1000,
     "n_boot": 100,
+    "detector_n_fit": 1000,
+    "n_seeds": 2,
 }
 
 #: Profiles: per experiment, the values that differ from the defaults.
@@ -320,6 +365,8 @@ PROFILES: dict[str, dict] = {
             "introspection_epochs": 30,
             "trust_n_fit": 5000,
             "n_boot": 300,
+            "detector_n_fit": 5000,
+            "n_seeds": 3,
         },
         "cifar10": {
             "n_train": 20000,
@@ -337,6 +384,8 @@ PROFILES: dict[str, dict] = {
             "trust_n_fit": 5000,
             "n_boot": 300,
             "deepfool_max_iter": 30,
+            "detector_n_fit": 5000,
+            "n_seeds": 3,
         },
     },
     "cpu": {

@@ -153,3 +153,71 @@ def test_same_seed_same_table_even_after_a_kill(tmp_path):
     assert not any((tmp_path / "three" / "a").rglob("generation_stats.json"))
     third = run("three")
     pd.testing.assert_frame_equal(first, third, atol=1e-6, rtol=0)
+
+
+def test_beyond_the_paper_stages(tmp_path):
+    """More detectors, leave-one-out and seeds: tables, caching, consistency."""
+    import pandas as pd
+
+    from introspection import beyond
+
+    cfg = config.configure(
+        "mnist",
+        "smoke",
+        data_dir=data_dir(),
+        artifacts_dir=tmp_path / "a",
+        results_dir=tmp_path / "r",
+        **{**TINY, "detector_n_fit": 500, "n_seeds": 2, "mahalanobis_eps": 0.0},
+    )
+    base = pipeline.base_model(cfg, verbose=0)
+    gen = pipeline.misclassifications(cfg, base.model, progress=False)
+    sets = pipeline.introspection_sets(cfg, gen)
+    fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
+    scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
+    table2 = pipeline.evaluate(cfg, scores)
+
+    extra = beyond.extra_detector_scores(cfg, gen, sets, base.model, progress=False)
+    assert not extra.run.reused
+    table = beyond.detector_table(cfg, scores, extra)
+    assert set(table.method) == {*scores["mnist"]} - {"label"} | set(beyond.EXTRA_METHODS)
+    assert (tmp_path / "r" / "detectors.csv").is_file() and len(table) == 8 * 8
+    # The paper's rows are the same as in Table 2 (same scores, same paired bootstrap).
+    ours = table[table.method.isin(table2.method.unique())].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, table2, atol=1e-9, rtol=0)
+    # With epsilon = 0, the pre-processed Mahalanobis score is the plain one.
+    for d in gen.sets:
+        np.testing.assert_allclose(
+            extra.scores[d]["mahalanobis_preprocessed"], extra.scores[d]["mahalanobis"], rtol=1e-4
+        )
+    # MaxLogit is the maximum logit of the test examples.
+    test_in = sets.test.of("mnist").index
+    np.testing.assert_allclose(
+        extra.scores["mnist"]["max_logit"], gen["mnist"].logits[test_in].max(1), rtol=1e-6
+    )
+    again = beyond.extra_detector_scores(cfg, gen, sets, progress=False)
+    assert again.run.reused
+    np.testing.assert_array_equal(again.scores["fgsm"]["odin"], extra.scores["fgsm"]["odin"])
+    best = beyond.best_per_row(table)
+    assert list(best.index) == [n for n in gen.sets if n != "mnist"]
+
+    loo, run = beyond.leave_one_out(cfg, gen, sets, progress=False)
+    assert not run.reused and set(loo) == {n for n in gen.sets if n != "mnist"}
+    full, unseen = beyond.leave_one_out_table(cfg, loo, scores, table2)
+    assert len(full) == 8 * 8 and (tmp_path / "r" / "leave_one_out.csv").is_file()
+    assert list(unseen.index) == list(loo)
+    np.testing.assert_allclose(  # "seen" is the paper's network of Table 2
+        unseen.seen.values,
+        table2[table2.method == "introspection_net"].set_index("dataset").loc[list(loo), "auroc"],
+    )
+    assert beyond.leave_one_out(cfg, gen, sets, progress=False)[1].reused
+
+    by_seed, run = beyond.seed_scores(cfg, gen, sets, fitted, progress=False)
+    np.testing.assert_allclose(  # seed 0 is the network of the paper's stage
+        by_seed[0]["bim"]["introspection_net"], scores["bim"]["introspection_net"]
+    )
+    other = by_seed[1]["bim"]["introspection_net"]
+    assert not np.allclose(other, scores["bim"]["introspection_net"])
+    seeds = beyond.seed_table(cfg, by_seed, scores)
+    assert sorted(seeds.seed.unique()) == [0, 1] and (tmp_path / "r" / "seeds.csv").is_file()
+    summary = beyond.seed_summary(seeds, table2)
+    assert (summary["auroc std"] >= 0).all() and len(summary) == 8

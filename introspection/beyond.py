@@ -1,0 +1,509 @@
+"""Beyond the paper: more detectors, unseen kinds of misclassification, seeds.
+
+The stages of this module reuse the artifacts of the paper's stages
+(:mod:`introspection.pipeline`) and add their own, keyed the same way:
+
+=====================  ==============================================================
+stage                  artifacts (under ``<artifacts_dir>/<experiment>/<profile>/``)
+=====================  ==============================================================
+detectors              ``detector_scores``: test scores of MaxLogit, Energy, ODIN and
+                       Mahalanobis (with and without input pre-processing)
+unseen                 ``unseen_scores_<kind>``: Introspection-Net trained without one
+                       kind of misclassification, scored on every test set
+seeds                  ``seed_scores_<k>``: Introspection-Net trained with seed
+                       ``seed + k``, scored on every test set
+=====================  ==============================================================
+
+Tables written to the results folder: ``detectors.csv`` (the paper's three methods
+and the five others, same columns as ``table2.csv``), ``leave_one_out.csv`` and
+``seeds.csv``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import artifacts, detectors, metrics, models, splits
+from .config import Config
+from .pipeline import (
+    Fitted,
+    Generation,
+    StageRun,
+    _timer_record,
+    base_model,
+    load_training_data,
+    write_table,
+)
+
+__all__ = [
+    "EXTRA_METHODS",
+    "Scores",
+    "extra_detectors",
+    "extra_detector_scores",
+    "detector_table",
+    "best_per_row",
+    "train_introspection_net",
+    "leave_one_out",
+    "leave_one_out_table",
+    "seed_scores",
+    "seed_table",
+    "seed_summary",
+]
+
+#: The detectors beyond the paper, in the order of the tables.
+EXTRA_METHODS = ("max_logit", "energy", "odin", "mahalanobis", "mahalanobis_preprocessed")
+
+
+@dataclass
+class Scores:
+    """Test-set scores of one or more detectors, and how they were obtained.
+
+    Attributes
+    ----------
+    scores : dict
+        ``{dataset: {method: ndarray}}``, in the order of the test set of each dataset
+        (``splits.test.of(dataset)``).
+    run : StageRun
+    """
+
+    scores: dict
+    run: StageRun
+
+
+def _save_scores(cfg: Config, name: str, scores: dict, params: dict) -> None:
+    arrays = {f"{d}__{m}": np.asarray(v) for d, per in scores.items() for m, v in per.items()}
+    artifacts.save_arrays(cfg.artifacts_dir, name, arrays, params=params, seed=cfg.seed)
+
+
+def _load_scores(cfg: Config, name: str, params: dict) -> dict:
+    out: dict = {}
+    for key, v in artifacts.load_arrays(cfg.artifacts_dir, name, params=params).items():
+        d, m = key.split("__", 1)
+        out.setdefault(d, {})[m] = v
+    return out
+
+
+def _progress(iterable, desc: str, enabled: bool, total: int | None = None):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+# --------------------------------------------------------------------------------------
+# More detectors
+# --------------------------------------------------------------------------------------
+
+
+def _fit_images(cfg: Config):
+    """A seeded subset of ``detector_n_fit`` base-training images and their labels."""
+    x, y = load_training_data(cfg)
+    n = min(cfg["detector_n_fit"], len(x))
+    idx = np.sort(np.random.default_rng(cfg.seed + 3).choice(len(x), n, replace=False))
+    return x[idx], y[idx]
+
+
+def extra_detectors(cfg: Config, model) -> dict:
+    """The five detectors beyond the paper, fitted where they need fitting.
+
+    MaxLogit and Energy (``T = 1``) use the logits only and no training data of any
+    kind. ODIN uses the classifier's gradients but no training data (``T`` and
+    ``epsilon`` fixed: ``odin_temperature``, ``odin_eps``). Both Mahalanobis
+    variants estimate class means and a tied covariance of the penultimate
+    features (layer ``features``) from ``detector_n_fit`` base-training images with
+    their true labels; the pre-processed one moves each input by ``mahalanobis_eps``
+    first. None of them sees a misclassified example.
+
+    Parameters
+    ----------
+    cfg : Config
+    model : keras.Model
+        The base classifier (logits output).
+
+    Returns
+    -------
+    dict
+        Method name (:data:`EXTRA_METHODS`) to fitted detector.
+    """
+    x_fit, y_fit = _fit_images(cfg)
+    feats, _ = models.predict_features(model, x_fit)
+    return {
+        "max_logit": detectors.MaxLogit(),
+        "energy": detectors.EnergyScore(temperature=1.0).fit(),
+        "odin": detectors.ODIN(
+            model, temperature=cfg["odin_temperature"], epsilon=cfg["odin_eps"]
+        ).fit(),
+        "mahalanobis": detectors.Mahalanobis().fit(feats, y_fit),
+        "mahalanobis_preprocessed": detectors.MahalanobisPreprocessed(
+            model, epsilon=cfg["mahalanobis_eps"]
+        ).fit(x_fit, y_fit),
+    }
+
+
+def _score_with(method: str, det, ds, rows) -> np.ndarray:
+    if method in ("max_logit", "energy"):
+        return det.score(ds.logits[rows])
+    if method == "mahalanobis":
+        return det.score(ds.features[rows])
+    return det.score(ds.x[rows])  # ODIN and pre-processed Mahalanobis need the images
+
+
+def extra_detector_scores(
+    cfg: Config, gen: Generation, sets: splits.Splits, model=None, progress: bool = True
+) -> Scores:
+    """Scores of the five detectors of :func:`extra_detectors` on every test set.
+
+    Cached as the artifact ``detector_scores``.
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    model : keras.Model, optional
+        The base classifier (loaded from the artifacts when not given).
+    progress : bool
+        Show a progress bar over the datasets.
+
+    Returns
+    -------
+    Scores
+    """
+    t0 = time.perf_counter()
+    params = cfg.stage_params("detectors")
+    name = "detector_scores"
+    if artifacts.exists(cfg.artifacts_dir, name, params):
+        scores = _load_scores(cfg, name, params)
+        return Scores(scores, _timer_record(cfg, "detectors", t0, True))
+    if model is None:
+        model = base_model(cfg, verbose=0).model
+    dets = extra_detectors(cfg, model)
+    scores = {}
+    for dname in _progress(list(gen.sets), "detectors: scoring", progress):
+        ds, rows = gen.sets[dname], sets.test.of(dname).index
+        scores[dname] = {m: _score_with(m, d, ds, rows) for m, d in dets.items()}
+    _save_scores(cfg, name, scores, params)
+    return Scores(scores, _timer_record(cfg, "detectors", t0, False))
+
+
+def _table(cfg: Config, scores: dict, n_boot: int):
+    in_name = cfg.info["in_distribution"]
+    methods = [m for m in scores[in_name] if m != "label"]
+    return metrics.evaluation_table(
+        scores[in_name]["label"].astype(bool),
+        {m: scores[in_name][m] for m in methods},
+        {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
+        experiment=cfg.experiment,
+        n_boot=n_boot,
+        random_state=cfg.seed,
+    )
+
+
+def detector_table(cfg: Config, paper_scores: dict, extra: Scores):
+    """Table 2 with the paper's three methods and the five others, as ``detectors.csv``.
+
+    Parameters
+    ----------
+    cfg : Config
+    paper_scores : dict
+        From :func:`introspection.pipeline.score_test_sets` (with ``"label"``).
+    extra : Scores
+        From :func:`extra_detector_scores`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same columns as ``table2.csv``; bootstrap CIs with ``n_boot`` resamples,
+        paired across methods.
+    """
+    merged = {d: {**paper_scores[d], **extra.scores[d]} for d in paper_scores}
+    table = _table(cfg, merged, cfg["n_boot"])
+    write_table(cfg, table, "detectors.csv", index=False)
+    return table
+
+
+def best_per_row(table, metric: str = "auroc"):
+    """The best method of each dataset by one metric, and the runner-up.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows like ``table2.csv`` (several methods per dataset).
+    metric : str
+        A metric column; lower is better for ``fpr_at_95tpr``, higher otherwise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; columns ``best``, ``value``, ``runner-up``, ``runner-up value``
+        and ``best CI overlaps runner-up`` (whether the difference is within the
+        best method's bootstrap interval, when the table has intervals).
+    """
+    import pandas as pd
+
+    lower = metric == "fpr_at_95tpr"
+    rows = []
+    for d, g in table.groupby("dataset", sort=False):
+        g = g.sort_values(metric, ascending=lower)
+        best, second = g.iloc[0], g.iloc[1] if len(g) > 1 else None
+        row = {"dataset": d, "best": best.method, "value": best[metric]}
+        if second is not None:
+            row["runner-up"] = second.method
+            row["runner-up value"] = second[metric]
+            lo, hi = best.get(f"{metric}_lo"), best.get(f"{metric}_hi")
+            if lo is not None and np.isfinite(lo):
+                row["best CI overlaps runner-up"] = bool(lo <= second[metric] <= hi)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+# --------------------------------------------------------------------------------------
+# Introspection-Net variants: other training sets, other seeds
+# --------------------------------------------------------------------------------------
+
+
+def train_introspection_net(
+    cfg: Config, gen: Generation, sets: splits.Splits, *, seed: int, exclude=()
+):
+    """Train one Introspection-Net as the paper's stage does, with options.
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    seed : int
+        Seed of its weights and data order.
+    exclude : sequence of str
+        Datasets removed from its training and validation sets.
+
+    Returns
+    -------
+    introspection.detectors.IntrospectionNet
+    """
+    logits = {n: d.logits for n, d in gen.sets.items()}
+    keep_tr = ~np.isin(sets.train.dataset, list(exclude))
+    keep_va = ~np.isin(sets.val.dataset, list(exclude))
+    train, val = sets.train.subset(keep_tr), sets.val.subset(keep_va)
+    net = detectors.IntrospectionNet(
+        epochs=cfg["introspection_epochs"], batch_size=cfg["introspection_batch_size"], seed=seed
+    )
+    return net.fit(
+        splits.gather(train, logits),
+        train.label,
+        validation_data=(splits.gather(val, logits), val.label),
+    )
+
+
+def _net_scores(net, gen: Generation, sets: splits.Splits) -> dict:
+    return {
+        d: {"introspection_net": net.score(ds.logits[sets.test.of(d).index])}
+        for d, ds in gen.sets.items()
+    }
+
+
+def _variant_scores(cfg: Config, gen, sets, stage, name, extra_key, train, progress, what):
+    """Per-variant scores, each cached as its own artifact (a re-run resumes)."""
+    t0 = time.perf_counter()
+    base_params = cfg.stage_params("introspection_net")
+    out, reused = {}, True
+    for key in _progress(list(extra_key), what, progress):
+        params = {**base_params, "variant": key}
+        art = f"{name}_{key}"
+        if artifacts.exists(cfg.artifacts_dir, art, params):
+            out[key] = _load_scores(cfg, art, params)
+        else:
+            reused = False
+            out[key] = _net_scores(train(key), gen, sets)
+            _save_scores(cfg, art, out[key], params)
+    return out, _timer_record(cfg, stage, t0, reused)
+
+
+def leave_one_out(
+    cfg: Config, gen: Generation, sets: splits.Splits, progress: bool = True
+) -> tuple[dict, StageRun]:
+    """Introspection-Net trained without each kind of misclassification in turn.
+
+    For every dataset other than the in-distribution one (errors, each attack, each
+    OOD set), a network is trained on the paper's training set minus that dataset
+    (training and validation sides), with the run's seed, and scored on every test
+    set. Cached per held-out kind (``unseen_scores_<kind>``).
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    progress : bool
+
+    Returns
+    -------
+    scores : dict
+        ``{held_out: {dataset: {"introspection_net": ndarray}}}``.
+    run : StageRun
+    """
+    kinds = [n for n in gen.sets if n != cfg.info["in_distribution"]]
+    return _variant_scores(
+        cfg,
+        gen,
+        sets,
+        "unseen",
+        "unseen_scores",
+        kinds,
+        lambda k: train_introspection_net(cfg, gen, sets, seed=cfg.seed, exclude=(k,)),
+        progress,
+        "leave-one-out",
+    )
+
+
+def leave_one_out_table(cfg: Config, loo: dict, paper_scores: dict, table2):
+    """Metrics of every held-out network, and the seen/unseen comparison.
+
+    Parameters
+    ----------
+    cfg : Config
+    loo : dict
+        From :func:`leave_one_out`.
+    paper_scores : dict
+        From :func:`introspection.pipeline.score_test_sets` (for the labels).
+    table2 : pandas.DataFrame
+        The run's Table 2: the network trained on every kind, and the baselines.
+
+    Returns
+    -------
+    full : pandas.DataFrame
+        One row per (held-out kind, dataset): the metrics of the network trained
+        without that kind (no intervals); written to ``leave_one_out.csv``.
+    unseen : pandas.DataFrame
+        Index: the held-out kind. AUROC (%) on it when seen in training (the paper's
+        network, with its 95 % CI), when unseen, and of the Softmax Baseline and
+        Trust Score, which train on no misclassified data.
+    """
+    import pandas as pd
+
+    in_name = cfg.info["in_distribution"]
+    label = {"label": paper_scores[in_name]["label"]}
+    frames = []
+    for held_out, scores in loo.items():
+        merged = {d: {**label, **s} if d == in_name else s for d, s in scores.items()}
+        t = _table(cfg, merged, 0)
+        t.insert(1, "held_out", held_out)
+        frames.append(t)
+    full = pd.concat(frames, ignore_index=True)
+    write_table(cfg, full, "leave_one_out.csv", index=False)
+    seen = table2.set_index(["dataset", "method"])
+    rows = []
+    for held_out in loo:
+        on_it = full[(full.held_out == held_out) & (full.dataset == held_out)].iloc[0]
+        s = seen.loc[(held_out, "introspection_net")]
+        rows.append(
+            {
+                "held out": held_out,
+                "seen": s.auroc,
+                "seen CI": f"[{s.auroc_lo:.1f}, {s.auroc_hi:.1f}]",
+                "unseen": on_it.auroc,
+                "change": on_it.auroc - s.auroc,
+                "softmax_baseline": seen.loc[(held_out, "softmax_baseline")].auroc,
+                "trust_score": seen.loc[(held_out, "trust_score")].auroc,
+            }
+        )
+    return full, pd.DataFrame(rows).set_index("held out")
+
+
+def seed_scores(
+    cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted, progress: bool = True
+) -> tuple[dict, StageRun]:
+    """Introspection-Net trained with ``n_seeds`` seeds (``seed``, ``seed + 1``, ...).
+
+    The first is the network of the paper's stage (``fitted``); the others are
+    trained on the same sets with another seed (weights and data order), each
+    cached as ``seed_scores_<k>``.
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    fitted : introspection.pipeline.Fitted
+    progress : bool
+
+    Returns
+    -------
+    scores : dict
+        ``{k: {dataset: {"introspection_net": ndarray}}}`` for k in ``range(n_seeds)``.
+    run : StageRun
+    """
+    first = fitted.detectors["introspection_net"]
+
+    def train(k):
+        if k == 0:
+            return first
+        return train_introspection_net(cfg, gen, sets, seed=cfg.seed + k)
+
+    return _variant_scores(
+        cfg, gen, sets, "seeds", "seed_scores", range(cfg["n_seeds"]), train, progress, "seeds"
+    )
+
+
+def seed_table(cfg: Config, by_seed: dict, paper_scores: dict):
+    """Metrics of every seed's network, written to ``seeds.csv``.
+
+    Parameters
+    ----------
+    cfg : Config
+    by_seed : dict
+        From :func:`seed_scores`.
+    paper_scores : dict
+        From :func:`introspection.pipeline.score_test_sets` (for the labels).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``seed`` then those of ``table2.csv`` (no intervals).
+    """
+    import pandas as pd
+
+    in_name = cfg.info["in_distribution"]
+    label = {"label": paper_scores[in_name]["label"]}
+    frames = []
+    for k, scores in by_seed.items():
+        merged = {d: {**label, **s} if d == in_name else s for d, s in scores.items()}
+        t = _table(cfg, merged, 0)
+        t.insert(1, "seed", cfg.seed + int(k))
+        frames.append(t)
+    table = pd.concat(frames, ignore_index=True)
+    write_table(cfg, table, "seeds.csv", index=False)
+    return table
+
+
+def seed_summary(seeds, table2):
+    """Mean and standard deviation over seeds beside the bootstrap CI of one run.
+
+    Parameters
+    ----------
+    seeds : pandas.DataFrame
+        From :func:`seed_table`.
+    table2 : pandas.DataFrame
+        The run's Table 2 (``table2.csv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; for each metric: ``<metric> mean``, ``<metric> std`` (over
+        seeds, ddof=1) and ``<metric> CI width`` (the first seed's bootstrap 95 %
+        interval, from Table 2).
+    """
+    import pandas as pd
+
+    ours = table2[table2.method == "introspection_net"].set_index("dataset")
+    cols = {}
+    for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
+        g = seeds.groupby("dataset", sort=False)[m]
+        cols[f"{m} mean"] = g.mean()
+        cols[f"{m} std"] = g.std(ddof=1)
+        cols[f"{m} CI width"] = ours[f"{m}_hi"] - ours[f"{m}_lo"]
+    return pd.DataFrame(cols)
