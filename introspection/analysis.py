@@ -36,7 +36,21 @@ __all__ = [
     "confidence_table",
     "difference_report",
     "softmax_precision_check",
+    "TRAINING_FREE",
+    "detectors_report",
+    "unseen_report",
+    "seeds_report",
 ]
+
+#: Detectors that never see a misclassified example (the paper's future-work question).
+TRAINING_FREE = (
+    "softmax_baseline",
+    "max_logit",
+    "energy",
+    "odin",
+    "mahalanobis",
+    "mahalanobis_preprocessed",
+)
 
 #: Test accuracy of the base classifiers reported by the paper (Table 1; none for CIFAR-10).
 PAPER_ACCURACY = {"mnist": 0.9965, "cifar10": None}
@@ -840,3 +854,145 @@ def softmax_precision_check(
                 row["ties dataset"] = float((s_out == 1).mean())
         rows.append(row)
     return pd.DataFrame(rows).set_index("dataset")
+
+
+def _names(experiment: str):
+    from .plots import dataset_label, method_label
+
+    return (lambda d: dataset_label(d, experiment)), method_label
+
+
+def detectors_report(table: pd.DataFrame, experiment: str) -> str:
+    """What the table of eight detectors says, in a paragraph built from its numbers.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``detectors.csv``: rows (dataset, method) with ``auroc``, ``auroc_lo``,
+        ``auroc_hi``.
+    experiment : {"mnist", "cifar10"}
+
+    Returns
+    -------
+    str
+        Markdown: how often Introspection-Net is best by AUROC, and for each row
+        whether a detector that never saw a misclassified example is within or above
+        its 95 % interval.
+    """
+    dname, mname = _names(experiment)
+    t = table.set_index(["dataset", "method"])
+    rows = list(dict.fromkeys(table.dataset))
+    wins, free_ok, free_better, lines = [], [], [], []
+    for d in rows:
+        block = table[table.dataset == d].set_index("method")
+        best = block.auroc.idxmax()
+        net = t.loc[(d, "introspection_net")]
+        free = block.loc[[m for m in TRAINING_FREE if m in block.index]]
+        top = free.auroc.idxmax()
+        if best == "introspection_net":
+            wins.append(d)
+        if free.loc[top, "auroc"] >= net.auroc_lo:
+            free_ok.append(d)
+        if free.loc[top, "auroc"] > net.auroc_hi:
+            free_better.append(d)
+        lines.append(
+            f"| {dname(d)} | {mname(best)} ({block.loc[best, 'auroc']:.1f}) | "
+            f"{net.auroc:.1f} [{net.auroc_lo:.1f}, {net.auroc_hi:.1f}] | "
+            f"{mname(top)} ({free.loc[top, 'auroc']:.1f}) |"
+        )
+    head = (
+        "| dataset | best detector (AUROC) | Introspection-Net [95 % CI] | "
+        "best without misclassified data |\n|---|---|---|---|\n"
+    )
+    text = (
+        f"Introspection-Net has the highest AUROC on {len(wins)} of the {len(rows)} kinds"
+        + (f" ({', '.join(dname(d) for d in wins)})" if wins else "")
+        + ". A detector that never saw a misclassified example reaches its 95 % interval "
+        f"or beats it on {len(free_ok)} kinds"
+        + (f" ({', '.join(dname(d) for d in free_ok)})" if free_ok else "")
+        + f", and is above the interval on {len(free_better)}"
+        + (f" ({', '.join(dname(d) for d in free_better)})" if free_better else "")
+        + ". On the paper's future-work question, whether in-distribution logits alone "
+        "suffice: "
+    )
+    logit_only = [
+        m for m in ("max_logit", "energy", "softmax_baseline") if m in table.method.values
+    ]
+    close = [
+        d
+        for d in rows
+        if max(t.loc[(d, m)].auroc for m in logit_only) >= t.loc[(d, "introspection_net")].auroc_lo
+    ]
+    text += (
+        f"the best of {', '.join(mname(m) for m in logit_only)} is within Introspection-Net's "
+        f"interval or above it on {len(close)} of the {len(rows)} kinds"
+        + (f" ({', '.join(dname(d) for d in close)})" if close else "")
+        + ".\n\n"
+    )
+    return text + head + "\n".join(lines)
+
+
+def unseen_report(unseen: pd.DataFrame, experiment: str) -> str:
+    """What leave-one-out training does, in a paragraph built from its numbers.
+
+    Parameters
+    ----------
+    unseen : pandas.DataFrame
+        From :func:`introspection.beyond.leave_one_out_table` (second value).
+    experiment : {"mnist", "cifar10"}
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    dname, _ = _names(experiment)
+    drop = unseen.sort_values("change")
+    worst = drop.index[0]
+    below = [d for d, r in unseen.iterrows() if r.unseen < r.softmax_baseline]
+    lost = [d for d, r in unseen.iterrows() if r.unseen < r["seen lo"]]
+    return (
+        f"Held out of training, a kind of misclassification changes Introspection-Net's "
+        f"AUROC on it by {unseen.change.mean():+.1f} points on average (median "
+        f"{unseen.change.median():+.1f}); the largest drop is on {dname(worst)} "
+        f"({unseen.loc[worst, 'seen']:.1f} seen, {unseen.loc[worst, 'unseen']:.1f} unseen). "
+        f"The unseen value falls below the seen network's 95 % interval on {len(lost)} of the "
+        f"{len(unseen)} kinds"
+        + (f" ({', '.join(dname(d) for d in lost)})" if lost else "")
+        + ", and below the Softmax Baseline, which trains on no misclassified data at all, on "
+        f"{len(below)}" + (f" ({', '.join(dname(d) for d in below)})" if below else "") + "."
+    )
+
+
+def seeds_report(summary: pd.DataFrame, n_seeds: int, experiment: str) -> str:
+    """Seed-to-seed spread against the bootstrap interval, as a paragraph.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`introspection.beyond.seed_summary`.
+    n_seeds : int
+    experiment : {"mnist", "cifar10"}
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    dname, _ = _names(experiment)
+    ratio = 4 * summary["auroc std"] / summary["auroc CI width"].replace(0, np.nan)
+    widest = summary["auroc std"].idxmax()
+    over = [d for d, r in ratio.items() if np.isfinite(r) and r > 1]
+    return (
+        f"Over {n_seeds} seeds, Introspection-Net's AUROC varies by a standard deviation of "
+        f"{summary['auroc std'].median():.2f} points (median over kinds), at most "
+        f"{summary.loc[widest, 'auroc std']:.2f} on {dname(widest)}. The seed spread "
+        f"(± 2 std) is wider than the bootstrap 95 % interval of a single run on {len(over)} "
+        f"of the {len(summary)} kinds"
+        + (f" ({', '.join(dname(d) for d in over)})" if over else "")
+        + (
+            ": there, the bootstrap interval alone understates the uncertainty of Table 2."
+            if over
+            else ": the bootstrap interval of one run covers the training randomness too."
+        )
+    )

@@ -380,8 +380,8 @@ def leave_one_out_table(cfg: Config, loo: dict, paper_scores: dict, table2):
         without that kind (no intervals); written to ``leave_one_out.csv``.
     unseen : pandas.DataFrame
         Index: the held-out kind. AUROC (%) on it when seen in training (the paper's
-        network, with its 95 % CI), when unseen, and of the Softmax Baseline and
-        Trust Score, which train on no misclassified data.
+        network; ``seen lo`` and ``seen hi`` its 95 % CI), when unseen, and of the
+        Softmax Baseline and Trust Score, which train on no misclassified data.
     """
     import pandas as pd
 
@@ -404,7 +404,8 @@ def leave_one_out_table(cfg: Config, loo: dict, paper_scores: dict, table2):
             {
                 "held out": held_out,
                 "seen": s.auroc,
-                "seen CI": f"[{s.auroc_lo:.1f}, {s.auroc_hi:.1f}]",
+                "seen lo": s.auroc_lo,
+                "seen hi": s.auroc_hi,
                 "unseen": on_it.auroc,
                 "change": on_it.auroc - s.auroc,
                 "softmax_baseline": seen.loc[(held_out, "softmax_baseline")].auroc,

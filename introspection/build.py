@@ -1,6 +1,6 @@
 """``python -m introspection build``: execute the book's notebooks, then build the HTML.
 
-For each experiment, the six chapter notebooks of ``book/`` run in order with
+For each experiment, the chapter notebooks of ``book/`` run in order with
 papermill (kernel ``python3``); the executed copies, figures and tables go to
 ``book/results/<profile>/<experiment>/``. The summary notebook then compares the
 experiments, a table of contents for the profile is written, and Jupyter Book
@@ -26,6 +26,8 @@ from .config import EXPERIMENTS, PARAMETERS, PROFILES, ConfigError, configure
 __all__ = [
     "CHAPTERS",
     "CHAPTER_STAGE",
+    "PAPER_CHAPTERS",
+    "BEYOND_CHAPTERS",
     "main",
     "parse_value",
     "provenance",
@@ -35,8 +37,8 @@ __all__ = [
     "build_html",
 ]
 
-#: The chapter notebooks, in order, run once per experiment.
-CHAPTERS = (
+#: The chapters that reproduce the paper, in order.
+PAPER_CHAPTERS = (
     "01_base_model",
     "02_misclassifications",
     "03_logit_analysis",
@@ -44,6 +46,10 @@ CHAPTERS = (
     "05_evaluation",
     "06_differences",
 )
+#: The chapters beyond the paper, in order.
+BEYOND_CHAPTERS = ("08_detectors", "09_unseen", "10_seeds")
+#: The chapter notebooks, in order, run once per experiment.
+CHAPTERS = PAPER_CHAPTERS + BEYOND_CHAPTERS
 #: The pipeline stage whose parameters (its own and its upstream stages') determine
 #: each chapter: a chapter is stale only when one of these changes.
 CHAPTER_STAGE = {
@@ -53,6 +59,9 @@ CHAPTER_STAGE = {
     "04_introspection_net": "introspection_net",
     "05_evaluation": "evaluation",
     "06_differences": "evaluation",
+    "08_detectors": "detectors",
+    "09_unseen": "unseen",
+    "10_seeds": "seeds",
 }
 #: Run once per build, after the experiments.
 SUMMARY = "07_summary"
@@ -342,7 +351,10 @@ def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -
     ]
     for exp in experiments:
         lines += [f"  - caption: {_TITLES[exp]} ({profile} profile)", "    chapters:"]
-        lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in CHAPTERS]
+        lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in PAPER_CHAPTERS]
+    for exp in experiments:
+        lines += [f"  - caption: Beyond the paper: {_TITLES[exp]}", "    chapters:"]
+        lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in BEYOND_CHAPTERS]
     lines += [
         "  - caption: Results",
         "    chapters:",

@@ -58,6 +58,8 @@ __all__ = [
     "EXPERIMENTS",
     "METHOD_COLORS",
     "METHOD_LABELS",
+    "heatmap",
+    "seed_spread",
     "METRIC_LABELS",
     "OKABE_ITO",
     "PAPER_MAX_LOGIT",
@@ -166,13 +168,23 @@ METHOD_LABELS = {
     "softmax_baseline": "Softmax Baseline",
     "trust_score": "Trust Score",
     "introspection_net": "Introspection-Net",
+    "max_logit": "MaxLogit",
+    "energy": "Energy",
+    "odin": "ODIN",
+    "mahalanobis": "Mahalanobis",
+    "mahalanobis_preprocessed": "Mahalanobis + pre-proc.",
 }
 
-#: Detector name -> hex colour (Okabe-Ito).
+#: Detector name -> hex colour (Okabe-Ito; the paper's three first).
 METHOD_COLORS = {
     "softmax_baseline": OKABE_ITO["orange"],
     "trust_score": OKABE_ITO["reddish_purple"],
     "introspection_net": OKABE_ITO["blue"],
+    "max_logit": OKABE_ITO["bluish_green"],
+    "energy": OKABE_ITO["vermillion"],
+    "odin": OKABE_ITO["sky_blue"],
+    "mahalanobis": OKABE_ITO["black"],
+    "mahalanobis_preprocessed": _GREY,
 }
 
 # Colours given, in order, to detectors not in METHOD_COLORS (e.g. ablation variants).
@@ -1123,6 +1135,111 @@ def metric_comparison(
 # ---------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------
+
+
+@_styled
+def heatmap(
+    values: pd.DataFrame,
+    *,
+    title: str | None = None,
+    colorbar_label: str = "AUROC (%)",
+    vmin: float = 50.0,
+    vmax: float = 100.0,
+    cmap: str = "cividis",
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+):
+    """A table of percentages as an annotated heatmap (rows top to bottom as given).
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Numbers to show; the index and columns label the rows and columns. NaN cells
+        are left blank.
+    title : str, optional
+    colorbar_label : str
+    vmin, vmax : float
+        Colour range (``cividis`` is readable with every colour-vision deficiency).
+    cmap : str
+    xlabel, ylabel : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One annotation per finite cell, one decimal.
+    """
+    if not isinstance(values, pd.DataFrame) or values.empty:
+        raise ValueError("values must be a non-empty DataFrame.")
+    data = values.to_numpy(dtype=np.float64)
+    n_rows, n_cols = data.shape
+    fig, ax = plt.subplots(figsize=(1.0 + 0.95 * n_cols, 0.9 + 0.42 * n_rows))
+    im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.grid(False)
+    ax.set_xticks(range(n_cols), [str(c) for c in values.columns], rotation=35, ha="right")
+    ax.set_yticks(range(n_rows), [str(i) for i in values.index])
+    mid = (vmin + vmax) / 2
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if np.isfinite(data[i, j]):
+                ax.text(
+                    j,
+                    i,
+                    f"{data[i, j]:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if data[i, j] > mid else "white",
+                )
+    fig.colorbar(im, ax=ax, label=colorbar_label, fraction=0.04, pad=0.02)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+@_styled
+def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metric="auroc"):
+    """One metric of Introspection-Net per dataset: every seed, and the bootstrap CI.
+
+    Parameters
+    ----------
+    seeds : pandas.DataFrame
+        Rows ``seed, dataset, <metric>`` (:func:`introspection.beyond.seed_table`).
+    table2 : pandas.DataFrame
+        The run's Table 2, for the first seed's bootstrap interval.
+    experiment : {"mnist", "cifar10"}
+    metric : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per dataset (one row each): a dot per seed, their mean ± std as a bar, and the
+        bootstrap 95 % CI of the published run as a thin line below.
+    """
+    datasets = list(dict.fromkeys(seeds.dataset))
+    ours = table2[table2.method == "introspection_net"].set_index("dataset")
+    color = METHOD_COLORS["introspection_net"]
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(datasets)))
+    for i, d in enumerate(datasets):
+        v = seeds.loc[seeds.dataset == d, metric].to_numpy(dtype=np.float64)
+        ax.plot(v, np.full(len(v), i), "o", color=color, ms=4, alpha=0.8)
+        ax.errorbar(v.mean(), i, xerr=v.std(ddof=1), color=color, capsize=3, lw=1.5)
+        if d in ours.index:
+            r = ours.loc[d]
+            ax.plot([r[f"{metric}_lo"], r[f"{metric}_hi"]], [i + 0.28, i + 0.28], color=_GREY)
+    ax.set_yticks(range(len(datasets)), [dataset_label(d, experiment) for d in datasets])
+    ax.invert_yaxis()
+    ax.set_xlabel(METRIC_LABELS.get(metric, metric))
+    handles = [
+        Line2D([], [], color=color, marker="o", ls="", ms=4, label="one seed"),
+        Line2D([], [], color=color, lw=1.5, label="mean ± std over seeds"),
+        Line2D([], [], color=_GREY, lw=1.5, label="bootstrap 95 % CI (seed 0)"),
+    ]
+    ax.legend(handles=handles, loc="best", fontsize=7)
+    return fig
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:

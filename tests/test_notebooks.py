@@ -9,7 +9,7 @@ import pytest
 from introspection import build
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
-SOURCES = sorted(BOOK.glob("0*.py"))
+SOURCES = sorted(BOOK.glob("[0-9][0-9]_*.py"))
 CHAPTER_PARAMS = {
     "experiment",
     "profile",

@@ -1,0 +1,138 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Beyond the paper: five more detectors
+#
+# **The question.** The paper compares Introspection-Net with two baselines only,
+# and its conclusion asks, as future work, whether misclassifications can be
+# detected from the logits of in-distribution data alone, without training on
+# misclassified examples. Detectors published since answer part of that question.
+# We add five, on the same detector interface and the same test sets as Table 2:
+#
+# - **MaxLogit** (Hendrycks et al., ICML 2022): the largest logit. No training.
+# - **Energy** (Liu et al., NeurIPS 2020): $T \log \sum_k e^{z_k / T}$ with $T = 1$.
+#   No training.
+# - **ODIN** (Liang et al., ICLR 2018): the softmax at temperature $T$ of an input
+#   moved by $\varepsilon$ in the direction that raises it. It uses the classifier's
+#   gradients but no training data. The paper tunes $T$ and $\varepsilon$ on OOD
+#   validation data; we fix them (values below) so that nothing sees the test kinds.
+# - **Mahalanobis** (Lee et al., NeurIPS 2018): the distance of the penultimate
+#   features to the closest class mean, with one covariance shared by the classes,
+#   both estimated from correctly labelled training images. We test it with and
+#   without the paper's input pre-processing (a step of $\varepsilon$ that lowers
+#   the distance).
+#
+# None of the five ever sees a misclassified example. Introspection-Net sees 700 of
+# each kind.
+
+# %% tags=["parameters"]
+experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+profile = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
+seed = 0  # seed of every random choice (non-negative integer)
+data_dir = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
+artifacts_dir = None  # cache of models and arrays (None: artifacts/ in the checkout)
+results_dir = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
+overrides = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
+odin_eps = None  # ODIN's pre-processing step in [0, 1] pixels (None: the profile's, 0.0014)
+mahalanobis_eps = None  # Mahalanobis pre-processing step in [0, 1] pixels (None: 0.0014)
+
+# %% [markdown]
+# ## Set-up
+
+# %%
+import time
+
+from IPython.display import Markdown, display
+
+from introspection import analysis, beyond, config, pipeline, plots
+
+t0 = time.perf_counter()
+cfg = config.configure(
+    experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
+    results_dir=results_dir, overrides=overrides, odin_eps=odin_eps,
+    mahalanobis_eps=mahalanobis_eps,
+)
+cfg.table("detectors")
+
+# %% [markdown]
+# ## Scores on the test sets of Table 2
+#
+# The paper's three methods come from the earlier stages (cached); the five others
+# score the same 2000 (profile-dependent) test examples of each dataset.
+
+# %%
+base = pipeline.base_model(cfg, verbose=0)
+gen = pipeline.misclassifications(cfg, base.model)
+sets = pipeline.introspection_sets(cfg, gen)
+fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
+paper_scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
+extra = beyond.extra_detector_scores(cfg, gen, sets, base.model)
+table = beyond.detector_table(cfg, paper_scores, extra)
+print(extra.run.line())
+print(f"{len(table)} rows written to {cfg.results_dir / 'detectors.csv'}")
+
+# %% [markdown]
+# ## AUROC of the eight detectors
+#
+# One row per kind of misclassification, one column per detector; the
+# in-distribution test examples are the positives of every row, as in Table 2.
+
+# %% tags=["full-width"]
+auroc = table.pivot(index="dataset", columns="method", values="auroc")
+auroc = auroc.loc[list(dict.fromkeys(table.dataset)), list(dict.fromkeys(table.method))]
+auroc.index = [plots.dataset_label(d, cfg.experiment) for d in auroc.index]
+auroc.columns = [plots.method_label(m) for m in auroc.columns]
+fig = plots.heatmap(auroc, title="AUROC (%) of every detector on every kind of misclassification")
+plots.save_figure(fig, cfg.results_dir / "detectors_auroc.png");
+
+# %% [markdown]
+# ## The full table
+#
+# Our value with its bootstrap 95 % interval (paired across methods); the best
+# method per dataset and metric in bold; the paper's value in parentheses where it
+# has one.
+
+# %% tags=["full-width"]
+paper = pipeline.paper_table2(cfg.experiment)
+labels = {n: plots.dataset_label(n, cfg.experiment) for n in table.dataset.unique()}
+display(Markdown(analysis.table2_markdown(table, paper, labels, plots.METHOD_LABELS)))
+
+# %% [markdown]
+# ## The best detector of each row
+
+# %%
+best = beyond.best_per_row(table)
+best["best"] = best["best"].map(plots.method_label)
+best["runner-up"] = best["runner-up"].map(plots.method_label)
+best.round(1)
+
+# %% [markdown]
+# ## What we see
+
+# %%
+display(Markdown(analysis.detectors_report(table, cfg.experiment)))
+pipeline.record_timing(cfg, "detectors", time.perf_counter() - t0)
+
+# %% [markdown]
+# :::{admonition} Try it yourself
+# :class: tip
+# ODIN and the pre-processed Mahalanobis score depend on the step $\varepsilon$.
+# Turn it off, or make it ten times larger, and compare with the plain scores:
+#
+# ```bash
+# papermill book/08_detectors.ipynb out.ipynb -p experiment mnist -p odin_eps 0.0 -p mahalanobis_eps 0.0
+# papermill book/08_detectors.ipynb out.ipynb -p experiment cifar10 -p odin_eps 0.014
+# ```
+# :::

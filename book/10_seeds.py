@@ -1,0 +1,105 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Beyond the paper: how much does one training run decide?
+#
+# **The question.** The paper reports one training run of Introspection-Net per
+# experiment, without an interval. Our Table 2 gives a bootstrap 95 % interval,
+# which covers the sampling of the *test* examples but not the randomness of
+# *training* (initial weights, dropout, order of the minibatches). Here the same
+# network is trained on the same sets with several seeds, and the spread over seeds
+# is set beside the bootstrap interval of the published run.
+
+# %% tags=["parameters"]
+experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+profile = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
+seed = 0  # seed of every random choice (non-negative integer)
+data_dir = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
+artifacts_dir = None  # cache of models and arrays (None: artifacts/ in the checkout)
+results_dir = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
+overrides = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
+n_seeds = None  # networks trained, with seeds seed, seed+1, ... (None: the profile's; >= 2)
+
+# %% [markdown]
+# ## Set-up
+
+# %%
+import time
+
+from IPython.display import Markdown, display
+
+from introspection import analysis, beyond, config, pipeline, plots
+
+t0 = time.perf_counter()
+cfg = config.configure(
+    experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
+    results_dir=results_dir, overrides=overrides, n_seeds=n_seeds,
+)
+cfg.table("seeds")
+
+# %% [markdown]
+# ## Training with every seed
+#
+# The first network is the one of Table 2; the others differ only by their seed.
+
+# %%
+base = pipeline.base_model(cfg, verbose=0)
+gen = pipeline.misclassifications(cfg, base.model)
+sets = pipeline.introspection_sets(cfg, gen)
+fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
+scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
+table2 = pipeline.evaluate(cfg, scores)
+by_seed, run = beyond.seed_scores(cfg, gen, sets, fitted)
+seeds = beyond.seed_table(cfg, by_seed, scores)
+print(run.line())
+print(f"{len(seeds)} rows written to {cfg.results_dir / 'seeds.csv'}")
+
+# %% [markdown]
+# ## AUROC per seed
+
+# %%
+fig = plots.seed_spread(seeds, table2, cfg.experiment)
+plots.save_figure(fig, cfg.results_dir / "seeds_auroc.png");
+
+# %% [markdown]
+# ## Mean ± standard deviation over seeds, beside the bootstrap interval
+#
+# For each metric (percent): the mean and standard deviation over the seeds, and
+# the width of the bootstrap 95 % interval of the first seed's run (Table 2). A
+# standard deviation larger than a quarter of that width means that training
+# randomness moves the result as much as the test sample does.
+
+# %%
+summary = beyond.seed_summary(seeds, table2)
+summary.index = [plots.dataset_label(d, cfg.experiment) for d in summary.index]
+summary.round(2)
+
+# %% [markdown]
+# ## What we see
+
+# %%
+display(Markdown(analysis.seeds_report(beyond.seed_summary(seeds, table2), cfg["n_seeds"],
+                                       cfg.experiment)))
+pipeline.record_timing(cfg, "seeds", time.perf_counter() - t0)
+
+# %% [markdown]
+# :::{admonition} Try it yourself
+# :class: tip
+# More seeds give a better estimate of the spread:
+#
+# ```bash
+# papermill book/10_seeds.ipynb out.ipynb -p experiment cifar10 -p profile cpu -p n_seeds 10
+# ```
+# :::

@@ -1,0 +1,120 @@
+"""Tables and figures of the chapters beyond the paper (fast, synthetic inputs)."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from introspection import beyond, plots
+
+
+def _table(values, ci=2.0):
+    rows = []
+    for (d, m), v in values.items():
+        rows.append(
+            {
+                "dataset": d,
+                "method": m,
+                "auroc": v,
+                "auroc_lo": v - ci,
+                "auroc_hi": v + ci,
+                "fpr_at_95tpr": 100 - v,
+                "fpr_at_95tpr_lo": 100 - v - ci,
+                "fpr_at_95tpr_hi": 100 - v + ci,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_best_per_row_picks_by_metric_direction_and_checks_overlap():
+    t = _table({("bim", "a"): 90.0, ("bim", "b"): 95.0, ("fgsm", "a"): 80.0, ("fgsm", "b"): 79.0})
+    best = beyond.best_per_row(t)
+    assert best.loc["bim", "best"] == "b" and best.loc["bim", "runner-up"] == "a"
+    assert not best.loc["bim", "best CI overlaps runner-up"]  # 90 outside [93, 97]
+    assert best.loc["fgsm", "best CI overlaps runner-up"]  # 79 inside [78, 82]
+    # FPR: lower is better, so the same winners.
+    fpr = beyond.best_per_row(t, "fpr_at_95tpr")
+    assert list(fpr.best) == ["b", "a"] and fpr.loc["bim", "value"] == pytest.approx(5.0)
+
+
+def test_seed_summary_mean_std_and_ci_width():
+    seeds = pd.DataFrame(
+        {
+            "seed": [0, 1, 2, 0, 1, 2],
+            "dataset": ["bim"] * 3 + ["fgsm"] * 3,
+            "method": ["introspection_net"] * 6,
+            "fpr_at_95tpr": [1.0, 2.0, 3.0, 4.0, 4.0, 4.0],
+            "auroc": [90.0, 92.0, 94.0, 80.0, 80.0, 80.0],
+            "aupr_in": [1.0] * 6,
+            "aupr_out": [1.0] * 6,
+        }
+    )
+    table2 = _table({("bim", "introspection_net"): 90.0, ("fgsm", "introspection_net"): 80.0})
+    for m in ("aupr_in", "aupr_out"):
+        table2[f"{m}_lo"], table2[f"{m}_hi"] = 0.0, 1.0
+    s = beyond.seed_summary(seeds, table2)
+    assert s.loc["bim", "auroc mean"] == pytest.approx(92.0)
+    assert s.loc["bim", "auroc std"] == pytest.approx(2.0)  # ddof = 1
+    assert s.loc["fgsm", "auroc std"] == 0.0
+    assert s.loc["bim", "auroc CI width"] == pytest.approx(4.0)
+
+
+def test_heatmap_annotates_finite_cells_only():
+    v = pd.DataFrame([[99.0, np.nan], [60.0, 75.5]], index=["a", "b"], columns=["x", "y"])
+    fig = plots.heatmap(v, title="t")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert sorted(texts) == ["60.0", "75.5", "99.0"]
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.heatmap(pd.DataFrame())
+
+
+def test_seed_spread_draws_every_seed():
+    seeds = pd.DataFrame(
+        {"seed": [0, 1, 0, 1], "dataset": ["bim", "bim", "fgsm", "fgsm"], "auroc": [1, 2, 3, 4.0]}
+    )
+    table2 = _table({("bim", "introspection_net"): 1.5, ("fgsm", "introspection_net"): 3.5})
+    fig = plots.seed_spread(seeds, table2, "mnist")
+    dots = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"]
+    assert sum(len(ln.get_xdata()) for ln in dots) == 4
+    plt.close(fig)
+
+
+def test_new_methods_have_labels_and_distinct_colours():
+    for m in beyond.EXTRA_METHODS:
+        assert plots.method_label(m) != m
+    colours = [plots.method_color(m) for m in plots.METHOD_COLORS]
+    assert len(set(colours)) == len(colours)
+
+
+def test_reports_read_their_numbers():
+    from introspection import analysis
+
+    unseen = pd.DataFrame(
+        {
+            "seen": [95.0, 90.0],
+            "seen lo": [94.0, 88.0],
+            "seen hi": [96.0, 92.0],
+            "unseen": [80.0, 91.0],
+            "change": [-15.0, 1.0],
+            "softmax_baseline": [85.0, 85.0],
+            "trust_score": [70.0, 70.0],
+        },
+        index=["bim", "fgsm"],
+    )
+    text = analysis.unseen_report(unseen, "mnist")
+    assert "-7.0 points on average" in text and "largest drop is on BIM" in text
+    assert "interval on 1 of the 2 kinds (BIM)" in text and "on 1 (BIM)" in text
+    t = _table(
+        {
+            ("bim", "softmax_baseline"): 90.0,
+            ("bim", "introspection_net"): 95.0,
+            ("bim", "max_logit"): 97.5,
+            ("fgsm", "softmax_baseline"): 70.0,
+            ("fgsm", "introspection_net"): 95.0,
+            ("fgsm", "max_logit"): 60.0,
+        }
+    )
+    text = analysis.detectors_report(t, "mnist")
+    assert "highest AUROC on 1 of the 2 kinds (FGSM)" in text
+    assert "above the interval on 1 (BIM)" in text
