@@ -40,6 +40,7 @@ __all__ = [
     "detectors_report",
     "unseen_report",
     "seeds_report",
+    "unseen_attacks_report",
 ]
 
 #: Detectors that never see a misclassified example (the paper's future-work question).
@@ -996,3 +997,42 @@ def seeds_report(summary: pd.DataFrame, n_seeds: int, experiment: str) -> str:
             else ": the bootstrap interval of one run covers the training randomness too."
         )
     )
+
+
+def unseen_attacks_report(table: pd.DataFrame, stats: Mapping[str, dict], experiment: str) -> str:
+    """What the attacks nobody trained on do to each detector, as a paragraph.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``unseen_attacks.csv`` rows (dataset, method, auroc, auroc_lo, auroc_hi).
+    stats : mapping
+        Attack name to its generation statistics (``success_rate``, ``mean_l2``).
+    experiment : {"mnist", "cifar10"}
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    dname, mname = _names(experiment)
+    parts = []
+    for d, block in table.groupby("dataset", sort=False):
+        block = block.set_index("method")
+        net = block.loc["introspection_net"]
+        soft = block.loc["softmax_baseline"]
+        best = block.auroc.idxmax()
+        st = stats.get(d, {})
+        verdict = (
+            "above"
+            if net.auroc_lo > soft.auroc
+            else ("below" if net.auroc_hi < soft.auroc else "within the interval of")
+        )
+        parts.append(
+            f"**{dname(d)}** succeeds on {100 * st.get('success_rate', float('nan')):.1f} % of "
+            f"the images attacked (mean L2 {st.get('mean_l2', float('nan')):.2f}). "
+            f"Introspection-Net, which never saw it, scores AUROC {net.auroc:.1f} "
+            f"[{net.auroc_lo:.1f}, {net.auroc_hi:.1f}], {verdict} the Softmax Baseline's "
+            f"{soft.auroc:.1f}; the best detector is {mname(best)} ({block.auroc.max():.1f})."
+        )
+    return " ".join(parts)

@@ -21,12 +21,14 @@ source images that gave at least one error).
   position (DeVries & Taylor, 2018).
 * :func:`fgsm` -- FGSM (Goodfellow et al., 2015), L-inf, via cleverhans 4.
 * :func:`bim` -- BIM (Kurakin et al., 2016), L-inf, via cleverhans 4.
+* :func:`carlini_wagner_l2` -- Carlini & Wagner's L2 attack (2017) via cleverhans 4,
+  with a small shim for Keras 3 optimizers.
 * :func:`deepfool` / :func:`deepfool_perturb` -- multi-class L2 DeepFool
   (Moosavi-Dezfooli et al., 2016, Algorithm 2), batched, written here (cleverhans 4 has
   no TF2 DeepFool).
 
-Only the two cleverhans submodules ``cleverhans.tf2.attacks.fast_gradient_method`` and
-``cleverhans.tf2.attacks.basic_iterative_method`` are imported; they do not import
+Only the cleverhans submodules ``fast_gradient_method``, ``basic_iterative_method`` and
+``carlini_wagner_l2`` of ``cleverhans.tf2.attacks`` are imported; they do not import
 tensorflow-probability (which breaks under Keras 3).
 """
 
@@ -38,6 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
+from cleverhans.tf2.attacks.carlini_wagner_l2 import CarliniWagnerL2
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta
 from tqdm import tqdm
@@ -46,6 +49,7 @@ __all__ = [
     "DEEPFOOL_STEP_EPS",
     "Generated",
     "bim",
+    "carlini_wagner_l2",
     "deepfool",
     "deepfool_perturb",
     "fgsm",
@@ -705,6 +709,136 @@ def bim(
                 adv = tf.clip_by_value(xb + clip_eta(adv - xb, np.inf, eps), clip_min, clip_max)
         x_adv[start : start + len(idx)] = adv.numpy()
         pred[start : start + len(idx)] = np.argmax(fn(adv).numpy(), axis=1)
+    return _finish(x, correct, x_adv, pred != y[correct], base)
+
+
+# --------------------------------------------------------------------------------------
+# Carlini-Wagner L2 (cleverhans 4, with a Keras 3 shim)
+# --------------------------------------------------------------------------------------
+
+
+class _ResettableAdam:
+    """Keras 3 Adam with the ``variables()`` *method* cleverhans 4's CW-L2 calls.
+
+    cleverhans resets the optimizer's state before every binary-search step with
+    ``for var in optimizer.variables(): var.assign(0)``. In Keras 3 ``variables`` is
+    a property, and the list also holds the learning rate, which must not be zeroed:
+    this returns the iteration counter and Adam's moments only.
+    """
+
+    def __init__(self, learning_rate: float):
+        import keras
+
+        self._opt = keras.optimizers.Adam(learning_rate)
+
+    def apply_gradients(self, grads_and_vars):
+        return self._opt.apply_gradients(grads_and_vars)
+
+    def variables(self):
+        lr = getattr(self._opt, "_learning_rate", None)
+        return [v for v in self._opt.variables if v is not lr]
+
+
+def carlini_wagner_l2(
+    model: Any,
+    x: Any,
+    y: Any,
+    *,
+    binary_search_steps: int = 5,
+    max_iterations: int = 100,
+    learning_rate: float = 0.01,
+    initial_const: float = 1.0,
+    confidence: float = 0.0,
+    clip_min: float = 0.0,
+    clip_max: float = 1.0,
+    batch_size: int = 256,
+) -> Generated:
+    """Untargeted Carlini-Wagner L2 attack (Carlini & Wagner, S&P 2017), cleverhans 4.
+
+    Minimises ``||x' - x||_2^2 + c * max(z_y - max_{k != y} z_k, -confidence)`` over
+    ``x' = (tanh(w) + 1) / 2`` (rescaled to ``[clip_min, clip_max]``) with Adam,
+    searching ``c`` by bisection (``binary_search_steps`` steps from
+    ``initial_const``); the smallest successful perturbation is returned
+    (``cleverhans.tf2.attacks.carlini_wagner_l2.CarliniWagnerL2``). Only the inputs
+    the model classifies correctly are attacked; only those it then misclassifies are
+    kept.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Classifier returning logits.
+    x : array-like, shape (N, H, W, C)
+        Clean images inside ``[clip_min, clip_max]``.
+    y : array-like, shape (N,)
+        True integer labels.
+    binary_search_steps : int, default 5
+        Bisection steps on the constant ``c``.
+    max_iterations : int, default 100
+        Adam steps per bisection step (the reference uses 10,000; fewer steps give
+        larger perturbations, never an unsuccessful attack counted as a success).
+        Adam moves every coordinate by about its learning rate, so the perturbation
+        first follows the sign of the gradient; with cleverhans' early abort it
+        often stays near there: on an affine model about 1.25x the minimal L2
+        perturbation (tested).
+    learning_rate : float, default 0.01
+        Adam's step size.
+    initial_const : float, default 1.0
+        First value of ``c``.
+    confidence : float, default 0.0
+        Logit margin ``kappa`` required of a success.
+    clip_min, clip_max : float, default 0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default 256
+        Number of images per attack batch.
+
+    Returns
+    -------
+    Generated
+        Kept adversarial examples; ``stats`` as for :func:`fgsm` plus the attack's
+        settings.
+    """
+    binary_search_steps = _check_positive_int(binary_search_steps, "binary_search_steps")
+    max_iterations = _check_positive_int(max_iterations, "max_iterations")
+    learning_rate = _check_nonneg_float(learning_rate, "learning_rate")
+    initial_const = _check_nonneg_float(initial_const, "initial_const")
+    confidence = _check_nonneg_float(confidence, "confidence")
+    x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
+        model, x, y, clip_min, clip_max, batch_size
+    )
+    base = {
+        "generator": "carlini_wagner_l2",
+        "n_input": int(len(x)),
+        "n_clean_correct": int(len(correct)),
+        "binary_search_steps": binary_search_steps,
+        "max_iterations": max_iterations,
+        "learning_rate": learning_rate,
+        "initial_const": initial_const,
+        "confidence": confidence,
+        "clip_min": clip_min,
+        "clip_max": clip_max,
+    }
+    x_adv = np.empty((len(correct), *x.shape[1:]), dtype=np.float32)
+    pred = np.empty(len(correct), dtype=np.int64)
+    for start in range(0, len(correct), batch_size):
+        idx = correct[start : start + batch_size]
+        # No ``y``: cleverhans 4 makes the attack *targeted* whenever ``y`` is given.
+        # Untargeted, it uses the model's predictions, which are the true labels here
+        # (only correctly classified inputs are attacked).
+        attack = CarliniWagnerL2(
+            model,
+            batch_size=len(idx),
+            clip_min=clip_min,
+            clip_max=clip_max,
+            binary_search_steps=binary_search_steps,
+            max_iterations=max_iterations,
+            confidence=confidence,
+            initial_const=initial_const,
+            learning_rate=learning_rate,
+        )
+        attack.optimizer = _ResettableAdam(learning_rate)
+        adv = attack.attack(x[idx])
+        x_adv[start : start + len(idx)] = adv
+        pred[start : start + len(idx)] = np.argmax(fn(tf.constant(adv)).numpy(), axis=1)
     return _finish(x, correct, x_adv, pred != y[correct], base)
 
 

@@ -249,6 +249,16 @@ PARAMETERS: dict[str, dict] = {
         minimum=0.0,
         maximum=1.0,
     ),
+    # Beyond the paper: attacks nobody trained on.
+    "unseen_n": _p(
+        int,
+        "unseen",
+        "test-side source images attacked with CW-L2 and PGD (never trained on)",
+        minimum=1,
+    ),
+    "cw_binary_steps": _p(int, "unseen", "CW-L2 bisection steps on the constant c", minimum=1),
+    "cw_max_iter": _p(int, "unseen", "CW-L2 Adam steps per bisection step", minimum=1),
+    "cw_lr": _p(float, "unseen", "CW-L2 Adam learning rate (tanh space)", minimum=1e-6),
     # Beyond the paper: seeds.
     "n_seeds": _p(int, "seeds", "Introspection-Net trainings with different seeds", minimum=2),
 }
@@ -295,6 +305,10 @@ _BASE = {
     "odin_eps": 0.0014,
     "mahalanobis_eps": 0.0014,
     "n_seeds": 5,
+    "unseen_n": 1000,
+    "cw_binary_steps": 5,
+    "cw_max_iter": 100,
+    "cw_lr": 0.05,
 }
 
 # The recipe of each experiment's classifier (Section 2.1; Zagoruyko & Komodakis 2016)
@@ -333,6 +347,9 @@ _SMALL_SETS = {
     "n_boot": 100,
     "detector_n_fit": 1000,
     "n_seeds": 2,
+    "unseen_n": 100,
+    "cw_binary_steps": 2,
+    "cw_max_iter": 30,
 }
 
 #: Profiles: per experiment, the values that differ from the defaults.
@@ -367,6 +384,7 @@ PROFILES: dict[str, dict] = {
             "n_boot": 300,
             "detector_n_fit": 5000,
             "n_seeds": 3,
+            "unseen_n": 500,
         },
         "cifar10": {
             "n_train": 20000,
@@ -386,6 +404,8 @@ PROFILES: dict[str, dict] = {
             "deepfool_max_iter": 30,
             "detector_n_fit": 5000,
             "n_seeds": 3,
+            "unseen_n": 300,
+            "cw_binary_steps": 3,
         },
     },
     "cpu": {
@@ -397,6 +417,8 @@ PROFILES: dict[str, dict] = {
             "wrn_width": 2,
             "schedule": "cosine",
             "learning_rate": 0.1,
+            "unseen_n": 500,
+            "cw_binary_steps": 4,
         },
     },
     "paper": {
@@ -675,6 +697,11 @@ def _check_consistency(experiment: str, p: dict) -> None:
         raise ConfigError(
             f"Parameter 'n_test' ({p['n_test']}) exceeds the {n_pool - n_train_side} source images "
             f"on the test side (n_source x (1 - train_fraction))."
+        )
+    if p["unseen_n"] > n_pool - n_train_side:
+        raise ConfigError(
+            f"Parameter 'unseen_n' ({p['unseen_n']}) exceeds the {n_pool - n_train_side} source "
+            f"images on the test side (n_source x (1 - train_fraction))."
         )
     if p["n_source"] is not None and p["n_source"] > 10000:
         raise ConfigError("Parameter 'n_source' must be <= 10000 (the size of the test set).")

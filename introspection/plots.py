@@ -161,7 +161,12 @@ DATASET_LABELS = {
     "gaussian": "Gaussian noise",
     "uniform": "Uniform noise",
     "fashion_mnist": "Fashion-MNIST",
+    "cw_l2": "CW-L2 (never trained on)",
+    "pgd": "PGD (never trained on)",
 }
+
+# Attacks generated beyond the paper's datasets (same images in both experiments).
+_EXTRA_DATASETS = ("cw_l2", "pgd")
 
 #: Detector name -> display name.
 METHOD_LABELS = {
@@ -348,6 +353,9 @@ def dataset_label(name: str, experiment: str) -> str:
     ValueError
         As :func:`dataset_role`.
     """
+    if name in _EXTRA_DATASETS:
+        _check_experiment(experiment)
+        return DATASET_LABELS[name]
     dataset_role(name, experiment)
     return DATASET_LABELS[name]
 

@@ -383,3 +383,71 @@ def test_bad_inputs_raise(cnn_and_data):
         patch_errors(model, x, y + 0.5)
     with pytest.raises(ValueError, match="outputs"):
         deepfool(model, x, y + K)
+
+
+# --------------------------------------------------------------------------------------
+# Carlini-Wagner L2
+# --------------------------------------------------------------------------------------
+
+
+def test_carlini_wagner_l2_linear_known_answer():
+    """On an affine model: never below the closed-form minimum, and where Adam goes.
+
+    Adam moves every coordinate by about its learning rate, so the perturbation
+    first follows sign(gradient); with cleverhans' early abort it stays near the
+    point where that direction crosses the boundary of the runner-up class,
+    ``margin * sqrt(d) / ||w_y - w_j||_1`` (about 1.25x the L2 minimum for Gaussian
+    weights).
+    """
+    from introspection.attacks import carlini_wagner_l2
+
+    shape, k = (4, 4, 1), 4
+    model, wts, bias = linear_model(shape, k, seed=5)
+    rng = np.random.default_rng(6)
+    x0 = rng.uniform(0.3, 0.7, size=(24, *shape)).astype(np.float32)  # far from the box
+    flat = x0.reshape(len(x0), -1).astype(np.float64)
+    f = flat @ wts + bias
+    y = f.argmax(axis=1)
+    gen = carlini_wagner_l2(
+        model, x0, y, binary_search_steps=8, max_iterations=300, learning_rate=0.01
+    )
+    assert gen.stats["attempted"] == 24 and gen.stats["success_rate"] == 1.0
+    src = gen.source_index
+    others = f.copy()
+    others[np.arange(len(f)), y] = -np.inf
+    j2 = others.argmax(axis=1)
+    r_star = np.array(
+        [
+            min(
+                abs(f[i, j] - f[i, y[i]]) / np.linalg.norm(wts[:, j] - wts[:, y[i]])
+                for j in range(k)
+                if j != y[i]
+            )
+            for i in src
+        ]
+    )
+    d = flat.shape[1]
+    sign_cross = np.array(
+        [
+            (f[i, y[i]] - f[i, j2[i]]) * np.sqrt(d) / np.abs(wts[:, j2[i]] - wts[:, y[i]]).sum()
+            for i in src
+        ]
+    )
+    dist = np.linalg.norm((gen.x.astype(np.float64) - x0[src]).reshape(len(src), -1), axis=1)
+    assert np.all(dist >= r_star * (1 - 1e-3))  # never below the true minimum
+    np.testing.assert_allclose(dist, sign_cross, rtol=0.1)
+    assert np.all(predict_labels(model, gen.x) != y[src])
+    assert gen.x.min() >= 0.0 and gen.x.max() <= 1.0
+    assert_json(gen.stats)
+
+
+def test_carlini_wagner_shim_keeps_the_learning_rate():
+    from introspection.attacks import _ResettableAdam
+
+    opt = _ResettableAdam(0.05)
+    v = tf.Variable(tf.ones((3,)))
+    opt.apply_gradients([(tf.ones((3,)), v)])
+    for var in opt.variables():
+        var.assign(tf.zeros(var.shape, dtype=var.dtype))
+    assert float(opt._opt.learning_rate) == pytest.approx(0.05)
+    assert len(opt.variables()) >= 3  # iteration counter and both Adam moments

@@ -221,3 +221,25 @@ def test_beyond_the_paper_stages(tmp_path):
     assert sorted(seeds.seed.unique()) == [0, 1] and (tmp_path / "r" / "seeds.csv").is_file()
     summary = beyond.seed_summary(seeds, table2)
     assert (summary["auroc std"] >= 0).all() and len(summary) == 8
+
+    attacked = beyond.unseen_attacks(cfg, gen, base.model, progress=False)
+    stats = beyond.unseen_attack_stats(cfg)
+    test_side = gen.partition["mnist_test"][1]
+    for name, ds in attacked.items():
+        assert len(ds.x) == stats[name]["kept"] > 0
+        assert np.isin(ds.source_index, test_side).all()  # never a training-side source
+        assert (ds.logits.argmax(1) != ds.y).all()  # every kept example is misclassified
+    linf = (
+        np.abs(
+            attacked["pgd"].x - pipeline.load_in_distribution(cfg)[0][attacked["pgd"].source_index]
+        )
+        .reshape(len(attacked["pgd"].x), -1)
+        .max(1)
+    )
+    assert linf.max() <= cfg["bim_eps"] + 1e-5
+    att_scores = beyond.unseen_attack_scores(cfg, attacked, fitted, base.model, progress=False)
+    unseen_table = beyond.unseen_attack_table(cfg, scores, extra, att_scores)
+    assert set(unseen_table.dataset) == {"cw_l2", "pgd"} and len(unseen_table) == 2 * 8
+    np.testing.assert_allclose(
+        att_scores["pgd"]["max_logit"], attacked["pgd"].logits.max(1), rtol=1e-6
+    )
