@@ -1,0 +1,417 @@
+"""Adaptive white-box attacks on the whole system: classifier + detector.
+
+A detector is only worth something against an attacker who knows it is there
+(Carlini & Wagner, "Adversarial examples are not easily detected", AISec 2017;
+Tramèr, Carlini, Brendel & Madry, "On adaptive attacks to adversarial example
+defenses", NeurIPS 2020). An input *evades* the system when the classifier gets it
+wrong **and** the detector accepts it, i.e. scores it at or above the threshold that
+accepts 95 % of the correctly classified clean test images (:func:`threshold_at_tpr`).
+
+Two attacks, both L-inf bounded (radius ``eps``) and signed-gradient (PGD):
+
+- :func:`joint_pgd` minimises, per example,
+  ``max(z_y - max_{k != y} z_k + kappa, 0) + lam * m(x) * max(tau - s(x), 0) / scale``:
+  the first term asks for a misclassification by a logit margin ``kappa``, the second
+  for a detector score ``s`` above its threshold ``tau`` (``scale`` puts detectors on
+  one footing), and is switched on (``m(x) = 1``) once the input is misclassified.
+  ``lam`` and ``kappa`` are swept; random restarts.
+- :func:`representation_matching` drives the logits (or the penultimate features) of
+  the input toward those of a natural, correctly classified, accepted image of another
+  class (Sabour et al., 2016's feature adversaries, as used against detectors by
+  Carlini & Wagner, 2017).
+
+Gradients are exact (``tf.GradientTape``) or, to check that they are not obfuscated,
+estimated without them by SPSA (Spall, 1992; Uesato et al., 2018):
+``g ~ mean_i (L(x + delta v_i) - L(x - delta v_i)) / (2 delta) v_i`` with Rademacher
+``v_i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "pick_targets",
+    "threshold_at_tpr",
+    "score_function",
+    "joint_pgd",
+    "representation_matching",
+    "spsa_gradient",
+    "evades",
+]
+
+
+def threshold_at_tpr(scores_correct, tpr: float = 0.95) -> float:
+    """The detector threshold that accepts a fraction ``tpr`` of correct clean inputs.
+
+    Parameters
+    ----------
+    scores_correct : array-like of shape (n,)
+        Detector scores of correctly classified clean test images (higher = accept).
+    tpr : float in (0, 1)
+
+    Returns
+    -------
+    float
+        ``tau`` such that ``mean(scores_correct >= tau) >= tpr`` (the lower
+        ``1 - tpr`` quantile, ``method="lower"``).
+    """
+    s = np.asarray(scores_correct, dtype=np.float64).ravel()
+    if s.size == 0 or not np.all(np.isfinite(s)):
+        raise ValueError("scores_correct must be a non-empty array of finite numbers.")
+    if not 0.0 < tpr < 1.0:
+        raise ValueError(f"tpr must lie in (0, 1); got {tpr!r}.")
+    return float(np.quantile(s, 1.0 - tpr, method="lower"))
+
+
+def pick_targets(source_logits, source_y, pool_y, pool_ok, seed: int = 0) -> np.ndarray:
+    """For each source image, a natural target image of its runner-up class.
+
+    Parameters
+    ----------
+    source_logits : ndarray of shape (n, K)
+        Logits of the source images (their arg-max is ``source_y``).
+    source_y : ndarray of int, shape (n,)
+    pool_y : ndarray of int, shape (m,)
+        Labels of the candidate targets.
+    pool_ok : ndarray of bool, shape (m,)
+        Candidates allowed: correctly classified and accepted by the detectors.
+    seed : int
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+        Index into the pool of each source's target: a random allowed image of the
+        class with the source's second-highest logit (the closest other class), or of
+        any other class when that class has none.
+    """
+    z = np.array(source_logits, dtype=np.float64)
+    y = np.asarray(source_y)
+    z[np.arange(len(z)), y] = -np.inf
+    runner = z.argmax(1)
+    rng = np.random.default_rng(seed)
+    pool_y, pool_ok = np.asarray(pool_y), np.asarray(pool_ok, bool)
+    out = np.empty(len(y), np.int64)
+    for i, (c, own) in enumerate(zip(runner, y, strict=True)):
+        cand = np.flatnonzero(pool_ok & (pool_y == c))
+        if len(cand) == 0:
+            cand = np.flatnonzero(pool_ok & (pool_y != own))
+        if len(cand) == 0:
+            raise ValueError("No allowed target image of another class.")
+        out[i] = rng.choice(cand)
+    return out
+
+
+def score_function(method: str, detector=None) -> Callable:
+    """A differentiable TensorFlow version of a logit-based detector's score.
+
+    Parameters
+    ----------
+    method : {"softmax_baseline", "max_logit", "energy", "introspection_net"}
+    detector : introspection.detectors.IntrospectionNet, optional
+        Needed for ``"introspection_net"`` (its trained Keras network).
+
+    Returns
+    -------
+    callable
+        ``f(logits) -> scores`` on float32 tensors, the same values as the
+        detector's ``score`` (up to float32 round-off).
+    """
+    import tensorflow as tf
+
+    if method == "softmax_baseline":
+        return lambda z: tf.reduce_max(tf.nn.softmax(z, axis=1), axis=1)
+    if method == "max_logit":
+        return lambda z: tf.reduce_max(z, axis=1)
+    if method == "energy":
+        return lambda z: tf.reduce_logsumexp(z, axis=1)
+    if method == "introspection_net":
+        if detector is None or not hasattr(detector, "model_"):
+            raise ValueError("introspection_net needs the fitted IntrospectionNet.")
+        net = detector.model_
+        return lambda z: tf.reshape(net(z, training=False), (-1,))
+    raise ValueError(f"No differentiable score for method {method!r}.")
+
+
+def spsa_gradient(loss_fn, x, *, samples: int = 32, delta: float = 0.01, rng=None):
+    """SPSA estimate of the gradient of a per-example loss, without backpropagation.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn(x) -> ndarray (n,)``, one loss per example (NumPy in, NumPy out).
+    x : ndarray of shape (n, ...)
+    samples : int
+        Pairs of Rademacher perturbations per example.
+    delta : float
+        Finite-difference step.
+    rng : numpy.random.Generator, optional
+
+    Returns
+    -------
+    ndarray, same shape as ``x``
+        ``mean_i (L(x + delta v_i) - L(x - delta v_i)) / (2 delta) * v_i``.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    x = np.asarray(x, dtype=np.float32)
+    g = np.zeros_like(x, dtype=np.float64)
+    for _ in range(samples):
+        v = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=x.shape)
+        diff = loss_fn(x + delta * v) - loss_fn(x - delta * v)
+        g += (diff / (2 * delta)).reshape(-1, *([1] * (x.ndim - 1))) * v
+    return (g / samples).astype(np.float32)
+
+
+def _losses(fm, score, x, y, tau, scale, lam, kappa):
+    import tensorflow as tf
+
+    _, z = fm(x, training=False)
+    z = tf.cast(z, tf.float32)
+    true = tf.gather(z, y, axis=1, batch_dims=1)
+    other = tf.reduce_max(z - 1e9 * tf.one_hot(y, tf.shape(z)[1]), axis=1)
+    mis = tf.nn.relu(true - other + kappa)
+    if score is None or lam == 0.0:
+        return mis
+    # The detector term acts only on examples already misclassified: before that,
+    # raising a confidence score would raise the TRUE class and undo the attack.
+    gate = tf.stop_gradient(tf.cast(other > true, tf.float32))
+    return mis + lam * gate * tf.nn.relu(tau - score(z)) / scale
+
+
+def evades(fm, x, y, accept: Callable) -> np.ndarray:
+    """Which inputs are misclassified and accepted by the detector.
+
+    Parameters
+    ----------
+    fm : keras.Model
+        Returns ``(features, logits)``.
+    x : ndarray
+    y : ndarray of int
+        True labels.
+    accept : callable
+        ``accept(features, logits) -> bool ndarray``: the detector accepts.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    out = []
+    for i in range(0, len(x), 256):
+        f, z = fm(x[i : i + 256], training=False)
+        f, z = np.asarray(f).reshape(len(z), -1), np.asarray(z)
+        out.append((z.argmax(1) != y[i : i + 256]) & accept(f, z))
+    return np.concatenate(out) if out else np.zeros(0, bool)
+
+
+def joint_pgd(
+    fm,
+    x,
+    y,
+    *,
+    score: Callable | None,
+    tau: float,
+    scale: float,
+    accept: Callable,
+    eps: float,
+    steps: int = 40,
+    step_size: float | None = None,
+    lam: float = 1.0,
+    kappa: float = 0.0,
+    restarts: int = 1,
+    gradient: str = "exact",
+    spsa_samples: int = 32,
+    spsa_delta: float = 0.01,
+    clip_min: float = 0.0,
+    clip_max: float = 1.0,
+    seed: int = 0,
+):
+    """L-inf PGD on the joint loss: misclassify *and* get accepted by the detector.
+
+    Each example keeps the first iterate that evades (misclassified and accepted,
+    checked with ``accept``, the real detector); the attack stops on an example
+    once it evades. The first restart starts at ``x``, the others at a uniform
+    random point of the eps-ball.
+
+    Parameters
+    ----------
+    fm : keras.Model
+        The classifier's ``(features, logits)`` model.
+    x : ndarray of float32, shape (n, H, W, C)
+        Clean, correctly classified images.
+    y : ndarray of int
+        Their labels.
+    score : callable or None
+        Differentiable detector score of the logits (:func:`score_function`);
+        ``None`` or ``lam = 0`` gives plain PGD on the misclassification margin.
+    tau, scale : float
+        Detector threshold and the scale dividing ``tau - score``.
+    accept : callable
+        ``accept(features, logits) -> bool ndarray``, the real detector's decision.
+    eps : float
+        L-inf radius.
+    steps : int
+        Iterations per restart.
+    step_size : float, optional
+        Default ``2.5 * eps / steps`` (Madry et al.).
+    lam : float
+        Weight of the detector term.
+    kappa : float
+        Logit margin asked of the misclassification.
+    restarts : int
+    gradient : {"exact", "spsa"}
+    spsa_samples, spsa_delta
+        SPSA settings (``gradient="spsa"``).
+    clip_min, clip_max : float
+    seed : int
+
+    Returns
+    -------
+    x_adv : ndarray of float32
+        The evading iterate where one was found, else the last iterate.
+    success : ndarray of bool
+    """
+    import tensorflow as tf
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    alpha = 2.5 * eps / steps if step_size is None else step_size
+    rng = np.random.default_rng(seed)
+    yt_all = tf.constant(y, dtype=tf.int64)
+
+    @tf.function(reduce_retracing=True)
+    def grad(xb, yb):
+        with tf.GradientTape() as tape:
+            tape.watch(xb)
+            loss = tf.reduce_sum(_losses(fm, score, xb, yb, tau, scale, lam, kappa))
+        return tape.gradient(loss, xb)
+
+    def loss_np(xb, yb):
+        return _losses(fm, score, tf.constant(xb), tf.constant(yb), tau, scale, lam, kappa).numpy()
+
+    best = x.copy()
+    success = np.zeros(len(x), bool)
+    for r in range(restarts):
+        todo = np.flatnonzero(~success)
+        if len(todo) == 0:
+            break
+        x0 = x[todo]
+        xa = x0.copy()
+        if r > 0:
+            xa = np.clip(
+                x0 + rng.uniform(-eps, eps, x0.shape).astype(np.float32), clip_min, clip_max
+            )
+        active = np.arange(len(todo))
+        for _ in range(steps):
+            if len(active) == 0:
+                break
+            xb, yb = xa[active], y[todo[active]]
+            if gradient == "exact":
+                g = grad(tf.constant(xb), tf.gather(yt_all, todo[active])).numpy()
+            else:
+                g = spsa_gradient(
+                    lambda v, yb=yb: loss_np(v, yb),
+                    xb,
+                    samples=spsa_samples,
+                    delta=spsa_delta,
+                    rng=rng,
+                )
+            xb = xb - alpha * np.sign(g)
+            xb = np.clip(np.clip(xb, x0[active] - eps, x0[active] + eps), clip_min, clip_max)
+            xa[active] = xb
+            ok = evades(fm, xb, yb, accept)
+            if ok.any():
+                idx = todo[active[ok]]
+                best[idx] = xb[ok]
+                success[idx] = True
+                active = active[~ok]
+        left = ~success[todo]
+        best[todo[left]] = xa[left]
+    return best.astype(np.float32), success
+
+
+def representation_matching(
+    fm,
+    x,
+    y,
+    targets,
+    *,
+    layer: str,
+    accept: Callable,
+    eps: float,
+    steps: int = 40,
+    step_size: float | None = None,
+    clip_min: float = 0.0,
+    clip_max: float = 1.0,
+):
+    """L-inf PGD toward the logits (or features) of natural target images.
+
+    Minimises ``||r(x') - r(t)||^2`` for each input ``x`` and its target ``t``,
+    where ``r`` is the logits (``layer="logits"``) or the penultimate features
+    (``layer="features"``). Each example keeps the first iterate that evades.
+
+    Parameters
+    ----------
+    fm : keras.Model
+        ``(features, logits)`` model.
+    x : ndarray of float32
+    y : ndarray of int
+    targets : ndarray of float32, same shape as ``x``
+        Natural images of another class, correctly classified and accepted.
+    layer : {"logits", "features"}
+    accept : callable
+        ``accept(features, logits) -> bool ndarray``.
+    eps : float
+    steps : int
+    step_size : float, optional
+        Default ``2.5 * eps / steps``.
+    clip_min, clip_max : float
+
+    Returns
+    -------
+    x_adv : ndarray of float32
+    success : ndarray of bool
+    """
+    import tensorflow as tf
+
+    if layer not in ("logits", "features"):
+        raise ValueError(f"layer must be 'logits' or 'features'; got {layer!r}.")
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    k = 1 if layer == "logits" else 0
+    goal_all = []
+    for i in range(0, len(targets), 256):
+        out = fm(targets[i : i + 256], training=False)[k]
+        goal_all.append(np.asarray(out).reshape(len(out), -1))
+    goal_all = np.concatenate(goal_all).astype(np.float32)
+    alpha = 2.5 * eps / steps if step_size is None else step_size
+
+    @tf.function(reduce_retracing=True)
+    def grad(xb, goal):
+        with tf.GradientTape() as tape:
+            tape.watch(xb)
+            rep = fm(xb, training=False)[k]
+            rep = tf.reshape(tf.cast(rep, tf.float32), (tf.shape(xb)[0], -1))
+            loss = tf.reduce_sum(tf.square(rep - goal))
+        return tape.gradient(loss, xb)
+
+    xa = x.copy()
+    best = x.copy()
+    success = np.zeros(len(x), bool)
+    active = np.arange(len(x))
+    for _ in range(steps):
+        if len(active) == 0:
+            break
+        xb = xa[active]
+        g = grad(tf.constant(xb), tf.constant(goal_all[active])).numpy()
+        xb = np.clip(
+            np.clip(xb - alpha * np.sign(g), x[active] - eps, x[active] + eps), clip_min, clip_max
+        )
+        xa[active] = xb
+        ok = evades(fm, xb, y[active], accept)
+        best[active[ok]] = xb[ok]
+        success[active[ok]] = True
+        active = active[~ok]
+    best[~success] = xa[~success]
+    return best, success
