@@ -18,7 +18,7 @@ seeds                  ``seed_scores_<k>``: Introspection-Net trained with seed
 
 Tables written to the results folder: ``detectors.csv`` (the paper's three methods
 and the five others, same columns as ``table2.csv``), ``leave_one_out.csv`` and
-``seeds.csv``, ``unseen_attacks.csv``.
+``seeds.csv``, ``unseen_attacks.csv``, ``adaptive.csv``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ __all__ = [
     "unseen_attack_scores",
     "unseen_attack_table",
     "unseen_attack_stats",
+    "ADAPTIVE_EPS_FACTORS",
+    "ADAPTIVE_DETECTORS",
+    "adaptive_attacks",
     "seed_scores",
     "seed_table",
     "seed_summary",
@@ -721,3 +724,276 @@ def unseen_attack_table(cfg: Config, paper_scores: dict, extra: Scores, attacked
     table = _table(cfg, merged, cfg["n_boot"])
     write_table(cfg, table, "unseen_attacks.csv", index=False)
     return table
+
+
+# --------------------------------------------------------------------------------------
+# Adaptive attacks on classifier + detector
+# --------------------------------------------------------------------------------------
+
+#: L-inf radii of the adaptive attacks, as multiples of the paper's BIM/FGSM budget;
+#: ``None`` is the unbounded attack (the whole pixel range).
+ADAPTIVE_EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, None)
+
+#: The paper's three detectors, each attacked in turn.
+ADAPTIVE_DETECTORS = ("softmax_baseline", "trust_score", "introspection_net")
+
+
+def _acceptors(cfg: Config, fitted: Fitted, taus: dict) -> dict:
+    space = cfg["trust_feature"]
+    if space == "pixels":
+        raise ValueError(
+            "The adaptive attacks need the Trust Score on features or logits, not pixels."
+        )
+    dets = fitted.detectors
+
+    def make(m):
+        det, tau = dets[m], taus[m]
+        if m == "trust_score":
+            return lambda f, z: det.score(f if space == "features" else z, z.argmax(1)) >= tau
+        return lambda f, z: det.score(z) >= tau
+
+    return {m: make(m) for m in ADAPTIVE_DETECTORS}
+
+
+def _accept_all(f, z):
+    return np.ones(len(z), bool)
+
+
+def _evasion(fm, attack, todo, x, y, accept) -> dict:
+    """Run ``attack(indices) -> x_adv`` on ``todo``; which evade each detector."""
+    from . import adaptive
+
+    out = {m: np.zeros(len(x), bool) for m in ADAPTIVE_DETECTORS}
+    if len(todo) == 0:
+        return out
+    x_adv = attack(todo)
+    for m in ADAPTIVE_DETECTORS:
+        out[m][todo] = adaptive.evades(fm, x_adv, y[todo], accept[m])
+    return out
+
+
+def adaptive_attacks(
+    cfg: Config,
+    gen: Generation,
+    sets: splits.Splits,
+    fitted: Fitted,
+    paper_scores: dict,
+    model=None,
+    progress: bool = True,
+):
+    """Evasion rate of adaptive white-box attacks against each of the paper's detectors.
+
+    An attacked input *evades* when the classifier gets it wrong and the detector
+    accepts it: its score is at least the threshold that accepts 95 % of the
+    correctly classified clean test images (:func:`introspection.adaptive.threshold_at_tpr`
+    on Table 2's in-distribution test scores). The first ``adaptive_n`` correctly
+    classified source images of the test side are attacked at every L-inf radius
+    ``factor * bim_eps`` (:data:`ADAPTIVE_EPS_FACTORS`; ``None`` = unbounded):
+
+    - ``pgd``: plain PGD on the misclassification margin, the detector ignored (the
+      non-adaptive reference);
+    - ``joint_pgd``: :func:`introspection.adaptive.joint_pgd` against the detector,
+      for each (``lam``, ``kappa``) in {1, 10} x {0, median clean logit margin},
+      ``adaptive_restarts`` runs each (Softmax Baseline and Introspection-Net: the
+      Trust Score has no gradient);
+    - ``logit_matching`` and ``feature_matching``:
+      :func:`introspection.adaptive.representation_matching` toward a natural,
+      correctly classified test image of the runner-up class accepted by all three
+      detectors;
+    - ``adaptive (best)``: evaded by any of these attacks.
+
+    An input that evades at a radius also counts at every larger radius (its
+    adversarial example lies in the larger ball). At the paper's radius, joint PGD
+    against Introspection-Net is repeated with SPSA gradient estimates on the first
+    ``spsa_n`` images (``joint_pgd (SPSA)``) beside exact gradients on the same
+    images (``joint_pgd (exact, SPSA subset)``): if the gradient-free attack did
+    better, the gradients would be obfuscated. Cached as ``adaptive_results``.
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    fitted : introspection.pipeline.Fitted
+    paper_scores : dict
+        From :func:`introspection.pipeline.score_test_sets` (thresholds).
+    model : keras.Model, optional
+    progress : bool
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns ``epsilon`` (empty = unbounded), ``eps_factor``, ``detector``,
+        ``attack``, ``evasion_rate`` (%), ``n``; written to ``adaptive.csv``.
+    run : StageRun
+    """
+    import pandas as pd
+
+    from . import adaptive
+
+    t0 = time.perf_counter()
+    params = cfg.stage_params("adaptive")
+    name = "adaptive_results"
+    if artifacts.exists(cfg.artifacts_dir, name, params):
+        table = pd.DataFrame(artifacts.load_json(cfg.artifacts_dir, name, params=params))
+        table = table[["epsilon", "eps_factor", "detector", "attack", "evasion_rate", "n"]]
+        write_table(cfg, table, "adaptive.csv", index=False)
+        return table, _timer_record(cfg, "adaptive", t0, True)
+    if model is None:
+        model = base_model(cfg, verbose=0).model
+    fm = models.feature_model(model)
+    in_name = cfg.info["in_distribution"]
+    label = paper_scores[in_name]["label"].astype(bool)
+    taus = {
+        m: adaptive.threshold_at_tpr(paper_scores[in_name][m][label]) for m in ADAPTIVE_DETECTORS
+    }
+    scales = {m: float(np.std(paper_scores[in_name][m][label])) or 1.0 for m in taus}
+    accept = _acceptors(cfg, fitted, taus)
+
+    # Sources: correctly classified test-side images.
+    ds_in = gen[in_name]
+    x_pool, y_pool = load_in_distribution(cfg)
+    test_src = np.sort(gen.partition[ds_in.pool][1])
+    _, z_src = models.predict_features(model, x_pool[test_src])
+    ok = z_src.argmax(1) == y_pool[test_src]
+    src = test_src[ok][: cfg["adaptive_n"]]
+    x, y, z = x_pool[src], y_pool[src], z_src[ok][: cfg["adaptive_n"]]
+    margins = np.sort(z, axis=1)
+    kappa_m = float(np.median(margins[:, -1] - margins[:, -2]))
+
+    # Targets: natural test images accepted by every detector.
+    rows = sets.test.of(in_name)
+    cand = rows.index[rows.label == 1]
+    f_c, z_c = ds_in.features[cand], ds_in.logits[cand]
+    allowed = np.all([accept[m](f_c, z_c) for m in ADAPTIVE_DETECTORS], axis=0)
+    targets = ds_in.x[cand][adaptive.pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.seed)]
+
+    def accept_all_three(f, zz):
+        return np.all([accept[m](f, zz) for m in ADAPTIVE_DETECTORS], axis=0)
+
+    base_eps = cfg["bim_eps"]
+    steps, restarts = cfg["adaptive_steps"], cfg["adaptive_restarts"]
+    configs = [(lam, kap) for lam in (1.0, 10.0) for kap in (0.0, kappa_m)]
+    rows_out = []
+    evaded = {
+        (m, a): np.zeros(len(x), bool)
+        for m in ADAPTIVE_DETECTORS
+        for a in ("pgd", "joint_pgd", "logit_matching", "feature_matching")
+    }
+    grid = list(ADAPTIVE_EPS_FACTORS)
+    for factor in _progress(grid, "adaptive attacks (radii)", progress):
+        eps = 1.0 if factor is None else factor * base_eps
+
+        def pgd(t, eps=eps):
+            return adaptive.joint_pgd(
+                fm,
+                x[t],
+                y[t],
+                score=None,
+                tau=0.0,
+                scale=1.0,
+                accept=_accept_all,
+                eps=eps,
+                steps=steps,
+                restarts=restarts,
+                seed=cfg.seed,
+            )[0]
+
+        res = _evasion(fm, pgd, np.arange(len(x)), x, y, accept)
+        for m in ADAPTIVE_DETECTORS:
+            evaded[(m, "pgd")] |= res[m]
+        for layer in ("logits", "features"):
+            key = "logit_matching" if layer == "logits" else "feature_matching"
+            todo = np.flatnonzero(~np.all([evaded[(m, key)] for m in ADAPTIVE_DETECTORS], axis=0))
+
+            def match(t, layer=layer, eps=eps):
+                return adaptive.representation_matching(
+                    fm,
+                    x[t],
+                    y[t],
+                    targets[t],
+                    layer=layer,
+                    accept=accept_all_three,
+                    eps=eps,
+                    steps=steps,
+                )[0]
+
+            res = _evasion(fm, match, todo, x, y, accept)
+            for m in ADAPTIVE_DETECTORS:
+                evaded[(m, key)] |= res[m]
+        for m in ("softmax_baseline", "introspection_net"):
+            score = adaptive.score_function(m, fitted.detectors[m])
+            for lam, kap in configs:
+                todo = np.flatnonzero(~evaded[(m, "joint_pgd")])
+                if len(todo) == 0:
+                    break
+                x_adv, ok_m = adaptive.joint_pgd(
+                    fm,
+                    x[todo],
+                    y[todo],
+                    score=score,
+                    tau=taus[m],
+                    scale=scales[m],
+                    accept=accept[m],
+                    eps=eps,
+                    steps=steps,
+                    lam=lam,
+                    kappa=kap,
+                    restarts=restarts,
+                    seed=cfg.seed,
+                )
+                evaded[(m, "joint_pgd")][todo[ok_m]] = True
+        for m in ADAPTIVE_DETECTORS:
+            attacks_m = ["pgd", "joint_pgd", "logit_matching", "feature_matching"]
+            if m == "trust_score":  # no gradient: no joint PGD
+                attacks_m.remove("joint_pgd")
+            best = np.any([evaded[(m, a)] for a in attacks_m], axis=0)
+            for a, v in [*[(a, evaded[(m, a)]) for a in attacks_m], ("adaptive (best)", best)]:
+                rows_out.append(
+                    {
+                        "epsilon": None if factor is None else eps,
+                        "eps_factor": None if factor is None else factor,
+                        "detector": m,
+                        "attack": a,
+                        "evasion_rate": 100 * float(v.mean()),
+                        "n": len(x),
+                    }
+                )
+
+    # Gradient-free check at the paper's radius, Introspection-Net.
+    n_s = min(cfg["spsa_n"], len(x))
+    m = "introspection_net"
+    score = adaptive.score_function(m, fitted.detectors[m])
+    kw = dict(
+        score=score,
+        tau=taus[m],
+        scale=scales[m],
+        accept=accept[m],
+        eps=base_eps,
+        steps=steps,
+        lam=1.0,
+        kappa=kappa_m,
+        restarts=1,
+        seed=cfg.seed,
+    )
+    _, exact = adaptive.joint_pgd(fm, x[:n_s], y[:n_s], **kw)
+    _, spsa = adaptive.joint_pgd(
+        fm, x[:n_s], y[:n_s], gradient="spsa", spsa_samples=cfg["spsa_samples"], **kw
+    )
+    for a, v in (("joint_pgd (exact, SPSA subset)", exact), ("joint_pgd (SPSA)", spsa)):
+        rows_out.append(
+            {
+                "epsilon": base_eps,
+                "eps_factor": 1.0,
+                "detector": m,
+                "attack": a,
+                "evasion_rate": 100 * float(v.mean()),
+                "n": n_s,
+            }
+        )
+    table = pd.DataFrame(rows_out)
+    artifacts.save_json(
+        cfg.artifacts_dir, name, table.to_dict(orient="list"), params=params, seed=cfg.seed
+    )
+    write_table(cfg, table, "adaptive.csv", index=False)
+    return table, _timer_record(cfg, "adaptive", t0, False)

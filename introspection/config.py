@@ -83,6 +83,7 @@ STAGES = (
     "detectors",
     "unseen",
     "seeds",
+    "adaptive",
 )
 
 #: The stages whose results each stage depends on (itself included).
@@ -94,7 +95,7 @@ DEPENDS_ON = {
     "evaluation": ("base_model", "misclassifications", "introspection_net", "evaluation"),
     **{
         stage: ("base_model", "misclassifications", "introspection_net", "evaluation", stage)
-        for stage in ("detectors", "unseen", "seeds")
+        for stage in ("detectors", "unseen", "seeds", "adaptive")
     },
 }
 
@@ -259,6 +260,16 @@ PARAMETERS: dict[str, dict] = {
     "cw_binary_steps": _p(int, "unseen", "CW-L2 bisection steps on the constant c", minimum=1),
     "cw_max_iter": _p(int, "unseen", "CW-L2 Adam steps per bisection step", minimum=1),
     "cw_lr": _p(float, "unseen", "CW-L2 Adam learning rate (tanh space)", minimum=1e-6),
+    # Beyond the paper: adaptive attacks.
+    "adaptive_n": _p(
+        int, "adaptive", "test-side source images attacked by the adaptive attacks", minimum=1
+    ),
+    "adaptive_steps": _p(int, "adaptive", "PGD steps per run of the adaptive attacks", minimum=1),
+    "adaptive_restarts": _p(
+        int, "adaptive", "runs per setting (the first from the image, then random)", minimum=1
+    ),
+    "spsa_n": _p(int, "adaptive", "images of the gradient-free (SPSA) check", minimum=1),
+    "spsa_samples": _p(int, "adaptive", "SPSA perturbation pairs per step", minimum=1),
     # Beyond the paper: seeds.
     "n_seeds": _p(int, "seeds", "Introspection-Net trainings with different seeds", minimum=2),
 }
@@ -309,6 +320,11 @@ _BASE = {
     "cw_binary_steps": 5,
     "cw_max_iter": 100,
     "cw_lr": 0.05,
+    "adaptive_n": 300,
+    "adaptive_steps": 40,
+    "adaptive_restarts": 2,
+    "spsa_n": 50,
+    "spsa_samples": 32,
 }
 
 # The recipe of each experiment's classifier (Section 2.1; Zagoruyko & Komodakis 2016)
@@ -350,6 +366,11 @@ _SMALL_SETS = {
     "unseen_n": 100,
     "cw_binary_steps": 2,
     "cw_max_iter": 30,
+    "adaptive_n": 40,
+    "adaptive_steps": 10,
+    "adaptive_restarts": 1,
+    "spsa_n": 10,
+    "spsa_samples": 8,
 }
 
 #: Profiles: per experiment, the values that differ from the defaults.
@@ -385,6 +406,8 @@ PROFILES: dict[str, dict] = {
             "detector_n_fit": 5000,
             "n_seeds": 3,
             "unseen_n": 500,
+            "adaptive_n": 150,
+            "adaptive_steps": 30,
         },
         "cifar10": {
             "n_train": 20000,
@@ -406,6 +429,9 @@ PROFILES: dict[str, dict] = {
             "n_seeds": 3,
             "unseen_n": 300,
             "cw_binary_steps": 3,
+            "adaptive_n": 100,
+            "adaptive_steps": 20,
+            "spsa_n": 20,
         },
     },
     "cpu": {
@@ -419,6 +445,9 @@ PROFILES: dict[str, dict] = {
             "learning_rate": 0.1,
             "unseen_n": 500,
             "cw_binary_steps": 4,
+            "adaptive_n": 150,
+            "adaptive_steps": 30,
+            "spsa_n": 30,
         },
     },
     "paper": {
@@ -703,6 +732,13 @@ def _check_consistency(experiment: str, p: dict) -> None:
             f"Parameter 'unseen_n' ({p['unseen_n']}) exceeds the {n_pool - n_train_side} source "
             f"images on the test side (n_source x (1 - train_fraction))."
         )
+    if max(p["adaptive_n"], p["spsa_n"]) > n_pool - n_train_side:
+        raise ConfigError(
+            f"Parameters 'adaptive_n' and 'spsa_n' must not exceed the "
+            f"{n_pool - n_train_side} source images on the test side."
+        )
+    if p["spsa_n"] > p["adaptive_n"]:
+        raise ConfigError("Parameter 'spsa_n' must not exceed 'adaptive_n'.")
     if p["n_source"] is not None and p["n_source"] > 10000:
         raise ConfigError("Parameter 'n_source' must be <= 10000 (the size of the test set).")
     if p["n_train"] is not None and p["n_train"] > (60000 if experiment == "mnist" else 50000):

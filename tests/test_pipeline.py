@@ -243,3 +243,21 @@ def test_beyond_the_paper_stages(tmp_path):
     np.testing.assert_allclose(
         att_scores["pgd"]["max_logit"], attacked["pgd"].logits.max(1), rtol=1e-6
     )
+
+    adaptive_table, run = beyond.adaptive_attacks(
+        cfg, gen, sets, fitted, scores, base.model, progress=False
+    )
+    assert not run.reused and (tmp_path / "r" / "adaptive.csv").is_file()
+    assert len(adaptive_table) == len(beyond.ADAPTIVE_EPS_FACTORS) * (3 * 5 - 1) + 2
+    main = adaptive_table[adaptive_table.attack != "joint_pgd (SPSA)"]
+    main = main[main.attack != "joint_pgd (exact, SPSA subset)"]
+    for _, g in main.groupby(["detector", "attack"]):
+        rates = g.evasion_rate.to_numpy()  # radii in increasing order, unbounded last
+        assert np.all(np.diff(rates) >= 0)
+    best = main[main.attack == "adaptive (best)"].set_index(["detector", "epsilon"]).evasion_rate
+    for a in ("pgd", "joint_pgd", "logit_matching", "feature_matching"):
+        other = main[main.attack == a].set_index(["detector", "epsilon"]).evasion_rate
+        assert (best.reindex(other.index).values >= other.values).all()
+    again, run = beyond.adaptive_attacks(cfg, gen, sets, fitted, scores, progress=False)
+    assert run.reused
+    pd.testing.assert_frame_equal(again, adaptive_table, check_dtype=False)
