@@ -164,6 +164,53 @@ def spsa_gradient(loss_fn, x, *, samples: int = 32, delta: float = 0.01, rng=Non
     return (g / samples).astype(np.float32)
 
 
+_GRAD_FNS: dict = {}
+
+
+def _grad_fn(fm, score):
+    """Traced gradient of the summed joint loss, one per (model, score function).
+
+    The numbers (``tau``, ``scale``, ``lam``, ``kappa``) are tensor arguments, so
+    sweeping them never retraces.
+    """
+    import tensorflow as tf
+
+    key = (fm, score)
+    if key not in _GRAD_FNS:
+        if len(_GRAD_FNS) > 64:
+            _GRAD_FNS.clear()
+
+        @tf.function(reduce_retracing=True)
+        def grad(xb, yb, tau, scale, lam, kappa):
+            with tf.GradientTape() as tape:
+                tape.watch(xb)
+                loss = tf.reduce_sum(_losses(fm, score, xb, yb, tau, scale, lam, kappa))
+            return tape.gradient(loss, xb)
+
+        _GRAD_FNS[key] = grad
+    return _GRAD_FNS[key]
+
+
+def _matching_grad_fn(fm, k: int):
+    """Traced gradient of ``||r(x) - goal||^2`` (r: output ``k`` of ``fm``), cached."""
+    import tensorflow as tf
+
+    key = (fm, "matching", k)
+    if key not in _GRAD_FNS:
+
+        @tf.function(reduce_retracing=True)
+        def grad(xb, goal):
+            with tf.GradientTape() as tape:
+                tape.watch(xb)
+                rep = fm(xb, training=False)[k]
+                rep = tf.reshape(tf.cast(rep, tf.float32), (tf.shape(xb)[0], -1))
+                loss = tf.reduce_sum(tf.square(rep - goal))
+            return tape.gradient(loss, xb)
+
+        _GRAD_FNS[key] = grad
+    return _GRAD_FNS[key]
+
+
 def _losses(fm, score, x, y, tau, scale, lam, kappa):
     import tensorflow as tf
 
@@ -172,7 +219,7 @@ def _losses(fm, score, x, y, tau, scale, lam, kappa):
     true = tf.gather(z, y, axis=1, batch_dims=1)
     other = tf.reduce_max(z - 1e9 * tf.one_hot(y, tf.shape(z)[1]), axis=1)
     mis = tf.nn.relu(true - other + kappa)
-    if score is None or lam == 0.0:
+    if score is None:
         return mis
     # The detector term acts only on examples already misclassified: before that,
     # raising a confidence score would raise the TRUE class and undo the attack.
@@ -280,12 +327,11 @@ def joint_pgd(
     rng = np.random.default_rng(seed)
     yt_all = tf.constant(y, dtype=tf.int64)
 
-    @tf.function(reduce_retracing=True)
+    grad_fn = _grad_fn(fm, None if lam == 0.0 else score)
+    consts = [tf.constant(v, tf.float32) for v in (tau, scale, lam, kappa)]
+
     def grad(xb, yb):
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            loss = tf.reduce_sum(_losses(fm, score, xb, yb, tau, scale, lam, kappa))
-        return tape.gradient(loss, xb)
+        return grad_fn(xb, yb, *consts)
 
     def loss_np(xb, yb):
         return _losses(fm, score, tf.constant(xb), tf.constant(yb), tau, scale, lam, kappa).numpy()
@@ -387,14 +433,7 @@ def representation_matching(
     goal_all = np.concatenate(goal_all).astype(np.float32)
     alpha = 2.5 * eps / steps if step_size is None else step_size
 
-    @tf.function(reduce_retracing=True)
-    def grad(xb, goal):
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            rep = fm(xb, training=False)[k]
-            rep = tf.reshape(tf.cast(rep, tf.float32), (tf.shape(xb)[0], -1))
-            loss = tf.reduce_sum(tf.square(rep - goal))
-        return tape.gradient(loss, xb)
+    grad = _matching_grad_fn(fm, k)
 
     xa = x.copy()
     best = x.copy()

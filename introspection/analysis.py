@@ -41,6 +41,7 @@ __all__ = [
     "unseen_report",
     "seeds_report",
     "unseen_attacks_report",
+    "adaptive_report",
 ]
 
 #: Detectors that never see a misclassified example (the paper's future-work question).
@@ -1036,3 +1037,75 @@ def unseen_attacks_report(table: pd.DataFrame, stats: Mapping[str, dict], experi
             f"{soft.auroc:.1f}; the best detector is {mname(best)} ({block.auroc.max():.1f})."
         )
     return " ".join(parts)
+
+
+def adaptive_report(table: pd.DataFrame, paper_eps: float) -> str:
+    """What the adaptive attacks do to each detector, and the sanity checks, as Markdown.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``adaptive.csv`` (:func:`introspection.beyond.adaptive_attacks`).
+    paper_eps : float
+        The paper's L-inf budget.
+
+    Returns
+    -------
+    str
+        A table at the paper's radius (plain PGD, best adaptive attack, unbounded) and
+        the sanity checks: the unbounded attack's success, and SPSA against exact
+        gradients.
+    """
+    _, mname = _names("mnist")
+    at = table[np.isclose(table.epsilon.astype(float), paper_eps)]
+    unb = table[table.epsilon.isna()]
+    lines = [
+        "| detector | plain PGD at the paper's ε | best adaptive attack at the paper's ε | "
+        "best, unbounded |",
+        "|---|---|---|---|",
+    ]
+    worst = None
+    for m in dict.fromkeys(table.detector):
+
+        def rate(t, a, m=m):
+            v = t[(t.detector == m) & (t.attack == a)].evasion_rate
+            return float(v.iloc[0]) if len(v) else float("nan")
+
+        p, b, u = rate(at, "pgd"), rate(at, "adaptive (best)"), rate(unb, "adaptive (best)")
+        lines.append(f"| {mname(m)} | {p:.1f} % | {b:.1f} % | {u:.1f} % |")
+        if m == "introspection_net":
+            worst = (p, b)
+    spsa = table[table.attack == "joint_pgd (SPSA)"]
+    exact = table[table.attack == "joint_pgd (exact, SPSA subset)"]
+    text = ""
+    if worst is not None:
+        text += (
+            f"At the paper's radius (ε = {paper_eps:.3g}), plain PGD, which ignores the "
+            f"detector, gets {worst[0]:.1f} % of the attacked images past Introspection-Net; "
+            f"an attacker who knows the detector gets {worst[1]:.1f} %. "
+        )
+    min_unb = float(unb[unb.attack == "adaptive (best)"].evasion_rate.min()) if len(unb) else 0
+    text += (
+        f"Sanity checks: every rate grows with ε by construction (an evasion at a radius "
+        f"counts at every larger one); unbounded, the best attack evades every detector on at "
+        f"least {min_unb:.1f} % of the images"
+        + (
+            " (close to 100 %, as it must be)."
+            if min_unb >= 95
+            else " (below 100 %: the attacks are not strong enough to trust the small-ε rates "
+            "as upper bounds on robustness)."
+        )
+    )
+    if len(spsa) and len(exact):
+        s_, e_ = float(spsa.evasion_rate.iloc[0]), float(exact.evasion_rate.iloc[0])
+        text += (
+            f" Gradient-free SPSA reaches {s_:.1f} % on the subset where exact gradients reach "
+            f"{e_:.1f} %: "
+            + (
+                "the gradients are not obfuscated."
+                if s_ <= e_ + 5
+                else "SPSA does better, a sign of obfuscated gradients: the exact-gradient rates "
+                "understate the attack."
+            )
+        )
+    return text + "\n\n" + "\n".join(lines)

@@ -35,6 +35,7 @@ tensorflow-probability (which breaks under Keras 3).
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -168,15 +169,24 @@ def _check_nonneg_float(value: Any, name: str) -> float:
 # --------------------------------------------------------------------------------------
 
 
+# Traced logit functions, one per (model, sample shape): tracing once per model, not
+# once per call, keeps TensorFlow from retracing (and warning) on every attack batch.
+_LOGITS_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _logits_fn(model: Any, sample_shape: tuple[int, ...]):
-    """Return a traced ``x -> model(x, training=False)`` for any batch size."""
-    spec = tf.TensorSpec((None, *sample_shape), tf.float32)
+    """Return a traced ``x -> model(x, training=False)`` for any batch size (cached)."""
+    per_model = _LOGITS_FNS.setdefault(model, {})
+    key = tuple(int(d) for d in sample_shape)
+    if key not in per_model:
+        spec = tf.TensorSpec((None, *key), tf.float32)
 
-    @tf.function(input_signature=[spec])
-    def logits(x):
-        return model(x, training=False)
+        @tf.function(input_signature=[spec])
+        def logits(x):
+            return model(x, training=False)
 
-    return logits
+        per_model[key] = logits
+    return per_model[key]
 
 
 def _predict_with(fn, x: np.ndarray, batch_size: int) -> np.ndarray:

@@ -47,7 +47,7 @@ PAPER_CHAPTERS = (
     "06_differences",
 )
 #: The chapters beyond the paper, in order.
-BEYOND_CHAPTERS = ("08_detectors", "09_unseen", "10_seeds")
+BEYOND_CHAPTERS = ("08_detectors", "09_unseen", "10_seeds", "11_adaptive")
 #: The chapter notebooks, in order, run once per experiment.
 CHAPTERS = PAPER_CHAPTERS + BEYOND_CHAPTERS
 #: The pipeline stage whose parameters (its own and its upstream stages') determine
@@ -62,6 +62,7 @@ CHAPTER_STAGE = {
     "08_detectors": "detectors",
     "09_unseen": "unseen",
     "10_seeds": "seeds",
+    "11_adaptive": "adaptive",
 }
 #: Run once per build, after the experiments.
 SUMMARY = "07_summary"

@@ -59,6 +59,7 @@ __all__ = [
     "METHOD_COLORS",
     "METHOD_LABELS",
     "heatmap",
+    "adaptive_curves",
     "seed_spread",
     "METRIC_LABELS",
     "OKABE_ITO",
@@ -1247,6 +1248,56 @@ def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metr
         Line2D([], [], color=_GREY, lw=1.5, label="bootstrap 95 % CI (seed 0)"),
     ]
     ax.legend(handles=handles, loc="best", fontsize=7)
+    return fig
+
+
+@_styled
+def adaptive_curves(table: pd.DataFrame, paper_eps: float, *, title: str | None = None):
+    """Evasion rate against the attack radius, per detector.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``adaptive.csv`` rows: ``epsilon`` (NaN = unbounded), ``detector``, ``attack``,
+        ``evasion_rate`` (%).
+    paper_eps : float
+        The paper's L-inf budget, marked on the axis.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A solid line per detector for the best adaptive attack, a dashed one for plain
+        PGD (the detector ignored); the unbounded attack at the right end.
+    """
+    finite = sorted(table.epsilon.dropna().unique())
+    unbounded_x = finite[-1] * 2 if finite else 1.0
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for m in dict.fromkeys(table.detector):
+        for attack, ls in (("adaptive (best)", "-"), ("pgd", "--")):
+            g = table[(table.detector == m) & (table.attack == attack)]
+            xs = g.epsilon.fillna(unbounded_x).to_numpy(dtype=float)
+            ax.plot(
+                xs,
+                g.evasion_rate,
+                ls,
+                marker="o",
+                ms=3.5,
+                color=METHOD_COLORS.get(m, _GREY),
+                label=f"{method_label(m)}: {'adaptive (best)' if ls == '-' else 'plain PGD'}",
+            )
+    ax.axvline(paper_eps, color=_GREY, lw=0.8, ls=":")
+    ax.text(paper_eps, 102, "paper's ε", ha="center", va="bottom", fontsize=7, color=_GREY)
+    ax.set_xscale("log")
+    ticks = [*finite, unbounded_x]
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in finite] + ["unbounded"])
+    ax.minorticks_off()
+    ax.set_ylim(-2, 108)
+    ax.set_xlabel("L-inf radius ε (pixels in [0, 1])")
+    ax.set_ylabel("misclassified and accepted (%)")
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title)
     return fig
 
 

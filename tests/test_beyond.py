@@ -118,3 +118,16 @@ def test_reports_read_their_numbers():
     text = analysis.detectors_report(t, "mnist")
     assert "highest AUROC on 1 of the 2 kinds (FGSM)" in text
     assert "above the interval on 1 (BIM)" in text
+
+
+def test_adaptive_curves_one_line_per_detector_and_attack():
+    rows = []
+    for eps in (0.1, 0.3, None):
+        for m in ("softmax_baseline", "introspection_net"):
+            for a in ("pgd", "adaptive (best)", "joint_pgd"):
+                rows.append({"epsilon": eps, "detector": m, "attack": a, "evasion_rate": 50.0})
+    fig = plots.adaptive_curves(pd.DataFrame(rows), 0.3)
+    lines = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"]
+    assert len(lines) == 4 and all(len(ln.get_xdata()) == 3 for ln in lines)
+    assert fig.axes[0].get_xticklabels()[-1].get_text() == "unbounded"
+    plt.close(fig)
