@@ -94,6 +94,23 @@ for experiment, table in tables.items():
 display(Markdown(analysis.summary_markdown(tables, summaries, paper)))
 
 # %% [markdown]
+# ## Beyond the paper
+#
+# The headline numbers of the chapters beyond the paper: eight detectors, kinds of
+# misclassification left out of training, seeds, attacks nobody trained on, and an
+# attacker who knows the detector.
+
+# %%
+paper_eps = {e: config.configure(e, profile)["bim_eps"] for e in tables}
+analysis.beyond_table(root, tables, paper_eps)
+
+# %% [markdown]
+# ## What holds up
+
+# %%
+display(Markdown(analysis.what_holds_up(root, tables, paper_eps)))
+
+# %% [markdown]
 # ## Library versions
 
 # %%
