@@ -350,12 +350,22 @@ def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -
         "    chapters:",
         "      - file: book/methods",
     ]
+    results = root / "book" / "results" / profile
+
+    def executed(exp, chapters):
+        # Only chapters that have been executed: a profile may be published in parts.
+        return [c for c in chapters if (results / exp / f"{c}.ipynb").is_file()]
+
     for exp in experiments:
         lines += [f"  - caption: {_TITLES[exp]} ({profile} profile)", "    chapters:"]
-        lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in PAPER_CHAPTERS]
+        lines += [
+            f"      - file: book/results/{profile}/{exp}/{c}" for c in executed(exp, PAPER_CHAPTERS)
+        ]
     for exp in experiments:
-        lines += [f"  - caption: Beyond the paper: {_TITLES[exp]}", "    chapters:"]
-        lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in BEYOND_CHAPTERS]
+        beyond = executed(exp, BEYOND_CHAPTERS)
+        if beyond:
+            lines += [f"  - caption: Beyond the paper: {_TITLES[exp]}", "    chapters:"]
+            lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in beyond]
     lines += [
         "  - caption: Results",
         "    chapters:",

@@ -1,0 +1,114 @@
+"""Benchmark: base-model training FLOP/s against this machine's fp32 matmul rate.
+
+For each base classifier of a profile (the paper's Table 1 CNN for MNIST, the Wide
+ResNet of the profile for CIFAR-10), in one run:
+
+1. the fp32 matmul rate of this machine: the best of several ``tf.linalg.matmul``
+   of two 2048 x 2048 matrices (2 * n^3 FLOP each);
+2. the FLOP of one training step, counted analytically from the layers
+   (convolutions and dense layers: 2 * MACs forward, x3 for forward + backward,
+   the usual estimate; batch norm, activations and pooling are left out, so the
+   figure is a slight underestimate);
+3. the measured time of training steps (``model.fit`` on random images of the right
+   shape, after a warm-up epoch), with the optimizer, batch size and augmentation-free
+   input of the profile.
+
+It prints images/s, achieved GFLOP/s and their ratio to the matmul rate.
+Optionally ``--bf16`` trains under Keras' ``mixed_bfloat16`` policy, to compare.
+
+    python benchmarks/training_efficiency.py [--profile cpu] [--steps 30] [--bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from introspection import config, models
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Best fp32 matmul rate over ``repeats`` runs, in GFLOP/s."""
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    tf.linalg.matmul(a, b).numpy()  # warm-up
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def training_flops_per_image(model) -> float:
+    """Forward + backward FLOP per image: 3 x 2 x MACs of the conv and dense layers."""
+    macs = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Conv2D):
+            out = layer.output.shape  # (None, H, W, C_out)
+            k = int(np.prod(layer.kernel_size))
+            c_in = int(layer.input.shape[-1])
+            macs += int(out[1]) * int(out[2]) * int(out[3]) * k * c_in
+        elif isinstance(layer, keras.layers.Dense):
+            macs += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    return 3 * 2 * macs
+
+
+def build(cfg):
+    keras.utils.set_random_seed(0)
+    if cfg.info["model"] == "paper_cnn":
+        return models.paper_cnn(input_shape=cfg.info["image_shape"])
+    return models.wide_resnet(
+        cfg["wrn_depth"], cfg["wrn_width"], input_shape=cfg.info["image_shape"]
+    )
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--steps", type=int, default=30, help="timed training steps")
+    p.add_argument("--bf16", action="store_true", help="also time mixed_bfloat16")
+    args = p.parse_args()
+
+    peak = matmul_gflops()
+    print(f"fp32 matmul (2048 x 2048): {peak:.1f} GFLOP/s")
+    policies = ["float32", "mixed_bfloat16"] if args.bf16 else ["float32"]
+    for exp in ("mnist", "cifar10"):
+        cfg = config.configure(exp, args.profile)
+        for policy in policies:
+            keras.mixed_precision.set_global_policy(policy)
+            model = build(cfg)
+            opt = (
+                keras.optimizers.SGD(0.01, momentum=0.9)
+                if cfg["optimizer"] == "sgd"
+                else keras.optimizers.RMSprop(1e-3)
+            )
+            model.compile(
+                optimizer=opt,
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            )
+            bs = cfg["batch_size"]
+            rng = np.random.default_rng(0)
+            x = rng.uniform(size=(bs * args.steps, *cfg.info["image_shape"])).astype(np.float32)
+            y = rng.integers(0, 10, size=len(x))
+            model.fit(x[: bs * 3], y[: bs * 3], batch_size=bs, epochs=1, verbose=0)  # warm-up
+            t = time.perf_counter()
+            model.fit(x, y, batch_size=bs, epochs=1, verbose=0)
+            seconds = time.perf_counter() - t
+            flops = training_flops_per_image(model)
+            ips = len(x) / seconds
+            achieved = flops * ips / 1e9
+            print(
+                f"{exp:8s} {model.name:>20s} {policy:15s} batch {bs:4d}: {ips:8.1f} images/s, "
+                f"{flops / 1e6:8.1f} MFLOP/image, {achieved:7.1f} GFLOP/s = "
+                f"{100 * achieved / peak:5.1f} % of the fp32 matmul rate"
+            )
+    keras.mixed_precision.set_global_policy("float32")
+
+
+if __name__ == "__main__":
+    main()
