@@ -34,6 +34,7 @@ def _records(cfg):
 
 
 def report(experiment: str, profile: str) -> None:
+    """Print the throughput figures of one experiment's run of a profile."""
     cfg = config.configure(experiment, profile)
     root = cfg.artifacts_dir
     print(f"\n== {experiment}, profile {profile} (artifacts {root})")
@@ -89,6 +90,7 @@ def report(experiment: str, profile: str) -> None:
 
 
 def main():
+    """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default="cpu")
     p.add_argument("--experiment", default="all")

@@ -59,6 +59,7 @@ def training_flops_per_image(model) -> float:
 
 
 def build(cfg):
+    """The base classifier of a configuration, untrained."""
     keras.utils.set_random_seed(0)
     if cfg.info["model"] == "paper_cnn":
         return models.paper_cnn(input_shape=cfg.info["image_shape"])
@@ -68,6 +69,7 @@ def build(cfg):
 
 
 def main():
+    """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default="cpu")
     p.add_argument("--steps", type=int, default=30, help="timed training steps")
