@@ -52,13 +52,10 @@ mahalanobis_eps = None  # Mahalanobis pre-processing step in [0, 1] pixels (None
 # ## Set-up
 
 # %%
-import time
-
 from IPython.display import Markdown, display
 
 from introspection import analysis, beyond, config, pipeline, plots
 
-t0 = time.perf_counter()
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides, odin_eps=odin_eps,
@@ -123,7 +120,6 @@ best.round(1)
 
 # %%
 display(Markdown(analysis.detectors_report(table, cfg.experiment)))
-pipeline.record_timing(cfg, "detectors", time.perf_counter() - t0)
 
 # %% [markdown]
 # :::{admonition} Try it yourself

@@ -36,13 +36,10 @@ n_seeds = None  # networks trained, with seeds seed, seed+1, ... (None: the prof
 # ## Set-up
 
 # %%
-import time
-
 from IPython.display import Markdown, display
 
 from introspection import analysis, beyond, config, pipeline, plots
 
-t0 = time.perf_counter()
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides, n_seeds=n_seeds,
@@ -92,7 +89,6 @@ summary.round(2)
 # %%
 display(Markdown(analysis.seeds_report(beyond.seed_summary(seeds, table2), cfg["n_seeds"],
                                        cfg.experiment)))
-pipeline.record_timing(cfg, "seeds", time.perf_counter() - t0)
 
 # %% [markdown]
 # :::{admonition} Try it yourself

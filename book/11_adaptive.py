@@ -58,13 +58,10 @@ adaptive_steps = None  # PGD steps per run (None: the profile's)
 # ## Set-up
 
 # %%
-import time
-
 from IPython.display import Markdown, display
 
 from introspection import analysis, beyond, config, pipeline, plots
 
-t0 = time.perf_counter()
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides, adaptive_n=adaptive_n,
@@ -114,7 +111,6 @@ grid.round(1)
 
 # %%
 display(Markdown(analysis.adaptive_report(table, cfg["bim_eps"])))
-pipeline.record_timing(cfg, "adaptive", time.perf_counter() - t0)
 
 # %% [markdown]
 # :::{admonition} Try it yourself

@@ -33,6 +33,8 @@ __all__ = [
     "provenance",
     "stamp",
     "write_toc",
+    "run_page_markdown",
+    "write_run_page",
     "run_notebooks",
     "build_html",
 ]
@@ -349,6 +351,7 @@ def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -
         "  - caption: The paper and our choices",
         "    chapters:",
         "      - file: book/methods",
+        "      - file: book/run_it_yourself",
     ]
     results = root / "book" / "results" / profile
 
@@ -375,6 +378,134 @@ def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -
     path = path or root / "_build" / f"toc-{profile}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _chapter_parameters(source: Path) -> list[tuple[str, str, str]]:
+    """(name, default, comment) of each line of a notebook's ``parameters`` cell."""
+    import jupytext
+
+    nb = jupytext.read(source)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    out = []
+    for line in cell.source.splitlines():
+        name, _, rest = line.partition("=")
+        value, _, comment = rest.partition("#")
+        out.append((name.strip(), value.strip(), comment.strip()))
+    return out
+
+
+def _chapter_title(source: Path) -> str:
+    for line in source.read_text().splitlines():
+        if line.startswith("# # "):
+            return line[4:].strip()
+    return source.stem
+
+
+def run_page_markdown(root: Path, published: str = "cpu") -> str:
+    """The "Run it yourself" page: commands, parameters and compute time of each chapter.
+
+    Built from the notebook sources (their ``parameters`` cells), the profiles of
+    :mod:`introspection.config` and the compute time of each stage recorded by the
+    published run (``book/results/<published>/<experiment>/stage_seconds.json``),
+    so it cannot drift from them (a test compares it with the committed page).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The checkout.
+    published : str
+        The profile whose recorded times are shown.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    seconds = {}
+    for exp in EXPERIMENTS:
+        f = root / "book" / "results" / published / exp / "stage_seconds.json"
+        seconds[exp] = json.loads(f.read_text()) if f.is_file() else {}
+
+    def minutes(exp, stage):
+        v = seconds[exp].get(stage)
+        return "–" if v is None else (f"{v / 60:.1f} min" if v >= 60 else f"{v:.0f} s")
+
+    lines = [
+        "# Run it yourself",
+        "",
+        "Everything in this book is computed by code you can run. Set the folder of the",
+        "datasets first (`mnist.npz`, `fashion_mnist.npz`, `cifar10.npz`):",
+        "",
+        "```bash",
+        "pip install -r requirements.txt",
+        "export INTROSPECTION_DATA_DIR=/path/to/datasets",
+        "```",
+        "",
+        "**The whole book**, for one profile (executes what is not up to date, then",
+        "builds the HTML):",
+        "",
+        "```bash",
+        "python -m introspection build --profile quick [--experiment mnist|cifar10|all] "
+        "[-p NAME VALUE ...]",
+        "```",
+        "",
+        "**One chapter**, with [papermill](https://papermill.readthedocs.io). A chapter",
+        "reuses what earlier chapters computed with the same parameters and computes what",
+        "is missing, so any chapter runs on its own.",
+        "",
+        "## Profiles",
+        "",
+        "| profile | what it is |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {p['description']} |" for name, p in PROFILES.items()]
+    lines += [
+        "",
+        f"## Chapters and their compute time (`{published}` profile, 2 CPU cores)",
+        "",
+        "The time each chapter's stage took when it was computed for the published",
+        "book; a rerun that reuses the cached results takes seconds.",
+        "",
+        "| chapter | stage | MNIST | CIFAR-10 |",
+        "|---|---|---|---|",
+    ]
+    for c in CHAPTERS:
+        stage = CHAPTER_STAGE[c]
+        title = _chapter_title(root / "book" / f"{c}.py")
+        lines.append(
+            f"| `{c}`: {title} | {stage} | {minutes('mnist', stage)} | "
+            f"{minutes('cifar10', stage)} |"
+        )
+    lines += ["", "## Commands and parameters of each chapter", ""]
+    for c in (*CHAPTERS, SUMMARY):
+        src = root / "book" / f"{c}.py"
+        lines += [f"### {_chapter_title(src)}", "", "```bash"]
+        if c == SUMMARY:
+            lines.append(f"papermill book/{c}.ipynb out.ipynb -p profile quick")
+        else:
+            lines.append(
+                f"papermill book/{c}.ipynb out.ipynb -p experiment cifar10 -p profile quick"
+            )
+        lines += ["```", "", "| parameter | default | meaning |", "|---|---|---|"]
+        for name, value, comment in _chapter_parameters(src):
+            text = comment.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
+            lines.append(f"| `{name}` | `{value}` | {text} |")
+        lines.append("")
+    lines += [
+        "Every other parameter of the pipeline can be set through `overrides` (papermill)",
+        "or `-p NAME VALUE` (build); `introspection.config.PARAMETERS` lists them all, with",
+        "their meaning and allowed values. A wrong value stops the run at once with one",
+        "line naming the parameter.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_run_page(root: Path) -> Path:
+    """Write :func:`run_page_markdown` to ``book/run_it_yourself.md``."""
+    path = root / "book" / "run_it_yourself.md"
+    path.write_text(run_page_markdown(root))
     return path
 
 
@@ -463,11 +594,13 @@ def main(argv=None) -> int:
     built = [
         e
         for e in EXPERIMENTS
-        if (root / "book" / "results" / args.profile / e / f"{CHAPTERS[-1]}.ipynb").is_file()
+        if (root / "book" / "results" / args.profile / e / f"{PAPER_CHAPTERS[-1]}.ipynb").is_file()
     ]
     print(f"notebooks: {time.perf_counter() - t_all:.1f} s", flush=True)
     if args.no_html:
         return 0
+    if args.publish:
+        write_run_page(root)
     toc = write_toc(args.profile, built, root, path=root / "_toc.yml" if args.publish else None)
     index = build_html(toc, root)
     print(f"total: {time.perf_counter() - t_all:.1f} s")

@@ -76,6 +76,21 @@ def _params_digest(params: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _publish_seconds(cfg: Config, stage: str, seconds: float) -> None:
+    """Record a stage's compute time in ``<results_dir>/stage_seconds.json`` (atomic)."""
+    path = cfg.results_dir / "stage_seconds.json"
+    try:
+        current = json.loads(path.read_text())
+        if not isinstance(current, dict):
+            current = {}
+    except (OSError, ValueError):
+        current = {}
+    current[stage] = round(float(seconds), 1)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(current, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
 def _timer_record(cfg: Config, stage: str, t0: float, reused: bool) -> StageRun:
     seconds = time.perf_counter() - t0
     name = f"timing_{stage}"
@@ -87,6 +102,7 @@ def _timer_record(cfg: Config, stage: str, t0: float, reused: bool) -> StageRun:
         artifacts.save_json(
             cfg.artifacts_dir, name, {"compute_seconds": seconds}, params=params, seed=cfg.seed
         )
+    _publish_seconds(cfg, stage, compute)
     return StageRun(stage, reused, seconds, compute)
 
 
@@ -828,6 +844,7 @@ def record_timing(cfg: Config, stage: str, seconds: float) -> None:
         params=cfg.stage_params(stage),
         seed=cfg.seed,
     )
+    _publish_seconds(cfg, stage, seconds)
 
 
 def stage_timings(cfg: Config) -> dict:

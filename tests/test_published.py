@@ -108,3 +108,17 @@ def test_a_later_stage_parameter_leaves_earlier_chapters_current():
         )
         assert same == ("evaluation" not in config.DEPENDS_ON[stage]), chapter
     assert set(build.CHAPTER_STAGE) == set(build.CHAPTERS)
+
+
+def test_run_page_is_current():
+    """The "Run it yourself" page matches the notebooks, the profiles and the run's times."""
+    page = ROOT / "book" / "run_it_yourself.md"
+    assert page.is_file(), "missing: python -m introspection build --profile cpu --publish"
+    assert page.read_text() == build.run_page_markdown(ROOT), (
+        "book/run_it_yourself.md is stale: refresh it with "
+        "python -c 'from introspection import build; build.write_run_page(build.repo_root())' "
+        "or python -m introspection build --profile cpu --publish"
+    )
+    text = page.read_text()
+    for chapter in build.CHAPTERS:
+        assert f"papermill book/{chapter}.ipynb" in text
