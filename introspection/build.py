@@ -367,7 +367,7 @@ def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -
     for exp in experiments:
         beyond = executed(exp, BEYOND_CHAPTERS)
         if beyond:
-            lines += [f"  - caption: Beyond the paper: {_TITLES[exp]}", "    chapters:"]
+            lines += [f"  - caption: Beyond the paper — {_TITLES[exp]}", "    chapters:"]
             lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in beyond]
     lines += [
         "  - caption: Results",
