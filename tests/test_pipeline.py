@@ -260,4 +260,8 @@ def test_beyond_the_paper_stages(tmp_path):
         assert (best.reindex(other.index).values >= other.values).all()
     again, run = beyond.adaptive_attacks(cfg, gen, sets, fitted, scores, progress=False)
     assert run.reused
+    import json
+
+    recorded = json.loads((tmp_path / "r" / "stage_seconds.json").read_text())
+    assert {"base_model", "detectors", "unseen", "seeds", "adaptive"} <= set(recorded)
     pd.testing.assert_frame_equal(again, adaptive_table, check_dtype=False)
