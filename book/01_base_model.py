@@ -102,7 +102,9 @@ gap = (
 display(Markdown(
     f"The `{base.model.name}` classifier reaches **{100 * base.test_accuracy:.2f} %** test "
     f"accuracy after {len(base.history['loss'])} epochs ({gap}). Training took "
-    f"{base.run.compute_seconds / 60:.1f} minutes on this machine. "
+    f"{sum(base.history['epoch_seconds']) / 60:.1f} minutes on this machine (the sum of "
+    f"the epochs' wall times, median {pd.Series(base.history['epoch_seconds']).median():.0f} s "
+    "per epoch). "
     + ("This is a reduced profile: expect a lower accuracy than the paper's, and fewer "
        "natural errors for the later chapters to work with." if cfg.profile in ("smoke", "quick")
        else "")

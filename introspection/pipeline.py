@@ -91,7 +91,9 @@ def _publish_seconds(cfg: Config, stage: str, seconds: float) -> None:
     os.replace(tmp, path)
 
 
-def _timer_record(cfg: Config, stage: str, t0: float, reused: bool) -> StageRun:
+def _timer_record(
+    cfg: Config, stage: str, t0: float, reused: bool, at_least: float | None = None
+) -> StageRun:
     seconds = time.perf_counter() - t0
     name = f"timing_{stage}"
     params = cfg.stage_params(stage)
@@ -102,6 +104,8 @@ def _timer_record(cfg: Config, stage: str, t0: float, reused: bool) -> StageRun:
         artifacts.save_json(
             cfg.artifacts_dir, name, {"compute_seconds": seconds}, params=params, seed=cfg.seed
         )
+    if at_least is not None:  # e.g. the epochs of a training resumed after a kill
+        compute = max(compute, float(at_least))
     _publish_seconds(cfg, stage, compute)
     return StageRun(stage, reused, seconds, compute)
 
@@ -204,9 +208,10 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
     ):
         model = artifacts.load_model(root, "base_model", params=params)
         history = artifacts.load_json(root, "base_model_history", params=params)
-        return BaseModel(
-            model, history, history["test_accuracy"], _timer_record(cfg, "base_model", t0, True)
+        run = _timer_record(
+            cfg, "base_model", t0, True, at_least=sum(history.get("epoch_seconds", []))
         )
+        return BaseModel(model, history, history["test_accuracy"], run)
     x_train, y_train = load_training_data(cfg)
     _, (x_test, y_test) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     x_test = datasets.to_float(x_test)
@@ -232,9 +237,10 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
     history["n_parameters"] = models.count_params(model)
     artifacts.save_model(root, "base_model", model, params=params, seed=cfg.seed)
     artifacts.save_json(root, "base_model_history", history, params=params, seed=cfg.seed)
-    return BaseModel(
-        model, history, history["test_accuracy"], _timer_record(cfg, "base_model", t0, False)
+    run = _timer_record(
+        cfg, "base_model", t0, False, at_least=sum(history.get("epoch_seconds", []))
     )
+    return BaseModel(model, history, history["test_accuracy"], run)
 
 
 # --------------------------------------------------------------------------------------
