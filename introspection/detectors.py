@@ -232,6 +232,10 @@ class SoftmaxBaseline(Detector):
 # ---------------------------------------------------------------------------
 
 
+#: From this many features on, ``TrustScore(algorithm="auto")`` searches by brute force.
+BRUTE_FROM_DIM = 256
+
+
 def _density_filter(Xc, k, alpha, leaf_size):
     """Return the sorted indices of the rows of ``Xc`` that survive density filtering.
 
@@ -289,6 +293,13 @@ class TrustScore(Detector):
     n_jobs : int or None, default=None
         Number of threads used to query the per-class trees (``None`` = 1, ``-1`` =
         all cores), via :mod:`joblib`.
+    algorithm : {"auto", "kd_tree", "brute"}, default="auto"
+        Nearest-neighbour search: per-class KD-trees, or exact brute force
+        (:class:`sklearn.neighbors.NearestNeighbors`, BLAS distance matrices). A
+        KD-tree degenerates to a slow brute force in high dimension; ``"auto"``
+        uses brute force from :data:`BRUTE_FROM_DIM` features on (raw pixels) and
+        KD-trees below (penultimate features, logits). Both are exact: they give the
+        same distances up to float round-off.
     score_k : int, default=1
         Neighbour rank defining the distance from a point to a class. ``1`` (the
         nearest point) is the definition of the paper. The reference implementation's
@@ -307,8 +318,10 @@ class TrustScore(Detector):
         Training points per class kept after filtering.
     kept_indices_ : list of ndarray
         For each class, the (sorted) row indices of ``X`` kept after filtering.
-    kdtrees_ : list of sklearn.neighbors.KDTree
-        One tree per class over the kept points.
+    kdtrees_ : list
+        One search index per class over the kept points
+        (:class:`sklearn.neighbors.KDTree`, or :class:`sklearn.neighbors.NearestNeighbors`
+        for brute force).
 
     Example
     -------
@@ -334,7 +347,9 @@ class TrustScore(Detector):
         leaf_size=40,
         n_jobs=None,
         score_k=1,
+        algorithm="auto",
     ):
+        self.algorithm = algorithm
         self.k = k
         self.alpha = alpha
         self.filtering = filtering
@@ -344,6 +359,10 @@ class TrustScore(Detector):
         self.score_k = score_k
 
     def _check_params(self):
+        if self.algorithm not in ("auto", "kd_tree", "brute"):
+            raise ValueError(
+                f"algorithm must be 'auto', 'kd_tree' or 'brute'; got {self.algorithm!r}."
+            )
         if self.filtering not in ("density", "none"):
             raise ValueError(f"filtering must be 'density' or 'none'; got {self.filtering!r}.")
         alpha = float(self.alpha)
@@ -385,6 +404,9 @@ class TrustScore(Detector):
                 "TrustScore needs training points of at least two classes; "
                 f"got only {classes.tolist()}."
             )
+        brute = self.algorithm == "brute" or (
+            self.algorithm == "auto" and X.shape[1] >= BRUTE_FROM_DIM
+        )
         kept, trees = [], []
         for c in classes:
             idx = np.flatnonzero(y == c)
@@ -396,7 +418,12 @@ class TrustScore(Detector):
                     f"filtering, fewer than score_k={self.score_k}."
                 )
             kept.append(idx)
-            trees.append(KDTree(X[idx], leaf_size=self.leaf_size))
+            if brute:
+                from sklearn.neighbors import NearestNeighbors
+
+                trees.append(NearestNeighbors(algorithm="brute").fit(X[idx]))
+            else:
+                trees.append(KDTree(X[idx], leaf_size=self.leaf_size))
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         self.n_samples_per_class_ = np.array([np.sum(y == c) for c in classes])
@@ -409,7 +436,9 @@ class TrustScore(Detector):
         """Distance of each row of ``X`` to each class, shape (n_samples, n_classes)."""
 
         def query(tree):
-            return tree.query(X, k=self.score_k)[0][:, -1]
+            if isinstance(tree, KDTree):
+                return tree.query(X, k=self.score_k)[0][:, -1]
+            return tree.kneighbors(X, n_neighbors=self.score_k)[0][:, -1]
 
         if self.n_jobs is None or self.n_jobs == 1:
             columns = [query(tree) for tree in self.kdtrees_]

@@ -279,3 +279,21 @@ def test_introspection_net_detector_separates_high_and_low_logits():
         IntrospectionNet().score(X)
     with pytest.raises(ValueError, match="logits"):
         det.score(X[:, :5])
+
+
+def test_trust_score_brute_force_equals_kd_tree():
+    from introspection.detectors import TrustScore
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 20))
+    y = rng.integers(0, 3, 300)
+    q = rng.normal(size=(50, 20))
+    p = rng.integers(0, 3, 50)
+    for kw in ({}, {"alpha": 0.1}, {"score_k": 2}):
+        kd = TrustScore(algorithm="kd_tree", **kw).fit(X, y)
+        br = TrustScore(algorithm="brute", **kw).fit(X, y)
+        np.testing.assert_allclose(br.score(q, p), kd.score(q, p), rtol=1e-9)
+    wide = TrustScore().fit(rng.normal(size=(60, 300)), rng.integers(0, 2, 60))
+    assert not isinstance(wide.kdtrees_[0], type(kd.kdtrees_[0]))  # auto: brute
+    with pytest.raises(ValueError, match="algorithm"):
+        TrustScore(algorithm="ball").fit(X, y)
