@@ -1233,7 +1233,7 @@ def what_holds_up(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[s
         parts.append(
             f"**{exp}**: in Table 2 Introspection-Net separates BIM and FGSM examples from "
             f"clean images with a mean AUROC of {net_auroc:.1f}, and plain PGD at the paper's "
-            f"ε = {paper_eps[exp]:.3g} gets only {net_p:.1f} % of its images past it. An "
+            f"ε = {paper_eps[exp]:.3g} gets {net_p:.1f} % of its images past it. An "
             f"attacker who knows it is there gets {net_a:.1f} % past it at the same ε "
             f"(Softmax Baseline {soft_a:.1f} %, Trust Score {trust_a:.1f} %)."
         )
