@@ -19,18 +19,7 @@ import time
 
 import numpy as np
 
-from introspection import artifacts, config, datasets, detectors, models
-from introspection.config import STAGES
-
-
-def _records(cfg):
-    root = cfg.artifacts_dir
-    out = {}
-    for stage in STAGES:
-        name = f"timing_{stage}"
-        if artifacts.exists(root, name, cfg.stage_params(stage)):
-            out[stage] = artifacts.load_json(root, name)["compute_seconds"]
-    return out
+from introspection import artifacts, config, datasets, detectors, models, pipeline
 
 
 def report(experiment: str, profile: str) -> None:
@@ -81,7 +70,7 @@ def report(experiment: str, profile: str) -> None:
         f"({feats.shape[1]}-d features, {n_fit} fitted points)"
     )
 
-    rec = _records(cfg)
+    rec = pipeline.stage_timings(cfg)
     total = sum(rec.values())
     if total:
         print(f"   wall time by stage (last computation; total {total / 60:.1f} min):")

@@ -28,18 +28,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import artifacts, attacks, detectors, metrics, models, splits
+from . import artifacts, attacks, detectors, models, splits
 from .config import Config
 from .pipeline import (
     DataSet,
     Fitted,
     Generation,
     StageRun,
-    _detector_inputs,
     _timer_record,
     base_model,
     load_in_distribution,
     load_training_data,
+    score_examples,
+    scores_table,
     write_table,
 )
 
@@ -203,19 +204,6 @@ def extra_detector_scores(
     return Scores(scores, _timer_record(cfg, "detectors", t0, False))
 
 
-def _table(cfg: Config, scores: dict, n_boot: int):
-    in_name = cfg.info["in_distribution"]
-    methods = [m for m in scores[in_name] if m != "label"]
-    return metrics.evaluation_table(
-        scores[in_name]["label"].astype(bool),
-        {m: scores[in_name][m] for m in methods},
-        {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
-        experiment=cfg.experiment,
-        n_boot=n_boot,
-        random_state=cfg.seed,
-    )
-
-
 def detector_table(cfg: Config, paper_scores: dict, extra: Scores):
     """Table 2 with the paper's three methods and the five others, as ``detectors.csv``.
 
@@ -234,7 +222,7 @@ def detector_table(cfg: Config, paper_scores: dict, extra: Scores):
         paired across methods.
     """
     merged = {d: {**paper_scores[d], **extra.scores[d]} for d in paper_scores}
-    table = _table(cfg, merged, cfg["n_boot"])
+    table = scores_table(cfg, merged, cfg["n_boot"])
     write_table(cfg, table, "detectors.csv", index=False)
     return table
 
@@ -403,7 +391,7 @@ def leave_one_out_table(cfg: Config, loo: dict, paper_scores: dict, table2):
     frames = []
     for held_out, scores in loo.items():
         merged = {d: {**label, **s} if d == in_name else s for d, s in scores.items()}
-        t = _table(cfg, merged, 0)
+        t = scores_table(cfg, merged, 0)
         t.insert(1, "held_out", held_out)
         frames.append(t)
     full = pd.concat(frames, ignore_index=True)
@@ -486,7 +474,7 @@ def seed_table(cfg: Config, by_seed: dict, paper_scores: dict):
     frames = []
     for k, scores in by_seed.items():
         merged = {d: {**label, **s} if d == in_name else s for d, s in scores.items()}
-        t = _table(cfg, merged, 0)
+        t = scores_table(cfg, merged, 0)
         t.insert(1, "seed", cfg.seed + int(k))
         frames.append(t)
     table = pd.concat(frames, ignore_index=True)
@@ -686,13 +674,7 @@ def unseen_attack_scores(
     for a in _progress(list(attacked), "scoring unseen attacks", progress):
         ds = attacked[a]
         rows = np.arange(len(ds.x))
-        z = ds.logits
-        per = {}
-        for m, det in fitted.detectors.items():
-            if m == "trust_score":
-                per[m] = det.score(_detector_inputs(cfg["trust_feature"], ds), z.argmax(1))
-            else:
-                per[m] = det.score(z)
+        per = score_examples(cfg, fitted, ds, rows)
         per.update({m: _score_with(m, d, ds, rows) for m, d in extra.items()})
         scores[a] = per
     _save_scores(cfg, name, scores, params)
@@ -722,7 +704,7 @@ def unseen_attack_table(cfg: Config, paper_scores: dict, extra: Scores, attacked
     order = list(merged[in_name])
     for a, per in attacked_scores.items():
         merged[a] = {m: per[m] for m in order if m != "label"}
-    table = _table(cfg, merged, cfg["n_boot"])
+    table = scores_table(cfg, merged, cfg["n_boot"])
     write_table(cfg, table, "unseen_attacks.csv", index=False)
     return table
 

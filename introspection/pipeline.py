@@ -43,6 +43,8 @@ __all__ = [
     "introspection_sets",
     "fit_detectors",
     "score_test_sets",
+    "score_examples",
+    "scores_table",
     "evaluate",
     "write_summary",
     "write_table",
@@ -693,16 +695,34 @@ def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: F
     for name, ds in gen.sets.items():
         part = sets.test.of(name)
         rows = part.index
-        z = ds.logits[rows]
-        entry = {"label": part.label}
-        for method, det in fitted.detectors.items():
-            if method == "trust_score":
-                entry[method] = det.score(
-                    _detector_inputs(cfg["trust_feature"], ds)[rows], z.argmax(1)
-                )
-            else:
-                entry[method] = det.score(z)
-        out[name] = entry
+        out[name] = {"label": part.label, **score_examples(cfg, fitted, ds, rows)}
+    return out
+
+
+def score_examples(cfg: Config, fitted: Fitted, ds: DataSet, rows) -> dict:
+    """The paper's three methods' scores of some examples of one dataset.
+
+    Parameters
+    ----------
+    cfg : Config
+    fitted : Fitted
+    ds : DataSet
+    rows : array of int
+        Rows of ``ds`` to score.
+
+    Returns
+    -------
+    dict
+        Method name to scores; the Trust Score looks in the ``trust_feature`` space
+        with the classifier's predictions.
+    """
+    z = ds.logits[rows]
+    out = {}
+    for method, det in fitted.detectors.items():
+        if method == "trust_score":
+            out[method] = det.score(_detector_inputs(cfg["trust_feature"], ds)[rows], z.argmax(1))
+        else:
+            out[method] = det.score(z)
     return out
 
 
@@ -744,21 +764,38 @@ def evaluate(cfg: Config, scores: dict):
     pandas.DataFrame
         One row per dataset x method; also written to ``<results_dir>/table2.csv``.
     """
-    in_name = cfg.info["in_distribution"]
-    methods = [m for m in scores[in_name] if m != "label"]
-    in_correct = scores[in_name]["label"].astype(bool)
-    in_scores = {m: scores[in_name][m] for m in methods}
-    others = {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name}
-    table = metrics.evaluation_table(
-        in_correct,
-        in_scores,
-        others,
-        experiment=cfg.experiment,
-        n_boot=cfg["n_boot"],
-        random_state=cfg.seed,
-    )
+    table = scores_table(cfg, scores, cfg["n_boot"])
     write_table(cfg, table, "table2.csv", index=False)
     return table
+
+
+def scores_table(cfg: Config, scores: dict, n_boot: int):
+    """Table 2's rows for any set of methods' scores (not written anywhere).
+
+    Parameters
+    ----------
+    cfg : Config
+    scores : dict
+        ``{dataset: {"label": ..., method: scores}}`` as from :func:`score_test_sets`;
+        only the in-distribution entry needs ``"label"``.
+    n_boot : int
+        Bootstrap resamples of the 95 % CIs (0 = none).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`introspection.metrics.evaluation_table`.
+    """
+    in_name = cfg.info["in_distribution"]
+    methods = [m for m in scores[in_name] if m != "label"]
+    return metrics.evaluation_table(
+        scores[in_name]["label"].astype(bool),
+        {m: scores[in_name][m] for m in methods},
+        {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
+        experiment=cfg.experiment,
+        n_boot=n_boot,
+        random_state=cfg.seed,
+    )
 
 
 def write_table(cfg: Config, table, name: str, index: bool = True) -> Path:

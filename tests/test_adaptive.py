@@ -131,10 +131,12 @@ def test_spsa_attack_runs_and_does_not_beat_exact_gradients(system):
     def accept(f, logits):
         return soft.score(logits) >= tau
 
-    kw = dict(score=score, tau=tau, scale=0.001, accept=accept, eps=0.3, steps=15, kappa=10.0)
+    kw = dict(score=score, tau=tau, scale=0.001, accept=accept, eps=1.0, steps=15, kappa=10.0)
     _, exact = adaptive.joint_pgd(fm, x[:40], y[:40], **kw)
     _, spsa = adaptive.joint_pgd(fm, x[:40], y[:40], gradient="spsa", spsa_samples=16, **kw)
-    assert spsa.mean() <= exact.mean() + 0.1
+    # Exact gradients break most images here; the gradient-free attack cannot do
+    # better than them (it would, were the gradients obfuscated), but does something.
+    assert exact.mean() > 0.5 and 0 < spsa.mean() <= exact.mean() + 0.1
 
 
 def test_representation_matching_moves_logits_to_the_target(system):
