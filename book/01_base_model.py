@@ -56,6 +56,12 @@ cfg.table("base_model")
 # `pipeline.base_model` trains the classifier with the experiment's recipe
 # (`introspection.training.RECIPES`) and saves it, or loads it when a model trained
 # with these exact parameters exists in the artifacts folder.
+#
+# With `precision = "mixed_bfloat16"` (the `cpu` profile) the layers compute in
+# bfloat16 while the weights stay float32 (Keras mixed precision). This CPU's AVX-512
+# BF16 instructions run that 1.4 times (CNN) to 2.9 times (Wide ResNet) faster than
+# float32 (`benchmarks/training_efficiency.py`). Every later chapter uses a float32
+# model that holds the trained weights.
 
 # %%
 base = pipeline.base_model(cfg, verbose=2)
@@ -82,13 +88,13 @@ import pandas as pd
 pd.DataFrame(
     {
         "ours": [base.model.name, f"{base.history['n_parameters']:,}", len(base.history["loss"]),
-                 f"{100 * base.test_accuracy:.2f} %"],
+                 cfg["precision"], f"{100 * base.test_accuracy:.2f} %"],
         "paper": ["Table 1 CNN" if cfg.experiment == "mnist" else "WRN-28-8",
                   "730,602" if cfg.experiment == "mnist" else "23,369,210",
-                  30 if cfg.experiment == "mnist" else "not stated",
+                  30 if cfg.experiment == "mnist" else "not stated", "not stated",
                   f"{100 * paper_acc:.2f} %" if paper_acc else "not stated"],
     },
-    index=["model", "parameters", "epochs", "test accuracy"],
+    index=["model", "parameters", "epochs", "training arithmetic", "test accuracy"],
 )
 
 # %% [markdown]

@@ -24,6 +24,9 @@ __all__ = [
     "PARAMETERS",
     "PROFILES",
     "STAGES",
+    "REVISIONS",
+    "KEY_LIBRARIES",
+    "key_versions",
     "Config",
     "configure",
     "ConfigError",
@@ -100,6 +103,50 @@ DEPENDS_ON = {
 }
 
 
+#: Revision of each stage's code. Bump a stage's number in the same commit as a change
+#: that alters its results (an algorithm fixed, a default changed): its cached artifacts,
+#: and those of the stages downstream, then no longer match and are recomputed.
+REVISIONS: dict[str, int] = {
+    "base_model": 2,  # 2: optional mixed-bfloat16 training; float32 logits layer
+    "misclassifications": 1,
+    "logit_analysis": 1,
+    "introspection_net": 1,
+    "evaluation": 1,
+    "detectors": 1,
+    "unseen": 2,  # 2: cleverhans' CW-L2 bisection constant fixed per example
+    "seeds": 1,
+    "adaptive": 1,
+}
+
+#: Libraries whose installed versions are part of every stage's key: the same code on
+#: another TensorFlow, Keras, scikit-learn or NumPy may give other numbers.
+KEY_LIBRARIES = ("numpy", "tensorflow", "keras", "scikit-learn", "cleverhans")
+
+
+def key_versions() -> dict[str, str]:
+    """Installed versions of :data:`KEY_LIBRARIES` (TensorFlow from either distribution).
+
+    Returns
+    -------
+    dict
+        ``{"numpy": "2.4.6", "tensorflow": "2.21.0", ...}``; a missing library is
+        recorded as ``"absent"``.
+    """
+    from importlib import metadata
+
+    out = {}
+    for lib in KEY_LIBRARIES:
+        names = ("tensorflow-cpu", "tensorflow") if lib == "tensorflow" else (lib,)
+        out[lib] = "absent"
+        for name in names:
+            try:
+                out[lib] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
 def _p(type_, stage, help_, allowed=None, minimum=None, maximum=None, nullable=False):
     return {
         "type": type_,
@@ -130,6 +177,12 @@ PARAMETERS: dict[str, dict] = {
         str, "base_model", "learning-rate schedule", allowed=("constant", "cosine", "step")
     ),
     "augment": _p(bool, "base_model", "use the paper's data augmentation"),
+    "precision": _p(
+        str,
+        "base_model",
+        "arithmetic of the base classifier's training (the trained model is float32)",
+        allowed=("float32", "mixed_bfloat16"),
+    ),
     "wrn_depth": _p(int, "base_model", "Wide ResNet depth (CIFAR-10; 6n+4)", minimum=10),
     "wrn_width": _p(int, "base_model", "Wide ResNet widening factor (CIFAR-10)", minimum=1),
     "wrn_dropout": _p(float, "base_model", "Wide ResNet dropout rate", minimum=0.0, maximum=0.9),
@@ -278,6 +331,7 @@ PARAMETERS: dict[str, dict] = {
 _BASE = {
     "n_train": None,
     "augment": True,
+    "precision": "float32",
     "optimizer": "rmsprop",
     "learning_rate": 1e-3,
     "schedule": "cosine",
@@ -435,11 +489,14 @@ PROFILES: dict[str, dict] = {
         },
     },
     "cpu": {
-        "description": "as faithful as a 2-core CPU allows in about two hours",
+        "description": "as faithful as a 2-core CPU allows in about two hours (both experiments)",
         # The chapters beyond the paper attack fewer images than the paper's sets
         # (wider intervals) to keep the whole profile within a few hours on 2 cores.
-        "mnist": {"unseen_n": 500, "adaptive_n": 200},
+        # Mixed bfloat16 training: 1.4x (CNN) and 2.9x (WRN) the images/s of float32 on
+        # this CPU (benchmarks/training_efficiency.py), same accuracy (README).
+        "mnist": {"precision": "mixed_bfloat16", "unseen_n": 500, "adaptive_n": 200},
         "cifar10": {
+            "precision": "mixed_bfloat16",
             "epochs": 20,
             "wrn_depth": 16,
             "wrn_width": 2,
@@ -579,12 +636,19 @@ class Config:
         Returns
         -------
         dict
-            Includes the experiment and seed; used as the key of the stage's artifacts.
+            Includes the experiment, the seed, the code revisions of the stages
+            (:data:`REVISIONS`) and the versions of :data:`KEY_LIBRARIES`; used as the
+            key of the stage's artifacts and of the chapters' freshness.
         """
         if stage not in STAGES:
             raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
         upto = DEPENDS_ON[stage]
-        out = {"experiment": self.experiment, "seed": self.seed}
+        out = {
+            "experiment": self.experiment,
+            "seed": self.seed,
+            "revisions": {s: REVISIONS[s] for s in upto},
+            "versions": key_versions(),
+        }
         out.update({k: v for k, v in self.params.items() if PARAMETERS[k]["stage"] in upto})
         return out
 

@@ -13,6 +13,7 @@ Keras' safe mode (no arbitrary code from the file is run).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "predict_logits",
     "predict_features",
     "count_params",
+    "dtype_policy",
     "save_model",
     "load_model",
 ]
@@ -72,7 +74,8 @@ def paper_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "paper
     x = layers.Dense(128, activation="relu", name="dense1")(x)
     x = layers.BatchNormalization(name="features")(x)
     x = layers.Dropout(0.25, name="dropout4")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+    # float32 logits even under a mixed-precision policy (Keras' recommendation).
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 
@@ -185,7 +188,7 @@ def wide_resnet(
     x = layers.BatchNormalization(name="head_bn")(x)
     x = layers.Activation("relu", name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(name="features")(x)
-    logits = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
+    logits = layers.Dense(num_classes, kernel_regularizer=reg, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name or f"wrn_{depth}_{width}")
 
 
@@ -320,6 +323,34 @@ def predict_features(model, x, layer: str = "features", batch_size: int = 256):
     if not feats:
         raise ValueError("x is empty.")
     return np.concatenate(feats).astype(np.float32), np.concatenate(logits).astype(np.float32)
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str):
+    """Build layers under a Keras dtype policy, restoring the previous one afterwards.
+
+    Parameters
+    ----------
+    policy : {"float32", "mixed_bfloat16"}
+        ``"mixed_bfloat16"``: layers compute in bfloat16 and keep float32 weights
+        (Keras mixed precision). The ``"logits"`` layer of the classifiers built here
+        stays float32 in any case.
+
+    Examples
+    --------
+    >>> with dtype_policy("mixed_bfloat16"):  # doctest: +SKIP
+    ...     model = paper_cnn()
+    """
+    import keras
+
+    if policy not in ("float32", "mixed_bfloat16"):
+        raise ValueError(f"Unknown precision {policy!r}; expected 'float32' or 'mixed_bfloat16'.")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def count_params(model) -> int:

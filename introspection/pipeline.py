@@ -217,9 +217,10 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
     x_train, y_train = load_training_data(cfg)
     _, (x_test, y_test) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     x_test = datasets.to_float(x_test)
-    model = _build_classifier(cfg, x_train)
+    with models.dtype_policy(cfg["precision"]):
+        trained = _build_classifier(cfg, x_train)
     history = training.train_classifier(
-        model,
+        trained,
         x_train,
         y_train,
         epochs=cfg["epochs"],
@@ -234,6 +235,12 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
         # Resumes after the last finished epoch if a previous run was interrupted.
         backup_dir=root / f"base_model_training_{_params_digest(params)}",
     )
+    # Mixed precision keeps float32 weights: everything downstream (attacks, detectors)
+    # uses a float32 model holding them.
+    model = trained
+    if cfg["precision"] != "float32":
+        model = _build_classifier(cfg, x_train)
+        model.set_weights(trained.get_weights())
     pred = models.predict_logits(model, x_test).argmax(axis=1)
     history["test_accuracy"] = float((pred == y_test).mean())
     history["n_parameters"] = models.count_params(model)
@@ -870,7 +877,7 @@ def _cpu_model() -> str:
 # --------------------------------------------------------------------------------------
 
 
-def record_timing(cfg: Config, stage: str, seconds: float) -> None:
+def record_timing(cfg: Config, stage: str, seconds: float, part: str | None = None) -> None:
     """Record the wall time of a stage without artifacts (logit analysis, evaluation).
 
     Parameters
@@ -879,15 +886,20 @@ def record_timing(cfg: Config, stage: str, seconds: float) -> None:
     stage : str
         One of :data:`introspection.config.STAGES`.
     seconds : float
+    part : str, optional
+        For a stage computed by several chapters (the evaluation: Table 2 and the
+        differences with the paper), the part this time is for. A stage's time is
+        the sum of its parts (:func:`stage_timings`).
     """
+    name = f"timing_{stage}" + (f"__{part}" if part else "")
     artifacts.save_json(
         cfg.artifacts_dir,
-        f"timing_{stage}",
+        name,
         {"compute_seconds": seconds},
         params=cfg.stage_params(stage),
         seed=cfg.seed,
     )
-    _publish_seconds(cfg, stage, seconds)
+    _publish_seconds(cfg, stage, stage_timings(cfg).get(stage, seconds))
 
 
 def stage_timings(cfg: Config) -> dict:
@@ -900,15 +912,27 @@ def stage_timings(cfg: Config) -> dict:
     Returns
     -------
     dict
-        Stage name to seconds, for the stages that have a current record.
+        Stage name to seconds (the sum of its parts, see :func:`record_timing`), for
+        the stages that have a current record.
     """
     from .config import STAGES
 
     out = {}
+    root = Path(cfg.artifacts_dir)
     for stage in STAGES:
-        name = f"timing_{stage}"
-        if artifacts.exists(cfg.artifacts_dir, name, cfg.stage_params(stage)):
-            out[stage] = artifacts.load_json(cfg.artifacts_dir, name)["compute_seconds"]
+        params = cfg.stage_params(stage)
+        names = [f"timing_{stage}"] + sorted(
+            p.name[: -len(".json")]
+            for p in root.glob(f"timing_{stage}__*.json")
+            if not p.name.endswith(".data.json")
+        )
+        found = [
+            artifacts.load_json(root, n)["compute_seconds"]
+            for n in names
+            if artifacts.exists(root, n, params)
+        ]
+        if found:
+            out[stage] = float(sum(found))
     return out
 
 

@@ -108,3 +108,30 @@ def test_table_lists_a_stage(tmp_path):
     t = cfg.table("base_model")
     assert "epochs" in t.index and "fgsm_eps" not in t.index
     assert "(overridden)" in t.loc["epochs", "meaning"]
+
+
+def test_stage_keys_hold_code_revisions_and_library_versions(tmp_path, monkeypatch):
+    cfg = config.configure("mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path)
+    base = cfg.stage_params("base_model")
+    assert base["versions"] == config.key_versions()
+    assert set(base["versions"]) == set(config.KEY_LIBRARIES)
+    assert base["versions"]["tensorflow"] != "absent"
+    before = {s: cfg.stage_params(s) for s in config.STAGES}
+    # A change of the attacks' code re-keys them and everything downstream, not training.
+    monkeypatch.setitem(config.REVISIONS, "misclassifications", 99)
+    after = {s: cfg.stage_params(s) for s in config.STAGES}
+    changed = {s for s in config.STAGES if after[s] != before[s]}
+    assert changed == {s for s in config.STAGES if "misclassifications" in config.DEPENDS_ON[s]}
+    # So does another library version.
+    monkeypatch.setattr(config, "key_versions", lambda: {**base["versions"], "keras": "0.0"})
+    assert cfg.stage_params("base_model")["versions"]["keras"] == "0.0"
+
+
+def test_precision_is_validated(tmp_path):
+    with pytest.raises(config.ConfigError, match="precision"):
+        config.configure("mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path,
+                         precision="float16")
+    cfg = config.configure("cifar10", "cpu", artifacts_dir=tmp_path, results_dir=tmp_path)
+    assert cfg["precision"] == "mixed_bfloat16"
+    assert config.configure("cifar10", "paper", artifacts_dir=tmp_path,
+                            results_dir=tmp_path)["precision"] == "float32"

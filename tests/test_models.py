@@ -84,3 +84,38 @@ def test_save_and_load_keras_only(tmp_path):
         models.save_model(m, tmp_path / "wrn.h5")
     with pytest.raises(FileNotFoundError):
         models.load_model(tmp_path / "missing.keras")
+
+
+def test_dtype_policy_is_scoped_and_logits_stay_float32():
+    import keras
+
+    before = keras.config.dtype_policy().name
+    with models.dtype_policy("mixed_bfloat16"):
+        cnn = models.paper_cnn()
+        wrn = models.wide_resnet(10, 1)
+    assert keras.config.dtype_policy().name == before
+    for m in (cnn, wrn):
+        assert m.get_layer("features").compute_dtype == "bfloat16"
+        assert m.get_layer("logits").compute_dtype == "float32"
+        assert m.output.dtype == "float32"
+        assert all(w.dtype == "float32" for w in m.weights)  # weights stay float32
+    with pytest.raises(ValueError, match="precision"):
+        with models.dtype_policy("float16"):
+            pass
+
+
+def test_mixed_precision_weights_load_into_a_float32_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    with models.dtype_policy("mixed_bfloat16"):
+        mixed = models.paper_cnn()
+    plain = models.paper_cnn()
+    plain.set_weights(mixed.get_weights())
+    x = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype(np.float32)
+    a = models.predict_logits(mixed, x)
+    b = models.predict_logits(plain, x)
+    assert plain.get_layer("features").compute_dtype == "float32"
+    # Same weights, bfloat16 vs float32 arithmetic: close, not equal.
+    np.testing.assert_allclose(a, b, atol=0.05 * np.abs(b).max())
+    assert not np.array_equal(a, b)
