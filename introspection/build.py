@@ -37,6 +37,9 @@ __all__ = [
     "write_run_page",
     "run_notebooks",
     "build_html",
+    "check_repository_url",
+    "launch_config",
+    "LAUNCH_BUTTONS",
 ]
 
 #: The chapters that reproduce the paper, in order.
@@ -135,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
         "--publish",
         action="store_true",
         help="make this profile's results the published book (writes _toc.yml)",
+    )
+    b.add_argument(
+        "--repository-url",
+        default=os.environ.get("INTROSPECTION_REPOSITORY_URL"),
+        help="public GitHub repository of the book (https://github.com/ORG/REPO): adds "
+        "Binder and Colab launch buttons and a repository button to every chapter "
+        "(default: $INTROSPECTION_REPOSITORY_URL; none without it)",
     )
     b.add_argument(
         "--html-only",
@@ -498,6 +508,20 @@ def run_page_markdown(root: Path, published: str = "cpu") -> str:
         "their meaning and allowed values. A wrong value stops the run at once with one",
         "line naming the parameter.",
         "",
+        "## In the cloud: Binder and Colab",
+        "",
+        "A book built from its public GitHub repository gets a launch button (rocket icon)",
+        "on every chapter:",
+        "",
+        "```bash",
+        "python -m introspection build --profile cpu --repository-url https://github.com/ORG/REPO",
+        "```",
+        "",
+        "(or set `INTROSPECTION_REPOSITORY_URL`). Binder installs `requirements.txt`,",
+        "this package included. On Colab, install the package in the notebook's first cell,",
+        "`!pip install git+https://github.com/ORG/REPO`; the datasets are then downloaded by",
+        "Keras, since no `INTROSPECTION_DATA_DIR` is set there.",
+        "",
     ]
     return "\n".join(lines)
 
@@ -509,7 +533,79 @@ def write_run_page(root: Path) -> Path:
     return path
 
 
-def build_html(toc: Path, root: Path) -> Path:
+#: Where the launch buttons open a chapter (sphinx-book-theme's ``launch_buttons``).
+LAUNCH_BUTTONS = {
+    "notebook_interface": "jupyterlab",
+    "binderhub_url": "https://mybinder.org",
+    "colab_url": "https://colab.research.google.com",
+}
+
+
+def check_repository_url(url: str) -> str:
+    """Validate a public GitHub repository URL (Binder and Colab need GitHub).
+
+    Parameters
+    ----------
+    url : str
+        ``https://github.com/ORG/REPO``, optionally ending in ``/`` or ``.git``.
+
+    Returns
+    -------
+    str
+        The URL without the trailing ``/`` or ``.git``.
+
+    Raises
+    ------
+    ConfigError
+        For anything else.
+    """
+    import re
+
+    m = re.fullmatch(r"(https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(\.git)?/?", url or "")
+    if not m:
+        raise ConfigError(
+            f"--repository-url must look like https://github.com/ORG/REPO (Binder and Colab "
+            f"launch from GitHub); got {url!r}."
+        )
+    return m.group(1)
+
+
+def launch_config(root: Path, repository_url: str, branch: str = "main") -> Path:
+    """``_config.yml`` plus the repository and the Binder and Colab launch buttons.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The checkout (its ``_config.yml`` is read, not changed).
+    repository_url : str
+        See :func:`check_repository_url`.
+    branch : str
+        The branch the buttons open.
+
+    Returns
+    -------
+    pathlib.Path
+        ``_build/_config.launch.yml``, for ``jupyter-book build --config``. Binder
+        installs ``requirements.txt``, which installs this package; on Colab, install
+        it first (``!pip install git+REPOSITORY_URL``, see the "Run it yourself" page).
+    """
+    import yaml
+
+    conf = yaml.safe_load((root / "_config.yml").read_text())
+    conf["repository"] = {"url": check_repository_url(repository_url), "branch": branch}
+    conf.setdefault("html", {}).update(
+        {"use_repository_button": True, "use_issues_button": True}
+    )
+    conf["launch_buttons"] = dict(LAUNCH_BUTTONS)
+    out = root / "_build" / "_config.launch.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(yaml.safe_dump(conf, sort_keys=False))
+    os.replace(tmp, out)
+    return out
+
+
+def build_html(toc: Path, root: Path, repository_url: str | None = None) -> Path:
     """Build the HTML book from a clean ``_build/html`` with warnings as errors.
 
     Parameters
@@ -518,6 +614,9 @@ def build_html(toc: Path, root: Path) -> Path:
         Table of contents to build.
     root : pathlib.Path
         The checkout.
+    repository_url : str, optional
+        The book's public GitHub repository: adds launch buttons
+        (:func:`launch_config`).
 
     Returns
     -------
@@ -538,6 +637,8 @@ def build_html(toc: Path, root: Path) -> Path:
         "--keep-going",
         "--all",
     ]
+    if repository_url:
+        cmd += ["--config", str(launch_config(root, repository_url))]
     jb = shutil.which("jupyter-book")
     if jb:
         cmd = [jb, *cmd[3:]]
@@ -565,6 +666,8 @@ def main(argv=None) -> int:
             notebook_params["artifacts_dir"] = args.artifacts_dir
         for exp in experiments:  # validate everything before any work
             configure(exp, args.profile, overrides=overrides, **notebook_params)
+        if args.repository_url:
+            args.repository_url = check_repository_url(args.repository_url)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -602,7 +705,7 @@ def main(argv=None) -> int:
     if args.publish:
         write_run_page(root)
     toc = write_toc(args.profile, built, root, path=root / "_toc.yml" if args.publish else None)
-    index = build_html(toc, root)
+    index = build_html(toc, root, repository_url=args.repository_url)
     print(f"total: {time.perf_counter() - t_all:.1f} s")
     print(index)
     return 0

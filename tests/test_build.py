@@ -54,6 +54,7 @@ def test_toc_lists_every_executed_chapter(tmp_path):
         (["-p", "epochs", "0"], "'epochs' must be >= 1"),
         (["-p", "fgsm_eps", "1.5"], "'fgsm_eps' must be <= 1.0"),
         (["--data-dir", "/nonexistent"], "'data_dir'"),
+        (["--repository-url", "https://gitlab.com/a/b"], "--repository-url must look like"),
     ],
 )
 def test_cli_rejects_bad_input_before_any_work(args, message):
@@ -84,5 +85,65 @@ def test_cli_knows_its_options():
         "--html-only",
         "--force",
         "--publish",
+        "--repository-url",
     ):
         assert option in out.stdout
+
+
+@pytest.mark.parametrize(
+    "url, clean",
+    [
+        ("https://github.com/org/introspection", "https://github.com/org/introspection"),
+        ("https://github.com/org/introspection/", "https://github.com/org/introspection"),
+        ("https://github.com/org/intro.spection.git", "https://github.com/org/intro.spection"),
+    ],
+)
+def test_repository_url_is_checked(url, clean):
+    assert build.check_repository_url(url) == clean
+
+
+@pytest.mark.parametrize(
+    "url", ["", "github.com/org/repo", "https://github.com/org", "http://github.com/a/b", "https://example.org/a/b"]
+)
+def test_bad_repository_url_is_refused(url):
+    with pytest.raises(build.ConfigError, match="repository-url"):
+        build.check_repository_url(url)
+
+
+def test_launch_config_adds_buttons_and_keeps_the_book_config(tmp_path):
+    import yaml
+
+    root = build.repo_root()
+    (tmp_path / "_config.yml").write_text((root / "_config.yml").read_text())
+    out = build.launch_config(tmp_path, "https://github.com/org/repo.git")
+    conf = yaml.safe_load(out.read_text())
+    original = yaml.safe_load((root / "_config.yml").read_text())
+    assert conf["repository"] == {"url": "https://github.com/org/repo", "branch": "main"}
+    assert conf["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    assert conf["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert conf["sphinx"] == original["sphinx"] and conf["execute"] == original["execute"]
+    assert (tmp_path / "_config.yml").read_text() == (root / "_config.yml").read_text()
+
+
+@pytest.mark.slow
+def test_launch_buttons_render(tmp_path):
+    """A one-notebook book built with the launch config links to Binder and Colab."""
+    import json
+    import shutil
+
+    root = build.repo_root()
+    shutil.copy(root / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: page\n")
+    (tmp_path / "intro.md").write_text("# Intro\n\nA page.\n")
+    nb = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# A chapter\n"]}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / "page.ipynb").write_text(json.dumps(nb))
+    build.build_html(tmp_path / "_toc.yml", tmp_path, repository_url="https://github.com/org/repo")
+    html = (tmp_path / "_build" / "html" / "page.html").read_text()
+    assert "https://mybinder.org/v2/gh/org/repo/main?urlpath=lab/tree/page.ipynb" in html
+    assert "https://colab.research.google.com/github/org/repo/blob/main/page.ipynb" in html

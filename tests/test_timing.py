@@ -1,0 +1,22 @@
+import json
+
+from introspection import config, pipeline
+
+
+def test_a_stage_time_sums_its_parts_and_each_part_is_replaced(tmp_path):
+    cfg = config.configure(
+        "mnist", "smoke", artifacts_dir=tmp_path / "a", results_dir=tmp_path / "r"
+    )
+    pipeline.record_timing(cfg, "evaluation", 20.0)  # Table 2 chapter
+    pipeline.record_timing(cfg, "evaluation", 100.0, part="differences")
+    pipeline.record_timing(cfg, "logit_analysis", 3.0)
+    assert pipeline.stage_timings(cfg) == {"evaluation": 120.0, "logit_analysis": 3.0}
+    # Re-running one part replaces it; it is not added twice.
+    pipeline.record_timing(cfg, "evaluation", 25.0)
+    published = json.loads((tmp_path / "r" / "stage_seconds.json").read_text())
+    assert published == {"evaluation": 125.0, "logit_analysis": 3.0}
+    # Another configuration of the stage does not count.
+    other = config.configure(
+        "mnist", "smoke", artifacts_dir=tmp_path / "a", results_dir=tmp_path / "r", n_boot=7
+    )
+    assert "evaluation" not in pipeline.stage_timings(other)
