@@ -528,6 +528,7 @@ def _unseen_attack(cfg: Config, model, name: str, x, y) -> attacks.Generated:
             binary_search_steps=cfg["cw_binary_steps"],
             max_iterations=cfg["cw_max_iter"],
             learning_rate=cfg["cw_lr"],
+            lr_schedule=cfg["cw_lr_schedule"],
         )
     return attacks.bim(
         model,

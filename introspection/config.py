@@ -113,7 +113,7 @@ REVISIONS: dict[str, int] = {
     "introspection_net": 1,
     "evaluation": 1,
     "detectors": 1,
-    "unseen": 2,  # 2: cleverhans' CW-L2 bisection constant fixed per example
+    "unseen": 3,  # 2: CW-L2's bisection constant per example; 3: CW-L2 step schedule
     "seeds": 1,
     "adaptive": 1,
 }
@@ -313,6 +313,12 @@ PARAMETERS: dict[str, dict] = {
     "cw_binary_steps": _p(int, "unseen", "CW-L2 bisection steps on the constant c", minimum=1),
     "cw_max_iter": _p(int, "unseen", "CW-L2 Adam steps per bisection step", minimum=1),
     "cw_lr": _p(float, "unseen", "CW-L2 Adam learning rate (tanh space)", minimum=1e-6),
+    "cw_lr_schedule": _p(
+        str,
+        "unseen",
+        "CW-L2 step size within each bisection step: constant, or cosine decay to zero",
+        allowed=("constant", "cosine"),
+    ),
     # Beyond the paper: adaptive attacks.
     "adaptive_n": _p(
         int, "adaptive", "test-side source images attacked by the adaptive attacks", minimum=1
@@ -371,9 +377,10 @@ _BASE = {
     "mahalanobis_eps": 0.0014,
     "n_seeds": 5,
     "unseen_n": 1000,
-    "cw_binary_steps": 5,
-    "cw_max_iter": 100,
+    "cw_binary_steps": 3,
+    "cw_max_iter": 300,
     "cw_lr": 0.05,
+    "cw_lr_schedule": "constant",
     "adaptive_n": 300,
     "adaptive_steps": 40,
     "adaptive_restarts": 2,
@@ -403,6 +410,9 @@ _EXPERIMENT_DEFAULTS = {
         "bim_eps": 8 / 255,
         "bim_eps_iter": 1 / 255,
         "patch_max_tries": 20,
+        # A constant Adam step leaves a noise floor of about one step per pixel, large
+        # against CIFAR-10's small minimal perturbations (README, "CW-L2").
+        "cw_lr_schedule": "cosine",
     },
 }
 
@@ -503,7 +513,6 @@ PROFILES: dict[str, dict] = {
             "schedule": "cosine",
             "learning_rate": 0.1,
             "unseen_n": 300,
-            "cw_binary_steps": 4,
             "adaptive_n": 100,
             "adaptive_steps": 30,
             "spsa_n": 30,

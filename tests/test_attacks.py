@@ -390,7 +390,8 @@ def test_bad_inputs_raise(cnn_and_data):
 # --------------------------------------------------------------------------------------
 
 
-def test_carlini_wagner_l2_linear_known_answer():
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_carlini_wagner_l2_linear_known_answer(schedule):
     """On an affine model, CW-L2 finds the closed-form smallest L2 perturbation."""
     from introspection.attacks import carlini_wagner_l2
 
@@ -402,9 +403,11 @@ def test_carlini_wagner_l2_linear_known_answer():
     f = flat @ wts + bias
     y = f.argmax(axis=1)
     gen = carlini_wagner_l2(
-        model, x0, y, binary_search_steps=8, max_iterations=300, learning_rate=0.01
+        model, x0, y, binary_search_steps=8, max_iterations=300, learning_rate=0.01,
+        lr_schedule=schedule,
     )
     assert gen.stats["attempted"] == 24 and gen.stats["success_rate"] == 1.0
+    assert gen.stats["lr_schedule"] == schedule
     src = gen.source_index
     r_star, inside = [], []
     for i in src:
@@ -438,3 +441,21 @@ def test_carlini_wagner_shim_keeps_the_learning_rate():
         var.assign(tf.zeros(var.shape, dtype=var.dtype))
     assert float(opt._opt.learning_rate) == pytest.approx(0.05)
     assert len(opt.variables()) >= 3  # iteration counter and both Adam moments
+
+
+def test_carlini_wagner_cosine_step_restarts_with_each_bisection_step():
+    from introspection.attacks import _ResettableAdam
+
+    opt = _ResettableAdam(0.05, decay_steps=10)
+    v = tf.Variable(tf.ones((3,)))
+    for _ in range(10):
+        opt.apply_gradients([(tf.ones((3,)), v)])
+    assert float(opt._opt.learning_rate) == pytest.approx(0.0, abs=1e-6)
+    for var in opt.variables():
+        var.assign(tf.zeros(var.shape, dtype=var.dtype))
+    assert float(opt._opt.learning_rate) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        from introspection.attacks import carlini_wagner_l2
+
+        carlini_wagner_l2(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]),
+                          np.zeros((1, 2), np.float32), np.zeros(1, int), lr_schedule="linear")
