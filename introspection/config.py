@@ -411,7 +411,7 @@ _EXPERIMENT_DEFAULTS = {
         "bim_eps_iter": 1 / 255,
         "patch_max_tries": 20,
         # A constant Adam step leaves a noise floor of about one step per pixel, large
-        # against CIFAR-10's small minimal perturbations (README, "CW-L2").
+        # against CIFAR-10's small minimal perturbations (book/methods.md, chapter 9).
         "cw_lr_schedule": "cosine",
     },
 }
