@@ -12,7 +12,7 @@ on the same subset of real training images, three ways:
 If (1) is close to (2), augmentation is hidden behind the training step; (3) says
 how long the input side takes on its own. Needs ``$INTROSPECTION_DATA_DIR``.
 
-    python benchmarks/input_pipeline.py [--profile cpu] [--n 6400]
+    python benchmarks/input_pipeline.py [--profile cpu] [--n 6400] [--experiment all]
 """
 
 from __future__ import annotations
@@ -64,8 +64,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default="cpu")
     p.add_argument("--n", type=int, default=6400, help="training images per epoch")
+    p.add_argument("--experiment", default="all", help="mnist, cifar10 or all")
     args = p.parse_args()
-    for exp in config.EXPERIMENTS:
+    exps = list(config.EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    for exp in exps:
         cfg = config.configure(exp, args.profile)
         (x_tr, y_tr), _ = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
         x = datasets.to_float(x_tr[: args.n])
