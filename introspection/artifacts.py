@@ -46,6 +46,7 @@ __all__ = [
     "save_json",
     "load_json",
     "read_manifest",
+    "names",
     "exists",
 ]
 
@@ -254,6 +255,32 @@ def _verified(root, name: str, kind: str, params) -> tuple[Path, dict]:
                 f"(differing: {', '.join(changed)})."
             )
     return data_path, manifest
+
+
+def names(root, pattern: str = "*") -> list[str]:
+    """Names of the artifacts under ``root`` whose name matches a glob pattern.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The artifacts directory.
+    pattern : str
+        ``fnmatch`` pattern on the artifact's name (e.g. ``"timing_evaluation__*"``).
+
+    Returns
+    -------
+    list of str
+        Sorted names of the artifacts that have a manifest (complete or not: use
+        :func:`exists` to verify them).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name[: -len(".json")]
+        for p in root.glob(f"{pattern}.json")
+        if not p.name.endswith(_SUFFIX["json"])
+    )
 
 
 def exists(root, name: str, params: Mapping | None = None) -> bool:

@@ -129,22 +129,15 @@ def key_versions() -> dict[str, str]:
     Returns
     -------
     dict
-        ``{"numpy": "2.4.6", "tensorflow": "2.21.0", ...}``; a missing library is
+        ``{"numpy": "2.4.6", "tensorflow": "2.21.0", ...}``, from
+        :func:`introspection.artifacts.library_versions`; a missing library is
         recorded as ``"absent"``.
     """
-    from importlib import metadata
+    from .artifacts import library_versions
 
-    out = {}
-    for lib in KEY_LIBRARIES:
-        names = ("tensorflow-cpu", "tensorflow") if lib == "tensorflow" else (lib,)
-        out[lib] = "absent"
-        for name in names:
-            try:
-                out[lib] = metadata.version(name)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return out
+    installed = library_versions()
+    installed["tensorflow"] = installed.get("tensorflow-cpu") or installed.get("tensorflow")
+    return {lib: installed.get(lib) or "absent" for lib in KEY_LIBRARIES}
 
 
 def _p(type_, stage, help_, allowed=None, minimum=None, maximum=None, nullable=False):

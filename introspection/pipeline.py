@@ -99,15 +99,16 @@ def _timer_record(
     seconds = time.perf_counter() - t0
     name = f"timing_{stage}"
     params = cfg.stage_params(stage)
+    stored = None
     if reused and artifacts.exists(cfg.artifacts_dir, name, params):
-        compute = artifacts.load_json(cfg.artifacts_dir, name)["compute_seconds"]
-    else:
-        compute = seconds
-        artifacts.save_json(
-            cfg.artifacts_dir, name, {"compute_seconds": seconds}, params=params, seed=cfg.seed
-        )
+        stored = artifacts.load_json(cfg.artifacts_dir, name)["compute_seconds"]
+    compute = seconds if stored is None else stored
     if at_least is not None:  # e.g. the epochs of a training resumed after a kill
         compute = max(compute, float(at_least))
+    if compute != stored:  # the record read by stage_timings holds the same figure
+        artifacts.save_json(
+            cfg.artifacts_dir, name, {"compute_seconds": compute}, params=params, seed=cfg.seed
+        )
     _publish_seconds(cfg, stage, compute)
     return StageRun(stage, reused, seconds, compute)
 
@@ -899,7 +900,19 @@ def record_timing(cfg: Config, stage: str, seconds: float, part: str | None = No
         params=cfg.stage_params(stage),
         seed=cfg.seed,
     )
-    _publish_seconds(cfg, stage, stage_timings(cfg).get(stage, seconds))
+    _publish_seconds(cfg, stage, _stage_seconds(cfg, stage))
+
+
+def _stage_seconds(cfg: Config, stage: str) -> float | None:
+    """A stage's recorded compute time: the sum of its current parts (None if none)."""
+    root, params = cfg.artifacts_dir, cfg.stage_params(stage)
+    parts = [f"timing_{stage}", *artifacts.names(root, f"timing_{stage}__*")]
+    found = [
+        artifacts.load_json(root, n)["compute_seconds"]
+        for n in parts
+        if artifacts.exists(root, n, params)
+    ]
+    return float(sum(found)) if found else None
 
 
 def stage_timings(cfg: Config) -> dict:
@@ -917,23 +930,8 @@ def stage_timings(cfg: Config) -> dict:
     """
     from .config import STAGES
 
-    out = {}
-    root = Path(cfg.artifacts_dir)
-    for stage in STAGES:
-        params = cfg.stage_params(stage)
-        names = [f"timing_{stage}"] + sorted(
-            p.name[: -len(".json")]
-            for p in root.glob(f"timing_{stage}__*.json")
-            if not p.name.endswith(".data.json")
-        )
-        found = [
-            artifacts.load_json(root, n)["compute_seconds"]
-            for n in names
-            if artifacts.exists(root, n, params)
-        ]
-        if found:
-            out[stage] = float(sum(found))
-    return out
+    seconds = {stage: _stage_seconds(cfg, stage) for stage in STAGES}
+    return {stage: s for stage, s in seconds.items() if s is not None}
 
 
 def generation_table(gen: Generation):

@@ -91,3 +91,13 @@ def test_json_and_model_artifacts(tmp_path):
     assert json.loads((tmp_path / "net.json").read_text())["kind"] == "model"
     with pytest.raises(artifacts.ArtifactError):
         artifacts.load_arrays(tmp_path, "net")
+
+
+def test_names_lists_artifacts_not_their_data_files(tmp_path):
+    artifacts.save_json(tmp_path, "timing_a", {"s": 1})
+    artifacts.save_json(tmp_path, "timing_a__part", {"s": 2})
+    artifacts.save_arrays(tmp_path, "timing_b", {"x": np.zeros(2)})
+    (tmp_path / "timing_a__orphan.data.json").write_text("{}")  # data without manifest
+    assert artifacts.names(tmp_path) == ["timing_a", "timing_a__part", "timing_b"]
+    assert artifacts.names(tmp_path, "timing_a__*") == ["timing_a__part"]
+    assert artifacts.names(tmp_path / "missing") == []

@@ -20,3 +20,17 @@ def test_a_stage_time_sums_its_parts_and_each_part_is_replaced(tmp_path):
         "mnist", "smoke", artifacts_dir=tmp_path / "a", results_dir=tmp_path / "r", n_boot=7
     )
     assert "evaluation" not in pipeline.stage_timings(other)
+
+
+def test_a_resumed_stage_records_at_least_its_epochs(tmp_path):
+    import time
+
+    cfg = config.configure(
+        "mnist", "smoke", artifacts_dir=tmp_path / "a", results_dir=tmp_path / "r"
+    )
+    # A training resumed after a kill: this run took little, its epochs 500 s in all.
+    run = pipeline._timer_record(cfg, "base_model", time.perf_counter(), False, at_least=500.0)
+    assert run.compute_seconds == 500.0
+    assert pipeline.stage_timings(cfg)["base_model"] == 500.0
+    published = json.loads((tmp_path / "r" / "stage_seconds.json").read_text())
+    assert published["base_model"] == 500.0
