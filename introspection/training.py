@@ -327,6 +327,7 @@ def train_introspection_net(
     learning_rate: float = 1e-3,
     seed: int = 0,
     verbose: int = 0,
+    steps_per_execution: int = 32,
 ) -> dict:
     """Train Introspection-Net to regress "prediction correct" (1) vs not (0).
 
@@ -353,6 +354,11 @@ def train_introspection_net(
         Seeds Keras and the shuffles.
     verbose : int
         Keras' verbosity.
+    steps_per_execution : int
+        Training steps run per call of the compiled training function. The network
+        is tiny, so one step per call is dominated by Python and dispatch overhead;
+        32 steps per call train about 2x faster here and give the same weights and
+        losses (the batches, their order and the dropout draws do not change).
 
     Returns
     -------
@@ -372,6 +378,10 @@ def train_introspection_net(
         raise ValueError("labels must be 0 (prediction wrong) or 1 (prediction correct).")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
+    if isinstance(steps_per_execution, bool) or int(steps_per_execution) != steps_per_execution:
+        raise ValueError(f"steps_per_execution must be an integer, got {steps_per_execution!r}.")
+    if steps_per_execution < 1:
+        raise ValueError(f"steps_per_execution must be >= 1, got {steps_per_execution}.")
     keras.utils.set_random_seed(seed)
     if validation_data is None and validation_split > 0:
         order = np.random.default_rng(seed).permutation(len(logits))
@@ -388,6 +398,7 @@ def train_introspection_net(
         optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
         loss="mean_squared_error",
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        steps_per_execution=int(steps_per_execution),
     )
     history = model.fit(
         logits,

@@ -102,6 +102,29 @@ def test_introspection_net_learns_a_logit_rule():
         training.train_introspection_net(net, z, label * 2, epochs=1)
 
 
+def test_introspection_net_steps_per_execution_changes_nothing_but_speed():
+    # Several steps per compiled call must give the same losses and weights as one:
+    # same batches, same order, same dropout draws (ragged last batch included).
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 3, (1000, 10)).astype(np.float32)
+    label = (z.mean(axis=1) > 0).astype(np.float32)
+    runs = []
+    for spe in (1, 7):
+        keras.utils.set_random_seed(4)
+        net = models.introspection_net()
+        h = training.train_introspection_net(
+            net, z, label, epochs=3, seed=4, steps_per_execution=spe
+        )
+        runs.append((h, net.get_weights()))
+    (h1, w1), (h7, w7) = runs
+    np.testing.assert_allclose(h1["loss"], h7["loss"], rtol=1e-6)
+    np.testing.assert_allclose(h1["val_loss"], h7["val_loss"], rtol=1e-6)
+    for a, b in zip(w1, w7, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        training.train_introspection_net(net, z, label, epochs=1, steps_per_execution=0)
+
+
 def test_interrupted_training_resumes_from_the_last_epoch(tmp_path):
     x, y = blobs(300)
     backup = tmp_path / "backup"
