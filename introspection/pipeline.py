@@ -596,6 +596,9 @@ class Fitted:
     history: dict
     trust_fit_size: int
     run: StageRun
+    #: The stage parameters they were fitted with (set by :func:`fit_detectors`):
+    #: :func:`score_test_sets` caches its scores only for detectors fitted there.
+    params: dict | None = None
 
 
 def _trust_features(space: str, model, x) -> np.ndarray:
@@ -611,12 +614,49 @@ def _detector_inputs(space: str, ds: DataSet) -> np.ndarray:
     return ds.features if space == "features" else ds.logits
 
 
-def _fit_trust_score(cfg: Config, model, space: str):
+def trust_fit_data(cfg: Config, model, space: str):
+    """The Trust Score's fitting data: ``trust_n_fit`` base-training images in ``space``.
+
+    A seeded subset of the base classifier's training data with its true labels. The
+    classifier's features and logits of the subset are computed once and cached (the
+    artifact ``trust_fit_data``, keyed by the base model's parameters and the subset
+    size): every chapter from the evaluation on fits the Trust Score again, and this
+    inference is most of that cost.
+
+    Parameters
+    ----------
+    cfg : Config
+    model : keras.Model
+        The base classifier of ``cfg`` (from :func:`base_model`).
+    space : {"features", "logits", "pixels"}
+
+    Returns
+    -------
+    X : ndarray, shape (n_fit, d)
+    y : ndarray, shape (n_fit,)
+    """
+    if space not in ("features", "logits", "pixels"):
+        raise ValueError(f"space must be 'features', 'logits' or 'pixels'; got {space!r}.")
     x_train, y_train = load_training_data(cfg)
     n_fit = min(cfg["trust_n_fit"], len(x_train))
     idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(len(x_train), n_fit, replace=False))
+    if space == "pixels":
+        return _trust_features(space, model, x_train[idx]), y_train[idx]
+    root = cfg.artifacts_dir
+    params = {**cfg.stage_params("base_model"), "trust_n_fit": int(n_fit)}
+    if artifacts.exists(root, "trust_fit_data", params):
+        arrays = artifacts.load_arrays(root, "trust_fit_data", params=params)
+    else:
+        feats, logits = models.predict_features(model, x_train[idx])
+        arrays = {"features": feats, "logits": logits}
+        artifacts.save_arrays(root, "trust_fit_data", arrays, params=params, seed=cfg.seed)
+    return arrays[space], y_train[idx]
+
+
+def _fit_trust_score(cfg: Config, model, space: str):
+    x_fit, y_fit = trust_fit_data(cfg, model, space)
     trust = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"])
-    return trust.fit(_trust_features(space, model, x_train[idx]), y_train[idx]), n_fit
+    return trust.fit(x_fit, y_fit), len(y_fit)
 
 
 def fit_detectors(
@@ -680,7 +720,8 @@ def fit_detectors(
         "trust_score": trust,
         "introspection_net": net,
     }
-    return Fitted(dets, history, n_fit, _timer_record(cfg, "introspection_net", t0, reused))
+    run = _timer_record(cfg, "introspection_net", t0, reused)
+    return Fitted(dets, history, n_fit, run, params=params)
 
 
 def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted) -> dict:
@@ -698,12 +739,30 @@ def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: F
     dict
         ``{dataset: {"label": ndarray, method: ndarray of scores, ...}}`` for the
         test examples of each dataset.
+
+    Notes
+    -----
+    The scores of detectors from :func:`fit_detectors` with these parameters are
+    cached (the artifact ``test_scores``): every chapter from the evaluation on
+    needs them, and the Trust Score's neighbour queries take a while.
     """
-    out = {}
+    root = cfg.artifacts_dir
+    params = cfg.stage_params("introspection_net")
+    cache = fitted.params is not None and fitted.params == params
+    cached = None
+    if cache and artifacts.exists(root, "test_scores", params):
+        cached = artifacts.load_arrays(root, "test_scores", params=params)
+    out, flat = {}, {}
     for name, ds in gen.sets.items():
         part = sets.test.of(name)
-        rows = part.index
-        out[name] = {"label": part.label, **score_examples(cfg, fitted, ds, rows)}
+        if cached is not None:
+            scores = {m: cached[f"{name}:{m}"] for m in fitted.detectors}
+        else:
+            scores = score_examples(cfg, fitted, ds, part.index)
+            flat.update({f"{name}:{m}": v for m, v in scores.items()})
+        out[name] = {"label": part.label, **scores}
+    if cache and cached is None:
+        artifacts.save_arrays(root, "test_scores", flat, params=params, seed=cfg.seed)
     return out
 
 

@@ -25,7 +25,7 @@ TINY = {
 }
 
 
-def test_stages_cache_resume_and_recompute(tmp_path):
+def test_stages_cache_resume_and_recompute(tmp_path, monkeypatch):
     cfg = config.configure(
         "mnist",
         "smoke",
@@ -38,7 +38,8 @@ def test_stages_cache_resume_and_recompute(tmp_path):
     gen = pipeline.misclassifications(cfg, base.model, progress=False)
     sets = pipeline.introspection_sets(cfg, gen)
     fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
-    table = pipeline.evaluate(cfg, pipeline.score_test_sets(cfg, gen, sets, fitted))
+    first = pipeline.score_test_sets(cfg, gen, sets, fitted)
+    table = pipeline.evaluate(cfg, first)
     assert not (base.run.reused or gen.run.reused or fitted.run.reused)
     assert len(table) == 8 * 3 and (tmp_path / "r" / "table2.csv").is_file()
     spaces = pipeline.trust_score_spaces(cfg, gen, sets, base.model)
@@ -59,8 +60,38 @@ def test_stages_cache_resume_and_recompute(tmp_path):
     gen2 = pipeline.misclassifications(cfg, progress=False)
     fitted2 = pipeline.fit_detectors(cfg, gen2, pipeline.introspection_sets(cfg, gen2))
     assert gen2.run.reused and fitted2.run.reused
-    table2 = pipeline.evaluate(cfg, pipeline.score_test_sets(cfg, gen2, sets, fitted2))
+    # The test scores and the Trust Score's fitting features come from their caches:
+    # no scoring and no inference of the base model.
+    assert artifacts.exists(cfg.artifacts_dir, "test_scores", fitted2.params)
+    assert artifacts.exists(cfg.artifacts_dir, "trust_fit_data")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed instead of read from the cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "score_examples", refuse)
+        m.setattr(pipeline.models, "predict_features", refuse)
+        fitted2 = pipeline.fit_detectors(cfg, gen2, pipeline.introspection_sets(cfg, gen2))
+        scores2 = pipeline.score_test_sets(cfg, gen2, sets, fitted2)
+    for name, cols in first.items():
+        assert set(scores2[name]) == set(cols)
+        for col, v in cols.items():
+            np.testing.assert_array_equal(scores2[name][col], v)
+    table2 = pipeline.evaluate(cfg, scores2)
     np.testing.assert_allclose(table2.auroc, table.auroc, atol=1e-9)
+    # Detectors not from fit_detectors are scored, never read from the cache.
+    other = pipeline.Fitted(fitted2.detectors, fitted2.history, fitted2.trust_fit_size, fitted2.run)
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "score_examples", refuse)
+        with pytest.raises(AssertionError, match="recomputed"):
+            pipeline.score_test_sets(cfg, gen2, sets, other)
+    # A corrupted score cache is detected and recomputed, with the same scores.
+    path = cfg.artifacts_dir / "test_scores.npz"
+    path.write_bytes(path.read_bytes()[:-50])
+    assert not artifacts.exists(cfg.artifacts_dir, "test_scores", fitted2.params)
+    scores3 = pipeline.score_test_sets(cfg, gen2, sets, fitted2)
+    np.testing.assert_array_equal(scores3["bim"]["trust_score"], first["bim"]["trust_score"])
+    assert artifacts.exists(cfg.artifacts_dir, "test_scores", fitted2.params)
 
     # Changing a parameter of a later stage keeps the earlier ones.
     cfg3 = config.configure(
