@@ -35,6 +35,8 @@ from .pipeline import (
     Fitted,
     Generation,
     StageRun,
+    _load_scores,
+    _save_scores,
     _timer_record,
     base_model,
     load_in_distribution,
@@ -85,19 +87,6 @@ class Scores:
 
     scores: dict
     run: StageRun
-
-
-def _save_scores(cfg: Config, name: str, scores: dict, params: dict) -> None:
-    arrays = {f"{d}__{m}": np.asarray(v) for d, per in scores.items() for m, v in per.items()}
-    artifacts.save_arrays(cfg.artifacts_dir, name, arrays, params=params, seed=cfg.seed)
-
-
-def _load_scores(cfg: Config, name: str, params: dict) -> dict:
-    out: dict = {}
-    for key, v in artifacts.load_arrays(cfg.artifacts_dir, name, params=params).items():
-        d, m = key.split("__", 1)
-        out.setdefault(d, {})[m] = v
-    return out
 
 
 def _progress(iterable, desc: str, enabled: bool, total: int | None = None):

@@ -724,6 +724,19 @@ def fit_detectors(
     return Fitted(dets, history, n_fit, run, params=params)
 
 
+def _save_scores(cfg: Config, name: str, scores: dict, params: dict) -> None:
+    arrays = {f"{d}__{m}": np.asarray(v) for d, per in scores.items() for m, v in per.items()}
+    artifacts.save_arrays(cfg.artifacts_dir, name, arrays, params=params, seed=cfg.seed)
+
+
+def _load_scores(cfg: Config, name: str, params: dict) -> dict:
+    out: dict = {}
+    for key, v in artifacts.load_arrays(cfg.artifacts_dir, name, params=params).items():
+        d, m = key.split("__", 1)
+        out.setdefault(d, {})[m] = v
+    return out
+
+
 def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted) -> dict:
     """Every method's score on every test example, grouped by dataset.
 
@@ -746,24 +759,19 @@ def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: F
     cached (the artifact ``test_scores``): every chapter from the evaluation on
     needs them, and the Trust Score's neighbour queries take a while.
     """
-    root = cfg.artifacts_dir
     params = cfg.stage_params("introspection_net")
-    cache = fitted.params is not None and fitted.params == params
-    cached = None
-    if cache and artifacts.exists(root, "test_scores", params):
-        cached = artifacts.load_arrays(root, "test_scores", params=params)
-    out, flat = {}, {}
-    for name, ds in gen.sets.items():
-        part = sets.test.of(name)
-        if cached is not None:
-            scores = {m: cached[f"{name}:{m}"] for m in fitted.detectors}
-        else:
-            scores = score_examples(cfg, fitted, ds, part.index)
-            flat.update({f"{name}:{m}": v for m, v in scores.items()})
-        out[name] = {"label": part.label, **scores}
-    if cache and cached is None:
-        artifacts.save_arrays(root, "test_scores", flat, params=params, seed=cfg.seed)
-    return out
+    cache = fitted.params == params
+    scores = None
+    if cache and artifacts.exists(cfg.artifacts_dir, "test_scores", params):
+        scores = _load_scores(cfg, "test_scores", params)
+    if scores is None or set(scores) != set(gen.sets):
+        scores = {
+            name: score_examples(cfg, fitted, ds, sets.test.of(name).index)
+            for name, ds in gen.sets.items()
+        }
+        if cache:
+            _save_scores(cfg, "test_scores", scores, params)
+    return {name: {"label": sets.test.of(name).label, **scores[name]} for name in gen.sets}
 
 
 def score_examples(cfg: Config, fitted: Fitted, ds: DataSet, rows) -> dict:
