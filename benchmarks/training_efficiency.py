@@ -63,8 +63,12 @@ def build(cfg):
     keras.utils.set_random_seed(0)
     if cfg.info["model"] == "paper_cnn":
         return models.paper_cnn(input_shape=cfg.info["image_shape"])
+    # As the book trains it: fused batch normalisation (models.fused_batch_normalization).
     return models.wide_resnet(
-        cfg["wrn_depth"], cfg["wrn_width"], input_shape=cfg.info["image_shape"]
+        cfg["wrn_depth"],
+        cfg["wrn_width"],
+        input_shape=cfg.info["image_shape"],
+        fused_batchnorm=True,
     )
 
 

@@ -133,17 +133,19 @@ def extra_detectors(cfg: Config, model) -> dict:
         Method name (:data:`EXTRA_METHODS`) to fitted detector.
     """
     x_fit, y_fit = _fit_images(cfg)
-    feats, _ = models.predict_features(model, x_fit)
+    # Both Mahalanobis variants share one fit on the same features: the
+    # pre-processed one only moves the inputs it scores.
+    preprocessed = detectors.MahalanobisPreprocessed(model, epsilon=cfg["mahalanobis_eps"]).fit(
+        x_fit, y_fit
+    )
     return {
         "max_logit": detectors.MaxLogit(),
         "energy": detectors.EnergyScore(temperature=1.0).fit(),
         "odin": detectors.ODIN(
             model, temperature=cfg["odin_temperature"], epsilon=cfg["odin_eps"]
         ).fit(),
-        "mahalanobis": detectors.Mahalanobis().fit(feats, y_fit),
-        "mahalanobis_preprocessed": detectors.MahalanobisPreprocessed(
-            model, epsilon=cfg["mahalanobis_eps"]
-        ).fit(x_fit, y_fit),
+        "mahalanobis": preprocessed.mahalanobis_,
+        "mahalanobis_preprocessed": preprocessed,
     }
 
 

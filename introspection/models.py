@@ -14,6 +14,7 @@ Keras' safe mode (no arbitrary code from the file is run).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 
@@ -28,6 +29,7 @@ __all__ = [
     "predict_features",
     "count_params",
     "dtype_policy",
+    "fused_batch_normalization",
     "save_model",
     "load_model",
 ]
@@ -89,6 +91,7 @@ def wide_resnet(
     weight_decay: float = 5e-4,
     input_mean=None,
     input_std=None,
+    fused_batchnorm: bool = False,
     name: str | None = None,
 ):
     """Pre-activation Wide ResNet WRN-depth-width (Zagoruyko & Komodakis, 2016).
@@ -119,6 +122,13 @@ def wide_resnet(
         Per-channel statistics of the training images in [0, 1]. When given, the
         model standardises its input with a fixed ``Normalization`` layer, so attacks
         still work in the [0, 1] pixel scale.
+    fused_batchnorm : bool
+        Use :func:`fused_batch_normalization` layers: the same computation in
+        training with TensorFlow's fused kernel, 1.7-1.8x faster training steps on
+        CPU (README, "Benchmarks"). Such a model holds a layer class of this package,
+        so build one for training only and copy its weights into a standard model
+        (``fused_batchnorm=False``, same weights) to save it, as
+        :func:`introspection.pipeline.base_model` does.
     name : str, optional
         Model name; defaults to ``"wrn_<depth>_<width>"``.
 
@@ -141,6 +151,7 @@ def wide_resnet(
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
     n_blocks = (depth - 4) // 6
     reg = regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
+    batchnorm = fused_batch_normalization() if fused_batchnorm else layers.BatchNormalization
 
     def conv(filters, kernel, stride, label):
         return layers.Conv2D(
@@ -171,21 +182,21 @@ def wide_resnet(
         for block in range(n_blocks):
             s = stride if block == 0 else 1
             label = f"g{group}b{block}"
-            pre = layers.BatchNormalization(name=f"{label}_bn1")(x)
+            pre = batchnorm(name=f"{label}_bn1")(x)
             pre = layers.Activation("relu", name=f"{label}_relu1")(pre)
             if in_channels != channels or s != 1:
                 shortcut = conv(channels, 1, s, f"{label}_shortcut")(pre)
             else:
                 shortcut = x
             y = conv(channels, 3, s, f"{label}_conv1")(pre)
-            y = layers.BatchNormalization(name=f"{label}_bn2")(y)
+            y = batchnorm(name=f"{label}_bn2")(y)
             y = layers.Activation("relu", name=f"{label}_relu2")(y)
             if dropout > 0:
                 y = layers.Dropout(dropout, name=f"{label}_dropout")(y)
             y = conv(channels, 3, 1, f"{label}_conv2")(y)
             x = layers.Add(name=f"{label}_add")([shortcut, y])
             in_channels = channels
-    x = layers.BatchNormalization(name="head_bn")(x)
+    x = batchnorm(name="head_bn")(x)
     x = layers.Activation("relu", name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(name="features")(x)
     logits = layers.Dense(num_classes, kernel_regularizer=reg, dtype="float32", name="logits")(x)
@@ -323,6 +334,69 @@ def predict_features(model, x, layer: str = "features", batch_size: int = 256):
     if not feats:
         raise ValueError("x is empty.")
     return np.concatenate(feats).astype(np.float32), np.concatenate(logits).astype(np.float32)
+
+
+@functools.cache
+def fused_batch_normalization():
+    """Keras' ``BatchNormalization`` computed in training by TensorFlow's fused kernel.
+
+    Keras 3 normalises a batch with separate element-wise operations in float32
+    (moments, then ``tf.nn.batch_normalization``, each with its gradient). On CPU
+    these passes over the activations cost more than the convolutions of a Wide
+    ResNet, and most of what mixed bfloat16 would save. This subclass computes the
+    same thing in training with ``tf.compat.v1.nn.fused_batch_norm`` (one oneDNN
+    kernel forward and one backward; statistics in float32 also for bfloat16
+    inputs) and updates the moving statistics exactly as Keras does (momentum,
+    biased batch variance). Everything else (inference, masks, renormalisation,
+    axes other than the last of a 4-D input, other backends) is Keras' own code.
+    Outputs agree with Keras' layer to float32 round-off (tests/test_models.py).
+
+    Returns
+    -------
+    type
+        A subclass of ``keras.layers.BatchNormalization`` with the same
+        constructor and weights (``gamma``, ``beta``, ``moving_mean``,
+        ``moving_variance``), so weights copy to and from the standard layer.
+    """
+    import keras
+
+    class FusedBatchNormalization(keras.layers.BatchNormalization):
+        def call(self, inputs, training=None, mask=None):
+            fused = (
+                training
+                and self.trainable
+                and mask is None
+                and not self.renorm
+                and not self.synchronized
+                and len(inputs.shape) == 4
+                and self.axis in (3, -1)
+                and keras.backend.backend() == "tensorflow"
+            )
+            if not fused:
+                return super().call(inputs, training=training, mask=mask)
+            import tensorflow as tf
+
+            channels = inputs.shape[-1]
+            gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels])
+            beta = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels])
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs,
+                gamma,
+                beta,
+                epsilon=self.epsilon,
+                data_format="NHWC",
+                is_training=True,
+            )
+            # The kernel returns the Bessel-corrected variance; Keras averages the
+            # biased one.
+            n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), "float32")
+            variance = variance * (n - 1.0) / n
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+            self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+            return tf.cast(y, self.compute_dtype)
+
+    return FusedBatchNormalization
 
 
 @contextlib.contextmanager

@@ -170,7 +170,13 @@ class BaseModel:
     run: StageRun
 
 
-def _build_classifier(cfg: Config, x_train):
+def _build_classifier(cfg: Config, x_train, for_training: bool = False):
+    """The untrained base classifier; ``for_training``: the copy that trains.
+
+    The Wide ResNet trains with fused batch normalisation (same computation, faster
+    on CPU: :func:`introspection.models.fused_batch_normalization`); the saved model
+    has Keras' standard layers and the same weights.
+    """
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
@@ -184,6 +190,7 @@ def _build_classifier(cfg: Config, x_train):
         weight_decay=cfg["weight_decay"],
         input_mean=x_train.mean(axis=(0, 1, 2)),
         input_std=x_train.std(axis=(0, 1, 2)),
+        fused_batchnorm=for_training,
     )
 
 
@@ -219,7 +226,7 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
     _, (x_test, y_test) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     x_test = datasets.to_float(x_test)
     with models.dtype_policy(cfg["precision"]):
-        trained = _build_classifier(cfg, x_train)
+        trained = _build_classifier(cfg, x_train, for_training=True)
     history = training.train_classifier(
         trained,
         x_train,
@@ -237,9 +244,9 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
         backup_dir=root / f"base_model_training_{_params_digest(params)}",
     )
     # Mixed precision keeps float32 weights: everything downstream (attacks, detectors)
-    # uses a float32 model holding them.
+    # uses a float32 model of standard Keras layers holding them.
     model = trained
-    if cfg["precision"] != "float32":
+    if cfg["precision"] != "float32" or cfg.info["model"] != "paper_cnn":
         model = _build_classifier(cfg, x_train)
         model.set_weights(trained.get_weights())
     pred = models.predict_logits(model, x_test).argmax(axis=1)

@@ -32,6 +32,7 @@ import numpy as np
 __all__ = [
     "RECIPES",
     "augmentation",
+    "padded_random_crop",
     "learning_rate_schedule",
     "train_classifier",
     "train_introspection_net",
@@ -62,21 +63,24 @@ _OPTIMIZERS = ("rmsprop", "sgd", "adam")
 
 
 def augmentation(kind: str, seed: int = 0):
-    """The paper's data augmentation as a Keras preprocessing pipeline.
+    """The paper's data augmentation as Keras layers.
 
     Parameters
     ----------
     kind : {"mnist", "cifar10", "none"}
         ``"mnist"``: random rotations (up to 10 degrees), zooms (up to 10%) and
         shifts (up to 10% of the size). ``"cifar10"``: zero-padding by 4 pixels,
-        a random 32x32 crop and a random horizontal flip. ``"none"``: identity.
+        a random 32x32 crop (:func:`padded_random_crop`) and a random horizontal
+        flip. ``"none"``: identity. Every image of a batch draws its own
+        transformation.
     seed : int
         Seed of the random layers.
 
     Returns
     -------
     keras.Sequential
-        Applied to batches of float images in [0, 1] during training only.
+        Transforms batches of float images in [0, 1] when called with
+        ``training=True``; the identity otherwise.
     """
     import keras
     from keras import layers
@@ -89,8 +93,7 @@ def augmentation(kind: str, seed: int = 0):
         ]
     elif kind == "cifar10":
         aug = [
-            layers.ZeroPadding2D(4),
-            layers.RandomCrop(32, 32, seed=seed),
+            padded_random_crop(4, seed=seed),
             layers.RandomFlip("horizontal", seed=seed + 1),
         ]
     elif kind == "none":
@@ -98,6 +101,60 @@ def augmentation(kind: str, seed: int = 0):
     else:
         raise ValueError(f"Unknown augmentation {kind!r}; expected 'mnist', 'cifar10' or 'none'.")
     return keras.Sequential(aug, name=f"augment_{kind}")
+
+
+def padded_random_crop(pad: int, seed: int | None = None, name: str = "padded_random_crop"):
+    """Zero-pad images by ``pad`` pixels and crop a random window of the original size.
+
+    The crop of the Wide ResNet recipe: each image of a batch is shifted by its own
+    random offset, uniform over the ``(2 * pad + 1) ** 2`` integer positions. (Keras'
+    ``RandomCrop`` crops a whole batch at one position, and at inference resizes
+    rather than passing the image through.)
+
+    Parameters
+    ----------
+    pad : int
+        Padding on each side (> 0); 4 for CIFAR-10.
+    seed : int, optional
+        Seed of the layer's random generator.
+    name : str
+        Layer name.
+
+    Returns
+    -------
+    keras.layers.Layer
+        Maps ``(N, H, W, C)`` to ``(N, H, W, C)``: random crops with
+        ``training=True``, the identity otherwise.
+    """
+    import keras
+    import tensorflow as tf
+
+    if int(pad) != pad or pad < 1:
+        raise ValueError(f"pad must be a positive integer, got {pad}.")
+    pad = int(pad)
+
+    class PaddedRandomCrop(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=None):
+            if not training:
+                return images
+            n = tf.shape(images)[0]
+            height, width = images.shape[1], images.shape[2]
+            padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+            offsets = keras.random.randint((n, 2), 0, 2 * pad + 1, seed=self.seed_generator)
+            offsets = tf.cast(offsets, "int32")
+            rows = offsets[:, :1] + tf.range(height)[None]
+            cols = offsets[:, 1:] + tf.range(width)[None]
+            out = tf.gather(padded, rows, axis=1, batch_dims=1)
+            return tf.gather(out, cols, axis=2, batch_dims=1)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return PaddedRandomCrop(name=name)
 
 
 def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
@@ -272,15 +329,24 @@ def train_classifier(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    aug = augmentation(augment, seed=seed)
     ds = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
     ds = ds.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    if augment != "none":
-        # A sequential map: Keras' random layers draw from a stateful seed generator,
-        # so parallel calls would make the augmentation (and the run) irreproducible.
-        # Prefetching still overlaps it with the training step.
-        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=None)
     ds = ds.prefetch(tf.data.AUTOTUNE)
+    fit_model = model
+    if augment != "none":
+        # The augmentation runs inside the training step, in a model that wraps the
+        # classifier (same layers and weights): one graph, no stateful tf.data map,
+        # about 3 ms of a 210 ms step (bf16 WRN-16-2, batch 128). At inference it
+        # is the identity, so validation sees the images as they are.
+        inputs = keras.Input(shape=x_train.shape[1:], name="image")
+        fit_model = keras.Model(
+            inputs, model(augmentation(augment, seed=seed)(inputs)), name=f"{model.name}_fit"
+        )
+        fit_model.compile(
+            optimizer=opt,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
     val = None
     if validation_data is not None:
         x_val, y_val = _check_xy(*validation_data, "validation_data")
@@ -295,7 +361,7 @@ def train_classifier(
             keras.callbacks.CSVLogger(str(log), append=True),
             keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint")),
         ]
-    history = model.fit(
+    history = fit_model.fit(
         ds,
         epochs=int(epochs),
         validation_data=val,

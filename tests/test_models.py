@@ -119,3 +119,105 @@ def test_mixed_precision_weights_load_into_a_float32_model():
     # Same weights, bfloat16 vs float32 arithmetic: close, not equal.
     np.testing.assert_allclose(a, b, atol=0.05 * np.abs(b).max())
     assert not np.array_equal(a, b)
+
+
+def _bn_pair(**kwargs):
+    """A Keras BatchNormalization and a fused one with the same weights."""
+    import keras
+
+    fused_cls = models.fused_batch_normalization()
+    a = keras.layers.BatchNormalization(momentum=0.9, **kwargs)
+    b = fused_cls(momentum=0.9, **kwargs)
+    rng = np.random.default_rng(0)
+    x = (3.0 + 2.0 * rng.standard_normal((8, 5, 6, 4))).astype(np.float32)
+    a.build(x.shape)
+    b.build(x.shape)
+    weights = [w + rng.uniform(0.5, 1.5, size=w.shape).astype(np.float32) for w in a.get_weights()]
+    a.set_weights(weights)
+    b.set_weights(weights)
+    return a, b, x
+
+
+@pytest.mark.parametrize("center_scale", [True, False])
+def test_fused_batch_normalization_matches_keras_in_training(center_scale):
+    import tensorflow as tf
+
+    a, b, x = _bn_pair(center=center_scale, scale=center_scale)
+    assert isinstance(b, type(a))
+    xt = tf.constant(x)
+    outs, grads = [], []
+    for layer in (a, b):
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = layer(xt, training=True)
+            loss = tf.reduce_sum(tf.sin(y) * tf.range(1.0, 1.0 + y.shape[-1]))
+        outs.append(y.numpy())
+        grads.append([g.numpy() for g in tape.gradient(loss, [xt, *layer.trainable_weights])])
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    # The output is normalised per channel with the biased batch variance.
+    if not center_scale:
+        np.testing.assert_allclose(outs[1].mean(axis=(0, 1, 2)), 0, atol=1e-5)
+        np.testing.assert_allclose(outs[1].var(axis=(0, 1, 2)), 1, atol=1e-2)
+    for ga, gb in zip(grads[0], grads[1], strict=True):
+        np.testing.assert_allclose(gb, ga, rtol=1e-4, atol=1e-4)
+    # Same moving statistics (Keras' momentum and biased variance), which moved.
+    for wa, wb in zip(a.non_trainable_weights, b.non_trainable_weights, strict=True):
+        np.testing.assert_allclose(wb.numpy(), wa.numpy(), rtol=1e-6)
+    # Inference is Keras' own code: identical with identical weights.
+    b.set_weights(a.get_weights())
+    np.testing.assert_array_equal(b(xt, training=False).numpy(), a(xt, training=False).numpy())
+
+
+def test_fused_batch_normalization_updates_statistics_like_keras():
+    a, b, x = _bn_pair()
+    before = b.moving_variance.numpy().copy()
+    b(x, training=True)
+    expected = 0.9 * before + 0.1 * x.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(b.moving_variance.numpy(), expected, rtol=1e-5)
+    assert not np.allclose(before, expected)
+
+
+def test_fused_batch_normalization_under_bfloat16():
+    import keras
+
+    _, _, x = _bn_pair()
+    with models.dtype_policy("mixed_bfloat16"):
+        a = keras.layers.BatchNormalization()
+        b = models.fused_batch_normalization()()
+    ya = a(x.astype("bfloat16"), training=True)
+    yb = b(x.astype("bfloat16"), training=True)
+    assert yb.dtype == ya.dtype == "bfloat16"
+    assert b.moving_mean.dtype == "float32"
+    np.testing.assert_allclose(
+        np.asarray(yb, dtype=np.float32), np.asarray(ya, dtype=np.float32), atol=0.03
+    )
+
+
+def test_wide_resnet_trained_fused_copies_into_a_standard_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    fused = models.wide_resnet(10, 1, fused_batchnorm=True)
+    keras.utils.set_random_seed(0)
+    plain = models.wide_resnet(10, 1)
+    fused_cls = models.fused_batch_normalization()
+    assert sum(isinstance(la, fused_cls) for la in fused.layers) == 7  # 2 per block + head
+    assert not any(isinstance(la, fused_cls) for la in plain.layers)
+    # Same initial weights from the same seed.
+    for wf, wp in zip(fused.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(wf, wp)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(32, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, size=32)
+    for m in (fused, plain):
+        m.compile(
+            optimizer=keras.optimizers.SGD(0.1),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        m.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    # One epoch of training gives the same weights, up to float32 round-off.
+    for wf, wp in zip(fused.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(wf, wp, rtol=1e-3, atol=1e-4)
+    copy = models.wide_resnet(10, 1)
+    copy.set_weights(fused.get_weights())
+    np.testing.assert_array_equal(models.predict_logits(copy, x), models.predict_logits(fused, x))

@@ -59,9 +59,44 @@ def test_augmentations_keep_shape_and_range():
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     # A random crop of the zero-padded image plus a flip: shifted copies, not identity.
     assert not np.allclose(out, x)
+    # Each image draws its own transformation; none at inference.
+    same = np.tile(x[:1], (16, 1, 1, 1))
+    for kind, images in (("cifar10", same), ("mnist", same[..., :1][:, :28, :28])):
+        aug = training.augmentation(kind, seed=0)
+        assert len({o.tobytes() for o in np.asarray(aug(images, training=True))}) > 8
+        np.testing.assert_array_equal(np.asarray(aug(images, training=False)), images)
     np.testing.assert_array_equal(np.asarray(training.augmentation("none")(x)), x)
     with pytest.raises(ValueError):
         training.augmentation("svhn")
+
+
+def test_padded_random_crop_shifts_each_image_on_its_own():
+    rng = np.random.default_rng(0)
+    x = np.tile(rng.uniform(0.1, 1, size=(1, 12, 10, 3)).astype(np.float32), (400, 1, 1, 1))
+    layer = training.padded_random_crop(2, seed=0)
+    out = np.asarray(layer(x, training=True))
+    assert out.shape == x.shape
+    padded = np.pad(x[0], ((2, 2), (2, 2), (0, 0)))
+    shifts = []
+    for o in out:
+        # Each output is one window of the zero-padded image.
+        hits = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if np.array_equal(o, padded[dy : dy + 12, dx : dx + 10])
+        ]
+        assert len(hits) == 1
+        shifts.append(hits[0])
+    # Every image draws its own offset, uniform over the 25 positions.
+    counts = np.bincount([5 * dy + dx for dy, dx in shifts], minlength=25)
+    assert counts.min() > 3 and counts.max() < 35
+    # The identity at inference; seeded.
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    again = np.asarray(training.padded_random_crop(2, seed=0)(x, training=True))
+    np.testing.assert_array_equal(again, out)
+    with pytest.raises(ValueError, match="pad"):
+        training.padded_random_crop(0)
 
 
 def test_step_schedule_follows_wrn_recipe():
