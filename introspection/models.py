@@ -124,8 +124,8 @@ def wide_resnet(
         still work in the [0, 1] pixel scale.
     fused_batchnorm : bool
         Use :func:`fused_batch_normalization` layers: the same computation in
-        training with TensorFlow's fused kernel, 1.7-1.8x faster training steps on
-        CPU (README, "Benchmarks"). Such a model holds a layer class of this package,
+        training with TensorFlow's fused kernel, 1.8x (bf16) and 1.35x (fp32) faster training
+        steps on CPU (README, "Benchmarks"). Such a model holds a layer class of this package,
         so build one for training only and copy its weights into a standard model
         (``fused_batchnorm=False``, same weights) to save it, as
         :func:`introspection.pipeline.base_model` does.
