@@ -31,6 +31,7 @@ __all__ = [
     "configure",
     "ConfigError",
     "default_results_dir",
+    "published_weights_dir",
 ]
 
 #: The two experiments of the paper: in-distribution data, image shape, OOD sets.
@@ -175,8 +176,10 @@ PARAMETERS: dict[str, dict] = {
     "precision": _p(
         str,
         "base_model",
-        "arithmetic of the base classifier's training (the trained model is float32)",
-        allowed=("float32", "mixed_bfloat16"),
+        "arithmetic of the base classifier's training: auto (mixed_bfloat16 where the CPU "
+        "has AMX or AVX-512 BF16, else float32), float32 or mixed_bfloat16; the trained "
+        "model is float32",
+        allowed=("auto", "float32", "mixed_bfloat16"),
     ),
     "wrn_depth": _p(int, "base_model", "Wide ResNet depth (CIFAR-10; 6n+4)", minimum=10),
     "wrn_width": _p(int, "base_model", "Wide ResNet widening factor (CIFAR-10)", minimum=1),
@@ -332,7 +335,7 @@ PARAMETERS: dict[str, dict] = {
 _BASE = {
     "n_train": None,
     "augment": True,
-    "precision": "float32",
+    "precision": "auto",
     "optimizer": "rmsprop",
     "learning_rate": 1e-3,
     "schedule": "cosine",
@@ -497,13 +500,12 @@ PROFILES: dict[str, dict] = {
         "description": "as faithful as a 2-core CPU allows in about two hours (both experiments)",
         # The chapters beyond the paper attack fewer images than the paper's sets
         # (wider intervals) to keep the whole profile within a few hours on 2 cores.
-        # Mixed bfloat16 training: epochs about 1.4x (CNN) and 1.2x (WRN-16-2) faster
-        # than float32 on this CPU, same accuracy (README, "Benchmarks"). The WRN trains
-        # 15 epochs so that both experiments fit in 2 hours on 2 cores (20 epochs,
-        # 58 min, gave 87.5 % test accuracy).
-        "mnist": {"precision": "mixed_bfloat16", "unseen_n": 500, "adaptive_n": 200},
+        # The training arithmetic is chosen by the hardware (precision "auto":
+        # introspection.hardware). The WRN trains 15 epochs so that both experiments
+        # fit in 2 hours on 2 cores with native bfloat16 (20 epochs, 58 min, gave
+        # 87.5 % test accuracy).
+        "mnist": {"unseen_n": 500, "adaptive_n": 200},
         "cifar10": {
-            "precision": "mixed_bfloat16",
             "epochs": 15,
             "wrn_depth": 16,
             "wrn_width": 2,
@@ -590,6 +592,24 @@ def default_results_dir(profile: str, experiment: str | None = None) -> Path:
     return root / experiment if experiment else root
 
 
+def published_weights_dir(profile: str, experiment: str) -> Path | None:
+    """Where the published base classifier of a profile lies: ``weights/<profile>/<experiment>``.
+
+    Only the ``cpu`` profile's weights are committed (the others stay out of git).
+
+    Parameters
+    ----------
+    profile, experiment : str
+
+    Returns
+    -------
+    pathlib.Path or None
+        None when the package is not run from a checkout.
+    """
+    root = _repo_root()
+    return root / "weights" / profile / experiment if root else None
+
+
 @dataclass(frozen=True)
 class Config:
     """The effective configuration of one run of one experiment.
@@ -630,6 +650,18 @@ class Config:
     def info(self) -> dict:
         """The experiment's fixed description (datasets, image shape, model)."""
         return EXPERIMENTS[self.experiment]
+
+    @property
+    def precision(self) -> tuple[str, str]:
+        """The base classifier's training arithmetic on this machine, and why.
+
+        ``precision="auto"`` is resolved by :func:`introspection.hardware.choose_precision`
+        (the stage keys keep ``"auto"``: weights trained on one machine are reused on
+        another).
+        """
+        from .hardware import choose_precision
+
+        return choose_precision(self.params["precision"])
 
     def stage_params(self, stage: str) -> dict:
         """Parameters that determine a stage's results: its own and its upstream stages'.
@@ -677,7 +709,11 @@ class Config:
             if stage is not None and PARAMETERS[k]["stage"] != stage:
                 continue
             mark = " (overridden)" if k in self.overrides else ""
-            rows.append((k, v, PARAMETERS[k]["help"] + mark))
+            meaning = PARAMETERS[k]["help"] + mark
+            if k == "precision":  # what this machine would train in, and why
+                chosen, reason = self.precision
+                v, meaning = f"{v} → {chosen}", f"training arithmetic here ({reason})" + mark
+            rows.append((k, v, meaning))
         return pd.DataFrame(rows, columns=["parameter", "value", "meaning"]).set_index("parameter")
 
 
