@@ -48,6 +48,8 @@ __all__ = [
     "read_manifest",
     "names",
     "exists",
+    "copy",
+    "remove",
 ]
 
 _SUFFIX = {"arrays": ".npz", "model": ".keras", "json": ".data.json"}
@@ -467,3 +469,55 @@ def load_json(root, name: str, *, params: Mapping | None = None):
     """
     data_path, _ = _verified(root, name, "json", params)
     return json.loads(data_path.read_text())
+
+
+def copy(src_root, dst_root, name: str, *, params: Mapping | None = None) -> dict:
+    """Copy a verified artifact byte for byte to another directory, atomically.
+
+    The data file goes first and the manifest last, as :func:`save_model` writes
+    them, so an interrupted copy leaves no artifact at the destination.
+
+    Parameters
+    ----------
+    src_root, dst_root : str or path-like
+        The artifacts directories.
+    name : str
+        The artifact's name.
+    params : mapping, optional
+        Expected parameters (:class:`StaleArtifactError` otherwise).
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    ArtifactNotFoundError, CorruptArtifactError, StaleArtifactError
+        When the source is missing, does not match its hash or has other parameters.
+    """
+    import shutil
+
+    kind = read_manifest(src_root, name)["kind"]
+    data_src, manifest = _verified(src_root, name, kind, params)
+    data_dst, manifest_dst = _paths(dst_root, name, kind)
+    _atomic_write(data_dst, lambda p: shutil.copyfile(data_src, p))
+    text = json.dumps(manifest, indent=2, sort_keys=True)
+    _atomic_write(manifest_dst, lambda p: p.write_text(text))
+    return manifest
+
+
+def remove(root, name: str) -> None:
+    """Delete an artifact: its manifest first (then it no longer exists), then its data.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The artifacts directory.
+    name : str
+        The artifact's name; a missing artifact is not an error.
+    """
+    manifest_path = Path(root) / f"{_check_name(name)}.json"
+    manifest_path.unlink(missing_ok=True)
+    for suffix in _SUFFIX.values():
+        (Path(root) / f"{name}{suffix}").unlink(missing_ok=True)

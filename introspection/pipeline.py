@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, attacks, datasets, detectors, metrics, models, splits, training
+from . import artifacts, attacks, config, datasets, detectors, metrics, models, splits, training
 from .config import ATTACKS, Config
 
 __all__ = [
@@ -162,12 +162,58 @@ def load_training_data(cfg: Config):
 
 @dataclass
 class BaseModel:
-    """The trained base classifier, its history and test accuracy."""
+    """The trained base classifier, its history and test accuracy.
+
+    ``origin`` says where the weights came from: ``"trained"`` (now), ``"cache"``
+    (this artifacts folder, trained earlier) or ``"published"`` (the committed
+    weights of the profile, :func:`introspection.config.published_weights_dir`);
+    ``note`` says why published weights were not used, when some exist.
+    """
 
     model: object
     history: dict
     test_accuracy: float
     run: StageRun
+    origin: str = "trained"
+    note: str | None = None
+
+
+_BASE_ARTIFACTS = ("base_model", "base_model_history")
+
+
+def _relative(path: Path) -> str:
+    """A path relative to the checkout, for what readers see (no machine's paths)."""
+    root = config._repo_root()
+    try:
+        return str(Path(path).resolve().relative_to(root)) if root else Path(path).name
+    except ValueError:
+        return Path(path).name
+
+
+def _forget_downstream(root: Path) -> None:
+    """Delete every artifact but the base model's: they were made from other weights."""
+    for name in artifacts.names(root):
+        if name not in _BASE_ARTIFACTS and name != "timing_base_model":
+            artifacts.remove(root, name)
+
+
+def _import_published(cfg: Config, params: dict) -> str | None:
+    """Copy the profile's published base classifier into the cache when it matches.
+
+    Returns None when copied, else why not (``"none published"`` when there is none).
+    """
+    src = config.published_weights_dir(cfg.profile, cfg.experiment)
+    if src is None or not (src / "base_model.json").is_file():
+        return "none published"
+    try:  # hash and parameters verified, the model loaded in Keras' safe mode
+        artifacts.load_json(src, "base_model_history", params=params)
+        artifacts.load_model(src, "base_model", params=params)
+    except (artifacts.ArtifactError, ValueError, OSError) as err:
+        return f"the published weights ({_relative(src)}) were not used: {err}"
+    _forget_downstream(cfg.artifacts_dir)
+    for name in _BASE_ARTIFACTS:
+        artifacts.copy(src, cfg.artifacts_dir, name, params=params)
+    return None
 
 
 def _build_classifier(cfg: Config, x_train, for_training: bool = False):
@@ -194,38 +240,75 @@ def _build_classifier(cfg: Config, x_train, for_training: bool = False):
     )
 
 
-def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
-    """Train the base classifier, or load it when trained with the same parameters.
+def base_model(cfg: Config, verbose: int = 1, retrain: bool = False) -> BaseModel:
+    """The base classifier: from the cache, from the published weights, or trained now.
+
+    In that order: a model trained with the same parameters in this artifacts folder;
+    else the profile's published weights (:func:`introspection.config.published_weights_dir`)
+    when their parameters match, verified by hash and loaded in Keras' safe mode
+    (whatever precision this machine would train in); else it is trained, resuming
+    after the last finished epoch if an earlier run was interrupted. Replacing the
+    cached model deletes the artifacts of later stages, made from other weights.
 
     Parameters
     ----------
     cfg : Config
     verbose : int
         Keras' verbosity while training (1: a progress bar per epoch).
+    retrain : bool
+        Train from scratch, ignoring the cache and the published weights.
 
     Returns
     -------
     BaseModel
-        ``model`` (logits output), ``history`` (per-epoch metrics, with the final
-        test accuracy under ``"test_accuracy"``), ``test_accuracy`` on the whole test
-        set, and ``run`` (computed or reused, wall time).
+        ``model`` (logits output), ``history`` (per-epoch metrics, the final test
+        accuracy under ``"test_accuracy"``, the precision and the CPU it trained on
+        under ``"trained_on"``), ``test_accuracy`` on the whole test set, ``run``
+        (computed or reused, wall time), ``origin`` and ``note``.
     """
     t0 = time.perf_counter()
     params = cfg.stage_params("base_model")
     root = cfg.artifacts_dir
-    if artifacts.exists(root, "base_model", params) and artifacts.exists(
-        root, "base_model_history", params
-    ):
+    origin, note = "trained", None
+    if not retrain:
+        cached = all(artifacts.exists(root, n, params) for n in _BASE_ARTIFACTS)
+        if cached:
+            origin = "cache"
+        else:
+            note = _import_published(cfg, params)
+            origin = "published" if note is None else origin
+            note = None if note == "none published" else note
+    if origin != "trained":
         model = artifacts.load_model(root, "base_model", params=params)
         history = artifacts.load_json(root, "base_model_history", params=params)
         run = _timer_record(
             cfg, "base_model", t0, True, at_least=sum(history.get("epoch_seconds", []))
         )
-        return BaseModel(model, history, history["test_accuracy"], run)
+        return BaseModel(model, history, history["test_accuracy"], run, origin, note)
+    history, model = _train_base_model(cfg, params, verbose, fresh=retrain)
+    _forget_downstream(root)
+    artifacts.save_model(root, "base_model", model, params=params, seed=cfg.seed)
+    artifacts.save_json(root, "base_model_history", history, params=params, seed=cfg.seed)
+    run = _timer_record(
+        cfg, "base_model", t0, False, at_least=sum(history.get("epoch_seconds", []))
+    )
+    return BaseModel(model, history, history["test_accuracy"], run, origin, note)
+
+
+def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool):
+    """Train the base classifier; returns its history and a float32 model of its weights."""
+    import shutil
+
+    from . import hardware
+
+    precision, reason = cfg.precision
     x_train, y_train = load_training_data(cfg)
     _, (x_test, y_test) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     x_test = datasets.to_float(x_test)
-    with models.dtype_policy(cfg["precision"]):
+    backup = cfg.artifacts_dir / f"base_model_training_{_params_digest(params)}"
+    if fresh:  # from scratch: no resuming from an earlier run's checkpoint
+        shutil.rmtree(backup, ignore_errors=True)
+    with models.dtype_policy(precision):
         trained = _build_classifier(cfg, x_train, for_training=True)
     history = training.train_classifier(
         trained,
@@ -241,23 +324,27 @@ def base_model(cfg: Config, verbose: int = 1) -> BaseModel:
         seed=cfg.seed,
         verbose=verbose,
         # Resumes after the last finished epoch if a previous run was interrupted.
-        backup_dir=root / f"base_model_training_{_params_digest(params)}",
+        backup_dir=backup,
     )
     # Mixed precision keeps float32 weights: everything downstream (attacks, detectors)
     # uses a float32 model of standard Keras layers holding them.
     model = trained
-    if cfg["precision"] != "float32" or cfg.info["model"] != "paper_cnn":
+    if precision != "float32" or cfg.info["model"] != "paper_cnn":
         model = _build_classifier(cfg, x_train)
         model.set_weights(trained.get_weights())
     pred = models.predict_logits(model, x_test).argmax(axis=1)
     history["test_accuracy"] = float((pred == y_test).mean())
     history["n_parameters"] = models.count_params(model)
-    artifacts.save_model(root, "base_model", model, params=params, seed=cfg.seed)
-    artifacts.save_json(root, "base_model_history", history, params=params, seed=cfg.seed)
-    run = _timer_record(
-        cfg, "base_model", t0, False, at_least=sum(history.get("epoch_seconds", []))
-    )
-    return BaseModel(model, history, history["test_accuracy"], run)
+    info = hardware.cpu_info()
+    history["trained_on"] = {
+        "precision": precision,
+        "precision_reason": reason,
+        "cpu": info["model"],
+        "isa": info["isa"],
+        "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
+    return history, model
 
 
 # --------------------------------------------------------------------------------------
@@ -918,6 +1005,10 @@ def write_summary(cfg: Config, **entries) -> Path:
     """
     import platform
 
+    from . import hardware
+
+    cpu = hardware.cpu_info()
+    chosen, reason = cfg.precision
     summary = {
         "experiment": cfg.experiment,
         "profile": cfg.profile,
@@ -925,7 +1016,15 @@ def write_summary(cfg: Config, **entries) -> Path:
         "parameters": cfg.params,
         "overrides": cfg.overrides,
         "versions": artifacts.library_versions(),
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "cpu": cpu["model"],
+            "isa": cpu["isa"],
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        # What this machine trains in; the weights used say what they were trained in
+        # (``base_model`` entry, from the chapters).
+        "precision": {"parameter": cfg["precision"], "chosen": chosen, "reason": reason},
         **entries,
     }
     path = cfg.results_dir / "summary.json"
@@ -933,18 +1032,6 @@ def write_summary(cfg: Config, **entries) -> Path:
     tmp.write_text(json.dumps(artifacts.canonical_params(summary), indent=2))
     os.replace(tmp, path)
     return path
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 # --------------------------------------------------------------------------------------
