@@ -38,6 +38,9 @@ __all__ = [
     "run_notebooks",
     "build_html",
     "check_repository_url",
+    "check_tools",
+    "check_data",
+    "publish_weights",
     "launch_config",
     "LAUNCH_BUTTONS",
 ]
@@ -132,7 +135,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--artifacts-dir", default=None, help="cache of models and arrays")
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only")
     b.add_argument(
-        "--force", action="store_true", help="re-execute notebooks that are up to date too"
+        "--force",
+        action="store_true",
+        help="re-execute every notebook from scratch, training the base classifiers again",
+    )
+    b.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train the base classifiers from scratch instead of reusing cached or published "
+        "weights (every notebook after them is re-executed too)",
     )
     b.add_argument(
         "--publish",
@@ -175,6 +186,7 @@ def run_notebooks(
     overrides: dict,
     root: Path,
     force: bool = False,
+    retrain: bool = False,
 ) -> dict:
     """Execute the chapter notebooks of one experiment with papermill.
 
@@ -189,6 +201,9 @@ def run_notebooks(
         The checkout.
     force : bool
         Re-execute notebooks that are up to date too.
+    retrain : bool
+        Chapter 01 trains the base classifier from scratch (``retrain = True``);
+        implies ``force``, since every later stage is then recomputed.
 
     Returns
     -------
@@ -212,11 +227,12 @@ def run_notebooks(
     for chapter in CHAPTERS:
         t0 = time.perf_counter()
         source, target = root / "book" / f"{chapter}.ipynb", out_dir / f"{chapter}.ipynb"
-        if not force and is_current(target, source.with_suffix(".py"), params):
+        if not (force or retrain) and is_current(target, source.with_suffix(".py"), params):
             print(f"[{experiment}] {chapter}: up to date, not re-executed", flush=True)
             continue
         print(f"[{experiment}] {chapter} ...", flush=True)
-        _execute(pm, source, target, params, root)
+        extra = {"retrain": True} if retrain and chapter == "01_base_model" else {}
+        _execute(pm, source, target, {**params, **extra}, root)
         times[chapter] = time.perf_counter() - t0
         print(f"[{experiment}] {chapter}: done in {times[chapter]:.1f} s", flush=True)
     return times
@@ -391,18 +407,16 @@ def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -
     return path
 
 
-def _chapter_parameters(source: Path) -> list[tuple[str, str, str]]:
-    """(name, default, comment) of each line of a notebook's ``parameters`` cell."""
+def _chapter_parameters(source: Path) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, help) of each parameter, as papermill itself reads them."""
     import jupytext
+    from papermill.translators import PythonTranslator
 
     nb = jupytext.read(source)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    out = []
-    for line in cell.source.splitlines():
-        name, _, rest = line.partition("=")
-        value, _, comment = rest.partition("#")
-        out.append((name.strip(), value.strip(), comment.strip()))
-    return out
+    return [
+        (p.name, p.inferred_type_name, p.default, p.help) for p in PythonTranslator.inspect(cell)
+    ]
 
 
 def _chapter_title(source: Path) -> str:
@@ -487,6 +501,7 @@ def run_page_markdown(root: Path, published: str = "cpu") -> str:
             f"| `{c}`: {title} | {stage} | {minutes('mnist', stage)} | "
             f"{minutes('cifar10', stage)} |"
         )
+    lines += _build_times_lines(root)
     lines += ["", "## Commands and parameters of each chapter", ""]
     for c in (*CHAPTERS, SUMMARY):
         src = root / "book" / f"{c}.py"
@@ -497,10 +512,15 @@ def run_page_markdown(root: Path, published: str = "cpu") -> str:
             lines.append(
                 f"papermill book/{c}.ipynb out.ipynb -p experiment cifar10 -p profile quick"
             )
-        lines += ["```", "", "| parameter | default | meaning |", "|---|---|---|"]
-        for name, value, comment in _chapter_parameters(src):
+        lines += [
+            "```",
+            "",
+            "| parameter | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
+        for name, typ, value, comment in _chapter_parameters(src):
             text = comment.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
-            lines.append(f"| `{name}` | `{value}` | {text} |")
+            lines.append(f"| `{name}` | {typ} | `{value}` | {text} |")
         lines.append("")
     lines += [
         "Every other parameter of the pipeline can be set through `overrides` (papermill)",
@@ -524,6 +544,34 @@ def run_page_markdown(root: Path, published: str = "cpu") -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _build_times_lines(root: Path) -> list[str]:
+    import csv
+
+    path = root / BUILD_TIMES
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    lines = [
+        "",
+        "## How long a whole build takes, by machine",
+        "",
+        "Measured end to end (`python -m introspection build`, HTML included) from an",
+        "empty artifacts folder; the CPU matters: mixed bfloat16 training is chosen only",
+        "where the CPU computes bfloat16 natively (AMX or AVX-512 BF16).",
+        "",
+        "| profile | base classifiers | CPU | instruction set | cores | wall time | date |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        minutes = float(r["total_seconds"]) / 60
+        lines.append(
+            f"| `{r['profile']}` | {r['base_models']} | {r['cpu']} | {r['isa']} | {r['cores']} | "
+            f"{minutes:.0f} min | {r['date']} |"
+        )
+    return lines
 
 
 def write_run_page(root: Path) -> Path:
@@ -625,10 +673,11 @@ def build_html(toc: Path, root: Path, repository_url: str | None = None) -> Path
     """
     for sub in ("html", "jupyter_execute", ".doctrees"):
         shutil.rmtree(root / "_build" / sub, ignore_errors=True)
+    # Jupyter Book 1.x as a library, in this interpreter: no executable on PATH needed.
     cmd = [
         sys.executable,
-        "-m",
-        "jupyter_book",
+        "-c",
+        "from jupyter_book.cli.main import main; main()",
         "build",
         str(root),
         "--toc",
@@ -639,13 +688,150 @@ def build_html(toc: Path, root: Path, repository_url: str | None = None) -> Path
     ]
     if repository_url:
         cmd += ["--config", str(launch_config(root, repository_url))]
-    jb = shutil.which("jupyter-book")
-    if jb:
-        cmd = [jb, *cmd[3:]]
     result = subprocess.run(cmd, cwd=root)
     if result.returncode != 0:
         raise SystemExit(f"jupyter-book build failed (exit {result.returncode}); see above.")
     return root / "_build" / "html" / "index.html"
+
+
+def check_tools(html: bool = True) -> None:
+    """Check, in a fraction of a second, that what a build will run is installed here.
+
+    Everything is looked up from the interpreter that runs the build (``sys.executable``),
+    never on ``PATH``.
+
+    Parameters
+    ----------
+    html : bool
+        Whether the HTML book will be built (then Jupyter Book 1.x is needed).
+
+    Raises
+    ------
+    ConfigError
+        In one line: what is missing and how to install it.
+    """
+    from importlib import metadata, util
+
+    need = ["papermill", "nbformat", "jupytext", "ipykernel"] + (["jupyter_book"] if html else [])
+    missing = [m for m in need if util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} not installed for {sys.executable}; "
+            "run `python -m pip install -r requirements.txt` with this interpreter."
+        )
+    if html:
+        version = metadata.version("jupyter-book")
+        if int(version.split(".")[0]) >= 2:
+            raise ConfigError(
+                f"jupyter-book {version} is installed; the book needs 1.x (2.x ignores "
+                "_config.yml and _toc.yml): `python -m pip install 'jupyter-book<2'`."
+            )
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        raise ConfigError(
+            "no Jupyter kernel named python3; run `python -m ipykernel install --user`."
+        ) from None
+
+
+def check_data(data_dir=None, names=("mnist", "fashion_mnist", "cifar10")) -> None:
+    """Check that the datasets every experiment reads can be had, before any work.
+
+    With a data folder (``data_dir`` or ``$INTROSPECTION_DATA_DIR``) the files must be
+    there; without one, Keras' downloader is tried now (offline it fails in seconds).
+
+    Raises
+    ------
+    ConfigError
+        In one line, naming the missing files and where they were looked for.
+    """
+    from . import datasets
+
+    dirs = datasets._candidate_dirs(data_dir)
+    if dirs:
+        missing = [n for n in names if not any((d / f"{n}.npz").is_file() for d in dirs)]
+        if missing:
+            raise ConfigError(
+                f"{', '.join(f'{n}.npz' for n in missing)} not found in "
+                f"{', '.join(map(str, dirs))} (data_dir, ${datasets.ENV_VAR})."
+            )
+        return
+    try:
+        for name in names:
+            datasets.load(name)
+    except datasets.DataNotFoundError as err:
+        raise ConfigError(str(err)) from None
+
+
+def publish_weights(profile: str, experiments, notebook_params: dict, overrides: dict) -> list:
+    """Copy each experiment's cached base classifier to ``weights/<profile>/<experiment>``.
+
+    Byte for byte, with its manifest and training history: republishing the same
+    weights changes no file.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders written.
+    """
+    from . import artifacts, config
+
+    written = []
+    for exp in experiments:
+        cfg = configure(exp, profile, overrides=overrides, **notebook_params)
+        dst = config.published_weights_dir(profile, exp)
+        params = cfg.stage_params("base_model")
+        for name in ("base_model", "base_model_history"):
+            artifacts.copy(cfg.artifacts_dir, dst, name, params=params)
+        written.append(dst)
+    return written
+
+
+#: Measured builds shown on the "Run it yourself" page (rows copied from the
+#: ``_build/build_times.jsonl`` that every build appends to, on the machines named).
+BUILD_TIMES = "book/build_times.csv"
+
+
+def record_build(root: Path, args, seconds: dict, times: dict) -> dict:
+    """Append this build's wall times and machine to ``_build/build_times.jsonl``.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+    args : argparse.Namespace
+        The build's options.
+    seconds : dict
+        ``notebooks`` and ``total`` wall seconds.
+    times : dict
+        Per experiment, the seconds of each notebook executed.
+
+    Returns
+    -------
+    dict
+        The record.
+    """
+    from .hardware import cpu_info
+
+    cpu = cpu_info()
+    record = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "profile": args.profile,
+        "experiments": args.experiment,
+        "retrain": bool(args.force or args.retrain),
+        "notebooks_executed": sum(len(t) for t in times.values()),
+        "notebook_seconds": {e: round(sum(t.values()), 1) for e, t in times.items()},
+        **{k: round(v, 1) for k, v in seconds.items()},
+        "cpu": cpu["model"],
+        "isa": cpu["isa"],
+        "cores": os.cpu_count(),
+    }
+    path = root / "_build" / "build_times.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
 
 
 def main(argv=None) -> int:
@@ -668,6 +854,9 @@ def main(argv=None) -> int:
             configure(exp, args.profile, overrides=overrides, **notebook_params)
         if args.repository_url:
             args.repository_url = check_repository_url(args.repository_url)
+        check_tools(html=not args.no_html)
+        if not args.html_only:
+            check_data(notebook_params.get("data_dir"))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -678,7 +867,13 @@ def main(argv=None) -> int:
 
         for exp in experiments:
             times[exp] = run_notebooks(
-                args.profile, exp, notebook_params, overrides, root, force=args.force
+                args.profile,
+                exp,
+                notebook_params,
+                overrides,
+                root,
+                force=args.force,
+                retrain=args.force or args.retrain,
             )
         summary_out = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
         summary_src = root / "book" / f"{SUMMARY}.ipynb"
@@ -688,6 +883,7 @@ def main(argv=None) -> int:
         }
         if (
             args.force
+            or args.retrain
             or any(times.values())
             or not is_current(summary_out, summary_src.with_suffix(".py"), summary_params)
         ):
@@ -699,13 +895,20 @@ def main(argv=None) -> int:
         for e in EXPERIMENTS
         if (root / "book" / "results" / args.profile / e / f"{PAPER_CHAPTERS[-1]}.ipynb").is_file()
     ]
-    print(f"notebooks: {time.perf_counter() - t_all:.1f} s", flush=True)
+    t_notebooks = time.perf_counter() - t_all
+    print(f"notebooks: {t_notebooks:.1f} s", flush=True)
     if args.no_html:
+        record_build(root, args, {"notebooks": t_notebooks, "total": t_notebooks}, times)
         return 0
     if args.publish:
+        if not args.html_only:
+            for folder in publish_weights(args.profile, experiments, notebook_params, overrides):
+                print(f"published weights: {folder.relative_to(root)}", flush=True)
         write_run_page(root)
     toc = write_toc(args.profile, built, root, path=root / "_toc.yml" if args.publish else None)
     index = build_html(toc, root, repository_url=args.repository_url)
-    print(f"total: {time.perf_counter() - t_all:.1f} s")
+    total = time.perf_counter() - t_all
+    record_build(root, args, {"notebooks": t_notebooks, "total": total}, times)
+    print(f"total: {total:.1f} s")
     print(index)
     return 0

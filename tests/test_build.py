@@ -84,6 +84,7 @@ def test_cli_knows_its_options():
         "--no-html",
         "--html-only",
         "--force",
+        "--retrain",
         "--publish",
         "--repository-url",
     ):
@@ -147,3 +148,40 @@ def test_launch_buttons_render(tmp_path):
     html = (tmp_path / "_build" / "html" / "page.html").read_text()
     assert "https://mybinder.org/v2/gh/org/repo/main?urlpath=lab/tree/page.ipynb" in html
     assert "https://colab.research.google.com/github/org/repo/blob/main/page.ipynb" in html
+
+
+def test_missing_tools_are_named_before_any_work(monkeypatch):
+    from importlib import metadata, util
+
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda n: None if n == "jupyter_book" else real(n))
+    with pytest.raises(build.ConfigError, match="jupyter_book not installed for .*requirements"):
+        build.check_tools(html=True)
+    build.check_tools(html=False)  # executing notebooks only does not need Jupyter Book
+    monkeypatch.setattr(util, "find_spec", real)
+    monkeypatch.setattr(metadata, "version", lambda n: "2.0.1")
+    with pytest.raises(build.ConfigError, match="jupyter-book 2.0.1 .* needs 1.x"):
+        build.check_tools(html=True)
+
+
+def test_missing_data_is_named_before_any_work(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"")
+    with pytest.raises(build.ConfigError, match="fashion_mnist.npz, cifar10.npz not found in"):
+        build.check_data(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "introspection", "build", "--profile", "smoke",
+         "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "fashion_mnist.npz, cifar10.npz not found" in out.stderr
+
+
+def test_jupyter_book_runs_from_the_interpreter_without_path():
+    """build_html calls Jupyter Book as a library of sys.executable: PATH plays no part."""
+    out = subprocess.run(
+        [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "--version"],
+        capture_output=True, text=True, timeout=120, env={"PATH": ""},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Jupyter Book" in out.stdout and ": 1." in out.stdout
