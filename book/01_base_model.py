@@ -20,18 +20,20 @@
 # RMSprop, batch size 64 and "slight rotations, zooms and shifts", and reports
 # **99.65 %** test accuracy (Section 2.1). For CIFAR-10 it uses a Wide ResNet 28-8
 # (Section 3.2) without stating its accuracy. This chapter trains the experiment's
-# classifier, or reuses it when it was already trained with the same parameters.
+# classifier, or reuses it when it was already trained with the same parameters
+# (in this artifacts folder, or published with the book).
 
 # %% tags=["parameters"]
-experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
-profile = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
-seed = 0  # seed of every random choice (non-negative integer)
-data_dir = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
-artifacts_dir = None  # cache of models and arrays (None: artifacts/ in the checkout)
-results_dir = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
-overrides = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
-epochs = None  # training epochs of the base classifier (None: the profile's value)
-wrn_width = None  # Wide ResNet widening factor, CIFAR-10 only (None: the profile's value)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
+seed: int = 0  # seed of every random choice (non-negative integer)
+data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
+artifacts_dir: "str or None" = None  # cache of models and arrays (None: artifacts/ in the checkout)
+results_dir: "str or None" = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
+overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
+epochs: "int or None" = None  # training epochs of the base classifier (None: the profile's value)
+wrn_width: "int or None" = None  # Wide ResNet widening factor, CIFAR-10 only (None: the profile's value)
+retrain: bool = False  # train from scratch even when matching weights exist (cached or published)
 
 # %% [markdown]
 # ## Set-up
@@ -51,25 +53,38 @@ cfg = config.configure(
 cfg.table("base_model")
 
 # %% [markdown]
-# ## Training
+# ## Training, or the published weights
 #
 # `pipeline.base_model` trains the classifier with the experiment's recipe
-# (`introspection.training.RECIPES`) and saves it, or loads it when a model trained
-# with these exact parameters exists in the artifacts folder.
+# (`introspection.training.RECIPES`), unless a model trained with these exact
+# parameters is already in the artifacts folder, or the profile's weights are
+# published with the book (`weights/<profile>/<experiment>/`, committed for the `cpu`
+# profile): those are verified by their SHA-256 and loaded in Keras' safe mode.
+# `retrain = True` (or `build --retrain`) trains from scratch in any case.
 #
-# With `precision = "mixed_bfloat16"` (the `cpu` profile) the layers compute in
-# bfloat16 while the weights stay float32 (Keras mixed precision). On this CPU, with
-# its AVX-512 BF16 and AMX instructions, that makes an epoch of the CNN about 1.4
-# times faster than float32, at the same test accuracy. The Wide ResNet also trains
-# with fused batch normalisation (`models.fused_batch_normalization`: the same
-# computation in one kernel), and the two together make its training step about 2.9
-# times faster than float32 with Keras' own layer (README, "Benchmarks"). Every later
-# chapter uses a float32 model of standard Keras layers that holds the trained
+# The training arithmetic is chosen by the hardware (`precision = "auto"`,
+# `introspection.hardware`): mixed bfloat16 (layers compute in bfloat16, weights stay
+# float32) where the CPU computes bfloat16 natively (AMX or AVX-512 BF16), float32
+# everywhere else, where bfloat16 would be emulated and several times slower. The
+# Wide ResNet also trains with fused batch normalisation
+# (`models.fused_batch_normalization`: the same computation in one kernel). Every
+# later chapter uses a float32 model of standard Keras layers that holds the trained
 # weights.
 
 # %%
-base = pipeline.base_model(cfg, verbose=2)
-print(base.run.line())
+base = pipeline.base_model(cfg, verbose=2, retrain=retrain)
+made = base.history.get("trained_on", {})
+how = {
+    "trained": "were trained now, by this run",
+    "cache": "were trained earlier with these exact parameters and are reused from the artifacts folder",
+    "published": f"are the published weights of the `{cfg.profile}` profile, verified and reused",
+}[base.origin]
+display(Markdown(
+    f"The weights {how}. They were trained on {made.get('cpu', 'an unrecorded CPU')} "
+    f"({made.get('isa', '?')}, {made.get('cores', '?')} cores) in "
+    f"{made.get('precision', '?')} arithmetic ({made.get('precision_reason', '?')}), "
+    f"on {made.get('date', '?')}." + (f" Note: {base.note}." if base.note else "")
+))
 
 # %% [markdown]
 # ## Learning curves
@@ -92,7 +107,7 @@ import pandas as pd
 pd.DataFrame(
     {
         "ours": [base.model.name, f"{base.history['n_parameters']:,}", len(base.history["loss"]),
-                 cfg["precision"], f"{100 * base.test_accuracy:.2f} %"],
+                 made.get("precision", "?"), f"{100 * base.test_accuracy:.2f} %"],
         "paper": ["Table 1 CNN" if cfg.experiment == "mnist" else "WRN-28-8",
                   "730,602" if cfg.experiment == "mnist" else "23,369,210",
                   30 if cfg.experiment == "mnist" else "not stated", "not stated",
@@ -112,7 +127,7 @@ gap = (
 display(Markdown(
     f"The `{base.model.name}` classifier reaches **{100 * base.test_accuracy:.2f} %** test "
     f"accuracy after {len(base.history['loss'])} epochs ({gap}). Training took "
-    f"{sum(base.history['epoch_seconds']) / 60:.1f} minutes on this machine (the sum of "
+    f"{sum(base.history['epoch_seconds']) / 60:.1f} minutes on the machine above (the sum of "
     f"the epochs' wall times, median {pd.Series(base.history['epoch_seconds']).median():.0f} s "
     "per epoch). "
     + ("This is a reduced profile: expect a lower accuracy than the paper's, and fewer "
@@ -130,5 +145,7 @@ display(Markdown(
 # ```
 #
 # On CIFAR-10, change the width of the Wide ResNet (`-p wrn_width 4`) and compare the
-# accuracy with the training time.
+# accuracy with the training time. With `-p profile cpu` the published weights are
+# reused; add `-p retrain True` to train them again on your machine, and compare the
+# learning curves and the epoch times with the ones above.
 # :::

@@ -24,16 +24,16 @@
 # discussed in the chapter on deviations.
 
 # %% tags=["parameters"]
-experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
-profile = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
-seed = 0  # seed of every random choice (non-negative integer)
-data_dir = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
-artifacts_dir = None  # cache of models and arrays (None: artifacts/ in the checkout)
-results_dir = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
-overrides = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
-fgsm_eps = None  # FGSM L-inf budget in the [0, 1] pixel scale (None: 0.3 MNIST, 8/255 CIFAR-10)
-bim_eps = None  # BIM L-inf budget in the [0, 1] pixel scale (None: as FGSM)
-patch_max_tries = None  # patch positions tried per image for "errors" (None: the profile's)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
+seed: int = 0  # seed of every random choice (non-negative integer)
+data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
+artifacts_dir: "str or None" = None  # cache of models and arrays (None: artifacts/ in the checkout)
+results_dir: "str or None" = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
+overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
+fgsm_eps: "float or None" = None  # FGSM L-inf budget in the [0, 1] pixel scale (None: 0.3 MNIST, 8/255 CIFAR-10)
+bim_eps: "float or None" = None  # BIM L-inf budget in the [0, 1] pixel scale (None: as FGSM)
+patch_max_tries: "int or None" = None  # patch positions tried per image for "errors" (None: the profile's)
 
 # %% [markdown]
 # ## Set-up

@@ -25,15 +25,15 @@
 # separate what the softmax mixes up.
 
 # %% tags=["parameters"]
-experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
-profile = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
-seed = 0  # seed of every random choice (non-negative integer)
-data_dir = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
-artifacts_dir = None  # cache of models and arrays (None: artifacts/ in the checkout)
-results_dir = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
-overrides = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
-n_analysis = None  # examples per dataset for Figure 1 and the tests (None: the profile's; paper 1000)
-n_scatter = None  # examples per dataset in Figure 2 (None: the profile's; paper 300)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
+seed: int = 0  # seed of every random choice (non-negative integer)
+data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
+artifacts_dir: "str or None" = None  # cache of models and arrays (None: artifacts/ in the checkout)
+results_dir: "str or None" = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
+overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
+n_analysis: "int or None" = None  # examples per dataset for Figure 1 and the tests (None: the profile's; paper 1000)
+n_scatter: "int or None" = None  # examples per dataset in Figure 2 (None: the profile's; paper 300)
 
 # %% [markdown]
 # ## Set-up

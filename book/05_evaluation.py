@@ -25,14 +25,14 @@
 # beats it on DeepFool.
 
 # %% tags=["parameters"]
-experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
-profile = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
-seed = 0  # seed of every random choice (non-negative integer)
-data_dir = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
-artifacts_dir = None  # cache of models and arrays (None: artifacts/ in the checkout)
-results_dir = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
-overrides = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
-n_boot = None  # bootstrap resamples for the 95% confidence intervals (None: the profile's)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
+seed: int = 0  # seed of every random choice (non-negative integer)
+data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
+artifacts_dir: "str or None" = None  # cache of models and arrays (None: artifacts/ in the checkout)
+results_dir: "str or None" = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
+overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
+n_boot: "int or None" = None  # bootstrap resamples for the 95% confidence intervals (None: the profile's)
 
 # %% [markdown]
 # ## Set-up
@@ -132,8 +132,9 @@ summary = pipeline.write_summary(
     generation=gen.stats,
     wall_seconds=pipeline.stage_timings(cfg),
     claims=checks.to_dict(orient="records"),
+    base_model={"origin": base.origin, **base.history.get("trained_on", {})},
 )
-print(f"summary written to {summary}")
+print(f"{summary.name} written to the results folder")
 
 # %% [markdown]
 # :::{admonition} Try it yourself

@@ -26,14 +26,14 @@
 # confidence interval.
 
 # %% tags=["parameters"]
-experiment = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
-profile = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
-seed = 0  # seed of every random choice (non-negative integer)
-data_dir = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
-artifacts_dir = None  # cache of models and arrays (None: artifacts/ in the checkout)
-results_dir = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
-overrides = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
-min_gap = 2.0  # smallest |ours - paper| AUROC difference (points) that is examined
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
+seed: int = 0  # seed of every random choice (non-negative integer)
+data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
+artifacts_dir: "str or None" = None  # cache of models and arrays (None: artifacts/ in the checkout)
+results_dir: "str or None" = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
+overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
+min_gap: float = 2.0  # smallest |ours - paper| AUROC difference (points) that is examined
 
 # %% [markdown]
 # ## Set-up

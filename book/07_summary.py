@@ -24,8 +24,8 @@
 # claim of Sections 2.3, 3.3 and 4.
 
 # %% tags=["parameters"]
-profile = "quick"  # the profile whose results are compared ("smoke", "quick", "cpu", "paper")
-results_root = None  # folder holding <experiment>/table2.csv (None: book/results/<profile>)
+profile: str = "quick"  # the profile whose results are compared ("smoke", "quick", "cpu", "paper")
+results_root: "str or None" = None  # folder holding <experiment>/table2.csv (None: book/results/<profile>)
 
 # %% [markdown]
 # ## Set-up

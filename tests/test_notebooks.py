@@ -48,10 +48,30 @@ def test_one_parameters_cell(source):
     nb = jupytext.read(source)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    names = set()
-    for line in tagged[0].source.splitlines():
-        name, _, rest = line.partition("=")
-        assert rest and "#" in rest, f"each parameter needs a value and a comment: {line!r}"
-        names.add(name.strip())
+    lines = [line for line in tagged[0].source.splitlines() if line.strip()]
+    # Papermill reads every line whole: a name, a type, a value and a comment each.
+    params = build._chapter_parameters(source)
+    assert len(params) == len(lines), "papermill could not parse every parameter line"
+    for name, typ, value, comment in params:
+        assert typ != "None" and value and comment, f"{name}: needs a type, a value, a comment"
     expected = CHAPTER_PARAMS if source.stem in build.CHAPTERS else {"profile", "results_root"}
-    assert expected <= names
+    assert expected <= {p[0] for p in params}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_papermill_help_lists_every_parameter_with_its_type(source):
+    """``papermill --help-notebook``, run from this interpreter as a user would."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "papermill", "--help-notebook", str(source.with_suffix(".ipynb"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Unable to parse" not in out.stdout + out.stderr
+    assert "Unknown type" not in out.stdout
+    for name, typ, _, _ in build._chapter_parameters(source):
+        assert f"  {name}: {typ} (default " in out.stdout, name
