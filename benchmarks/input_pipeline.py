@@ -29,7 +29,7 @@ from introspection import config, datasets, models, pipeline, training
 
 def _epoch_seconds(cfg, x, y, augment: bool) -> float:
     keras.utils.set_random_seed(0)
-    with models.dtype_policy(cfg["precision"]):
+    with models.dtype_policy(cfg.precision[0]):
         model = pipeline._build_classifier(cfg, x, for_training=True)
     # Two epochs: the first includes tracing, the second is the one timed.
     hist = training.train_classifier(
@@ -76,7 +76,7 @@ def main() -> None:
         without = _epoch_seconds(cfg, x, y, False)
         alone = _input_only_seconds(cfg, x, y)
         print(
-            f"{exp:8s} ({cfg['precision']}, batch {cfg['batch_size']}, {len(x)} images): "
+            f"{exp:8s} ({cfg.precision[0]}, batch {cfg['batch_size']}, {len(x)} images): "
             f"epoch with augmentation {with_aug:6.1f} s ({len(x) / with_aug:6.0f} img/s), "
             f"without {without:6.1f} s ({len(x) / without:6.0f} img/s): augmentation costs "
             f"{100 * (with_aug / without - 1):+5.1f} %; the input pipeline alone "

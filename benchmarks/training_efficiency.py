@@ -13,10 +13,12 @@ ResNet of the profile for CIFAR-10), in one run:
    shape, after a warm-up epoch), with the optimizer, batch size and augmentation-free
    input of the profile.
 
-It prints images/s, achieved GFLOP/s and their ratio to the matmul rate.
-Optionally ``--bf16`` trains under Keras' ``mixed_bfloat16`` policy, to compare.
+It prints images/s, achieved GFLOP/s and their ratio to the matmul rate, in float32
+and under Keras' ``mixed_bfloat16`` policy, the CPU it ran on, and the precision that
+``precision="auto"`` chooses on it (:mod:`introspection.hardware`), so that the
+choice can be checked against the measured speeds on any machine.
 
-    python benchmarks/training_efficiency.py [--profile cpu] [--steps 30] [--bf16]
+    python benchmarks/training_efficiency.py [--profile cpu] [--steps 30] [--only float32]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from introspection import config, models
+from introspection import config, hardware, models
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -77,12 +79,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default="cpu")
     p.add_argument("--steps", type=int, default=30, help="timed training steps")
-    p.add_argument("--bf16", action="store_true", help="also time mixed_bfloat16")
+    p.add_argument(
+        "--only", choices=("float32", "mixed_bfloat16"), help="time one precision only"
+    )
     args = p.parse_args()
 
+    cpu = hardware.cpu_info()
+    chosen, reason = hardware.choose_precision("auto", cpu)
+    print(f"CPU: {cpu['model']} ({cpu['isa']}; flags {' '.join(cpu['flags'])})")
+    print(f"precision 'auto' here: {chosen} ({reason})")
     peak = matmul_gflops()
     print(f"fp32 matmul (2048 x 2048): {peak:.1f} GFLOP/s")
-    policies = ["float32", "mixed_bfloat16"] if args.bf16 else ["float32"]
+    policies = [args.only] if args.only else ["float32", "mixed_bfloat16"]
+    rates = {}
     for exp in ("mnist", "cifar10"):
         cfg = config.configure(exp, args.profile)
         for policy in policies:
@@ -107,12 +116,18 @@ def main():
             seconds = time.perf_counter() - t
             flops = training_flops_per_image(model)
             ips = len(x) / seconds
+            rates[exp, policy] = ips
             achieved = flops * ips / 1e9
             print(
                 f"{exp:8s} {model.name:>20s} {policy:15s} batch {bs:4d}: {ips:8.1f} images/s, "
                 f"{flops / 1e6:8.1f} MFLOP/image, {achieved:7.1f} GFLOP/s = "
                 f"{100 * achieved / peak:5.1f} % of the fp32 matmul rate"
             )
+        if len(policies) == 2:
+            ratio = rates[exp, "mixed_bfloat16"] / rates[exp, "float32"]
+            faster = max(policies, key=lambda q: rates[exp, q])
+            print(f"{exp:8s} mixed_bfloat16 / float32 speed: {ratio:.2f}x; "
+                  f"faster here: {faster}; auto chooses {chosen}")
     keras.mixed_precision.set_global_policy("float32")
 
 

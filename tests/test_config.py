@@ -131,7 +131,8 @@ def test_precision_is_validated(tmp_path):
     with pytest.raises(config.ConfigError, match="precision"):
         config.configure("mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path,
                          precision="float16")
+    # No profile names a precision: the hardware chooses (tests/test_hardware.py).
     cfg = config.configure("cifar10", "cpu", artifacts_dir=tmp_path, results_dir=tmp_path)
-    assert cfg["precision"] == "mixed_bfloat16"
-    assert config.configure("cifar10", "paper", artifacts_dir=tmp_path,
-                            results_dir=tmp_path)["precision"] == "float32"
+    assert cfg["precision"] == "auto"
+    assert config.configure("cifar10", "paper", artifacts_dir=tmp_path, results_dir=tmp_path,
+                            precision="float32")["precision"] == "float32"
