@@ -81,9 +81,9 @@ how = {
 }[base.origin]
 display(Markdown(
     f"The weights {how}. They were trained on {made.get('cpu', 'an unrecorded CPU')} "
-    f"({made.get('isa', '?')}, {made.get('cores', '?')} cores) in "
-    f"{made.get('precision', '?')} arithmetic ({made.get('precision_reason', '?')}), "
-    f"on {made.get('date', '?')}." + (f" Note: {base.note}." if base.note else "")
+    f"({made.get('isa', '?')}, {made.get('cores', '?')} cores) on {made.get('date', '?')}, "
+    f"in `{made.get('precision', '?')}` arithmetic — precision "
+    f"{made.get('precision_reason', '?')}." + (f" Note: {base.note}." if base.note else "")
 ))
 
 # %% [markdown]

@@ -240,6 +240,8 @@ def run_notebooks(
 
 def _execute(pm, source: Path, target: Path, params: dict, root: Path) -> None:
     tmp = target.with_name(f".{target.stem}.running.ipynb")
+    # The provenance of the source as executed: an edit during the run leaves it stale.
+    made_from = provenance(source.with_suffix(".py"), params)
     try:
         pm.execute_notebook(
             str(source),
@@ -255,7 +257,7 @@ def _execute(pm, source: Path, target: Path, params: dict, root: Path) -> None:
             f"{source.name} failed ({err.ename}: {err.evalue}); "
             f"see the partly executed notebook {tmp}"
         ) from None
-    stamp(tmp, source.with_suffix(".py"), params)
+    stamp(tmp, source.with_suffix(".py"), params, made_from)
     os.replace(tmp, target)
 
 
@@ -346,12 +348,15 @@ def is_current(notebook: Path, source: Path, params: dict) -> bool:
     return all(meta.get(k) == now[k] for k in ("source_sha256", "parameters_sha256"))
 
 
-def stamp(notebook: Path, source: Path, params: dict) -> None:
-    """Record :func:`provenance` in an executed notebook's metadata (``introspection``)."""
+def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None) -> None:
+    """Record :func:`provenance` in an executed notebook's metadata (``introspection``).
+
+    ``record``: the provenance taken when its execution started (default: now).
+    """
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    nb.metadata["introspection"] = provenance(source, params)
+    nb.metadata["introspection"] = record or provenance(source, params)
     nbformat.write(nb, notebook)
 
 
@@ -484,12 +489,23 @@ def run_page_markdown(root: Path, published: str = "cpu") -> str:
         "|---|---|",
     ]
     lines += [f"| `{name}` | {p['description']} |" for name, p in PROFILES.items()]
+    machine = {}
+    f = root / "book" / "results" / published / "mnist" / "summary.json"
+    if f.is_file():
+        machine = json.loads(f.read_text()).get("machine", {})
+    where = (
+        f"{machine['cpu']} ({machine.get('isa', '?')}), {machine.get('cores', '?')} cores"
+        if "cpu" in machine
+        else "2 CPU cores"
+    )
     lines += [
         "",
-        f"## Chapters and their compute time (`{published}` profile, 2 CPU cores)",
+        f"## Chapters and their compute time (`{published}` profile)",
         "",
         "The time each chapter's stage took when it was computed for the published",
-        "book; a rerun that reuses the cached results takes seconds.",
+        f"book, on {where}; a rerun that reuses the cached results takes seconds. The",
+        "base classifiers' time is that of their training; with the published weights",
+        "(`weights/cpu/`, reused by default) they load in seconds.",
         "",
         "| chapter | stage | MNIST | CIFAR-10 |",
         "|---|---|---|---|",

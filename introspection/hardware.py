@@ -127,13 +127,14 @@ def choose_precision(requested: str = "auto", info: dict | None = None) -> tuple
     -------
     precision : {"float32", "mixed_bfloat16"}
     reason : str
-        One sentence, e.g. ``"auto: AMD EPYC has AVX-512 BF16 (native bfloat16)"``.
+        One clause, e.g. ``"auto: AMD EPYC has AVX-512 BF16, which computes bfloat16
+        natively"``.
 
     Examples
     --------
     >>> info = {"model": "Some CPU", "isa": "AVX2", "bf16": False}
     >>> choose_precision("auto", info)
-    ('float32', 'auto: Some CPU has AVX2 and no native bfloat16 (AMX or AVX-512 BF16)')
+    ('float32', 'auto: Some CPU has AVX2, without native bfloat16 (neither AMX nor AVX-512 BF16)')
     >>> choose_precision("mixed_bfloat16", info)[0]
     'mixed_bfloat16'
     """
@@ -145,9 +146,12 @@ def choose_precision(requested: str = "auto", info: dict | None = None) -> tuple
         return requested, f"set explicitly to {requested}"
     info = cpu_info() if info is None else info
     if info["bf16"]:
-        return "mixed_bfloat16", f"auto: {info['model']} has {info['isa']} (native bfloat16)"
+        return "mixed_bfloat16", (
+            f"auto: {info['model']} has {info['isa']}, which computes bfloat16 natively"
+        )
     if info.get("source") is None and info["isa"] == "unknown":
         return "float32", "auto: the CPU's instruction sets could not be read"
     return "float32", (
-        f"auto: {info['model']} has {info['isa']} and no native bfloat16 (AMX or AVX-512 BF16)"
+        f"auto: {info['model']} has {info['isa']}, without native bfloat16 "
+        "(neither AMX nor AVX-512 BF16)"
     )

@@ -346,7 +346,12 @@ def test_odin_temperature_matches_numpy(relu_model, images, T):
     e = np.exp(logits / T)
     expected = (e / e.sum(1, keepdims=True)).max(1)
     got = ODIN(relu_model, temperature=T, epsilon=0.0, batch_size=7).score(x)
-    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # The logits come from a float32 model run at two batch sizes (7 and 48): oneDNN's
+    # kernels, chosen per ISA and batch, may sum in another order, so they agree to
+    # float32 round-off only (|dz| <= ~1e-5 |z|, generous). The tempered softmax then
+    # moves by |dp / p| <= 2 max|dz| / T: that, not float64, bounds the difference.
+    rtol = 2 * 1e-5 * np.abs(logits).max() / T
+    np.testing.assert_allclose(got, expected, rtol=rtol)
 
 
 def test_odin_step_is_signed_epsilon_and_increases_tempered_softmax(relu_model, images):
