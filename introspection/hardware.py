@@ -12,6 +12,7 @@ the flags cannot be read (macOS on Apple silicon, Windows, ARM).
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -70,6 +71,14 @@ def _isa(machine: str, flags: set[str]) -> str:
     return "x86-64" if flags else "unknown"
 
 
+def _onednn_allows_bf16(cap: str) -> bool:
+    """Whether oneDNN's ISA cap (``ONEDNN_MAX_CPU_ISA``) leaves native bfloat16 in use."""
+    cap = cap.strip().upper()
+    if cap in ("", "ALL", "DEFAULT"):
+        return True
+    return cap.startswith(("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10"))
+
+
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo", system: str | None = None,
              machine: str | None = None) -> dict:
     """What this CPU is and which vector and matrix instructions it has.
@@ -89,7 +98,9 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo", system: str | None = None,
         ``"AVX2"``; else the architecture, or ``"unknown"``), ``bf16`` (whether a flag
         of :data:`BF16_FLAGS` is present), ``flags`` (the relevant flags present,
         sorted) and ``source`` (where it was read: ``"/proc/cpuinfo"``, ``"sysctl"``
-        or ``None`` when nothing could be read).
+        or ``None`` when nothing could be read). When oneDNN is capped below its
+        bfloat16 instructions (``ONEDNN_MAX_CPU_ISA``, e.g. ``AVX2``, as one emulates
+        an older CPU), ``bf16`` is False and ``isa`` names the cap.
     """
     system = platform.system() if system is None else system
     machine = (platform.machine() if machine is None else machine).lower()
@@ -103,11 +114,15 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo", system: str | None = None,
     model, flags = read
     x86 = machine in ("x86_64", "amd64", "i686", "i386")
     wanted = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
+    isa, bf16 = _isa(machine, flags), x86 and any(f in flags for f in BF16_FLAGS)
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    if bf16 and not _onednn_allows_bf16(cap):
+        isa, bf16 = f"{isa}, oneDNN capped at {cap.strip().upper()}", False
     return {
         "model": model or "unknown",
         "machine": machine,
-        "isa": _isa(machine, flags),
-        "bf16": x86 and any(f in flags for f in BF16_FLAGS),
+        "isa": isa,
+        "bf16": bf16,
         "flags": sorted(f for f in wanted if f in flags),
         "source": source,
     }

@@ -101,3 +101,16 @@ def test_every_profile_chooses_by_the_hardware(tmp_path, monkeypatch):
     forced = config.configure("mnist", "cpu", precision="float32", artifacts_dir=tmp_path / "a",
                               results_dir=tmp_path / "r")
     assert forced.precision == ("float32", "set explicitly to float32")
+
+
+@pytest.mark.parametrize(
+    "cap, precision",
+    [("AVX2", "float32"), ("avx512_core", "float32"), ("AVX512_CORE_BF16", "mixed_bfloat16"),
+     ("AVX512_CORE_AMX", "mixed_bfloat16"), ("ALL", "mixed_bfloat16")],
+)
+def test_a_onednn_isa_cap_is_honoured(tmp_path, monkeypatch, cap, precision):
+    """ONEDNN_MAX_CPU_ISA=AVX2 emulates an AVX2-only CPU: oneDNN then has no bfloat16."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    info = hardware.cpu_info(write_cpuinfo(tmp_path, *CPUINFO["amx"]), "Linux", "x86_64")
+    assert hardware.choose_precision("auto", info)[0] == precision
+    assert (cap.upper() in info["isa"]) == (precision == "float32")
