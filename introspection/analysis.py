@@ -427,6 +427,16 @@ def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
         }
         col.update({f"{k} (s)": f"{v:.0f}" for k, v in s.get("wall_seconds", {}).items()})
         col.update({"CPU": s["machine"]["cpu"], "cores": s["machine"]["cores"]})
+        col["instruction set"] = s["machine"].get("isa", "—")
+        weights = s.get("base_model") or {}
+        col["base classifier trained in"] = (
+            f"{weights['precision']} on {weights['cpu']} ({weights['isa']})"
+            if "precision" in weights else "—"
+        )
+        col["base classifier weights"] = {
+            "trained": "trained by this run", "cache": "trained earlier, reused",
+            "published": "the published ones",
+        }.get(weights.get("origin"), "—")
         cols[exp] = col
     return pd.DataFrame(cols)
 

@@ -59,6 +59,7 @@ def test_score_functions_match_the_detectors():
     }
     for name, det in pairs.items():
         f = adaptive.score_function(name, det)
+        # TensorFlow float32 vs the detectors' float64 NumPy: float32 tolerances.
         np.testing.assert_allclose(f(tf.constant(z)).numpy(), det.score(z), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError):
         adaptive.score_function("trust_score")

@@ -61,6 +61,8 @@ def test_predict_logits_and_features_batched():
     m = models.wide_resnet(10, 1)
     x = np.random.default_rng(1).uniform(size=(7, 32, 32, 3)).astype(np.float32)
     full = np.asarray(m(x, training=False))
+    # Batches of 3 and 2 vs one of 7: oneDNN picks kernels per ISA and batch size, so
+    # the float32 logits agree to float32 round-off only.
     np.testing.assert_allclose(
         models.predict_logits(m, x, batch_size=3), full, rtol=1e-5, atol=1e-5
     )
@@ -160,9 +162,10 @@ def test_fused_batch_normalization_matches_keras_in_training(center_scale):
         np.testing.assert_allclose(outs[1].var(axis=(0, 1, 2)), 1, atol=1e-2)
     for ga, gb in zip(grads[0], grads[1], strict=True):
         np.testing.assert_allclose(gb, ga, rtol=1e-4, atol=1e-4)
-    # Same moving statistics (Keras' momentum and biased variance), which moved.
+    # Same moving statistics (Keras' momentum and biased variance), which moved: two
+    # implementations summing 240 float32 values in their own orders, so float32 rtol.
     for wa, wb in zip(a.non_trainable_weights, b.non_trainable_weights, strict=True):
-        np.testing.assert_allclose(wb.numpy(), wa.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(wb.numpy(), wa.numpy(), rtol=1e-5)
     # Inference is Keras' own code: identical with identical weights.
     b.set_weights(a.get_weights())
     np.testing.assert_array_equal(b(xt, training=False).numpy(), a(xt, training=False).numpy())
