@@ -16,6 +16,12 @@ CPUINFO = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_onednn_cap(monkeypatch):
+    """These tests fake the CPU: a oneDNN cap of the machine running them must not count."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
+
 def write_cpuinfo(tmp_path, model, flags, key="flags"):
     path = tmp_path / "cpuinfo"
     block = f"processor\t: 0\nvendor_id\t: x\nmodel name\t: {model}\n{key}\t\t: {flags}\n\n"

@@ -63,8 +63,8 @@ def test_published_weights_are_reused_verified_and_refused_when_bad(
     # the published weights are used, nothing is trained.
     other = {"model": "Other CPU", "isa": "AVX2", "bf16": not hardware.cpu_info()["bf16"],
              "source": "/proc/cpuinfo", "machine": "x86_64", "flags": []}
-    monkeypatch.setattr(hardware, "cpu_info", lambda *a, **k: other)
     with monkeypatch.context() as m:
+        m.setattr(hardware, "cpu_info", lambda *a, **k: other)
         m.setattr(training, "train_classifier", refuse)
         cfg2 = configure(tiny_mnist, tmp_path / "a2", tmp_path)
         # Stale artifacts of later stages (from other weights) must not survive the import.
