@@ -164,14 +164,17 @@ def test_missing_tools_are_named_before_any_work(monkeypatch):
         build.check_tools(html=True)
 
 
-def test_missing_data_is_named_before_any_work(tmp_path):
+def test_missing_data_is_named_before_any_work(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.delenv("INTROSPECTION_DATA_DIR", raising=False)  # only the folder given
     (tmp_path / "mnist.npz").write_bytes(b"")
     with pytest.raises(build.ConfigError, match="fashion_mnist.npz, cifar10.npz not found in"):
         build.check_data(tmp_path)
     out = subprocess.run(
         [sys.executable, "-m", "introspection", "build", "--profile", "smoke",
          "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
     )
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "fashion_mnist.npz, cifar10.npz not found" in out.stderr
