@@ -440,9 +440,7 @@ _SMALL_SETS = {
 PROFILES: dict[str, dict] = {
     "smoke": {
         "description": "whole pipeline on tiny subsets; minutes on 2 cores (CI, first look)",
-        # 2000 sources, 20 BIM steps: a 1-epoch CNN can resist 10 steps often enough to
-        # leave fewer than 100 BIM examples on 500 test-side sources (seen once).
-        "mnist": {**_SMALL_SETS, "n_train": 3000, "epochs": 1, "n_source": 2000},
+        "mnist": {**_SMALL_SETS, "n_train": 3000, "epochs": 1, "n_source": 1000, "bim_nb_iter": 10},
         "cifar10": {
             **_SMALL_SETS,
             "n_train": 4000,
