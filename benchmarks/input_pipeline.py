@@ -30,24 +30,18 @@ from introspection import config, datasets, models, pipeline, training
 def _epoch_seconds(cfg, x, y, augment: bool) -> float:
     keras.utils.set_random_seed(0)
     with models.dtype_policy(cfg.precision[0]):
-        model = pipeline._build_classifier(cfg, x, for_training=True)
+        model = pipeline.build_classifier(cfg, x, for_training=True)
     # Two epochs: the first includes tracing, the second is the one timed.
-    hist = training.train_classifier(
-        model,
-        x,
-        y,
-        epochs=2,
-        batch_size=cfg["batch_size"],
-        optimizer=cfg["optimizer"],
-        learning_rate=cfg["learning_rate"],
-        schedule=cfg["schedule"],
-        augment=cfg.experiment if augment else "none",
-    )
+    recipe = {**pipeline.training_arguments(cfg), "epochs": 2}
+    if not augment:
+        recipe["augment"] = "none"
+    hist = training.train_classifier(model, x, y, **recipe)
     return hist["epoch_seconds"][-1]
 
 
 def _input_only_seconds(cfg, x, y) -> float:
-    aug = training.augmentation(cfg.experiment, seed=0)
+    crop = {"pad": cfg["crop_pad"], "fill": cfg["crop_fill"]} if cfg.experiment != "mnist" else {}
+    aug = training.augmentation(cfg.experiment, seed=0, **crop)
     ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
     ds = ds.shuffle(len(x), seed=0).batch(cfg["batch_size"])
     ds = ds.map(lambda a, b: (aug(a, training=True), b)).prefetch(tf.data.AUTOTUNE)

@@ -1,7 +1,7 @@
 """Benchmark: base-model training FLOP/s against this machine's fp32 matmul rate.
 
-For each base classifier of a profile (the paper's Table 1 CNN for MNIST, the Wide
-ResNet of the profile for CIFAR-10), in one run:
+For each base classifier of a profile (the paper's Table 1 CNN for MNIST, the
+profile's network for CIFAR-10), in one run:
 
 1. the fp32 matmul rate of this machine: the best of several ``tf.linalg.matmul``
    of two 2048 x 2048 matrices (2 * n^3 FLOP each);
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from introspection import config, hardware, models
+from introspection import config, hardware, models, pipeline
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -47,31 +47,14 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def training_flops_per_image(model) -> float:
-    """Forward + backward FLOP per image: 3 x 2 x MACs of the conv and dense layers."""
-    macs = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.Conv2D):
-            out = layer.output.shape  # (None, H, W, C_out)
-            k = int(np.prod(layer.kernel_size))
-            c_in = int(layer.input.shape[-1])
-            macs += int(out[1]) * int(out[2]) * int(out[3]) * k * c_in
-        elif isinstance(layer, keras.layers.Dense):
-            macs += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
-    return 3 * 2 * macs
+    """Forward + backward FLOP per image: three forward passes (models.forward_flops)."""
+    return 3 * models.forward_flops(model)
 
 
 def build(cfg):
-    """The base classifier of a configuration, untrained."""
-    keras.utils.set_random_seed(0)
-    if cfg.info["model"] == "paper_cnn":
-        return models.paper_cnn(input_shape=cfg.info["image_shape"])
-    # As the book trains it: fused batch normalisation (models.fused_batch_normalization).
-    return models.wide_resnet(
-        cfg["wrn_depth"],
-        cfg["wrn_width"],
-        input_shape=cfg.info["image_shape"],
-        fused_batchnorm=True,
-    )
+    """The base classifier of a configuration, untrained, as the book trains it."""
+    x = np.random.default_rng(0).uniform(size=(64, *cfg.info["image_shape"])).astype(np.float32)
+    return pipeline.build_classifier(cfg, x, for_training=True)
 
 
 def main():

@@ -16,6 +16,7 @@ from .metrics import METRICS
 
 __all__ = [
     "PAPER_ACCURACY",
+    "classifier_description",
     "PAPER_MAX_LOGIT",
     "LOWER_IS_BETTER",
     "logit_statistics",
@@ -74,6 +75,54 @@ _OOD = {
     "mnist": ("gaussian", "uniform", "cifar10", "fashion_mnist"),
     "cifar10": ("gaussian", "uniform", "mnist", "fashion_mnist"),
 }
+
+
+def classifier_description(cfg) -> str:
+    """Markdown: the experiment's classifier and recipe, and where they differ from the paper.
+
+    Parameters
+    ----------
+    cfg : introspection.config.Config
+
+    Returns
+    -------
+    str
+    """
+    if cfg.experiment == "mnist":
+        return (
+            "The CNN of the paper's Table 1, trained as Section 2.1 says: RMSprop "
+            f"(learning rate {cfg['learning_rate']:g}, {cfg['schedule']} schedule), batch "
+            f"{cfg['batch_size']}, {cfg['epochs']} epochs, slight rotations, zooms and shifts."
+        )
+    if cfg["architecture"] == "wide_resnet":
+        name = f"WRN-{cfg['wrn_depth']}-{cfg['wrn_width']}"
+        same = (cfg["wrn_depth"], cfg["wrn_width"]) == (28, 8)
+        return (
+            f"A pre-activation Wide ResNet, {name}"
+            + (", the paper's network" if same else ", of the paper's family (it used WRN-28-8)")
+            + f", trained with SGD (Nesterov momentum {cfg['momentum']:g}, learning rate "
+            f"{cfg['learning_rate']:g}, {cfg['schedule']} schedule), batch {cfg['batch_size']}, "
+            f"weight decay {cfg['weight_decay']:g}, {cfg['epochs']} epochs, random crops "
+            f"({cfg['crop_pad']}-pixel padding) and horizontal flips."
+        )
+    return (
+        "**Not the paper's network.** The paper's WRN-28-8 would take days on two CPU "
+        "cores (methods page), and a Wide ResNet small enough for this profile's time "
+        "trains to a clearly weaker classifier (`benchmarks/cifar10_recipe.py`). This "
+        "profile trains airbench94's network instead (Jordan 2024, arXiv 2404.00498), "
+        "with its recipe: a fixed 2x2 whitening convolution set from the training "
+        "images, three groups of two 3x3 convolutions (64, 256 and 256 channels) with "
+        "max pooling and batch normalisation, the first filters of each convolution set to "
+        "the identity, and logits scaled by 1/9; SGD with Nesterov momentum "
+        f"{cfg['momentum']:g}, batch {cfg['batch_size']}, peak learning rate "
+        f"{cfg['learning_rate']:g} ({cfg['bias_lr_scale']:g} times that for the batch-norm "
+        f"biases, `{cfg['schedule']}` schedule), weight decay {cfg['weight_decay']:g}, "
+        f"{cfg['epochs']} epochs, random translations by up to {cfg['crop_pad']} pixels "
+        f"({cfg['crop_fill']} padding) and horizontal flips. Unlike airbench it uses ReLU "
+        "rather than GELU (faster on CPU), and no label smoothing, test-time augmentation or "
+        "weight averaging: the detectors read the logits of the classifier as it is. "
+        "The `paper` profile keeps the WRN-28-8."
+    )
 
 
 def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:

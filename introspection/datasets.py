@@ -43,6 +43,8 @@ __all__ = [
     "convert_images",
     "cifar10_as_mnist",
     "mnist_as_cifar10",
+    "OFFLINE_LOSSLESS",
+    "jpeg_roundtrip",
 ]
 
 #: Environment variable naming a directory of ``<name>.npz`` files.
@@ -54,6 +56,11 @@ DATASETS: dict[str, dict] = {
     "fashion_mnist": {"image_shape": (28, 28), "n_train": 60000, "n_test": 10000},
     "cifar10": {"image_shape": (32, 32, 3), "n_train": 50000, "n_test": 10000},
 }
+
+#: How many of the first images of each split are bit-exact in the offline copy of
+#: CIFAR-10 (``shared/datasets/cifar10.npz``, its README): the other 55,000 were
+#: decoded from JPEG (quality 75, 4:2:0 chroma subsampling).
+OFFLINE_LOSSLESS = {"cifar10": {"train": 4000, "test": 1000}}
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 _NUM_CLASSES = 10
@@ -361,3 +368,42 @@ def mnist_as_cifar10(x: np.ndarray) -> np.ndarray:
     ndarray of float32, shape (N, 32, 32, 3), values in [0, 1]
     """
     return convert_images(x, (32, 32), 3)
+
+
+def jpeg_roundtrip(x: np.ndarray, quality: int = 75, subsampling: str = "4:2:0") -> np.ndarray:
+    """Encode colour images as JPEG and decode them again (Pillow's codec).
+
+    What the offline copy of CIFAR-10 did to 55,000 of its images
+    (:data:`OFFLINE_LOSSLESS`): applied to the lossless ones, it measures what the
+    compression costs a classifier on the same images.
+
+    Parameters
+    ----------
+    x : ndarray of uint8, shape (N, H, W, 3)
+    quality : int
+        JPEG quality, 1..95.
+    subsampling : {"4:4:4", "4:2:2", "4:2:0"}
+        Chroma subsampling.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, H, W, 3)
+    """
+    import io
+
+    from PIL import Image
+
+    x = np.asarray(x)
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"Expected uint8 colour images (N, H, W, 3), got {x.dtype} {x.shape}.")
+    modes = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+    if subsampling not in modes:
+        raise ValueError(f"subsampling must be one of {', '.join(modes)}, got {subsampling!r}.")
+    out = np.empty_like(x)
+    for i, image in enumerate(x):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(
+            buf, "JPEG", quality=int(quality), subsampling=modes[subsampling]
+        )
+        out[i] = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return out

@@ -38,7 +38,11 @@ __all__ = [
     "StageRun",
     "load_in_distribution",
     "load_training_data",
+    "build_classifier",
+    "training_arguments",
     "base_model",
+    "training_cost",
+    "jpeg_cost",
     "misclassifications",
     "introspection_sets",
     "fit_detectors",
@@ -216,18 +220,42 @@ def _import_published(cfg: Config, params: dict) -> str | None:
     return None
 
 
-def _build_classifier(cfg: Config, x_train, for_training: bool = False):
-    """The untrained base classifier; ``for_training``: the copy that trains.
+def build_classifier(cfg: Config, x_train, for_training: bool = False):
+    """The untrained base classifier of a configuration; ``for_training``: the copy that trains.
 
-    The Wide ResNet trains with fused batch normalisation (same computation, faster
+    A Wide ResNet trains with fused batch normalisation (same computation, faster
     on CPU: :func:`introspection.models.fused_batch_normalization`); the saved model
-    has Keras' standard layers and the same weights.
+    has Keras' standard layers and the same weights. The airbench network's training
+    copy gets its whitening and identity initialisation from ``x_train``
+    (:func:`introspection.models.init_airbench_net`).
+
+    Parameters
+    ----------
+    cfg : Config
+    x_train : ndarray of float32
+        The training images: the input standardisation's statistics (and the
+        whitening) come from them.
+    for_training : bool
+
+    Returns
+    -------
+    keras.Model
     """
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.info["model"] == "paper_cnn":
         return models.paper_cnn(input_shape=cfg.info["image_shape"])
+    if cfg["architecture"] == "airbench":
+        model = models.airbench_net(
+            input_shape=cfg.info["image_shape"],
+            weight_decay=cfg["weight_decay"],
+            input_mean=x_train.mean(axis=(0, 1, 2)),
+            input_std=x_train.std(axis=(0, 1, 2)),
+        )
+        if for_training:
+            models.init_airbench_net(model, x_train)
+        return model
     return models.wide_resnet(
         cfg["wrn_depth"],
         cfg["wrn_width"],
@@ -238,6 +266,29 @@ def _build_classifier(cfg: Config, x_train, for_training: bool = False):
         input_std=x_train.std(axis=(0, 1, 2)),
         fused_batchnorm=for_training,
     )
+
+
+def training_arguments(cfg: Config) -> dict:
+    """The recipe of a configuration's base classifier: ``train_classifier``'s arguments.
+
+    See :func:`introspection.training.train_classifier`.
+
+    Parameters
+    ----------
+    cfg : Config
+
+    Returns
+    -------
+    dict
+        ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``, ``schedule``,
+        ``augment``, and for CIFAR-10 ``momentum``, ``bias_lr_scale``, ``crop_pad``
+        and ``crop_fill``.
+    """
+    out = {k: cfg[k] for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")}
+    out["augment"] = cfg.experiment if cfg["augment"] else "none"
+    if cfg.experiment != "mnist":
+        out.update({k: cfg[k] for k in ("momentum", "bias_lr_scale", "crop_pad", "crop_fill")})
+    return out
 
 
 def base_model(cfg: Config, verbose: int = 1, retrain: bool = False) -> BaseModel:
@@ -309,17 +360,12 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool):
     if fresh:  # from scratch: no resuming from an earlier run's checkpoint
         shutil.rmtree(backup, ignore_errors=True)
     with models.dtype_policy(precision):
-        trained = _build_classifier(cfg, x_train, for_training=True)
+        trained = build_classifier(cfg, x_train, for_training=True)
     history = training.train_classifier(
         trained,
         x_train,
         y_train,
-        epochs=cfg["epochs"],
-        batch_size=cfg["batch_size"],
-        optimizer=cfg["optimizer"],
-        learning_rate=cfg["learning_rate"],
-        schedule=cfg["schedule"],
-        augment=cfg.experiment if cfg["augment"] else "none",
+        **training_arguments(cfg),
         validation_data=(x_test, y_test.astype(np.int64)),
         seed=cfg.seed,
         verbose=verbose,
@@ -330,7 +376,7 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool):
     # uses a float32 model of standard Keras layers holding them.
     model = trained
     if precision != "float32" or cfg.info["model"] != "paper_cnn":
-        model = _build_classifier(cfg, x_train)
+        model = build_classifier(cfg, x_train)
         model.set_weights(trained.get_weights())
     pred = models.predict_logits(model, x_test).argmax(axis=1)
     history["test_accuracy"] = float((pred == y_test).mean())
@@ -345,6 +391,99 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool):
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
     }
     return history, model
+
+
+def training_cost(cfg: Config, base: BaseModel) -> dict:
+    """What the base classifier's training cost: epochs, time, images/s and FLOP.
+
+    Parameters
+    ----------
+    cfg : Config
+    base : BaseModel
+
+    Returns
+    -------
+    dict
+        ``epochs``; ``seconds`` (the sum of the epochs' wall times, each including the
+        evaluation of the test set); ``images_per_second`` (training images over
+        those seconds); ``forward_gflop`` (one image's forward pass,
+        :func:`introspection.models.forward_flops`); ``training_pflop`` (three forward
+        passes per training image seen: forward and backward).
+    """
+    n_train = cfg["n_train"] or datasets.DATASETS[cfg.info["in_distribution"]]["n_train"]
+    epochs = len(base.history["loss"])
+    seconds = float(sum(base.history.get("epoch_seconds", [])))
+    forward = models.forward_flops(base.model)
+    return {
+        "epochs": epochs,
+        "seconds": seconds,
+        "images_per_second": n_train * epochs / seconds if seconds else float("nan"),
+        "forward_gflop": forward / 1e9,
+        "training_pflop": 3 * forward * n_train * epochs / 1e15,
+    }
+
+
+def jpeg_cost(cfg: Config, model, quality: int = 75, seed: int = 0) -> dict:
+    """Test accuracy on the lossless and the JPEG-decoded images of the offline CIFAR-10.
+
+    In the offline copy (:data:`introspection.datasets.OFFLINE_LOSSLESS`) the first
+    1,000 test images are bit-exact and the other 9,000 JPEG-decoded. Besides the
+    accuracy on each part, the first images are re-encoded here as they were
+    (:func:`introspection.datasets.jpeg_roundtrip`): the same images, lossless and
+    compressed, give the cost of the compression without the sampling difference of
+    two sets of images. The mean change of the pixels under one more round trip
+    tells which images were already compressed (a JPEG-decoded image barely changes).
+
+    Parameters
+    ----------
+    cfg : Config
+        A CIFAR-10 configuration.
+    model : keras.Model
+        The base classifier.
+    quality : int
+        JPEG quality of the re-encoding (the offline copy's: 75, with 4:2:0).
+    seed : int
+        Seed of the bootstrap of the paired difference.
+
+    Returns
+    -------
+    dict
+        ``table``: a DataFrame, one row per set of test images (images, accuracy in
+        %, the mean absolute pixel change in grey levels of one more round trip of
+        its first 1,000 images); ``paired``: the accuracy lost by compressing the
+        lossless images, in points, and its 95 % bootstrap interval
+        (``scipy.stats.bootstrap``), as ``(difference, low, high)``.
+    """
+    import pandas as pd
+    from scipy import stats
+
+    if cfg.experiment != "cifar10":
+        raise ValueError("jpeg_cost applies to CIFAR-10 only.")
+    _, (x, y) = datasets.load("cifar10", cfg.data_dir)
+    n = datasets.OFFLINE_LOSSLESS["cifar10"]["test"]
+    recoded = datasets.jpeg_roundtrip(x[:n], quality=quality)
+    rows, correct = {}, []
+    for label, images, labels in (
+        (f"first {n:,} (lossless)", x[:n], y[:n]),
+        (f"other {len(x) - n:,} (JPEG-decoded)", x[n:], y[n:]),
+        (f"first {n:,}, JPEG-encoded here (quality {quality})", recoded, y[:n]),
+    ):
+        ok = models.predict_logits(model, datasets.to_float(images)).argmax(axis=1) == labels
+        correct.append(ok)
+        again = datasets.jpeg_roundtrip(images[:n], quality=quality)
+        rows[label] = {
+            "images": len(images),
+            "accuracy (%)": 100 * float(ok.mean()),
+            "pixel change of one more round trip": float(
+                np.abs(again.astype(np.int16) - images[:n]).mean()
+            ),
+        }
+    lost = 100 * (correct[0].astype(float) - correct[2].astype(float))
+    interval = stats.bootstrap(
+        (lost,), np.mean, confidence_level=0.95, method="percentile", random_state=seed
+    ).confidence_interval
+    table = pd.DataFrame(rows).T.astype({"images": int})
+    return {"table": table, "paired": (float(lost.mean()), interval.low, interval.high)}
 
 
 # --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ draw from the same seed.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -58,23 +59,28 @@ RECIPES: dict[str, dict] = {
     },
 }
 
-_SCHEDULES = ("constant", "cosine", "step")
+_SCHEDULES = ("constant", "cosine", "step", "warmup_cosine")
 _OPTIMIZERS = ("rmsprop", "sgd", "adam")
 
 
-def augmentation(kind: str, seed: int = 0):
+def augmentation(kind: str, seed: int = 0, pad: int = 4, fill: str = "zeros"):
     """The paper's data augmentation as Keras layers.
 
     Parameters
     ----------
     kind : {"mnist", "cifar10", "none"}
         ``"mnist"``: random rotations (up to 10 degrees), zooms (up to 10%) and
-        shifts (up to 10% of the size). ``"cifar10"``: zero-padding by 4 pixels,
+        shifts (up to 10% of the size). ``"cifar10"``: padding by ``pad`` pixels,
         a random 32x32 crop (:func:`padded_random_crop`) and a random horizontal
         flip. ``"none"``: identity. Every image of a batch draws its own
         transformation.
     seed : int
         Seed of the random layers.
+    pad : int
+        CIFAR-10's padding (the Wide ResNet recipe: 4; airbench: 2).
+    fill : {"zeros", "reflect"}
+        How CIFAR-10's padding is filled (the Wide ResNet recipe: zeros; airbench:
+        reflection).
 
     Returns
     -------
@@ -93,7 +99,7 @@ def augmentation(kind: str, seed: int = 0):
         ]
     elif kind == "cifar10":
         aug = [
-            padded_random_crop(4, seed=seed),
+            padded_random_crop(pad, seed=seed, fill=fill),
             layers.RandomFlip("horizontal", seed=seed + 1),
         ]
     elif kind == "none":
@@ -103,8 +109,10 @@ def augmentation(kind: str, seed: int = 0):
     return keras.Sequential(aug, name=f"augment_{kind}")
 
 
-def padded_random_crop(pad: int, seed: int | None = None, name: str = "padded_random_crop"):
-    """Zero-pad images by ``pad`` pixels and crop a random window of the original size.
+def padded_random_crop(
+    pad: int, seed: int | None = None, fill: str = "zeros", name: str = "padded_random_crop"
+):
+    """Pad images by ``pad`` pixels and crop a random window of the original size.
 
     The crop of the Wide ResNet recipe: each image of a batch is shifted by its own
     random offset, uniform over the ``(2 * pad + 1) ** 2`` integer positions. (Keras'
@@ -117,6 +125,8 @@ def padded_random_crop(pad: int, seed: int | None = None, name: str = "padded_ra
         Padding on each side (> 0); 4 for CIFAR-10.
     seed : int, optional
         Seed of the layer's random generator.
+    fill : {"zeros", "reflect"}
+        Zero padding, or a reflection of the image without repeating its edge.
     name : str
         Layer name.
 
@@ -132,6 +142,9 @@ def padded_random_crop(pad: int, seed: int | None = None, name: str = "padded_ra
     if int(pad) != pad or pad < 1:
         raise ValueError(f"pad must be a positive integer, got {pad}.")
     pad = int(pad)
+    if fill not in ("zeros", "reflect"):
+        raise ValueError(f"fill must be 'zeros' or 'reflect', got {fill!r}.")
+    mode = "CONSTANT" if fill == "zeros" else "REFLECT"
 
     class PaddedRandomCrop(keras.layers.Layer):
         def __init__(self, **kwargs):
@@ -143,7 +156,7 @@ def padded_random_crop(pad: int, seed: int | None = None, name: str = "padded_ra
                 return images
             n = tf.shape(images)[0]
             height, width = images.shape[1], images.shape[2]
-            padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+            padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=mode)
             offsets = keras.random.randint((n, 2), 0, 2 * pad + 1, seed=self.seed_generator)
             offsets = tf.cast(offsets, "int32")
             rows = offsets[:, :1] + tf.range(height)[None]
@@ -165,6 +178,9 @@ def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
     name : {"constant", "cosine", "step"}
         ``"cosine"``: cosine decay from ``learning_rate`` to 0. ``"step"``: the Wide
         ResNet recipe, divided by 5 at 30%, 60% and 80% of the steps.
+        ``"warmup_cosine"``: airbench's shape with Keras' cosine decay, a linear
+        warm-up from ``0.2 * learning_rate`` to ``learning_rate`` over the first
+        23% of the steps, then a cosine decay to ``0.07 * learning_rate``.
         ``"constant"``: no decay.
     learning_rate : float
         Initial learning rate (> 0).
@@ -187,21 +203,52 @@ def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
         return float(learning_rate)
     if name == "cosine":
         return keras.optimizers.schedules.CosineDecay(learning_rate, int(total_steps))
+    if name == "warmup_cosine":
+        warmup = max(1, int(round(0.23 * total_steps)))
+        return keras.optimizers.schedules.CosineDecay(
+            0.2 * learning_rate,
+            max(1, int(total_steps) - warmup),
+            alpha=0.07,
+            warmup_target=float(learning_rate),
+            warmup_steps=warmup,
+        )
     bounds = sorted({max(1, int(total_steps * f)) for f in (0.3, 0.6, 0.8)})
     values = [learning_rate * 0.2**i for i in range(len(bounds) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
 
 
-def _optimizer(name: str, lr):
+def _optimizer(name: str, lr, momentum: float = 0.9, bias_lr_scale: float = 1.0):
     import keras
 
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=lr)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+        if bias_lr_scale == 1.0:
+            return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=True)
+        return _bias_scaled_sgd()(bias_lr_scale, learning_rate=lr, momentum=momentum, nesterov=True)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=lr)
     raise ValueError(f"Unknown optimizer {name!r}; expected one of {_OPTIMIZERS}.")
+
+
+@functools.cache
+def _bias_scaled_sgd():
+    """Keras' SGD with a larger learning rate for batch-normalisation biases (airbench)."""
+    import keras
+
+    class BiasScaledSGD(keras.optimizers.SGD):
+        def __init__(self, bias_lr_scale, **kwargs):
+            super().__init__(**kwargs)
+            self.bias_lr_scale = float(bias_lr_scale)
+
+        def update_step(self, gradient, variable, learning_rate):
+            # The bias of a BatchNormalization layer: a Keras variable is named "beta",
+            # the TensorFlow variable the backend passes here "<layer>/beta:0".
+            if variable.name.split(":")[0].split("/")[-1] == "beta":
+                learning_rate = learning_rate * self.bias_lr_scale
+            super().update_step(gradient, variable, learning_rate)
+
+    return BiasScaledSGD
 
 
 def _check_xy(x, y, what: str):
@@ -264,6 +311,10 @@ def train_classifier(
     learning_rate: float = 1e-3,
     schedule: str = "cosine",
     augment: str = "none",
+    momentum: float = 0.9,
+    bias_lr_scale: float = 1.0,
+    crop_pad: int = 4,
+    crop_fill: str = "zeros",
     validation_data=None,
     seed: int = 0,
     verbose: int = 0,
@@ -290,6 +341,13 @@ def train_classifier(
         See :func:`learning_rate_schedule`.
     augment : {"none", "mnist", "cifar10"}
         See :func:`augmentation`.
+    momentum : float
+        Nesterov momentum of ``"sgd"``.
+    bias_lr_scale : float
+        With ``"sgd"``: factor of the learning rate of the batch-normalisation
+        biases (``beta``); airbench uses 64.
+    crop_pad, crop_fill :
+        CIFAR-10's translation: see :func:`augmentation`.
     validation_data : tuple of ndarray, optional
         ``(x_val, y_val)`` evaluated after each epoch.
     seed : int
@@ -323,13 +381,13 @@ def train_classifier(
     keras.utils.set_random_seed(seed)
     steps = int(np.ceil(len(x_train) / batch_size)) * int(epochs)
     lr = learning_rate_schedule(schedule, learning_rate, steps)
-    opt = _optimizer(optimizer, lr)
+    opt = _optimizer(optimizer, lr, momentum=momentum, bias_lr_scale=bias_lr_scale)
     model.compile(
         optimizer=opt,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    aug = augmentation(augment, seed=seed)
+    aug = augmentation(augment, seed=seed, pad=crop_pad, fill=crop_fill)
     ds = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
     ds = ds.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment != "none":

@@ -1,0 +1,131 @@
+"""The airbench network, its initialisation and recipe (CIFAR-10's cpu classifier)."""
+
+import keras
+import numpy as np
+import pytest
+
+from introspection import config, datasets, models, pipeline, training
+
+
+def test_airbench_net_shape_size_and_standard_layers(tmp_path):
+    m = models.airbench_net(input_mean=[0.5] * 3, input_std=[0.25] * 3)
+    assert models.count_params(m) == 1_973_920
+    x = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype(np.float32)
+    assert m(x).shape == (3, 10) and m.get_layer("features").output.shape == (None, 256)
+    assert m.get_layer("logits").dtype == "float32"
+    # Saved and loaded in safe mode: nothing but Keras' own layers.
+    path = models.save_model(m, tmp_path / "a.keras")
+    np.testing.assert_allclose(models.load_model(path)(x), m(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        models.airbench_net(widths=(64, 256))
+
+
+def test_whitening_and_identity_initialisation():
+    rng = np.random.default_rng(0)
+    # Correlated pixels: smooth images, so whitening has something to undo.
+    x = rng.uniform(size=(400, 32, 32, 3)).astype(np.float32)
+    x = (x + np.roll(x, 1, axis=1) + np.roll(x, 1, axis=2)) / 3
+    m = models.airbench_net()
+    models.init_airbench_net(m, x)
+    kernel = np.array(m.get_layer("whiten").kernel)  # (2, 2, 3, 24)
+    assert not m.get_layer("whiten").trainable
+    # The first 12 filters whiten the 2x2 patches: their outputs have identity
+    # covariance (eps aside); the last 12 are their negatives.
+    patches = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2))
+    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12).astype(np.float64)
+    out = patches @ kernel.reshape(12, 24)[:, :12]
+    cov = out.T @ out / len(out)
+    np.testing.assert_allclose(cov, np.eye(12), atol=0.05)
+    np.testing.assert_allclose(kernel[..., 12:], -kernel[..., :12])
+    # Identity filters: the first in_channels outputs of a 3x3 convolution copy its input.
+    k = np.array(m.get_layer("g2c1").kernel)  # 64 -> 256
+    centre = np.zeros((3, 3))
+    centre[1, 1] = 1
+    for i in (0, 17, 63):
+        np.testing.assert_array_equal(k[:, :, i, i], centre)
+        assert np.count_nonzero(k[:, :, :, i]) == 1
+    assert np.count_nonzero(k[:, :, :, 64:]) > 0.9 * k[:, :, :, 64:].size
+
+
+def test_forward_flops_known_answer():
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)  # 8*8*4 outputs x 27 MACs
+    x = keras.layers.Conv2D(5, 2)(x)  # 7*7*5 outputs x 16 MACs
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(10)(x)  # 245 x 10 MACs
+    m = keras.Model(inp, out)
+    assert models.forward_flops(m) == 2 * (8 * 8 * 4 * 27 + 7 * 7 * 5 * 16 + 245 * 10)
+    # airbench94's 0.36 PFLOP over 9.9 epochs of 50,000 images is 3 forward passes of ours.
+    per_image = 0.36e15 / (9.9 * 50000) / 3
+    assert models.forward_flops(models.airbench_net()) == pytest.approx(per_image, rel=0.05)
+
+
+def test_warmup_cosine_schedule():
+    s = training.learning_rate_schedule("warmup_cosine", 1.5, 1000)
+    assert float(s(0)) == pytest.approx(0.3)
+    assert float(s(230)) == pytest.approx(1.5, rel=1e-4)
+    assert float(s(115)) == pytest.approx(0.9, rel=1e-3)  # linear warm-up
+    assert float(s(1000)) == pytest.approx(0.07 * 1.5, rel=1e-3)
+    values = [float(s(t)) for t in range(230, 1001, 50)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_bias_learning_rate_scale_applies_to_batchnorm_biases_only():
+    def one_step(scale):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((4,))
+        h = keras.layers.Dense(3, use_bias=False, name="dense")(inp)
+        out = keras.layers.BatchNormalization(scale=False, name="bn")(h)
+        m = keras.Model(inp, out)
+        before = [np.array(w) for w in m.trainable_weights]
+        opt = training._optimizer("sgd", 0.1, momentum=0.0, bias_lr_scale=scale)
+        m.compile(optimizer=opt, loss="mse")
+        x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+        y = np.random.default_rng(1).normal(size=(16, 3)).astype(np.float32)
+        m.train_on_batch(x, y)
+        return {w.name: np.array(w) - b for w, b in zip(m.trainable_weights, before)}
+
+    plain, scaled = one_step(1.0), one_step(64.0)
+    np.testing.assert_allclose(scaled["beta"], 64 * plain["beta"], rtol=1e-5)
+    np.testing.assert_allclose(scaled["kernel"], plain["kernel"], rtol=1e-6)
+
+
+def test_reflect_crop_is_a_window_of_the_reflected_image():
+    rng = np.random.default_rng(0)
+    x = np.tile(rng.uniform(size=(1, 8, 8, 3)).astype(np.float32), (50, 1, 1, 1))
+    out = np.asarray(training.padded_random_crop(2, seed=0, fill="reflect")(x, training=True))
+    padded = np.pad(x[0], ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    windows = [padded[dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+    for o in out:
+        assert any(np.array_equal(o, w) for w in windows)
+    with pytest.raises(ValueError, match="fill"):
+        training.padded_random_crop(2, fill="wrap")
+
+
+def test_jpeg_roundtrip_compresses_once():
+    rng = np.random.default_rng(0)
+    # Smooth colour images: JPEG changes them a little, and a second pass much less.
+    x = rng.uniform(0, 255, size=(6, 32, 32, 3))
+    x = ((x + np.roll(x, 1, 1) + np.roll(x, 1, 2)) / 3).astype(np.uint8)
+    once = datasets.jpeg_roundtrip(x)
+    twice = datasets.jpeg_roundtrip(once)
+    assert once.shape == x.shape and once.dtype == np.uint8
+    first = np.abs(once.astype(int) - x).mean()
+    second = np.abs(twice.astype(int) - once).mean()
+    assert first > 2 and second < first / 2
+    with pytest.raises(ValueError):
+        datasets.jpeg_roundtrip(x[..., :1])
+
+
+def test_cifar_only_parameters_leave_mnist_keys_alone():
+    mnist = config.configure("mnist", "cpu")
+    key = mnist.stage_params("base_model")
+    assert not {"architecture", "momentum", "bias_lr_scale", "crop_pad"} & set(key)
+    cifar = config.configure("cifar10", "cpu")
+    assert cifar.stage_params("base_model")["architecture"] == "airbench"
+    other = config.configure("cifar10", "cpu", overrides={"bias_lr_scale": 1.0})
+    assert other.stage_params("base_model") != cifar.stage_params("base_model")
+    assert "architecture" not in mnist.table().index
+    args = pipeline.training_arguments(cifar)
+    assert args["crop_fill"] == "reflect" and args["batch_size"] == 1024
+    assert "momentum" not in pipeline.training_arguments(mnist)
