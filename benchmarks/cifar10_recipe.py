@@ -11,6 +11,8 @@ and the arithmetic it ran in. The variants:
   (``models.init_airbench_net``): Keras' initialisation everywhere;
 - ``no_bias_lr``: the batch-norm biases at the common learning rate
   (``bias_lr_scale`` 1 instead of 64);
+- ``keras_init``: Keras' Glorot-uniform kernels instead of PyTorch's default
+  (airbench's), three times the variance in the wide convolutions;
 - ``wrn_crop``: the Wide ResNet recipe's augmentation (zero padding by 4 pixels)
   instead of airbench's (reflection, 2 pixels);
 - ``wrn16_2``: the Wide ResNet the profile used before, WRN-16-2 with its recipe
@@ -36,6 +38,7 @@ VARIANTS = {
     "profile": {},
     "no_init": {},
     "no_bias_lr": {"bias_lr_scale": 1.0},
+    "keras_init": {"kernel_init": "keras"},
     "wrn_crop": {"crop_pad": 4, "crop_fill": "zeros"},
     "wrn16_2": {
         "architecture": "wide_resnet",

@@ -44,7 +44,7 @@ retrain: bool = False  # train from scratch even when matching weights exist (ca
 # %%
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, pipeline, plots
+from introspection import analysis, config, datasets, pipeline, plots
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -141,6 +141,8 @@ if cfg.experiment == "cifar10":
     display(jpeg["table"].round(2))
     lossless, others, recoded = jpeg["table"]["accuracy (%)"]
     lost, *ci = jpeg["paired"]
+    n_lossless = datasets.OFFLINE_LOSSLESS["cifar10"]["train"]
+    n_all = datasets.DATASETS["cifar10"]["n_train"]
     cost_text = (
         f"compression costs {lost:.1f} points on them (95 % interval {ci[0]:.1f} to {ci[1]:.1f})"
         if ci[0] > 0 else
@@ -153,7 +155,8 @@ if cfg.experiment == "cifar10":
         f"give {recoded:.1f} %: {cost_text}. One more round trip changes a lossless image by "
         f"{jpeg['table'].iloc[0, 2]:.1f} grey levels on average and a JPEG-decoded one by "
         f"{jpeg['table'].iloc[1, 2]:.2f}, which confirms which images were compressed. The "
-        "classifier trained on the same mix of images (4,000 lossless, 46,000 JPEG-decoded)."
+        f"training set of the offline copy is a like mix ({n_lossless:,} lossless images, "
+        f"{n_all - n_lossless:,} JPEG-decoded)."
     ))
 else:
     display(Markdown("MNIST is bit-exact in the offline copy: nothing to measure here."))

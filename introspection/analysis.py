@@ -96,13 +96,18 @@ def classifier_description(cfg) -> str:
         )
     if cfg["architecture"] == "wide_resnet":
         name = f"WRN-{cfg['wrn_depth']}-{cfg['wrn_width']}"
+        optimizer = {
+            "sgd": f"SGD (Nesterov momentum {cfg['momentum']:g})",
+            "adam": "Adam",
+            "rmsprop": "RMSprop",
+        }[cfg["optimizer"]]
         same = (cfg["wrn_depth"], cfg["wrn_width"]) == (28, 8)
         return (
             f"A pre-activation Wide ResNet, {name}"
             + (", the paper's network" if same else ", of the paper's family (it used WRN-28-8)")
-            + f", trained with SGD (Nesterov momentum {cfg['momentum']:g}, learning rate "
-            f"{cfg['learning_rate']:g}, {cfg['schedule']} schedule), batch {cfg['batch_size']}, "
-            f"weight decay {cfg['weight_decay']:g}, {cfg['epochs']} epochs, random crops "
+            + f", trained with {optimizer}, learning rate {cfg['learning_rate']:g} "
+            f"({cfg['schedule']} schedule), batch {cfg['batch_size']}, weight decay "
+            f"{cfg['weight_decay']:g}, {cfg['epochs']} epochs, random crops "
             f"({cfg['crop_pad']}-pixel padding) and horizontal flips."
         )
     return (
@@ -113,7 +118,10 @@ def classifier_description(cfg) -> str:
         "with its recipe: a fixed 2x2 whitening convolution set from the training "
         "images, three groups of two 3x3 convolutions (64, 256 and 256 channels) with "
         "max pooling and batch normalisation, the first filters of each convolution set to "
-        "the identity, and logits scaled by 1/9; SGD with Nesterov momentum "
+        "the identity and the others drawn "
+        + ("as PyTorch's default (as airbench)" if cfg["kernel_init"] == "torch"
+           else "as Keras' Glorot uniform")
+        + ", and logits scaled by 1/9; SGD with Nesterov momentum "
         f"{cfg['momentum']:g}, batch {cfg['batch_size']}, peak learning rate "
         f"{cfg['learning_rate']:g} ({cfg['bias_lr_scale']:g} times that for the batch-norm "
         f"biases, `{cfg['schedule']}` schedule), weight decay {cfg['weight_decay']:g}, "

@@ -77,7 +77,17 @@ SUMMARY = "07_summary"
 #: Notebook parameters that are not profile parameters.
 _NOTEBOOK_PARAMS = ("seed", "data_dir", "artifacts_dir")
 _PATH_PARAMS = ("data_dir", "artifacts_dir", "results_dir", "results_root")
-_TITLES = {"mnist": "MNIST, the paper's Table 1 CNN", "cifar10": "CIFAR-10, a Wide ResNet"}
+_TITLES = {
+    "mnist": "MNIST, the paper's Table 1 CNN",
+    "wide_resnet": "CIFAR-10, a Wide ResNet",
+    "airbench": "CIFAR-10, airbench94's network",
+}
+
+
+def _title(profile: str, experiment: str) -> str:
+    if experiment == "mnist":
+        return _TITLES["mnist"]
+    return _TITLES[configure(experiment, profile)["architecture"]]
 
 
 def repo_root() -> Path:
@@ -391,14 +401,14 @@ def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -
         return [c for c in chapters if (results / exp / f"{c}.ipynb").is_file()]
 
     for exp in experiments:
-        lines += [f"  - caption: {_TITLES[exp]} ({profile} profile)", "    chapters:"]
+        lines += [f"  - caption: {_title(profile, exp)} ({profile} profile)", "    chapters:"]
         lines += [
             f"      - file: book/results/{profile}/{exp}/{c}" for c in executed(exp, PAPER_CHAPTERS)
         ]
     for exp in experiments:
         beyond = executed(exp, BEYOND_CHAPTERS)
         if beyond:
-            lines += [f"  - caption: Beyond the paper — {_TITLES[exp]}", "    chapters:"]
+            lines += [f"  - caption: Beyond the paper — {_title(profile, exp)}", "    chapters:"]
             lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in beyond]
     lines += [
         "  - caption: Results",

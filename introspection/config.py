@@ -211,6 +211,14 @@ PARAMETERS: dict[str, dict] = {
         minimum=0.0,
         only="cifar10",
     ),
+    "kernel_init": _p(
+        str,
+        "base_model",
+        "airbench's initial kernels: torch (PyTorch's default, as airbench94) or keras "
+        "(Glorot uniform)",
+        allowed=("torch", "keras"),
+        only="cifar10",
+    ),
     "crop_pad": _p(
         int,
         "base_model",
@@ -389,6 +397,7 @@ _BASE = {
     "architecture": "wide_resnet",
     "momentum": 0.9,
     "bias_lr_scale": 1.0,
+    "kernel_init": "torch",
     "crop_pad": 4,
     "crop_fill": "zeros",
     "wrn_depth": 16,

@@ -215,6 +215,7 @@ def airbench_net(
     weight_decay: float = 1.33e-3,
     logit_scale: float = 1 / 9,
     batchnorm_momentum: float = 0.6,
+    kernel_init: str = "torch",
     input_mean=None,
     input_std=None,
     name: str = "airbench",
@@ -244,6 +245,12 @@ def airbench_net(
         Fixed factor of the logits (airbench94: 1/9).
     batchnorm_momentum : float
         Keras' momentum of the moving statistics (airbench94: 0.6).
+    kernel_init : {"torch", "keras"}
+        Initial kernels: PyTorch's default, as airbench94 (uniform with variance
+        ``1 / (3 fan_in)``), or Keras' Glorot uniform (variance
+        ``2 / (fan_in + fan_out)``, three times larger for a 256 -> 256 convolution).
+        With batch normalisation the scale of a kernel sets its effective learning
+        rate.
     input_mean, input_std : sequence of float, optional
         Per-channel statistics of the training images: a fixed ``Normalization``
         layer standardises the input, so attacks work in the [0, 1] pixel scale.
@@ -264,6 +271,13 @@ def airbench_net(
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
     reg = regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
+    if kernel_init not in ("torch", "keras"):
+        raise ValueError(f"kernel_init must be 'torch' or 'keras', got {kernel_init!r}.")
+    init = (
+        keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform")
+        if kernel_init == "torch"
+        else "glorot_uniform"
+    )
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     if input_mean is not None or input_std is not None:
@@ -280,7 +294,13 @@ def airbench_net(
         for i in (1, 2):
             label = f"g{group}c{i}"
             x = layers.Conv2D(
-                int(width), 3, padding="same", use_bias=False, kernel_regularizer=reg, name=label
+                int(width),
+                3,
+                padding="same",
+                use_bias=False,
+                kernel_initializer=init,
+                kernel_regularizer=reg,
+                name=label,
             )(x)
             if i == 1:
                 x = layers.MaxPooling2D(2, name=f"g{group}_pool")(x)
@@ -290,7 +310,12 @@ def airbench_net(
             x = layers.Activation("relu", name=f"{label}_relu")(x)
     x = layers.GlobalMaxPooling2D(name="features")(x)
     x = layers.Dense(
-        num_classes, use_bias=False, kernel_regularizer=reg, dtype="float32", name="head"
+        num_classes,
+        use_bias=False,
+        kernel_initializer=init,
+        kernel_regularizer=reg,
+        dtype="float32",
+        name="head",
     )(x)
     logits = layers.Rescaling(logit_scale, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)

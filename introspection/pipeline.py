@@ -250,6 +250,7 @@ def build_classifier(cfg: Config, x_train, for_training: bool = False):
         model = models.airbench_net(
             input_shape=cfg.info["image_shape"],
             weight_decay=cfg["weight_decay"],
+            kernel_init=cfg["kernel_init"],
             input_mean=x_train.mean(axis=(0, 1, 2)),
             input_std=x_train.std(axis=(0, 1, 2)),
         )
@@ -381,6 +382,7 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool):
     pred = models.predict_logits(model, x_test).argmax(axis=1)
     history["test_accuracy"] = float((pred == y_test).mean())
     history["n_parameters"] = models.count_params(model)
+    history["train_images"] = len(x_train)
     info = hardware.cpu_info()
     history["trained_on"] = {
         "precision": precision,
@@ -410,7 +412,9 @@ def training_cost(cfg: Config, base: BaseModel) -> dict:
         :func:`introspection.models.forward_flops`); ``training_pflop`` (three forward
         passes per training image seen: forward and backward).
     """
-    n_train = cfg["n_train"] or datasets.DATASETS[cfg.info["in_distribution"]]["n_train"]
+    n_train = base.history.get("train_images") or (
+        cfg["n_train"] or datasets.DATASETS[cfg.info["in_distribution"]]["n_train"]
+    )
     epochs = len(base.history["loss"])
     seconds = float(sum(base.history.get("epoch_seconds", [])))
     forward = models.forward_flops(base.model)

@@ -20,6 +20,19 @@ def test_airbench_net_shape_size_and_standard_layers(tmp_path):
         models.airbench_net(widths=(64, 256))
 
 
+def test_kernel_initialisation_as_pytorch_or_keras():
+    keras.utils.set_random_seed(0)
+    torch_like = np.array(models.airbench_net().get_layer("g3c1").kernel)  # 256 -> 256
+    glorot = np.array(models.airbench_net(kernel_init="keras").get_layer("g3c1").kernel)
+    fan_in = 3 * 3 * 256
+    # PyTorch's default: uniform on +-1/sqrt(fan_in), variance 1 / (3 fan_in).
+    assert np.abs(torch_like).max() <= 1 / np.sqrt(fan_in) + 1e-7
+    assert torch_like.var() == pytest.approx(1 / (3 * fan_in), rel=0.02)
+    assert glorot.var() == pytest.approx(2 / (2 * fan_in), rel=0.02)
+    with pytest.raises(ValueError, match="kernel_init"):
+        models.airbench_net(kernel_init="he")
+
+
 def test_whitening_and_identity_initialisation():
     rng = np.random.default_rng(0)
     # Correlated pixels: smooth images, so whitening has something to undo.
@@ -67,7 +80,7 @@ def test_warmup_cosine_schedule():
     assert float(s(115)) == pytest.approx(0.9, rel=1e-3)  # linear warm-up
     assert float(s(1000)) == pytest.approx(0.07 * 1.5, rel=1e-3)
     values = [float(s(t)) for t in range(230, 1001, 50)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
 
 
 def test_bias_learning_rate_scale_applies_to_batchnorm_biases_only():
@@ -83,7 +96,7 @@ def test_bias_learning_rate_scale_applies_to_batchnorm_biases_only():
         x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
         y = np.random.default_rng(1).normal(size=(16, 3)).astype(np.float32)
         m.train_on_batch(x, y)
-        return {w.name: np.array(w) - b for w, b in zip(m.trainable_weights, before)}
+        return {w.name: np.array(w) - b for w, b in zip(m.trainable_weights, before, strict=True)}
 
     plain, scaled = one_step(1.0), one_step(64.0)
     np.testing.assert_allclose(scaled["beta"], 64 * plain["beta"], rtol=1e-5)
@@ -129,3 +142,48 @@ def test_cifar_only_parameters_leave_mnist_keys_alone():
     args = pipeline.training_arguments(cifar)
     assert args["crop_fill"] == "reflect" and args["batch_size"] == 1024
     assert "momentum" not in pipeline.training_arguments(mnist)
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path):
+    """Random images in the layout of cifar10.npz: the test needs no real data."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 256).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (1100, 32, 32, 3), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 1100).astype(np.uint8),
+    }
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "cifar10.npz", **arrays)
+    return data
+
+
+def test_airbench_trains_through_the_pipeline_into_a_standard_model(tiny_cifar, tmp_path):
+    cfg = config.configure(
+        "cifar10", "cpu", seed=12345, data_dir=tiny_cifar, artifacts_dir=tmp_path / "a",
+        results_dir=tmp_path / "r", overrides={"epochs": 2, "batch_size": 64},
+    )
+    base = pipeline.base_model(cfg, verbose=0)
+    assert base.origin == "trained" and base.model.name == "airbench"
+    assert len(base.history["loss"]) == 2 and np.isfinite(base.history["loss"]).all()
+    # The learning rate warms up, then decays (the 64x of the biases is not in the log).
+    assert base.history["learning_rate"][0] == pytest.approx(0.3)
+    # The cached model is reloaded in safe mode and gives the same logits.
+    again = pipeline.base_model(cfg, verbose=0)
+    assert again.origin == "cache"
+    x = datasets.to_float(np.load(tiny_cifar / "cifar10.npz")["x_test"][:8])
+    np.testing.assert_allclose(again.model(x), base.model(x), rtol=1e-5, atol=1e-5)
+    cost = pipeline.training_cost(cfg, base)
+    assert cost["epochs"] == 2 and cost["images_per_second"] > 0
+    assert cost["training_pflop"] == pytest.approx(
+        3 * models.forward_flops(base.model) * 256 * 2 / 1e15
+    )
+    jpeg = pipeline.jpeg_cost(cfg, base.model)
+    table = jpeg["table"]
+    assert list(table["images"]) == [1000, 100, 1000]
+    lost, low, high = jpeg["paired"]
+    assert lost == pytest.approx(table.iloc[0, 1] - table.iloc[2, 1]) and low <= lost <= high
+    with pytest.raises(ValueError, match="CIFAR-10"):
+        pipeline.jpeg_cost(config.configure("mnist", "smoke"), base.model)
