@@ -85,6 +85,20 @@ def paper_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "paper
     return keras.Model(inputs, logits, name=name)
 
 
+def _standardize(x, input_mean, input_std):
+    """A fixed per-channel ``Normalization`` layer named ``"standardize"``, or ``x`` itself."""
+    from keras import layers
+
+    if input_mean is None and input_std is None:
+        return x
+    if input_mean is None or input_std is None:
+        raise ValueError("Give both input_mean and input_std, or neither.")
+    std = np.asarray(input_std, dtype="float32")
+    return layers.Normalization(
+        mean=np.asarray(input_mean, dtype="float32"), variance=std**2, name="standardize"
+    )(x)
+
+
 def wide_resnet(
     depth: int,
     width: int,
@@ -170,14 +184,7 @@ def wide_resnet(
         )
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
-    if input_mean is not None or input_std is not None:
-        if input_mean is None or input_std is None:
-            raise ValueError("Give both input_mean and input_std, or neither.")
-        std = np.asarray(input_std, dtype="float32")
-        x = layers.Normalization(
-            mean=np.asarray(input_mean, dtype="float32"), variance=std**2, name="standardize"
-        )(x)
+    x = _standardize(inputs, input_mean, input_std)
     x = conv(16, 3, 1, "stem")(x)
     in_channels = 16
     for group, (channels, stride) in enumerate(
@@ -279,14 +286,7 @@ def airbench_net(
         else "glorot_uniform"
     )
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
-    if input_mean is not None or input_std is not None:
-        if input_mean is None or input_std is None:
-            raise ValueError("Give both input_mean and input_std, or neither.")
-        std = np.asarray(input_std, dtype="float32")
-        x = layers.Normalization(
-            mean=np.asarray(input_mean, dtype="float32"), variance=std**2, name="standardize"
-        )(x)
+    x = _standardize(inputs, input_mean, input_std)
     channels = 2 * input_shape[-1] * 4
     x = layers.Conv2D(channels, 2, use_bias=False, trainable=False, name="whiten")(x)
     x = layers.Activation("relu", name="whiten_relu")(x)
