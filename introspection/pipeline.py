@@ -282,13 +282,13 @@ def training_arguments(cfg: Config) -> dict:
     -------
     dict
         ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``, ``schedule``,
-        ``augment``, and for CIFAR-10 ``momentum``, ``bias_lr_scale``, ``crop_pad``
-        and ``crop_fill``.
+        ``augment``, and for CIFAR-10 ``momentum``, ``bias_lr_scale``, ``crop_pad``,
+        ``crop_fill`` and ``lookahead``.
     """
     out = {k: cfg[k] for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")}
     out["augment"] = cfg.experiment if cfg["augment"] else "none"
     if cfg.experiment != "mnist":
-        out.update({k: cfg[k] for k in ("momentum", "bias_lr_scale", "crop_pad", "crop_fill")})
+        out.update({k: cfg[k] for k in ("momentum", "bias_lr_scale", "crop_pad", "crop_fill", "lookahead")})
     return out
 
 

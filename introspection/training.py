@@ -300,6 +300,48 @@ class _EpochTimer:
         return Timer()
 
 
+class _Lookahead:
+    """Airbench's Lookahead: every ``every`` steps the weights move to their average.
+
+    Every ``every`` training steps, an exponential average of all floating-point
+    variables of the model (the batch-normalisation statistics included) moves
+    towards the current values, ``avg = decay * avg + (1 - decay) * w``, and the
+    model's variables are set to it; ``decay`` grows as ``0.95**5 * (t / T)**3``
+    with the step ``t`` of ``T``, so early training is untouched and late steps
+    are averaged. At the end the model takes the average (airbench94). A run
+    resumed from a checkpoint starts the average again from the restored weights.
+    """
+
+    def __new__(cls, total_steps: int, steps_per_epoch: int, every: int = 5):
+        import keras
+
+        class Lookahead(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._step = epoch * steps_per_epoch
+
+            def _vars(self):
+                return [v for v in self.model.variables if "float" in str(v.dtype)]
+
+            def on_train_batch_end(self, batch, logs=None):
+                self._step += 1
+                if getattr(self, "_avg", None) is None:
+                    self._avg = [np.array(v) for v in self._vars()]
+                if self._step % every:
+                    return
+                decay = 0.95**5 * min(1.0, self._step / total_steps) ** 3
+                for v, a in zip(self._vars(), self._avg):
+                    a *= decay
+                    a += (1.0 - decay) * np.asarray(v)
+                    v.assign(a)
+
+            def on_train_end(self, logs=None):
+                if getattr(self, "_avg", None) is not None:
+                    for v, a in zip(self._vars(), self._avg):
+                        v.assign(a)
+
+        return Lookahead()
+
+
 def train_classifier(
     model,
     x_train,
@@ -315,6 +357,7 @@ def train_classifier(
     bias_lr_scale: float = 1.0,
     crop_pad: int = 4,
     crop_fill: str = "zeros",
+    lookahead: bool = False,
     validation_data=None,
     seed: int = 0,
     verbose: int = 0,
@@ -348,6 +391,9 @@ def train_classifier(
         biases (``beta``); airbench uses 64.
     crop_pad, crop_fill :
         CIFAR-10's translation: see :func:`augmentation`.
+    lookahead : bool
+        Airbench's Lookahead averaging of the weights every 5 steps (see
+        ``_Lookahead``); the model ends with the averaged weights.
     validation_data : tuple of ndarray, optional
         ``(x_val, y_val)`` evaluated after each epoch.
     seed : int
@@ -402,12 +448,14 @@ def train_classifier(
         x_val, y_val = _check_xy(*validation_data, "validation_data")
         val = (x_val, y_val.astype(np.int64))
     extra = []
+    if lookahead:
+        extra.append(_Lookahead(steps, steps // int(epochs)))
     log = None
     if backup_dir is not None:
         backup_dir = Path(backup_dir)
         backup_dir.mkdir(parents=True, exist_ok=True)
         log = backup_dir / "history.csv"
-        extra = [
+        extra += [
             keras.callbacks.CSVLogger(str(log), append=True),
             keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint")),
         ]

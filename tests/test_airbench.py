@@ -187,3 +187,44 @@ def test_airbench_trains_through_the_pipeline_into_a_standard_model(tiny_cifar, 
     assert lost == pytest.approx(table.iloc[0, 1] - table.iloc[2, 1]) and low <= lost <= high
     with pytest.raises(ValueError, match="CIFAR-10"):
         pipeline.jpeg_cost(config.configure("mnist", "smoke"), base.model)
+
+
+def test_lookahead_averages_every_five_steps_and_ends_on_the_average():
+    class Stub:
+        variables = [keras.Variable(np.zeros(3, "float32")), keras.Variable(np.int32(7))]
+
+    total, per_epoch = 20, 10
+    cb = training._Lookahead(total, per_epoch)
+    cb.set_model(Stub())
+    w, i = Stub.variables[0], Stub.variables[1]
+    avg, current = None, 0.0
+    for epoch in range(2):
+        cb.on_epoch_begin(epoch)
+        for b in range(per_epoch):
+            step = epoch * per_epoch + b + 1
+            current = float(step)  # what the optimizer made of the weights
+            w.assign(np.full(3, current, "float32"))
+            cb.on_train_batch_end(b)
+            if avg is None:
+                avg = current
+            if step % 5 == 0:
+                decay = 0.95**5 * (step / total) ** 3
+                avg = decay * avg + (1 - decay) * current
+                current = avg
+            np.testing.assert_allclose(np.asarray(w), current, rtol=1e-6)
+    w.assign(np.full(3, 99.0, "float32"))
+    cb.on_train_end()
+    np.testing.assert_allclose(np.asarray(w), avg, rtol=1e-6)
+    assert int(np.asarray(i)) == 7  # integer variables (seed states) are left alone
+
+
+def test_airbench_stem_runs_in_float32_under_mixed_precision():
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        m = models.airbench_net(widths=(8, 8, 8), input_mean=[0.5] * 3, input_std=[0.25] * 3)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    for name in ("standardize", "whiten", "whiten_relu", "logits"):
+        assert m.get_layer(name).compute_dtype == "float32"
+    assert m.get_layer("g1c1").compute_dtype == "bfloat16"
