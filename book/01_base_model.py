@@ -78,7 +78,7 @@ display(Markdown(analysis.classifier_description(cfg)))
 # weights, and its logits are float32.
 
 # %%
-base = pipeline.base_model(cfg, verbose=2, retrain=retrain)
+base = pipeline.base_model(cfg, verbose=0, retrain=retrain, progress=True)
 made = base.history.get("trained_on", {})
 how = {
     "trained": "were trained now, by this run",
@@ -138,7 +138,7 @@ plots.save_figure(fig, cfg.results_dir / "base_model_learning_curves.png");
 # %%
 if cfg.experiment == "cifar10":
     jpeg = pipeline.jpeg_cost(cfg, base.model, seed=cfg.seed)
-    display(jpeg["table"].round(2))
+    display(analysis.display_table(jpeg["table"], 2))
     lossless, others, recoded = jpeg["table"]["accuracy (%)"]
     lost, *ci = jpeg["paired"]
     n_lossless = datasets.OFFLINE_LOSSLESS["cifar10"]["train"]

@@ -24,7 +24,7 @@
 # discussed in the chapter on deviations.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -41,7 +41,7 @@ patch_max_tries: "int or None" = None  # patch positions tried per image for "er
 # %%
 from IPython.display import Markdown, display
 
-from introspection import config, pipeline, plots
+from introspection import analysis, config, pipeline, plots
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -74,7 +74,7 @@ print(gen.run.line())
 
 # %%
 counts = pipeline.generation_table(gen)
-counts.round(3)
+analysis.display_table(counts, 3)
 
 # %% [markdown]
 # ## What the datasets look like

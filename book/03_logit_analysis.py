@@ -25,7 +25,7 @@
 # separate what the softmax mixes up.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -65,7 +65,7 @@ sets = pipeline.introspection_sets(cfg, gen)
 logits = pipeline.analysis_logits(cfg, gen, sets)
 in_name = cfg.info["in_distribution"]
 stats = analysis.logit_statistics(logits)
-stats.round(2)
+analysis.display_table(stats, 2)
 
 # %% [markdown]
 # ## Figure 1: the average logit

@@ -26,7 +26,7 @@
 # on the classifier's training data.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -69,7 +69,7 @@ sizes
 # ## Training Introspection-Net, fitting the baselines
 
 # %%
-fitted = pipeline.fit_detectors(cfg, gen, sets, base.model, verbose=2)
+fitted = pipeline.fit_detectors(cfg, gen, sets, base.model, verbose=0)
 print(fitted.run.line())
 fig = plots.learning_curves(fitted.history, title="Introspection-Net (MSE loss; accuracy at 0.5)")
 plots.save_figure(fig, cfg.results_dir / "introspection_net_learning_curves.png");

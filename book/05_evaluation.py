@@ -25,7 +25,7 @@
 # beats it on DeepFool.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -61,7 +61,7 @@ sets = pipeline.introspection_sets(cfg, gen)
 fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
 scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
 table = pipeline.evaluate(cfg, scores)
-print(f"{len(table)} rows written to {cfg.results_dir / 'table2.csv'}")
+print(f"{len(table)} rows written to table2.csv in the results folder")
 
 # %% [markdown]
 # ## Table 2, side by side with the paper

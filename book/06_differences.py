@@ -26,7 +26,7 @@
 # confidence interval.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -77,10 +77,11 @@ print(f"{len(gaps)} of {len(table)} AUROC cells differ from the paper beyond our
 
 # %%
 correct_only = pipeline.evaluate_correct_only(cfg, scores)
-composition = table.set_index(["dataset", "method"])[["auroc"]].join(
-    correct_only.set_index(["dataset", "method"])[["auroc"]], rsuffix=" (correct only)")
-composition.join(paper.set_index(["dataset", "method"])[["auroc"]].rename(
-    columns={"auroc": "auroc (paper)"})).round(1)
+by_cell = ["dataset", "method"]
+composition = table.set_index(by_cell)[["auroc"]].join(
+    correct_only.set_index(by_cell)[["auroc"]].rename(columns={"auroc": "auroc (correct only)"}))
+analysis.display_table(composition.join(paper.set_index(by_cell)[["auroc"]].rename(
+    columns={"auroc": "auroc (paper)"})), 1)
 
 # %% [markdown]
 # ## Check 2: the Trust Score's feature space
@@ -90,8 +91,8 @@ composition.join(paper.set_index(["dataset", "method"])[["auroc"]].rename(
 
 # %%
 spaces = pipeline.trust_score_spaces(cfg, gen, sets, base.model)
-spaces.join(paper[paper.method == "trust_score"].set_index("dataset")[["auroc"]].rename(
-    columns={"auroc": "paper"})).round(1)
+analysis.display_table(spaces.join(paper[paper.method == "trust_score"].set_index(
+    "dataset")[["auroc"]].rename(columns={"auroc": "paper"})), 1)
 
 # %% [markdown]
 # ## Check 3: attack strength and confidence
@@ -103,7 +104,7 @@ spaces.join(paper[paper.method == "trust_score"].set_index("dataset")[["auroc"]]
 # %%
 test_logits = {n: d.logits[sets.test.of(n).index] for n, d in gen.sets.items()}
 confidence = analysis.confidence_table(test_logits, cfg.experiment)
-confidence.round(1)
+analysis.display_table(confidence, 1)
 
 # %% [markdown]
 # ## Check 4: softmax precision
@@ -117,7 +118,7 @@ test_in = sets.test.of(cfg.info["in_distribution"])
 precision = analysis.softmax_precision_check(
     test_logits[cfg.info["in_distribution"]], test_in.label.astype(bool),
     {n: z for n, z in test_logits.items() if n != cfg.info["in_distribution"]})
-precision.round(3)
+analysis.display_table(precision, 3)
 
 # %% [markdown]
 # ## What we see

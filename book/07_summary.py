@@ -40,7 +40,7 @@ from introspection import analysis, config, pipeline, plots
 root = Path(results_root or config.default_results_dir(profile))
 tables, summaries = analysis.load_results(root)
 paper = pipeline.paper_table2()
-print(f"profile {profile!r}: results for {', '.join(tables) or 'no experiment'} in {root}")
+print(f"profile {profile!r}: results for {', '.join(tables) or 'no experiment'}")
 
 # %% [markdown]
 # ## Base classifiers, run times and machine

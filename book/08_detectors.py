@@ -38,7 +38,7 @@
 # each kind.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -78,7 +78,7 @@ paper_scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
 extra = beyond.extra_detector_scores(cfg, gen, sets, base.model)
 table = beyond.detector_table(cfg, paper_scores, extra)
 print(extra.run.line())
-print(f"{len(table)} rows written to {cfg.results_dir / 'detectors.csv'}")
+print(f"{len(table)} rows written to detectors.csv in the results folder")
 
 # %% [markdown]
 # ## AUROC of the eight detectors
@@ -113,7 +113,7 @@ display(Markdown(analysis.table2_markdown(table, paper, labels, plots.METHOD_LAB
 best = beyond.best_per_row(table)
 best["best"] = best["best"].map(plots.method_label)
 best["runner-up"] = best["runner-up"].map(plots.method_label)
-best.round(1)
+analysis.display_table(best, 1)
 
 # %% [markdown]
 # ## What we see

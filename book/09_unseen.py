@@ -28,7 +28,7 @@
 # paper's network as it is.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -74,7 +74,7 @@ table2 = pipeline.evaluate(cfg, scores)
 loo, run = beyond.leave_one_out(cfg, gen, sets)
 full, unseen = beyond.leave_one_out_table(cfg, loo, scores, table2)
 print(run.line())
-print(f"{len(full)} rows written to {cfg.results_dir / 'leave_one_out.csv'}")
+print(f"{len(full)} rows written to leave_one_out.csv in the results folder")
 
 # %% [markdown]
 # ## AUROC of each leave-one-out network on every kind
@@ -106,7 +106,7 @@ plots.save_figure(fig, cfg.results_dir / "leave_one_out.png");
 # %%
 shown = unseen.copy()
 shown.index = [plots.dataset_label(d, cfg.experiment) for d in shown.index]
-shown.round(1)
+analysis.display_table(shown, 1)
 
 # %% [markdown]
 # ## What leaving a kind out does
@@ -127,8 +127,8 @@ display(Markdown(analysis.unseen_report(unseen, cfg.experiment)))
 attacked = beyond.unseen_attacks(cfg, gen, base.model)
 attack_stats = pd.DataFrame(beyond.unseen_attack_stats(cfg)).T
 attack_stats["success rate (%)"] = 100 * attack_stats["success_rate"]
-attack_stats[["attempted", "kept", "success rate (%)", "mean_l2", "mean_linf", "seconds"]].astype(
-    float).round(3)
+analysis.display_table(attack_stats[
+    ["attempted", "kept", "success rate (%)", "mean_l2", "mean_linf", "seconds"]].astype(float), 3)
 
 # %%
 extra = beyond.extra_detector_scores(cfg, gen, sets, base.model)

@@ -23,7 +23,7 @@
 # is set beside the bootstrap interval of the published run.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -61,7 +61,7 @@ table2 = pipeline.evaluate(cfg, scores)
 by_seed, run = beyond.seed_scores(cfg, gen, sets, fitted)
 seeds = beyond.seed_table(cfg, by_seed, scores)
 print(run.line())
-print(f"{len(seeds)} rows written to {cfg.results_dir / 'seeds.csv'}")
+print(f"{len(seeds)} rows written to seeds.csv in the results folder")
 
 # %% [markdown]
 # ## AUROC per seed
@@ -81,7 +81,7 @@ plots.save_figure(fig, cfg.results_dir / "seeds_auroc.png");
 # %%
 summary = beyond.seed_summary(seeds, table2)
 summary.index = [plots.dataset_label(d, cfg.experiment) for d in summary.index]
-summary.round(2)
+analysis.display_table(summary, 2)
 
 # %% [markdown]
 # ## What we see

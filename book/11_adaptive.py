@@ -44,7 +44,7 @@
 # the gradients would be obfuscated.
 
 # %% tags=["parameters"]
-experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (a Wide ResNet)
+experiment: str = "mnist"  # "mnist" (the paper's Table 1 CNN) or "cifar10" (the profile names its network)
 profile: str = "quick"  # "smoke", "quick", "cpu" or "paper" (see introspection.config.PROFILES)
 seed: int = 0  # seed of every random choice (non-negative integer)
 data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar10.npz (None: $INTROSPECTION_DATA_DIR)
@@ -83,7 +83,7 @@ fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
 scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
 table, run = beyond.adaptive_attacks(cfg, gen, sets, fitted, scores, base.model)
 print(run.line())
-print(f"{len(table)} rows written to {cfg.results_dir / 'adaptive.csv'}")
+print(f"{len(table)} rows written to adaptive.csv in the results folder")
 
 # %% [markdown]
 # ## Evasion rate against the radius
@@ -104,7 +104,7 @@ shown["radius"] = shown.epsilon.map(lambda e: "unbounded" if e != e else f"{e:.3
 grid = shown.pivot_table(index=["detector", "attack"], columns="radius", values="evasion_rate",
                          sort=False)
 grid.index = [f"{plots.method_label(d)}: {a}" for d, a in grid.index]
-grid.round(1)
+analysis.display_table(grid, 1)
 
 # %% [markdown]
 # ## What we see

@@ -16,6 +16,7 @@ from .metrics import METRICS
 
 __all__ = [
     "PAPER_ACCURACY",
+    "display_table",
     "classifier_description",
     "PAPER_MAX_LOGIT",
     "LOWER_IS_BETTER",
@@ -77,6 +78,29 @@ _OOD = {
 }
 
 
+def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
+    """A table as a page shows it: rounded, with an en dash where there is no value.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    decimals : int
+        Decimals kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Object-typed copy; missing values (``NaN``, ``None``) become ``"–"``.
+
+    Examples
+    --------
+    >>> display_table(pd.DataFrame({"auroc": [97.25, None]}))["auroc"].tolist()
+    [97.2, '–']
+    """
+    out = table.round(decimals).astype(object)
+    return out.where(table.notna(), "–")
+
+
 def classifier_description(cfg) -> str:
     """Markdown: the experiment's classifier and recipe, and where they differ from the paper.
 
@@ -126,10 +150,17 @@ def classifier_description(cfg) -> str:
         f"{cfg['learning_rate']:g} ({cfg['bias_lr_scale']:g} times that for the batch-norm "
         f"biases, `{cfg['schedule']}` schedule), weight decay {cfg['weight_decay']:g}, "
         f"{cfg['epochs']} epochs, random translations by up to {cfg['crop_pad']} pixels "
-        f"({cfg['crop_fill']} padding) and horizontal flips. Unlike airbench it uses ReLU "
-        "rather than GELU (faster on CPU), and no label smoothing, test-time augmentation or "
-        "weight averaging: the detectors read the logits of the classifier as it is. "
-        "The `paper` profile keeps the WRN-28-8."
+        f"({cfg['crop_fill']} padding) and horizontal flips"
+        + (
+            "; airbench's Lookahead moves the weights to their running average every 5 "
+            "steps, and the classifier keeps the averaged weights"
+            if cfg["lookahead"]
+            else ""
+        )
+        + ". Unlike airbench it uses ReLU rather than GELU (faster on CPU), computes the "
+        "whitening in float32 (bfloat16 is too coarse for it), and has no label smoothing "
+        "and no test-time augmentation: the detectors read the logits of one network, as "
+        "the paper's do. The `paper` profile keeps the WRN-28-8."
     )
 
 

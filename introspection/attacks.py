@@ -39,12 +39,18 @@ import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
-import tensorflow as tf
-from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
-from cleverhans.tf2.attacks.carlini_wagner_l2 import CarliniWagnerL2, CarliniWagnerL2Exception
-from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
-from cleverhans.tf2.utils import clip_eta, get_or_guess_labels, set_with_mask
-from tqdm import tqdm
+
+from .hardware import import_tensorflow
+
+tf = import_tensorflow()  # before cleverhans imports it, without the start-up lines
+from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method  # noqa: E402
+from cleverhans.tf2.attacks.carlini_wagner_l2 import (  # noqa: E402
+    CarliniWagnerL2,
+    CarliniWagnerL2Exception,
+)
+from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method  # noqa: E402
+from cleverhans.tf2.utils import clip_eta, get_or_guess_labels, set_with_mask  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 __all__ = [
     "DEEPFOOL_STEP_EPS",

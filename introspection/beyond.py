@@ -92,7 +92,7 @@ class Scores:
 def _progress(iterable, desc: str, enabled: bool, total: int | None = None):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, total=total, leave=False)
 

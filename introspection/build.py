@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -229,8 +230,9 @@ def run_notebooks(
         "profile": profile,
         "overrides": overrides,
         # Explicit, so that results land beside the executed notebooks whichever
-        # checkout the kernel imports the package from.
-        "results_dir": str(out_dir),
+        # checkout the kernel imports the package from; relative to the checkout,
+        # papermill's working folder, so that no machine's path is published.
+        "results_dir": str(out_dir.relative_to(root)),
         **notebook_params,
     }
     times = {}
@@ -358,14 +360,137 @@ def is_current(notebook: Path, source: Path, params: dict) -> bool:
     return all(meta.get(k) == now[k] for k in ("source_sha256", "parameters_sha256"))
 
 
+def terminal_text(text: str) -> str:
+    r"""Stream text as a terminal shows it: each carriage return overwrites its line.
+
+    Progress bars (tqdm) redraw a line with ``"\r"``; a notebook keeps every redraw.
+    Lines left blank by the redraws are dropped.
+
+    Examples
+    --------
+    >>> terminal_text("a:  0%\ra: 50%\ra:100%\ndone\n")
+    'a:100%\ndone\n'
+    >>> terminal_text("bar\r   \r")
+    ''
+    """
+    lines = []
+    for line in text.split("\n"):
+        shown = line.rstrip("\r").rsplit("\r", 1)[-1]
+        if shown.strip() or "\r" not in line:
+            lines.append(shown)
+    out = "\n".join(lines)
+    return "" if not out.strip() else out
+
+
+def tidy(nb, root: Path) -> None:
+    """Make an executed notebook readable and machine-independent, in place.
+
+    Consecutive stream outputs of one cell are merged and shown as a terminal
+    would (:func:`terminal_text`), and papermill's record of the input and output
+    paths is made relative to the checkout ``root``.
+    """
+    for cell in nb.cells:
+        merged = []
+        for out in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (
+                out.get("output_type") == "stream"
+                and last is not None
+                and last.get("output_type") == "stream"
+                and last.get("name") == out.get("name")
+            ):
+                last["text"] += out["text"]
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = terminal_text(out["text"])
+        if "outputs" in cell:
+            cell["outputs"] = [
+                o for o in merged if o.get("output_type") != "stream" or o["text"]
+            ]
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            path = Path(meta[key])
+            if path.name.startswith(".") and path.name.endswith(".running.ipynb"):
+                path = path.with_name(path.name[1 : -len(".running.ipynb")] + ".ipynb")
+            try:
+                meta[key] = str(path.resolve().relative_to(root.resolve()))
+            except ValueError:
+                meta[key] = path.name
+
+
+#: What a published notebook may not show: (what, pattern). Absolute paths are
+#: looked for in the whole notebook (sources, outputs, metadata).
+PAGE_PROBLEMS = (
+    ("an absolute path", re.compile(r"""(?m:^|[\s"'(=:])(?:/[\w.-]+){2,}/|[A-Za-z]:\\\\[\w.-]""")),
+    ("a TensorFlow log", re.compile(r"absl::|oneDNN|^[IWE]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\]", re.M)),
+    ("a Python warning", re.compile(r"\b\w*Warning\b: |warnings\.warn")),
+    ("an epoch log", re.compile(r"^Epoch \d+/\d+", re.M)),
+    ("NaN", re.compile(r"\bNaN\b|(?<![\w.])nan(?![\w.])")),
+)
+
+
+def _strings(node):
+    """Every string in a JSON-like tree, images left out."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if not str(k).startswith("image/"):  # base64
+                yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def page_problems(nb) -> list[str]:
+    """What a reader should not see in an executed notebook (see :data:`PAGE_PROBLEMS`).
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+
+    Returns
+    -------
+    list of str
+        One line per problem: what, the cell, and the offending text.
+    """
+    found = []
+    what, pattern = PAGE_PROBLEMS[0]
+    for text in _strings(nb):
+        m = pattern.search(text)
+        if m:
+            found.append(f"{what}: {text[max(0, m.start() - 40):m.end() + 40]!r}")
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                texts = [out.get("text", "")]
+            else:
+                data = out.get("data", {})
+                texts = [data.get(k, "") for k in ("text/plain", "text/html", "text/markdown")]
+                texts += [out.get("evalue", "")]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else str(text)
+                for what, pattern in PAGE_PROBLEMS[1:]:
+                    m = pattern.search(text)
+                    if m:
+                        snippet = text[max(0, m.start() - 40):m.end() + 40]
+                        found.append(f"{what} in cell {i}: {snippet!r}")
+    return found
+
+
 def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None) -> None:
     """Record :func:`provenance` in an executed notebook's metadata (``introspection``).
 
-    ``record``: the provenance taken when its execution started (default: now).
+    ``record``: the provenance taken when its execution started (default: now). The
+    notebook is tidied (:func:`tidy`) on the way.
     """
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
+    tidy(nb, Path(source).resolve().parent.parent)
     nb.metadata["introspection"] = record or provenance(source, params)
     nbformat.write(nb, notebook)
 
@@ -905,7 +1030,7 @@ def main(argv=None) -> int:
         summary_src = root / "book" / f"{SUMMARY}.ipynb"
         summary_params = {
             "profile": args.profile,
-            "results_root": str(root / "book" / "results" / args.profile),
+            "results_root": str(Path("book") / "results" / args.profile),
         }
         if (
             args.force

@@ -288,11 +288,14 @@ def training_arguments(cfg: Config) -> dict:
     out = {k: cfg[k] for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")}
     out["augment"] = cfg.experiment if cfg["augment"] else "none"
     if cfg.experiment != "mnist":
-        out.update({k: cfg[k] for k in ("momentum", "bias_lr_scale", "crop_pad", "crop_fill", "lookahead")})
+        cifar = ("momentum", "bias_lr_scale", "crop_pad", "crop_fill", "lookahead")
+        out.update({k: cfg[k] for k in cifar})
     return out
 
 
-def base_model(cfg: Config, verbose: int = 1, retrain: bool = False) -> BaseModel:
+def base_model(
+    cfg: Config, verbose: int = 1, retrain: bool = False, progress: bool = False
+) -> BaseModel:
     """The base classifier: from the cache, from the published weights, or trained now.
 
     In that order: a model trained with the same parameters in this artifacts folder;
@@ -309,6 +312,8 @@ def base_model(cfg: Config, verbose: int = 1, retrain: bool = False) -> BaseMode
         Keras' verbosity while training (1: a progress bar per epoch).
     retrain : bool
         Train from scratch, ignoring the cache and the published weights.
+    progress : bool
+        While training, one progress bar over the epochs.
 
     Returns
     -------
@@ -337,7 +342,7 @@ def base_model(cfg: Config, verbose: int = 1, retrain: bool = False) -> BaseMode
             cfg, "base_model", t0, True, at_least=sum(history.get("epoch_seconds", []))
         )
         return BaseModel(model, history, history["test_accuracy"], run, origin, note)
-    history, model = _train_base_model(cfg, params, verbose, fresh=retrain)
+    history, model = _train_base_model(cfg, params, verbose, retrain, progress)
     _forget_downstream(root)
     artifacts.save_model(root, "base_model", model, params=params, seed=cfg.seed)
     artifacts.save_json(root, "base_model_history", history, params=params, seed=cfg.seed)
@@ -347,7 +352,7 @@ def base_model(cfg: Config, verbose: int = 1, retrain: bool = False) -> BaseMode
     return BaseModel(model, history, history["test_accuracy"], run, origin, note)
 
 
-def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool):
+def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, progress: bool):
     """Train the base classifier; returns its history and a float32 model of its weights."""
     import shutil
 
@@ -370,6 +375,7 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool):
         validation_data=(x_test, y_test.astype(np.int64)),
         seed=cfg.seed,
         verbose=verbose,
+        progress=progress,
         # Resumes after the last finished epoch if a previous run was interrupted.
         backup_dir=backup,
     )

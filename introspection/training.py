@@ -300,6 +300,29 @@ class _EpochTimer:
         return Timer()
 
 
+class _EpochBar:
+    """One tqdm bar over the epochs, with the last validation accuracy (a Keras callback)."""
+
+    def __new__(cls, epochs: int):
+        import keras
+        from tqdm import tqdm
+
+        class EpochBar(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self._bar = tqdm(total=epochs, desc="training", unit="epoch")
+
+            def on_epoch_end(self, epoch, logs=None):
+                self._bar.n = epoch + 1
+                if logs and "val_accuracy" in logs:
+                    self._bar.set_postfix(val_accuracy=f"{logs['val_accuracy']:.4f}", refresh=False)
+                self._bar.refresh()
+
+            def on_train_end(self, logs=None):
+                self._bar.close()
+
+        return EpochBar()
+
+
 class _Lookahead:
     """Airbench's Lookahead: every ``every`` steps the weights move to their average.
 
@@ -329,14 +352,14 @@ class _Lookahead:
                 if self._step % every:
                     return
                 decay = 0.95**5 * min(1.0, self._step / total_steps) ** 3
-                for v, a in zip(self._vars(), self._avg):
+                for v, a in zip(self._vars(), self._avg, strict=True):
                     a *= decay
                     a += (1.0 - decay) * np.asarray(v)
                     v.assign(a)
 
             def on_train_end(self, logs=None):
                 if getattr(self, "_avg", None) is not None:
-                    for v, a in zip(self._vars(), self._avg):
+                    for v, a in zip(self._vars(), self._avg, strict=True):
                         v.assign(a)
 
         return Lookahead()
@@ -361,6 +384,7 @@ def train_classifier(
     validation_data=None,
     seed: int = 0,
     verbose: int = 0,
+    progress: bool = False,
     callbacks=None,
     backup_dir=None,
 ) -> dict:
@@ -401,6 +425,8 @@ def train_classifier(
         the augmentation.
     verbose : int
         Keras' verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+    progress : bool
+        One progress bar over the epochs (use with ``verbose=0``).
     callbacks : list of keras.callbacks.Callback, optional
         Extra callbacks.
     backup_dir : str or path-like, optional
@@ -447,7 +473,7 @@ def train_classifier(
     if validation_data is not None:
         x_val, y_val = _check_xy(*validation_data, "validation_data")
         val = (x_val, y_val.astype(np.int64))
-    extra = []
+    extra = [_EpochBar(int(epochs))] if progress else []
     if lookahead:
         extra.append(_Lookahead(steps, steps // int(epochs)))
     log = None

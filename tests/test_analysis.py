@@ -178,3 +178,11 @@ def test_softmax_precision_check_counts_float32_ties():
     assert c.loc["bim", "auroc float64"] == 100.0
     assert c.loc["bim", "auroc float32"] == 50.0
     assert c.loc["bim", "ties in-distribution"] == 1.0 and c.loc["bim", "ties dataset"] == 1.0
+
+
+def test_display_table_rounds_and_dashes_missing_values():
+    table = pd.DataFrame({"auroc": [97.256, None], "n": [10, 20]}, index=["bim", "fgsm"])
+    shown = analysis.display_table(table, 1)
+    assert shown.loc["bim", "auroc"] == 97.3 and shown.loc["fgsm", "auroc"] == "–"
+    assert shown["n"].tolist() == [10, 20]
+    assert "NaN" not in shown.to_html() and "NaN" not in repr(shown)

@@ -104,7 +104,14 @@ def test_repository_url_is_checked(url, clean):
 
 
 @pytest.mark.parametrize(
-    "url", ["", "github.com/org/repo", "https://github.com/org", "http://github.com/a/b", "https://example.org/a/b"]
+    "url",
+    [
+        "",
+        "github.com/org/repo",
+        "https://github.com/org",
+        "http://github.com/a/b",
+        "https://example.org/a/b",
+    ],
 )
 def test_bad_repository_url_is_refused(url):
     with pytest.raises(build.ConfigError, match="repository-url"):
@@ -138,8 +145,9 @@ def test_launch_buttons_render(tmp_path):
     (tmp_path / "intro.md").write_text("# Intro\n\nA page.\n")
     nb = {
         "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# A chapter\n"]}],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                    "language": "python"}},
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -172,9 +180,20 @@ def test_missing_data_is_named_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(build.ConfigError, match="fashion_mnist.npz, cifar10.npz not found in"):
         build.check_data(tmp_path)
     out = subprocess.run(
-        [sys.executable, "-m", "introspection", "build", "--profile", "smoke",
-         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "introspection",
+            "build",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
     )
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "fashion_mnist.npz, cifar10.npz not found" in out.stderr
@@ -184,7 +203,90 @@ def test_jupyter_book_runs_from_the_interpreter_without_path():
     """build_html calls Jupyter Book as a library of sys.executable: PATH plays no part."""
     out = subprocess.run(
         [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "--version"],
-        capture_output=True, text=True, timeout=120, env={"PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": ""},
     )
     assert out.returncode == 0, out.stderr
     assert "Jupyter Book" in out.stdout and ": 1." in out.stdout
+
+
+def test_terminal_text_keeps_what_a_terminal_shows():
+    assert build.terminal_text("a:  0%\ra: 50%\ra:100%\ndone\n") == "a:100%\ndone\n"
+    assert build.terminal_text("bar\r   \r") == ""
+    assert build.terminal_text("one\n\ntwo") == "one\n\ntwo"
+
+
+def test_tidy_merges_streams_and_relativises_papermill_paths(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="\rgen:  0%"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rgen: 100%"),
+        nbformat.v4.new_output("stream", name="stderr", text="\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="computed in 3 s\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rbar\r   \r"),
+    ]
+    nb.cells.append(cell)
+    nb.metadata["papermill"] = {
+        "input_path": str(tmp_path / "book" / "05_evaluation.ipynb"),
+        "output_path": str(tmp_path / "book" / "results" / ".05_evaluation.running.ipynb"),
+    }
+    build.tidy(nb, tmp_path)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [
+        ("stderr", "gen: 100%\n"),
+        ("stdout", "computed in 3 s\n"),
+    ]
+    assert nb.metadata["papermill"]["input_path"] == "book/05_evaluation.ipynb"
+    assert nb.metadata["papermill"]["output_path"] == "book/results/05_evaluation.ipynb"
+    assert build.page_problems(nb) == []
+
+
+@pytest.mark.parametrize(
+    "what, output",
+    [
+        (
+            "an absolute path",
+            ("stream", {"name": "stdout", "text": "rows written to /home/ann/r/t.csv\n"}),
+        ),
+        (
+            "a TensorFlow log",
+            (
+                "stream",
+                {
+                    "name": "stderr",
+                    "text": "I0000 00:00:1796160211.991271   29529 port.cc:153] oneDNN custom\n",
+                },
+            ),
+        ),
+        (
+            "a Python warning",
+            ("stream", {"name": "stderr", "text": "x.py:2: FutureWarning: use suffixes\n"}),
+        ),
+        ("an epoch log", ("stream", {"name": "stdout", "text": "Epoch 3/60\n"})),
+        (
+            "NaN",
+            (
+                "execute_result",
+                {"data": {"text/plain": "   auroc\nfgsm  NaN"}, "execution_count": 1},
+            ),
+        ),
+    ],
+)
+def test_page_problems_finds_each_kind(what, output):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    kind, fields = output
+    cell.outputs = [nbformat.v4.new_output(kind, **fields)]
+    nb.cells.append(cell)
+    problems = build.page_problems(nb)
+    assert problems and all(p.startswith(what) for p in problems), problems
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="AUROC 97.5 (1/9 of 20)\n")
+    ]
+    assert build.page_problems(nb) == []

@@ -120,3 +120,17 @@ def test_a_onednn_isa_cap_is_honoured(tmp_path, monkeypatch, cap, precision):
     info = hardware.cpu_info(write_cpuinfo(tmp_path, *CPUINFO["amx"]), "Linux", "x86_64")
     assert hardware.choose_precision("auto", info)[0] == precision
     assert (cap.upper() in info["isa"]) == (precision == "float32")
+
+
+def test_tensorflow_imports_without_its_start_up_lines():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from introspection.hardware import import_tensorflow; "
+        "tf = import_tensorflow(); print(tf.__name__); print('after', file=sys.stderr)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "tensorflow"
+    assert out.stderr.strip() == "after", out.stderr

@@ -122,3 +122,9 @@ def test_run_page_is_current():
     text = page.read_text()
     for chapter in build.CHAPTERS:
         assert f"papermill book/{chapter}.ipynb" in text
+
+
+@pytest.mark.parametrize("notebook", published_notebooks(), ids=lambda p: p.name)
+def test_published_notebook_is_clean(notebook):
+    problems = build.page_problems(nbformat.read(notebook, as_version=4))
+    assert not problems, "\n".join(problems)
