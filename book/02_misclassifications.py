@@ -115,9 +115,8 @@ display(Markdown(
     f"of only {adv.loc['deepfool', 'mean L2']:.2f}, against "
     f"{adv.loc['fgsm', 'mean L2']:.2f} for FGSM. Black patches are far less effective: "
     f"{errors['yield (%)']:.1f} % of the {int(errors['patch tries'])} patched images tried "
-    "were misclassified. The mean max logit is lower on every misclassified set than on "
-    f"the in-distribution images ({counts['mean max logit'].iloc[0]:.1f}): the next chapter "
-    "looks at this closely."
+    "were misclassified. " + analysis.max_logit_sentence(counts["mean max logit"])
+    + " The next chapter looks at this closely."
 ))
 
 # %% [markdown]

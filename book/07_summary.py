@@ -83,15 +83,15 @@ for experiment in tables:
 # ## Claims checklist
 
 # %%
-for experiment, table in tables.items():
-    checks = analysis.claims_for_experiment(root / experiment, table, experiment)
+checklists = {e: analysis.claims_for_experiment(root / e, t, e) for e, t in tables.items()}
+for experiment, checks in checklists.items():
     display(Markdown(f"### {experiment}\n\n" + analysis.claims_markdown(checks)))
 
 # %% [markdown]
 # ## What we see
 
 # %%
-display(Markdown(analysis.summary_markdown(tables, summaries, paper)))
+display(Markdown(analysis.summary_markdown(tables, summaries, paper, checklists)))
 
 # %% [markdown]
 # ## Beyond the paper

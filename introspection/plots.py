@@ -1287,7 +1287,7 @@ def adaptive_curves(table: pd.DataFrame, paper_eps: float, *, title: str | None 
                 label=f"{method_label(m)}: {'adaptive (best)' if ls == '-' else 'plain PGD'}",
             )
     ax.axvline(paper_eps, color=_GREY, lw=0.8, ls=":")
-    ax.text(paper_eps, 102, "paper's ε", ha="center", va="bottom", fontsize=7, color=_GREY)
+    ax.text(paper_eps, 102, "Table 2's ε", ha="center", va="bottom", fontsize=7, color=_GREY)
     ax.set_xscale("log")
     ticks = [*finite, unbounded_x]
     ax.set_xticks(ticks, [f"{t:.3g}" for t in finite] + ["unbounded"])

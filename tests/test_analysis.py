@@ -186,3 +186,13 @@ def test_display_table_rounds_and_dashes_missing_values():
     assert shown.loc["bim", "auroc"] == 97.3 and shown.loc["fgsm", "auroc"] == "–"
     assert shown["n"].tolist() == [10, 20]
     assert "NaN" not in shown.to_html() and "NaN" not in repr(shown)
+
+
+def test_max_logit_sentence_names_the_sets_above_the_clean_images():
+    s = analysis.max_logit_sentence(pd.Series({"mnist": 20.6, "bim": 28.1, "fgsm": 8.0}))
+    assert s == (
+        "The mean max logit is lower than on the in-distribution images (20.6) on fgsm (8.0), "
+        "and higher on bim (28.1)."
+    )
+    s = analysis.max_logit_sentence(pd.Series({"mnist": 20.6, "fgsm": 8.0}))
+    assert s.startswith("The mean max logit is lower on every other set")
