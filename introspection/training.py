@@ -348,13 +348,13 @@ class _Lookahead:
             def on_train_batch_end(self, batch, logs=None):
                 self._step += 1
                 if getattr(self, "_avg", None) is None:
-                    self._avg = [np.array(v) for v in self._vars()]
+                    self._avg = [np.array(v.numpy()) for v in self._vars()]
                 if self._step % every:
                     return
                 decay = 0.95**5 * min(1.0, self._step / total_steps) ** 3
                 for v, a in zip(self._vars(), self._avg, strict=True):
                     a *= decay
-                    a += (1.0 - decay) * np.asarray(v)
+                    a += (1.0 - decay) * v.numpy()
                     v.assign(a)
 
             def on_train_end(self, logs=None):
