@@ -115,7 +115,8 @@ display(Markdown(
     f"of only {adv.loc['deepfool', 'mean L2']:.2f}, against "
     f"{adv.loc['fgsm', 'mean L2']:.2f} for FGSM. Black patches are far less effective: "
     f"{errors['yield (%)']:.1f} % of the {int(errors['patch tries'])} patched images tried "
-    "were misclassified. " + analysis.max_logit_sentence(counts["mean max logit"])
+    "were misclassified. " + analysis.max_logit_sentence(
+        counts["mean max logit"], cfg.info["in_distribution"])
     + " The next chapter looks at this closely."
 ))
 

@@ -102,19 +102,22 @@ def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     return out.where(table.notna(), "–")
 
 
-def max_logit_sentence(mean_max_logit: pd.Series) -> str:
-    """Which sets have a lower mean max logit than the first (in-distribution) one.
+def max_logit_sentence(mean_max_logit: pd.Series, in_distribution: str) -> str:
+    """Which sets have a lower mean max logit than the in-distribution one.
 
     Parameters
     ----------
     mean_max_logit : pandas.Series
-        Mean max logit per dataset, the in-distribution set first.
+        Mean max logit per dataset.
+    in_distribution : str
+        The reference set's name.
 
     Returns
     -------
     str
     """
-    ref, rest = mean_max_logit.iloc[0], mean_max_logit.iloc[1:]
+    ref = mean_max_logit[in_distribution]
+    rest = mean_max_logit.drop(in_distribution)
     lower = [f"{n} ({v:.1f})" for n, v in rest.items() if v < ref]
     higher = [f"{n} ({v:.1f})" for n, v in rest.items() if v >= ref]
     if not higher:
@@ -163,7 +166,8 @@ def classifier_description(cfg) -> str:
     return (
         "**Not the paper's network.** The paper's WRN-28-8 would take days on two CPU "
         "cores (methods page; the README compares the Wide ResNet this profile trained "
-        "before). This profile trains airbench94's network instead (Jordan 2024, arXiv 2404.00498), "
+        "before). This profile trains airbench94's network instead (Jordan 2024, "
+        "arXiv 2404.00498), "
         "with its recipe: a fixed 2x2 whitening convolution set from the training "
         "images, three groups of two 3x3 convolutions (64, 256 and 256 channels) with "
         "max pooling and batch normalisation, the first filters of each convolution set to "

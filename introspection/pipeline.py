@@ -1260,7 +1260,13 @@ def generation_table(gen: Generation):
     import pandas as pd
 
     rows = []
-    for name, st in gen.stats.items():
+    # The experiment's order (a reloaded Generation lists its sets alphabetically):
+    # the in-distribution set is the one with a classifier accuracy.
+    in_dist = next((n for n, st in gen.stats.items() if "accuracy" in st), None)
+    order = config.EXPERIMENTS.get(in_dist, {}).get("datasets", [])
+    names = sorted(gen.stats, key=lambda n: order.index(n) if n in order else len(order))
+    for name in names:
+        st = gen.stats[name]
         sides = [st[s] for s in ("train", "test") if isinstance(st.get(s), dict)]
         attempted = sum(s.get("attempted", 0) for s in sides) if sides else None
         row = {"dataset": name, "examples": st["n"], "attempted": attempted}
