@@ -49,7 +49,7 @@ print(f"profile {profile!r}: results for {', '.join(tables) or 'no experiment'}"
 # computation in seconds.
 
 # %%
-analysis.runs_table(summaries)
+analysis.display_table(analysis.runs_table(summaries))
 
 # %% [markdown]
 # ## Table 2 against the paper

@@ -72,7 +72,7 @@ cfg.table("adaptive")
 # %% [markdown]
 # ## The attacks
 #
-# Radii: a quarter, half, one and two times the paper's budget (ε = 0.3 on MNIST,
+# Radii: a quarter, half, one and two times Table 2's budget (ε = 0.3 on MNIST,
 # 8/255 on CIFAR-10), and unbounded.
 
 # %%

@@ -506,7 +506,9 @@ def load_results(root) -> tuple[dict, dict]:
     -------
     tables : dict of str to pandas.DataFrame
     summaries : dict of str to dict
-        Both keyed by experiment, for the experiments that have both files.
+        Both keyed by experiment, for the experiments that have both files. The
+        ``wall_seconds`` of a summary are updated from ``stage_seconds.json``, which
+        every stage writes (the summary is written before the later chapters run).
     """
     import json
     from pathlib import Path
@@ -518,6 +520,10 @@ def load_results(root) -> tuple[dict, dict]:
         if t.is_file() and s.is_file():
             tables[exp] = pd.read_csv(t)
             summaries[exp] = json.loads(s.read_text())
+            stages = root / exp / "stage_seconds.json"
+            if stages.is_file():
+                wall = summaries[exp].get("wall_seconds", {})
+                summaries[exp]["wall_seconds"] = {**wall, **json.loads(stages.read_text())}
     return tables, summaries
 
 
@@ -1190,7 +1196,7 @@ def adaptive_report(table: pd.DataFrame, paper_eps: float) -> str:
     Returns
     -------
     str
-        A table at the paper's radius (plain PGD, best adaptive attack, unbounded) and
+        A table at Table 2's radius (plain PGD, best adaptive attack, unbounded) and
         the sanity checks: the unbounded attack's success, and SPSA against exact
         gradients.
     """
@@ -1218,7 +1224,7 @@ def adaptive_report(table: pd.DataFrame, paper_eps: float) -> str:
     text = ""
     if worst is not None:
         text += (
-            f"At the paper's radius (ε = {paper_eps:.3g}), plain PGD, which ignores the "
+            f"At Table 2's radius (ε = {paper_eps:.3g}; the paper gives none), plain PGD, which ignores the "
             f"detector, gets {worst[0]:.1f} % of the attacked images past Introspection-Net; "
             f"an attacker who knows the detector gets {worst[1]:.1f} %. "
         )
@@ -1369,7 +1375,7 @@ def what_holds_up(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[s
         net_auroc = rows[rows.method == "introspection_net"].auroc.mean()
         parts.append(
             f"**{exp}**: in Table 2 Introspection-Net separates BIM and FGSM examples from "
-            f"clean images with a mean AUROC of {net_auroc:.1f}, and plain PGD at the paper's "
+            f"clean images with a mean AUROC of {net_auroc:.1f}, and plain PGD at Table 2's "
             f"ε = {paper_eps[exp]:.3g} gets {net_p:.1f} % of its images past it. An "
             f"attacker who knows it is there gets {net_a:.1f} % past it at the same ε "
             f"(Softmax Baseline {soft_a:.1f} %, Trust Score {trust_a:.1f} %)."
@@ -1378,7 +1384,7 @@ def what_holds_up(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[s
         return "No adaptive-attack results for this profile."
     worst = max(rates)
     verdict = (
-        " Introspection-Net adds no robustness against a white-box adversary at the paper's "
+        " Introspection-Net adds no robustness against a white-box adversary at Table 2's "
         "budget: the pattern Carlini & Wagner (2017) found for the detectors of their time."
         if min(rates) >= 90
         else (

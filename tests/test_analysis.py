@@ -104,10 +104,14 @@ def test_results_of_a_profile_are_summarised(tmp_path):
                 }
             )
         )
+    # a later stage's time, written after the summary
+    (tmp_path / "mnist" / "stage_seconds.json").write_text(json.dumps({"seeds": 7.0}))
     tables, summaries = analysis.load_results(tmp_path)
     assert set(tables) == {"mnist", "cifar10"}
     runs = analysis.runs_table(summaries)
     assert runs.loc["paper (%)", "mnist"] == "99.65" and runs.loc["base_model (s)", "mnist"] == "10"
+    assert runs.loc["seeds (s)", "mnist"] == "7"
+    assert analysis.display_table(runs).loc["seeds (s)", "cifar10"] == "–"
     side = analysis.auroc_side_by_side(tables, paper)
     assert len(side) == 16 and side.loc[("cifar10", "bim"), ("paper", "introspection_net")] == 97.9
     text = analysis.summary_markdown(tables, summaries, paper)
