@@ -1224,8 +1224,8 @@ def adaptive_report(table: pd.DataFrame, paper_eps: float) -> str:
     text = ""
     if worst is not None:
         text += (
-            f"At Table 2's radius (ε = {paper_eps:.3g}; the paper gives none), plain PGD, which ignores the "
-            f"detector, gets {worst[0]:.1f} % of the attacked images past Introspection-Net; "
+            f"At Table 2's radius (ε = {paper_eps:.3g}; the paper gives none), plain PGD, "
+            f"which ignores the detector, gets {worst[0]:.1f} % of the attacked images past Introspection-Net; "
             f"an attacker who knows the detector gets {worst[1]:.1f} %. "
         )
     min_unb = float(unb[unb.attack == "adaptive (best)"].evasion_rate.min()) if len(unb) else 0
