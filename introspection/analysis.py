@@ -1225,8 +1225,8 @@ def adaptive_report(table: pd.DataFrame, paper_eps: float) -> str:
     if worst is not None:
         text += (
             f"At Table 2's radius (ε = {paper_eps:.3g}; the paper gives none), plain PGD, "
-            f"which ignores the detector, gets {worst[0]:.1f} % of the attacked images past Introspection-Net; "
-            f"an attacker who knows the detector gets {worst[1]:.1f} %. "
+            f"which ignores the detector, gets {worst[0]:.1f} % of the attacked images past "
+            f"Introspection-Net; an attacker who knows the detector gets {worst[1]:.1f} %. "
         )
     min_unb = float(unb[unb.attack == "adaptive (best)"].evasion_rate.min()) if len(unb) else 0
     text += (
