@@ -127,6 +127,7 @@ display(Markdown(
 # detection rates change:
 #
 # ```bash
-# papermill book/02_misclassifications.ipynb out.ipynb -p experiment mnist -p fgsm_eps 0.1 -p bim_eps 0.1
+# papermill book/02_misclassifications.ipynb out.ipynb -p profile quick -p experiment mnist -p fgsm_eps 0.1 -p bim_eps 0.1
+# papermill book/02_misclassifications.ipynb out.ipynb -p profile quick -p experiment cifar10 -p fgsm_eps 0.01 -p bim_eps 0.01
 # ```
 # :::

@@ -144,7 +144,7 @@ pipeline.record_timing(cfg, "logit_analysis", time.perf_counter() - t0)
 # Use more examples per dataset and check that the p-values only shrink:
 #
 # ```bash
-# papermill book/03_logit_analysis.ipynb out.ipynb -p experiment cifar10 -p n_analysis 1000
+# papermill book/03_logit_analysis.ipynb out.ipynb -p profile quick -p experiment cifar10 -p n_analysis 1000
 # ```
 #
 # Look at Figure 2 for CIFAR-10: does the softmax panel mix the datasets as much as

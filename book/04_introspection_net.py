@@ -123,7 +123,9 @@ display(Markdown(
 # evaluation chapter with the same parameter:
 #
 # ```bash
-# papermill book/04_introspection_net.ipynb out.ipynb -p experiment mnist -p trust_feature pixels
-# papermill book/05_evaluation.ipynb out5.ipynb -p experiment mnist -p trust_feature pixels
+# papermill book/04_introspection_net.ipynb out.ipynb -p profile quick -p experiment mnist -p trust_feature pixels
+# papermill book/05_evaluation.ipynb out5.ipynb -p profile quick -p experiment mnist -p trust_feature pixels
 # ```
+#
+# For CIFAR-10, pass `-p experiment cifar10` to both.
 # :::

@@ -118,6 +118,8 @@ display(Markdown(analysis.adaptive_report(table, cfg["bim_eps"])))
 # More steps make every attack stronger; the rates at small ε should not fall:
 #
 # ```bash
-# papermill book/11_adaptive.ipynb out.ipynb -p experiment mnist -p adaptive_steps 100
+# papermill book/11_adaptive.ipynb out.ipynb -p profile quick -p experiment mnist -p adaptive_steps 100
 # ```
+#
+# For CIFAR-10, pass `-p experiment cifar10`.
 # :::

@@ -34,3 +34,20 @@ def test_a_resumed_stage_records_at_least_its_epochs(tmp_path):
     assert pipeline.stage_timings(cfg)["base_model"] == 500.0
     published = json.loads((tmp_path / "r" / "stage_seconds.json").read_text())
     assert published["base_model"] == 500.0
+
+
+def test_a_reused_stage_with_an_extra_part_keeps_its_time_on_every_rerun(tmp_path):
+    import time
+
+    cfg = config.configure(
+        "mnist", "smoke", artifacts_dir=tmp_path / "a", results_dir=tmp_path / "r"
+    )
+    # Chapter 09: the leave-one-out trainings (timed by the stage) and the attacks (a part).
+    first = pipeline._timer_record(cfg, "unseen", time.perf_counter() - 100.0, False)
+    pipeline.record_timing(cfg, "unseen", 40.0, part="attacks")
+    for _ in range(2):  # re-executions that reuse everything
+        again = pipeline._timer_record(cfg, "unseen", time.perf_counter(), True)
+        assert again.compute_seconds == first.compute_seconds
+        pipeline.record_timing(cfg, "unseen", 40.0, part="attacks")
+        total = pipeline.stage_timings(cfg)["unseen"]
+        assert abs(total - (first.compute_seconds + 40.0)) < 1e-6
