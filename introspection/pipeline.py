@@ -797,7 +797,11 @@ def _load_generation(cfg, params, names, x_pool, y_pool, t0) -> Generation:
     p = artifacts.load_arrays(root, "partition", params=params)
     pools = sorted({k.rsplit("__", 1)[0] for k in p})
     partition = {k: (p[f"{k}__train"], p[f"{k}__test"]) for k in pools}
-    stats = artifacts.load_json(root, "generation_stats", params=params)
+    stored = artifacts.load_json(root, "generation_stats", params=params)
+    # In the experiment's order, as the sets (the JSON file keeps its keys sorted).
+    stats = {n: stored[n] for n in names if n in stored} | {
+        n: v for n, v in stored.items() if n not in names
+    }
     return Generation(sets, partition, stats, _timer_record(cfg, "misclassifications", t0, True))
 
 
@@ -1260,13 +1264,7 @@ def generation_table(gen: Generation):
     import pandas as pd
 
     rows = []
-    # The experiment's order (a reloaded Generation lists its sets alphabetically):
-    # the in-distribution set is the one with a classifier accuracy.
-    in_dist = next((n for n, st in gen.stats.items() if "accuracy" in st), None)
-    order = config.EXPERIMENTS.get(in_dist, {}).get("datasets", [])
-    names = sorted(gen.stats, key=lambda n: order.index(n) if n in order else len(order))
-    for name in names:
-        st = gen.stats[name]
+    for name, st in gen.stats.items():
         sides = [st[s] for s in ("train", "test") if isinstance(st.get(s), dict)]
         attempted = sum(s.get("attempted", 0) for s in sides) if sides else None
         row = {"dataset": name, "examples": st["n"], "attempted": attempted}

@@ -200,15 +200,3 @@ def test_max_logit_sentence_names_the_sets_above_the_clean_images():
     )
     s = analysis.max_logit_sentence(pd.Series({"mnist": 20.6, "fgsm": 8.0}), "mnist")
     assert s.startswith("The mean max logit is lower on every other set")
-
-
-def test_generation_table_lists_sets_in_the_experiment_order():
-    stats = {
-        "bim": {"n": 5, "mean_max_logit": 3.0},
-        "fashion_mnist": {"n": 5, "mean_max_logit": 1.0},
-        "mnist": {"n": 10, "mean_max_logit": 2.0, "accuracy": 0.99},
-    }
-    gen = pipeline.Generation(sets={}, partition={}, stats=stats)
-    table = pipeline.generation_table(gen)
-    assert list(table.index) == ["mnist", "bim", "fashion_mnist"]
-    assert table.loc["mnist", "classifier accuracy (%)"] == 99.0

@@ -60,6 +60,11 @@ def test_stages_cache_resume_and_recompute(tmp_path, monkeypatch):
     gen2 = pipeline.misclassifications(cfg, progress=False)
     fitted2 = pipeline.fit_detectors(cfg, gen2, pipeline.introspection_sets(cfg, gen2))
     assert gen2.run.reused and fitted2.run.reused
+    # Reloaded, the sets and their statistics keep the experiment's order (the JSON
+    # file sorts its keys; chapter 02's table and sentences read this order).
+    order = config.EXPERIMENTS["mnist"]["datasets"]
+    assert list(gen2.sets) == list(gen2.stats) == list(gen.stats) == order
+    assert list(pipeline.generation_table(gen2).index) == order
     # The test scores and the Trust Score's fitting features come from their caches:
     # no scoring and no inference of the base model.
     assert artifacts.exists(cfg.artifacts_dir, "test_scores", fitted2.params)
