@@ -306,16 +306,20 @@ def _clean_correct(
 
 
 def _apply_patches(
-    images: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_size: int
+    images: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_size: int, fill=0.0
 ) -> np.ndarray:
-    """Copy of ``images`` with a ``patch_size`` square of zeros at (rows, cols), all channels."""
+    """Copy of ``images`` with a ``patch_size`` square of ``fill`` at (rows, cols).
+
+    ``fill`` is one value or one per channel.
+    """
     _, h, w, _ = images.shape
     r = np.arange(h)[None, :]
     c = np.arange(w)[None, :]
     in_r = (r >= rows[:, None]) & (r < rows[:, None] + patch_size)  # (n, H)
     in_c = (c >= cols[:, None]) & (c < cols[:, None] + patch_size)  # (n, W)
     mask = in_r[:, :, None] & in_c[:, None, :]  # (n, H, W)
-    return np.where(mask[..., None], np.float32(0.0), images).astype(np.float32)
+    fill = np.asarray(fill, dtype=np.float32).reshape(1, 1, 1, -1)
+    return np.where(mask[..., None], fill, images).astype(np.float32)
 
 
 def _position_orders(
@@ -349,6 +353,7 @@ def patch_errors(
     patch_size: int = 7,
     max_tries: int = 20,
     max_per_source: int | None = None,
+    fill=0.0,
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = False,
@@ -391,6 +396,9 @@ def patch_errors(
         ``(H - patch_size + 1) * (W - patch_size + 1)``.
     max_per_source : int or None, default None
         Maximum number of errors kept per source image (``None``: up to ``max_tries``).
+    fill : float or sequence of float, default 0.0
+        Value of the patch's pixels, one for all channels or one per channel (e.g.
+        the training means: 0 after standardisation).
     batch_size : int, default 256
         Number of patched images per forward pass.
     seed : int, default 0
@@ -432,6 +440,9 @@ def patch_errors(
     batch_size = _check_positive_int(batch_size, "batch_size")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValueError(f"seed must be an integer; got {seed!r}")
+    fill = np.asarray(fill, dtype=np.float32).ravel()
+    if fill.size not in (1, x.shape[-1]) or not np.all(np.isfinite(fill)):
+        raise ValueError(f"fill must be one finite value or one per channel; got {fill!r}")
 
     n_pos_r, n_pos_c = h - patch_size + 1, w - patch_size + 1
     n_positions = n_pos_r * n_pos_c
@@ -473,7 +484,7 @@ def patch_errors(
             local = open_idx[start : start + batch_size]
             pos = orders[local, rnd]
             rows, cols = pos // n_pos_c, pos % n_pos_c
-            xb = _apply_patches(x[correct[local]], rows, cols, patch_size)
+            xb = _apply_patches(x[correct[local]], rows, cols, patch_size, fill)
             pred = np.argmax(fn(tf.constant(xb)).numpy(), axis=1)
             wrong = np.flatnonzero(pred != y[correct[local]])
             n_eval = len(local)
@@ -538,6 +549,15 @@ def _prepare_attack(
     return x, y, clip_min, clip_max, batch_size, correct, fn
 
 
+def _loss_model(model: Any, loss_on: str):
+    """What cleverhans differentiates: the logits, or the probabilities taken as logits."""
+    if loss_on == "logits":
+        return model
+    if loss_on == "probabilities":
+        return lambda x: tf.nn.softmax(model(x))
+    raise ValueError(f"loss_on must be 'logits' or 'probabilities'; got {loss_on!r}")
+
+
 def fgsm(
     model: Any,
     x: Any,
@@ -546,6 +566,7 @@ def fgsm(
     eps: float,
     clip_min: float = 0.0,
     clip_max: float = 1.0,
+    loss_on: str = "logits",
     batch_size: int = 256,
 ) -> Generated:
     """Untargeted L-inf FGSM (Goodfellow et al., 2015) with cleverhans 4 (TF2).
@@ -567,6 +588,10 @@ def fgsm(
         L-inf size of the perturbation, ``>= 0``.
     clip_min, clip_max : float, default 0.0, 1.0
         Valid pixel range (``clip_min < clip_max``); adversarial images are clipped to it.
+    loss_on : {"logits", "probabilities"}, default "logits"
+        ``"probabilities"`` feeds the softmax output to the cross-entropy as if it were
+        logits: the loss of a cleverhans-v3 wrapper around a model that ends in a
+        softmax, whose gradient is much weaker.
     batch_size : int, default 256
         Number of images per attack batch.
 
@@ -576,7 +601,7 @@ def fgsm(
         Kept adversarial examples; ``stats`` has ``n_input``, ``n_clean_correct``
         (= ``attempted``), ``kept``, ``success_rate`` (kept / attempted), ``mean_linf``,
         ``max_linf``, ``mean_l2``, ``max_l2``, ``mean_rel_l2`` (of the kept
-        perturbations), ``eps``, ``clip_min``, ``clip_max``.
+        perturbations), ``eps``, ``loss_on``, ``clip_min``, ``clip_max``.
 
     Examples
     --------
@@ -584,6 +609,7 @@ def fgsm(
     >>> gen.stats["success_rate"]                     # doctest: +SKIP
     """
     eps = _check_nonneg_float(eps, "eps")
+    loss_model = _loss_model(model, loss_on)
     x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
         model, x, y, clip_min, clip_max, batch_size
     )
@@ -592,6 +618,7 @@ def fgsm(
         "n_input": int(len(x)),
         "n_clean_correct": int(len(correct)),
         "eps": eps,
+        "loss_on": loss_on,
         "clip_min": clip_min,
         "clip_max": clip_max,
     }
@@ -600,7 +627,7 @@ def fgsm(
     for start in range(0, len(correct), batch_size):
         idx = correct[start : start + batch_size]
         adv = fast_gradient_method(
-            model,
+            loss_model,
             tf.constant(x[idx]),
             eps,
             np.inf,
@@ -625,6 +652,8 @@ def bim(
     clip_min: float = 0.0,
     clip_max: float = 1.0,
     rand_init: bool = False,
+    early_stop: bool = False,
+    loss_on: str = "logits",
     seed: int = 0,
     batch_size: int = 256,
 ) -> Generated:
@@ -659,6 +688,11 @@ def bim(
         unseeded start, so this case runs the same loop here (cleverhans
         ``fast_gradient_method`` steps and ``clip_eta`` projection) from a start drawn
         with ``numpy.random.default_rng(seed)``.
+    early_stop : bool, default False
+        Leave an image where it is from the first step after which it is misclassified
+        (the same loop, run here).
+    loss_on : {"logits", "probabilities"}, default "logits"
+        As for :func:`fgsm`.
     seed : int, default 0
         Seed of the random start (used only when ``rand_init``).
     batch_size : int, default 256
@@ -668,7 +702,7 @@ def bim(
     -------
     Generated
         Kept adversarial examples; ``stats`` as for :func:`fgsm` plus ``eps_iter``,
-        ``nb_iter``, ``rand_init``.
+        ``nb_iter``, ``rand_init``, ``early_stop``.
 
     Examples
     --------
@@ -679,10 +713,11 @@ def bim(
     if eps_iter > eps:
         raise ValueError(f"eps_iter must be <= eps; got eps_iter={eps_iter} > eps={eps}")
     nb_iter = _check_positive_int(nb_iter, "nb_iter")
+    loss_model = _loss_model(model, loss_on)
     x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
         model, x, y, clip_min, clip_max, batch_size
     )
-    rand_init = bool(rand_init)
+    rand_init, early_stop = bool(rand_init), bool(early_stop)
     base = {
         "generator": "bim",
         "n_input": int(len(x)),
@@ -691,6 +726,8 @@ def bim(
         "eps_iter": eps_iter,
         "nb_iter": nb_iter,
         "rand_init": rand_init,
+        "early_stop": early_stop,
+        "loss_on": loss_on,
         "clip_min": clip_min,
         "clip_max": clip_max,
     }
@@ -701,9 +738,9 @@ def bim(
         idx = correct[start : start + batch_size]
         xb = tf.constant(x[idx])
         yb = tf.constant(y[idx], dtype=tf.int64)
-        if not rand_init:
+        if not (rand_init or early_stop):
             adv = basic_iterative_method(
-                model,
+                loss_model,
                 xb,
                 eps,
                 eps_iter,
@@ -716,13 +753,19 @@ def bim(
                 sanity_checks=False,
             )
         else:
-            eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32)
-            adv = tf.clip_by_value(xb + eta, clip_min, clip_max)
+            adv = xb
+            if rand_init:
+                eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32)
+                adv = tf.clip_by_value(xb + eta, clip_min, clip_max)
+            active = tf.ones(len(idx), dtype=tf.bool)
             for _ in range(nb_iter):
-                adv = fast_gradient_method(
-                    model, adv, eps_iter, np.inf, clip_min=clip_min, clip_max=clip_max, y=yb
+                step = fast_gradient_method(
+                    loss_model, adv, eps_iter, np.inf, clip_min=clip_min, clip_max=clip_max, y=yb
                 )
-                adv = tf.clip_by_value(xb + clip_eta(adv - xb, np.inf, eps), clip_min, clip_max)
+                step = tf.clip_by_value(xb + clip_eta(step - xb, np.inf, eps), clip_min, clip_max)
+                adv = tf.where(active[:, None, None, None], step, adv) if early_stop else step
+                if early_stop:
+                    active &= tf.argmax(fn(adv), axis=1) == yb
         x_adv[start : start + len(idx)] = adv.numpy()
         pred[start : start + len(idx)] = np.argmax(fn(adv).numpy(), axis=1)
     return _finish(x, correct, x_adv, pred != y[correct], base)

@@ -56,7 +56,7 @@ PAPER_CHAPTERS = (
     "06_differences",
 )
 #: The chapters beyond the paper, in order.
-BEYOND_CHAPTERS = ("08_detectors", "09_unseen", "10_seeds", "11_adaptive")
+BEYOND_CHAPTERS = ("08_detectors", "09_unseen", "10_seeds", "11_adaptive", "12_protocol")
 #: The chapter notebooks, in order, run once per experiment.
 CHAPTERS = PAPER_CHAPTERS + BEYOND_CHAPTERS
 #: The pipeline stage whose parameters (its own and its upstream stages') determine
@@ -72,6 +72,7 @@ CHAPTER_STAGE = {
     "09_unseen": "unseen",
     "10_seeds": "seeds",
     "11_adaptive": "adaptive",
+    "12_protocol": "protocol",
 }
 #: Run once per build, after the experiments.
 SUMMARY = "07_summary"

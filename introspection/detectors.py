@@ -182,6 +182,13 @@ class SoftmaxBaseline(Detector):
     as ``1 / sum_j exp(l_j - max_k l_k)`` (no overflow for large logits). There is
     nothing to fit.
 
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}, default "float64"
+        The arithmetic. In float32, as a Keras softmax layer computes it, every
+        example whose top logit leads the others by more than about 17 scores
+        exactly 1.0, so confident examples tie.
+
     Example
     -------
     >>> SoftmaxBaseline().fit(None).score([[2.0, 0.0], [0.0, 0.0]]).round(4)
@@ -190,8 +197,10 @@ class SoftmaxBaseline(Detector):
 
     name = "softmax_baseline"
 
-    def __init__(self):
-        pass
+    def __init__(self, dtype="float64"):
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32'; got {dtype!r}.")
+        self.dtype = dtype
 
     def fit(self, X=None, y=None) -> SoftmaxBaseline:
         """Do nothing; the Softmax Baseline has no parameters.
@@ -222,9 +231,10 @@ class SoftmaxBaseline(Detector):
         score : ndarray of shape (n_samples,), dtype float64
             Values in ``[1 / n_classes, 1]``.
         """
-        logits = _check_2d_finite(X, "logits")
+        logits = _check_2d_finite(X, "logits").astype(self.dtype)
         shifted = logits - logits.max(axis=1, keepdims=True)
-        return 1.0 / np.exp(shifted).sum(axis=1)
+        p = np.exp(shifted)
+        return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -240,18 +250,16 @@ def _density_filter(Xc, k, alpha, leaf_size):
     """Return the sorted indices of the rows of ``Xc`` that survive density filtering.
 
     The kNN radius of a point is its distance to its ``k``-th nearest neighbour
-    within ``Xc``, the point itself counting as the first (as in the reference
-    implementation: ``KDTree(X).query(X, k=k)[0][:, -1]``); ``k`` is capped at
-    ``len(Xc)``. The ``floor(alpha * n)`` points with the largest radii (lowest
-    density) are dropped; ties at the cut are broken by keeping the lower index.
+    within ``Xc``, the point itself counting as the first; ``k`` is capped at
+    ``len(Xc)``. As the reference implementation (google/TrustScore,
+    ``filter_by_density``), the points whose radius is at most the ``1 - alpha``
+    percentile of the radii (numpy's linear interpolation) are kept.
     """
     n = Xc.shape[0]
-    n_drop = int(np.floor(alpha * n + 1e-9))
-    if n_drop == 0:
+    if alpha <= 0:
         return np.arange(n)
     radii = KDTree(Xc, leaf_size=leaf_size).query(Xc, k=min(k, n))[0][:, -1]
-    order = np.argsort(radii, kind="stable")
-    return np.sort(order[: n - n_drop])
+    return np.flatnonzero(radii <= np.percentile(radii, (1 - alpha) * 100))
 
 
 class TrustScore(Detector):
@@ -278,12 +286,10 @@ class TrustScore(Detector):
         counts as its first neighbour, as in the reference implementation; capped at
         the class size).
     alpha : float in [0, 1), default=0.0
-        Fraction of each class dropped by density filtering: in a class of ``n``
-        points the ``floor(alpha * n)`` points with the largest kNN radius are
-        removed, so ``n - floor(alpha * n)`` are kept (at least one). Ties at the cut
-        keep the lower training index. (The reference implementation instead keeps the
-        points whose radius is ``<= np.percentile(radii, 100 * (1 - alpha))``, which
-        keeps ``n - ceil(alpha * (n - 1))`` points without ties.)
+        Density filtering, as the reference implementation: a class keeps the points
+        whose kNN radius is ``<= np.percentile(radii, 100 * (1 - alpha))``, about
+        ``n - alpha * (n - 1)`` of its ``n`` points (at least one; all those tied at
+        the cut).
     filtering : {"density", "none"}, default="density"
         ``"none"`` uses every training point; then ``alpha`` must be 0.
     min_dist : float, default=1e-12

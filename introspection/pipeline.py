@@ -44,6 +44,8 @@ __all__ = [
     "training_cost",
     "jpeg_cost",
     "misclassifications",
+    "source_order",
+    "generate_set",
     "introspection_sets",
     "fit_detectors",
     "score_test_sets",
@@ -597,7 +599,9 @@ def _generate_until(fn, x, y, candidates: np.ndarray, target: int, name: str, si
 
 def _attack_fn(cfg: Config, model, name: str):
     if name == "fgsm":
-        return lambda x, y: attacks.fgsm(model, x, y, eps=cfg["fgsm_eps"])
+        return lambda x, y: attacks.fgsm(
+            model, x, y, eps=cfg["fgsm_eps"], loss_on=cfg["attack_loss"]
+        )
     if name == "bim":
         return lambda x, y: attacks.bim(
             model,
@@ -606,12 +610,105 @@ def _attack_fn(cfg: Config, model, name: str):
             eps=cfg["bim_eps"],
             eps_iter=cfg["bim_eps_iter"] or cfg["bim_eps"] / 10,
             nb_iter=cfg["bim_nb_iter"],
+            early_stop=cfg["bim_early_stop"],
+            loss_on=cfg["attack_loss"],
         )
     if name == "deepfool":
         return lambda x, y: attacks.deepfool(
             model, x, y, overshoot=cfg["deepfool_overshoot"], max_iter=cfg["deepfool_max_iter"]
         )
     raise ValueError(name)
+
+
+def source_order(cfg: Config, n_pool: int):
+    """Each side's in-distribution sources in the order they are tried, and its target.
+
+    Parameters
+    ----------
+    cfg : Config
+    n_pool : int
+        Size of the in-distribution test pool.
+
+    Returns
+    -------
+    order : dict
+        ``{"train": indices, "test": indices}``, a seeded permutation of each side of
+        :func:`introspection.splits.partition_sources`.
+    targets : dict
+        ``{"train": n_train_other, "test": n_test}``.
+    """
+    tr, te = splits.partition_sources(n_pool, cfg["train_fraction"], seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1)
+    order = {"train": rng.permutation(tr), "test": rng.permutation(te)}
+    return order, {"train": cfg["n_train_other"], "test": cfg["n_test"]}
+
+
+def _patch_fill(cfg: Config):
+    if cfg["patch_fill"] == "zero":
+        return 0.0
+    x_train, _ = load_training_data(cfg)
+    return x_train.mean(axis=(0, 1, 2), dtype=np.float64)
+
+
+def generate_set(cfg: Config, model, name: str, x_pool, y_pool, order: dict, targets: dict):
+    """One misclassified set of :data:`~introspection.config.ATTACKS`, both sides.
+
+    Parameters
+    ----------
+    cfg : Config
+    model : keras.Model
+        The base classifier.
+    name : str
+        ``"errors"``, ``"bim"``, ``"fgsm"`` or ``"deepfool"``.
+    x_pool, y_pool : ndarray
+        The in-distribution test pool.
+    order : dict
+        ``{"train": indices, "test": indices}``: each side's sources, in the order
+        they are tried.
+    targets : dict
+        ``{"train": n, "test": n}``: the examples each side needs.
+
+    Returns
+    -------
+    x : ndarray
+        The examples, training side first.
+    source_index : ndarray of int
+        Their source in ``x_pool``.
+    stats : dict
+        Per side, how many sources were tried and kept; the mean perturbation norms.
+    """
+    xs, srcs, st = [], [], {}
+    for side in ("train", "test"):
+        if name == "errors":
+            cand = order[side]
+            g = attacks.patch_errors(
+                model,
+                x_pool[cand],
+                y_pool[cand],
+                n_examples=targets[side],
+                patch_size=cfg["patch_size"],
+                max_tries=cfg["patch_max_tries"],
+                max_per_source=cfg["patch_max_per_source"],
+                fill=_patch_fill(cfg),
+                seed=cfg.seed + (0 if side == "train" else 1),
+            )
+            if len(g.x) < targets[side]:
+                raise RuntimeError(
+                    f"errors: only {len(g.x)} patch errors on the {side} side after "
+                    f"{cfg['patch_max_tries']} tries per image; {targets[side]} needed. "
+                    f"Raise patch_max_tries or n_source, or lower the set sizes."
+                )
+            x_side, src_side = g.x, cand[g.source_index]
+            st[side] = {k: g.stats[k] for k in ("tries", "kept", "yield", "attempted")}
+        else:
+            x_side, src_side, st[side] = _generate_until(
+                _attack_fn(cfg, model, name), x_pool, y_pool, order[side], targets[side], name, side
+            )
+        xs.append(x_side)
+        srcs.append(src_side)
+    x, src = np.concatenate(xs), np.concatenate(srcs)
+    st.update(_norm_stats(x, x_pool[src]))
+    return x, src, st
 
 
 def _ood_images(cfg: Config, name: str, n: int):
@@ -682,11 +779,8 @@ def misclassifications(cfg: Config, model=None, progress: bool = True) -> Genera
     if model is None:
         model = base_model(cfg).model
     pool = f"{in_name}_test"
-    tr, te = splits.partition_sources(len(x_pool), cfg["train_fraction"], seed=cfg.seed)
-    partition = {pool: (tr, te)}
-    rng = np.random.default_rng(cfg.seed + 1)
-    order = {"train": rng.permutation(tr), "test": rng.permutation(te)}
-    targets = {"train": cfg["n_train_other"], "test": cfg["n_test"]}
+    order, targets = source_order(cfg, len(x_pool))
+    partition = {pool: (np.sort(order["train"]), np.sort(order["test"]))}
     raw: dict[str, tuple] = {}
     stats: dict[str, dict] = {}
     bar = tqdm(names, desc=f"{cfg.experiment}: generating", disable=not progress)
@@ -697,41 +791,7 @@ def misclassifications(cfg: Config, model=None, progress: bool = True) -> Genera
             raw[name] = (None, np.arange(len(x_pool)), pool, y_pool)
             stats[name] = {"n": len(x_pool)}
         elif name in ATTACKS:
-            xs, srcs, st = [], [], {}
-            for side in ("train", "test"):
-                if name == "errors":
-                    cand = order[side]
-                    g = attacks.patch_errors(
-                        model,
-                        x_pool[cand],
-                        y_pool[cand],
-                        n_examples=targets[side],
-                        patch_size=cfg["patch_size"],
-                        max_tries=cfg["patch_max_tries"],
-                        seed=cfg.seed + (0 if side == "train" else 1),
-                    )
-                    if len(g.x) < targets[side]:
-                        raise RuntimeError(
-                            f"errors: only {len(g.x)} patch errors on the {side} side after "
-                            f"{cfg['patch_max_tries']} tries per image; {targets[side]} needed. "
-                            f"Raise patch_max_tries or n_source, or lower the set sizes."
-                        )
-                    x_side, src_side = g.x, cand[g.source_index]
-                    st[side] = {k: g.stats[k] for k in ("tries", "kept", "yield", "attempted")}
-                else:
-                    x_side, src_side, st[side] = _generate_until(
-                        _attack_fn(cfg, model, name),
-                        x_pool,
-                        y_pool,
-                        order[side],
-                        targets[side],
-                        name,
-                        side,
-                    )
-                xs.append(x_side)
-                srcs.append(src_side)
-            x, src = np.concatenate(xs), np.concatenate(srcs)
-            st.update(_norm_stats(x, x_pool[src]))
+            x, src, st = generate_set(cfg, model, name, x_pool, y_pool, order, targets)
             raw[name] = (x, src, pool, y_pool[src])
             stats[name] = st
         else:
@@ -963,7 +1023,7 @@ def fit_detectors(
         model = base_model(cfg, verbose=0).model
     trust, n_fit = _fit_trust_score(cfg, model, cfg["trust_feature"])
     dets = {
-        "softmax_baseline": detectors.SoftmaxBaseline(),
+        "softmax_baseline": detectors.SoftmaxBaseline(dtype=cfg["softmax_dtype"]),
         "trust_score": trust,
         "introspection_net": net,
     }

@@ -1342,3 +1342,60 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+@_styled
+def protocol_moves(cells: pd.DataFrame, choice: str, experiment: str, metric: str = "auroc"):
+    """How one open choice moves a metric of every Table 2 cell (chapter 12).
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        From :func:`introspection.protocol.protocol_study`.
+    choice : str
+        The open choice whose readings are drawn.
+    experiment : {"mnist", "cifar10"}
+    metric : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per method, a row per dataset: a marker per reading, the paper's
+        value as a white diamond.
+    """
+    rows = cells[cells.choice == choice]
+    readings = list(dict.fromkeys(rows.reading))
+    methods = list(dict.fromkeys(rows.method))
+    datasets = list(dict.fromkeys(rows.dataset))
+    colors = list(OKABE_ITO.values())
+    fig, axes = plt.subplots(
+        1, len(methods), figsize=(3.2 * len(methods), 0.9 + 0.42 * len(datasets)), sharey=True
+    )
+    for ax, m in zip(np.atleast_1d(axes), methods, strict=True):
+        per = rows[rows.method == m]
+        for j, r in enumerate(readings):
+            v = per[per.reading == r].set_index("dataset")[metric].reindex(datasets)
+            y = np.arange(len(datasets)) + (j - (len(readings) - 1) / 2) * 0.12
+            ax.plot(v.to_numpy(float), y, "o", ms=4, color=colors[j % len(colors)], label=r)
+        paper = per[per.reading == readings[0]].set_index("dataset")[f"paper_{metric}"]
+        ax.plot(
+            paper.reindex(datasets).to_numpy(float),
+            np.arange(len(datasets)),
+            ls="",
+            ms=6,
+            label="paper",
+            **_PAPER_MARKER,
+        )
+        ax.set_title(method_label(m), fontsize=9)
+        ax.set_xlabel(METRIC_LABELS.get(metric, metric))
+    first = np.atleast_1d(axes)[0]
+    first.set_yticks(range(len(datasets)), [dataset_label(d, experiment) for d in datasets])
+    first.invert_yaxis()
+    fig.legend(
+        *first.get_legend_handles_labels(),
+        loc="lower center",
+        ncol=3,
+        fontsize=7,
+        bbox_to_anchor=(0.5, 1.0),
+    )
+    return fig

@@ -488,3 +488,59 @@ def test_carlini_wagner_cosine_step_restarts_with_each_bisection_step():
 
         carlini_wagner_l2(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]),
                           np.zeros((1, 2), np.float32), np.zeros(1, int), lr_schedule="linear")
+
+
+def test_bim_early_stop_stops_at_the_first_misclassification(cnn_and_data):
+    model, x, y = cnn_and_data
+    eps = 0.2
+    n = len(x)  # one batch: the redo below then computes the very same steps
+    full = bim(model, x, y, eps=eps, nb_iter=10, batch_size=n)
+    early = bim(model, x, y, eps=eps, nb_iter=10, early_stop=True, batch_size=n)
+    check_linf_attack(model, x, y, early, eps)
+    assert early.stats["early_stop"] and not full.stats["early_stop"]
+    # an image stays misclassified once it is: at least as many kept, none moved further
+    assert early.stats["kept"] >= full.stats["kept"]
+    assert early.stats["mean_linf"] <= full.stats["mean_linf"] + 1e-6
+    # early-stopped images sit just past the boundary: lower top logits than the full run
+    assert model(early.x).numpy().max(1).mean() < model(full.x).numpy().max(1).mean()
+    # redone by hand: FGSM steps, each image frozen after the step that flips it
+    correct = np.flatnonzero(predict_labels(model, x, batch_size=n) == y)
+    xs, ys = tf.constant(x[correct]), tf.constant(y[correct])
+    adv, active = xs, np.ones(len(correct), bool)
+    for _ in range(10):
+        step = fast_gradient_method(model, adv, eps / 10, np.inf, clip_min=0.0, clip_max=1.0, y=ys)
+        step = tf.clip_by_value(xs + tf.clip_by_value(step - xs, -eps, eps), 0.0, 1.0)
+        adv = tf.where(active[:, None, None, None], step, adv)
+        active &= np.argmax(model(adv).numpy(), axis=1) == y[correct]
+    redo = adv.numpy()[np.searchsorted(correct, early.source_index)]
+    np.testing.assert_allclose(early.x, redo, atol=1e-6)
+
+
+def test_loss_on_probabilities_is_the_softmax_taken_as_logits(cnn_and_data):
+    model, x, y = cnn_and_data
+    eps = 0.3
+    gen = fgsm(model, x, y, eps=eps, loss_on="probabilities", batch_size=50)
+    assert gen.stats["loss_on"] == "probabilities"
+    redo = _redo_in_batches_of(
+        50,
+        model,
+        x,
+        y,
+        gen.source_index,
+        lambda xb, yb: fast_gradient_method(
+            lambda v: tf.nn.softmax(model(v)), xb, eps, np.inf, clip_min=0.0, clip_max=1.0, y=yb
+        ),
+    )
+    np.testing.assert_allclose(gen.x, redo, atol=1e-6)
+    with pytest.raises(ValueError, match="loss_on"):
+        bim(model, x, y, eps=eps, loss_on="softmax")
+
+
+def test_patch_errors_fill_value(cnn_and_data):
+    model, x, y = cnn_and_data
+    gen = patch_errors(model, x, y, max_tries=6, fill=[0.25, 0.5, 0.75][:C], seed=0)
+    for xi, (r, c) in zip(gen.x, gen.stats["patch_positions"], strict=True):
+        patch = xi[r : r + 7, c : c + 7]
+        np.testing.assert_array_equal(patch, np.broadcast_to([0.25, 0.5, 0.75][:C], patch.shape))
+    with pytest.raises(ValueError, match="fill"):
+        patch_errors(model, x, y, fill=[0.1] * (C + 1))

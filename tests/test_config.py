@@ -136,3 +136,20 @@ def test_precision_is_validated(tmp_path):
     assert cfg["precision"] == "auto"
     assert config.configure("cifar10", "paper", artifacts_dir=tmp_path, results_dir=tmp_path,
                             precision="float32")["precision"] == "float32"
+
+
+def test_a_parameter_at_its_neutral_value_stays_out_of_the_stage_keys(tmp_path):
+    # Parameters added later leave the keys, and so every cached artifact, as they were
+    # while they keep the behaviour from before them.
+    cfg = config.configure("mnist", "smoke", artifacts_dir=tmp_path)
+    for name in ("patch_fill", "patch_max_per_source", "attack_loss", "bim_early_stop"):
+        assert name in cfg.params
+        assert name not in cfg.stage_params("misclassifications")
+    # the profiles compute the Softmax Baseline in float32, not at the neutral float64
+    assert cfg.stage_params("evaluation")["softmax_dtype"] == "float32"
+    changed = config.configure(
+        "mnist", "smoke", artifacts_dir=tmp_path, bim_early_stop=True, softmax_dtype="float64"
+    )
+    assert changed.stage_params("misclassifications")["bim_early_stop"] is True
+    assert "softmax_dtype" not in changed.stage_params("evaluation")
+    assert "softmax_dtype" not in cfg.stage_params("misclassifications")

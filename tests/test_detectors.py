@@ -16,11 +16,13 @@ def _pairwise(a, b):
 
 
 def _brute_kept(Xc, k, alpha):
-    """Indices kept by density filtering: drop the floor(alpha*n) largest k-NN radii."""
+    """Indices kept by google/TrustScore's filter_by_density, written out by brute force.
+
+    ``eps = np.percentile(knn_radii, (1 - alpha) * 100); keep knn_radii <= eps``.
+    """
     n = len(Xc)
     radii = np.sort(_pairwise(Xc, Xc), axis=1)[:, min(k, n) - 1]  # the point itself is 1st
-    n_drop = int(np.floor(alpha * n + 1e-9))
-    return np.sort(np.argsort(radii)[: n - n_drop])
+    return np.flatnonzero(radii <= np.percentile(radii, (1 - alpha) * 100))
 
 
 def _brute_trust_score(X_train, y_train, X, y_pred, k, alpha, min_dist=1e-12, score_k=1):
@@ -70,23 +72,24 @@ def test_trust_score_k_larger_than_class_is_capped(blobs):
     np.testing.assert_allclose(ts.score(X_test, y_pred), expected, rtol=1e-9, atol=1e-9)
 
 
-def test_alpha_filtering_keeps_n_minus_floor_alpha_n(blobs):
+def test_alpha_filtering_keeps_the_reference_percentile(blobs):
     X, y, _, _ = blobs  # class sizes 40, 23, 11
     ts = TrustScore(k=5, alpha=0.1).fit(X, y)
-    # floor(4.0) = 4, floor(2.3) = 2, floor(1.1) = 1 dropped
+    # Distinct radii: floor((1 - alpha) * (n - 1)) + 1 kept, the percentile's position
+    # 0.9 * 39 = 35.1 -> 36, 0.9 * 22 = 19.8 -> 20, 0.9 * 10 = 9 -> 10
     np.testing.assert_array_equal(ts.n_samples_per_class_, [40, 23, 11])
-    np.testing.assert_array_equal(ts.n_kept_per_class_, [36, 21, 10])
+    np.testing.assert_array_equal(ts.n_kept_per_class_, [36, 20, 10])
     ts = TrustScore(k=5, alpha=0.05).fit(X, y)
-    # floor(2.0) = 2, floor(1.15) = 1, floor(0.55) = 0 dropped
-    np.testing.assert_array_equal(ts.n_kept_per_class_, [38, 22, 11])
+    # 0.95 * 39 = 37.05 -> 38, 0.95 * 22 = 20.9 -> 21, 0.95 * 10 = 9.5 -> 10
+    np.testing.assert_array_equal(ts.n_kept_per_class_, [38, 21, 10])
 
 
 @pytest.mark.parametrize(
     ("n", "alpha", "kept"),
     [
-        (10, 0.3, 7),  # 0.3 * 10 = 3.0000000000000004 in floating point
-        (100, 0.29, 71),  # 0.29 * 100 = 28.999999999999996 in floating point: still drops 29
-        (10, 0.99, 1),  # at least one point is always kept
+        (10, 0.3, 7),  # position 0.7 * 9 = 6.3
+        (100, 0.29, 71),  # position 0.71 * 99 = 70.29
+        (10, 0.99, (2, 1)),  # at least one kept; two points of class 0 tie at the cut
         (7, 0.0, 7),
     ],
 )
@@ -95,7 +98,7 @@ def test_alpha_rounding_is_robust_to_float_error(n, alpha, kept):
     X = rng.normal(size=(2 * n, 3))
     y = np.repeat([0, 1], n)
     ts = TrustScore(k=3, alpha=alpha).fit(X, y)
-    np.testing.assert_array_equal(ts.n_kept_per_class_, [kept, kept])
+    np.testing.assert_array_equal(ts.n_kept_per_class_, np.broadcast_to(kept, 2))
 
 
 def test_filtering_drops_the_low_density_outlier():
@@ -297,3 +300,16 @@ def test_trust_score_brute_force_equals_kd_tree():
     assert not isinstance(wide.kdtrees_[0], type(kd.kdtrees_[0]))  # auto: brute
     with pytest.raises(ValueError, match="algorithm"):
         TrustScore(algorithm="ball").fit(X, y)
+
+
+def test_softmax_baseline_float32_ties_confident_examples():
+    logits = np.array([[30.0, 0.0, -1.0], [18.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    f64 = SoftmaxBaseline().score(logits)
+    f32 = SoftmaxBaseline(dtype="float32").score(logits)
+    # float64 still tells the two confident examples apart; float32 rounds both to 1.0
+    assert f64[0] > f64[1] > f64[2] and f64[0] < 1.0
+    np.testing.assert_array_equal(f32[:2], [1.0, 1.0])
+    np.testing.assert_allclose(f32, f64, atol=1e-7)
+    assert f32.dtype == np.float64
+    with pytest.raises(ValueError, match="dtype"):
+        SoftmaxBaseline(dtype="float16")

@@ -1,0 +1,459 @@
+"""The protocol study (chapter 12): how Table 2 moves with what the paper leaves open.
+
+Each open choice has readings, each a set of parameter overrides of the profile (or,
+for the errors row, another set of positives). A reading regenerates only the set it
+concerns, with the same source images in the same order; Introspection-Net is then
+retrained on the new training sets with the same seed, and every Table 2 cell is
+recomputed without intervals. Each reading is also calibrated against what the paper
+reports outside Table 2: Section 2.3's max-logit means and standard deviations
+(MNIST) and Section 3.3's mean max softmax (CIFAR-10).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import artifacts, attacks, config, detectors, metrics, models, pipeline, splits
+from .analysis import PAPER_MAX_LOGIT
+from .config import ATTACKS, Config
+
+__all__ = [
+    "Reading",
+    "OURS",
+    "PAPER_MAX_SOFTMAX",
+    "TEXT_SUPPORT",
+    "readings",
+    "protocol_study",
+    "within",
+    "calibration_error",
+    "best_calibrated",
+]
+
+#: Section 3.3's mean max softmax on CIFAR-10 (percent): DeepFool, and the clean
+#: images it compares them with (the text says "MNIST", in the CIFAR-10 paragraph).
+PAPER_MAX_SOFTMAX = {"cifar10": {"deepfool": 54.0, "cifar10": 94.8}}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of an open choice.
+
+    Attributes
+    ----------
+    choice : str
+        ``"errors"``, ``"bim"``, ``"fgsm"``, ``"softmax"`` or ``"trust"``.
+    label : str
+        What the reading does, for the tables.
+    overrides : dict
+        Parameters that differ from the profile.
+    positives : {"clean", "patched"}
+        The positives of the errors row: the clean test images, or the patched test
+        images the classifier still gets right (misclassification detection on a
+        patched test set).
+    """
+
+    choice: str
+    label: str
+    overrides: dict = field(default_factory=dict)
+    positives: str = "clean"
+
+
+#: The profile's own reading, first in every choice (its values: ``Config.table``).
+OURS = "profile"
+
+
+def _eps_text(eps: float, experiment: str) -> str:
+    return f"{eps:g}" if experiment == "mnist" else f"{eps * 255:g}/255"
+
+
+def readings(experiment: str) -> list[Reading]:
+    """Every reading studied for one experiment, each choice starting with the profile's.
+
+    Budgets are absolute values; a reading that equals the profile's is skipped when
+    the study runs.
+
+    Parameters
+    ----------
+    experiment : {"mnist", "cifar10"}
+
+    Returns
+    -------
+    list of Reading
+    """
+    mnist = experiment == "mnist"
+    # BIM: step eps/10 (MNIST) or eps/8 (CIFAR-10), 20 steps, as the profiles.
+    bim_eps, step = ((0.3, 0.2, 0.15, 0.1), 10) if mnist else ((8 / 255, 4 / 255, 2 / 255), 8)
+    fgsm_eps = (0.3, 0.2) if mnist else (8 / 255, 4 / 255)
+    out = [
+        Reading("errors", OURS),
+        Reading("errors", "one error per source image", {"patch_max_per_source": 1}),
+        Reading("errors", "several errors per source image", {"patch_max_per_source": None}),
+        Reading("errors", "black patch (0 in pixels)", {"patch_fill": "zero"}),
+        Reading("errors", "patch = 0 after standardisation", {"patch_fill": "mean"}),
+        Reading("errors", "positives: patched images still right", positives="patched"),
+        Reading("bim", OURS),
+    ]
+    for e in bim_eps:
+        budget = {"bim_eps": e, "bim_eps_iter": e / step, "bim_nb_iter": 20}
+        out.append(Reading("bim", f"eps {_eps_text(e, experiment)}, 20 steps", budget))
+    v3 = {"bim_eps": 0.3, "bim_eps_iter": 0.05, "bim_nb_iter": 10}
+    out += [
+        Reading("bim", "cleverhans v3 defaults (eps 0.3, step 0.05, 10 steps)", v3),
+        Reading("bim", "early stop at the first misclassification", {"bim_early_stop": True}),
+        Reading("bim", "loss on the probabilities", {"attack_loss": "probabilities"}),
+        Reading("fgsm", OURS),
+    ]
+    for e in fgsm_eps:
+        out.append(Reading("fgsm", f"eps {_eps_text(e, experiment)}", {"fgsm_eps": e}))
+    return out + [
+        Reading("fgsm", "loss on the probabilities", {"attack_loss": "probabilities"}),
+        Reading("softmax", OURS),
+        Reading("softmax", "float64", {"softmax_dtype": "float64"}),
+        Reading("softmax", "float32, as Keras' softmax layer", {"softmax_dtype": "float32"}),
+        Reading("trust", OURS),
+        Reading("trust", "features, alpha 0", {"trust_feature": "features", "trust_alpha": 0.0}),
+        Reading("trust", "features, alpha 0.1", {"trust_feature": "features", "trust_alpha": 0.1}),
+        Reading("trust", "logits, alpha 0.1", {"trust_feature": "logits", "trust_alpha": 0.1}),
+        Reading("trust", "pixels, alpha 0.1", {"trust_feature": "pixels", "trust_alpha": 0.1}),
+    ]
+
+
+def _is_profile(cfg: Config, r: Reading) -> bool:
+    """Whether a reading is the profile's own (the same values, the same positives)."""
+    same = all(
+        cfg[k] == v or (isinstance(v, float) and np.isclose(cfg[k], v, rtol=1e-12, atol=0))
+        for k, v in r.overrides.items()
+    )
+    return r.positives == "clean" and same
+
+
+def _with(cfg: Config, overrides: dict) -> Config:
+    return config.configure(
+        cfg.experiment,
+        cfg.profile,
+        seed=cfg.seed,
+        data_dir=cfg.data_dir,
+        artifacts_dir=cfg.artifacts_dir.parent.parent,
+        results_dir=cfg.results_dir,
+        overrides={**cfg.overrides, **overrides},
+    )
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+class _Scorer:
+    """The three methods' scores of any rows of any set version, computed once each."""
+
+    def __init__(self, cfg: Config, model):
+        self.cfg, self.model, self._memo, self._trust = cfg, model, {}, {}
+
+    def trust(self, cfg: Config):
+        key = (cfg["trust_feature"], cfg["trust_alpha"])
+        if key not in self._trust:
+            x_fit, y_fit = pipeline.trust_fit_data(cfg, self.model, cfg["trust_feature"])
+            ts = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"])
+            self._trust[key] = ts.fit(x_fit, y_fit)
+        return self._trust[key]
+
+    def scores(self, cfg: Config, net, ds, version: str, rows) -> dict:
+        z = ds.logits[rows]
+        space, rows_key = cfg["trust_feature"], _key(np.asarray(rows).tobytes())
+        out = {"softmax_baseline": detectors.SoftmaxBaseline(cfg["softmax_dtype"]).score(z)}
+        tkey = (ds.name, version, space, cfg["trust_alpha"], rows_key)
+        if tkey not in self._memo:
+            inputs = pipeline._detector_inputs(space, ds)[rows]
+            self._memo[tkey] = self.trust(cfg).score(inputs, z.argmax(1))
+        out["trust_score"] = self._memo[tkey]
+        out["introspection_net"] = net.score(z)
+        return out
+
+
+def _regenerate(cfg: Config, model, gen, name: str):
+    """The set ``name`` made again under ``cfg``, from the same sources in the same order."""
+    x_pool, y_pool = pipeline.load_in_distribution(cfg)
+    order, targets = pipeline.source_order(cfg, len(x_pool))
+    x, src, _ = pipeline.generate_set(cfg, model, name, x_pool, y_pool, order, targets)
+    feats, logits = models.predict_features(model, x)
+    pool = gen[name].pool
+    return pipeline.DataSet(name, x, src, pool, y_pool[src], logits, feats, np.zeros(len(x), bool))
+
+
+def _train_net(cfg: Config, gen, sets):
+    logits = {n: d.logits for n, d in gen.sets.items()}
+    net = detectors.IntrospectionNet(
+        epochs=cfg["introspection_epochs"],
+        batch_size=cfg["introspection_batch_size"],
+        seed=cfg.seed,
+    )
+    return net.fit(
+        splits.gather(sets.train, logits),
+        sets.train.label,
+        validation_data=(splits.gather(sets.val, logits), sets.val.label),
+    )
+
+
+def _patched_positives(cfg: Config, model, sets):
+    """One random patch on every test-side source image: the patched test set."""
+    x_pool, y_pool = pipeline.load_in_distribution(cfg)
+    src = sets.test.of(cfg.info["in_distribution"]).index
+    rng = np.random.default_rng(cfg.seed + 21)
+    h, w = x_pool.shape[1:3]
+    side = cfg["patch_size"]
+    rows = rng.integers(0, h - side + 1, len(src))
+    cols = rng.integers(0, w - side + 1, len(src))
+    x = attacks._apply_patches(x_pool[src], rows, cols, side)
+    feats, logits = models.predict_features(model, x)
+    correct = logits.argmax(1) == y_pool[src]
+    name = f"{cfg.info['in_distribution']}_patched"
+    return pipeline.DataSet(name, x, src, "patched", y_pool[src], logits, feats, correct)
+
+
+def _calibration(cfg: Config, ds, rows) -> dict:
+    z = ds.logits[rows].astype(np.float64)
+    top = z.max(1)
+    soft = detectors.SoftmaxBaseline().score(z)
+    paper = PAPER_MAX_LOGIT.get(ds.name) if cfg.experiment == "mnist" else None
+    return {
+        "dataset": ds.name,
+        "n": int(len(rows)),
+        "max_logit_mean": float(top.mean()),
+        "max_logit_std": float(top.std(ddof=1)),
+        "paper_max_logit_mean": paper[0] if paper else None,
+        "paper_max_logit_std": paper[1] if paper else None,
+        "max_softmax_mean": float(100 * soft.mean()),
+        "paper_max_softmax_mean": PAPER_MAX_SOFTMAX.get(cfg.experiment, {}).get(ds.name),
+    }
+
+
+def _reading(cfg, r, base, scorer, model):
+    """Table 2's cells and the calibration rows of one reading."""
+    gen, sets, net = base["gen"], base["sets"], base["net"]
+    cfg_r = _with(cfg, r.overrides) if r.overrides else cfg
+    version = OURS
+    if r.choice in ATTACKS and r.overrides:
+        version = r.label
+        new = _regenerate(cfg_r, model, gen, r.choice)
+        gen = pipeline.Generation({**gen.sets, r.choice: new}, gen.partition, gen.stats)
+        sets = pipeline.introspection_sets(cfg_r, gen)
+        net = _train_net(cfg_r, gen, sets)
+    scores = {}
+    for name, ds in gen.sets.items():
+        rows = sets.test.of(name).index
+        v = version if name == r.choice else OURS
+        scores[name] = {"label": sets.test.of(name).label, **scorer.scores(cfg_r, net, ds, v, rows)}
+    table = pipeline.scores_table(cfg_r, scores, n_boot=0)
+    calib = []
+    if r.choice in ATTACKS and r.positives == "clean":
+        calib.append(_calibration(cfg, gen[r.choice], sets.test.of(r.choice).index))
+    if r.positives == "patched":
+        import pandas as pd
+
+        patched = _patched_positives(cfg, model, sets)
+        rows = np.arange(len(patched.x))
+        p_scores = scorer.scores(cfg_r, net, patched, OURS, rows)
+        row = metrics.evaluation_table(
+            patched.correct,
+            p_scores,
+            {"errors": {m: scores["errors"][m] for m in p_scores}},
+            experiment=cfg.experiment,
+            n_boot=0,
+        )
+        table = pd.concat([table[table.dataset != "errors"], row], ignore_index=True)
+        calib.append(_calibration(cfg, patched, rows[patched.correct]))
+    for c in calib:
+        c.update(choice=r.choice, reading=r.label)
+    table.insert(0, "reading", r.label)
+    table.insert(0, "choice", r.choice)
+    return table, calib
+
+
+def protocol_study(cfg: Config, progress: bool = True):
+    """Run (or load) every reading of :func:`readings` and compare it with the paper.
+
+    Parameters
+    ----------
+    cfg : Config
+    progress : bool
+        Show a progress bar over the readings.
+
+    Returns
+    -------
+    cells : pandas.DataFrame
+        One row per reading x dataset x method: the four metrics (percent), no
+        intervals; columns ``choice, reading, dataset, method, <metric>`` and
+        ``paper_<metric>``.
+    calibration : pandas.DataFrame
+        Per reading, the max-logit mean and standard deviation and the mean max
+        softmax of the set it regenerates and of the correctly classified clean test
+        images, beside the paper's values where it reports them. A reading that
+        cannot make its set (too few misclassified examples) has only a ``note``.
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    params = cfg.stage_params("protocol")
+    root = cfg.artifacts_dir
+    if artifacts.exists(root, "protocol", params):
+        stored = artifacts.load_json(root, "protocol", params=params)
+        pipeline._timer_record(cfg, "protocol", t0, True)
+        return pd.DataFrame(stored["cells"]), pd.DataFrame(stored["calibration"])
+    model = pipeline.base_model(cfg, verbose=0).model
+    gen = pipeline.misclassifications(cfg, model, progress=False)
+    sets = pipeline.introspection_sets(cfg, gen)
+    fitted = pipeline.fit_detectors(cfg, gen, sets, model)
+    base = {"gen": gen, "sets": sets, "net": fitted.detectors["introspection_net"]}
+    scorer = _Scorer(cfg, model)
+    in_name = cfg.info["in_distribution"]
+    test_in = sets.test.of(in_name)
+    clean = _calibration(cfg, gen[in_name], test_in.index[test_in.label.astype(bool)])
+    deepfool = _calibration(cfg, gen["deepfool"], sets.test.of("deepfool").index)
+    tables = []
+    calib = [{**clean, "choice": "clean", "reading": OURS}]
+    calib.append({**deepfool, "choice": "deepfool", "reading": OURS})
+    todo = [r for r in readings(cfg.experiment) if r.label == OURS or not _is_profile(cfg, r)]
+    for r in tqdm(todo, desc=f"{cfg.experiment}: readings", disable=not progress):
+        # Each reading is kept as it is done: a rerun after a stop resumes.
+        key = {**params, "reading": [r.choice, r.label, r.overrides, r.positives]}
+        name = f"protocol_reading_{pipeline._params_digest(key)}"
+        if artifacts.exists(root, name, key):
+            done = artifacts.load_json(root, name, params=key)
+        else:
+            try:
+                t, c = _reading(cfg, r, base, scorer, model)
+                done = {"cells": t.to_dict("records"), "calibration": c}
+            except RuntimeError as err:  # the reading cannot make the set it needs
+                note = str(err).split(". ")[0]
+                done = {
+                    "cells": [],
+                    "calibration": [
+                        {"choice": r.choice, "reading": r.label, "dataset": r.choice, "note": note}
+                    ],
+                }
+            artifacts.save_json(root, name, done, params=key, seed=cfg.seed)
+        tables.append(pd.DataFrame(done["cells"]))
+        calib += done["calibration"]
+    cells = pd.concat(tables, ignore_index=True)
+    keep = ["choice", "reading", "dataset", "method", *metrics.METRICS]
+    cells = cells[keep]
+    paper = pipeline.paper_table2(cfg.experiment).set_index(["dataset", "method"])
+    for m in metrics.METRICS:
+        keys = zip(cells.dataset, cells.method, strict=True)
+        cells[f"paper_{m}"] = [paper[m].get(key) for key in keys]
+    calibration = pd.DataFrame(calib)
+    artifacts.save_json(
+        root,
+        "protocol",
+        {"cells": cells.to_dict("records"), "calibration": calibration.to_dict("records")},
+        params=params,
+        seed=cfg.seed,
+    )
+    pipeline._timer_record(cfg, "protocol", t0, False)
+    return cells, calibration
+
+
+#: What the paper's text says for the choices it gives no number for: the reading it
+#: supports, and the words. The attack budgets are decided by calibration instead.
+TEXT_SUPPORT = {
+    "softmax": (
+        "float32, as Keras' softmax layer",
+        "the paper's classifiers are Keras models whose last layer is a float32 softmax",
+    ),
+    "trust": (
+        "pixels, alpha 0.1",
+        'it uses "a filtered version of the training set" and calls the Trust Score '
+        "model-agnostic, which reads as inputs; alpha 0.1 is an assumption",
+    ),
+}
+
+
+def within(cells, points: float = 5.0):
+    """How many cells of each reading lie within ``points`` of the paper's value.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        From :func:`protocol_study`.
+    points : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (choice, reading); columns ``within`` (cells within ``points``), ``cells``
+        (cells the paper reports) and ``row_within`` / ``row_cells``, the same for the
+        row the choice concerns (all rows for the softmax and Trust Score choices).
+    """
+    import pandas as pd
+
+    out = []
+    for (choice, reading), g in cells.groupby(["choice", "reading"], sort=False):
+        ours = g[[*metrics.METRICS]].to_numpy(float)
+        paper = g[[f"paper_{m}" for m in metrics.METRICS]].to_numpy(float)
+        close = np.abs(ours - paper) <= points
+        known = np.isfinite(paper)
+        row = (g.dataset == choice).to_numpy() if choice in ATTACKS else np.ones(len(g), bool)
+        out.append(
+            {
+                "choice": choice,
+                "reading": reading,
+                "within": int(close.sum()),
+                "cells": int(known.sum()),
+                "row_within": int(close[row].sum()),
+                "row_cells": int(known[row].sum()),
+            }
+        )
+    return pd.DataFrame(out).set_index(["choice", "reading"])
+
+
+def calibration_error(calibration):
+    """Distance of each reading's set to the paper's statistics outside Table 2.
+
+    Parameters
+    ----------
+    calibration : pandas.DataFrame
+        From :func:`protocol_study`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows the paper has a value for, with ``error``: for the max logit (MNIST,
+        Section 2.3) the 2-Wasserstein distance between normal laws of our and the
+        paper's mean and standard deviation, ``sqrt(dmean**2 + dstd**2)``; for the mean
+        max softmax (CIFAR-10, Section 3.3) the absolute difference in points.
+    """
+    c = calibration.copy()
+    d_mean = c.max_logit_mean - c.paper_max_logit_mean.astype(float)
+    d_std = (c.max_logit_std - c.paper_max_logit_std.astype(float)).fillna(0.0)
+    soft = (c.max_softmax_mean - c.paper_max_softmax_mean.astype(float)).abs()
+    c["error"] = np.sqrt(d_mean**2 + d_std**2).fillna(soft)
+    return c[c.error.notna()].reset_index(drop=True)
+
+
+def best_calibrated(calibration) -> dict:
+    """For each attack choice with a calibration target, the reading closest to it.
+
+    Parameters
+    ----------
+    calibration : pandas.DataFrame
+        From :func:`protocol_study`.
+
+    Returns
+    -------
+    dict
+        ``{choice: (reading, error, error of ours)}``.
+    """
+    c = calibration_error(calibration)
+    out = {}
+    for choice, g in c[c.choice.isin(ATTACKS)].groupby("choice", sort=False):
+        if len(g) < 2:  # a set that is not a choice here (DeepFool): nothing to pick
+            continue
+        best = g.loc[g.error.idxmin()]
+        ours = g.loc[g.reading == OURS, "error"]
+        out[choice] = (best.reading, float(best.error), float(ours.iloc[0]))
+    return out

@@ -1,0 +1,91 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from introspection import config, protocol
+from introspection.metrics import METRICS
+
+
+@pytest.mark.parametrize("experiment", ["mnist", "cifar10"])
+def test_every_reading_is_a_valid_configuration(experiment, tmp_path):
+    readings = protocol.readings(experiment)
+    choices = list(dict.fromkeys(r.choice for r in readings))
+    assert choices == ["errors", "bim", "fgsm", "softmax", "trust"]
+    for choice in choices:
+        first = next(r for r in readings if r.choice == choice)
+        assert first.label == protocol.OURS and not first.overrides
+    for r in readings:
+        assert set(r.overrides) <= set(config.PARAMETERS)
+        config.configure(experiment, "cpu", artifacts_dir=tmp_path, overrides=r.overrides)
+    labels = [(r.choice, r.label) for r in readings]
+    assert len(set(labels)) == len(labels)
+    for choice, (reading, _) in protocol.TEXT_SUPPORT.items():
+        assert (choice, reading) in labels
+
+
+def _cells():
+    rows = []
+    for reading, shift in (("ours", 0.0), ("other", 10.0)):
+        for dataset in ("errors", "bim"):
+            for method in ("softmax_baseline", "introspection_net"):
+                rows.append(
+                    {
+                        "choice": "bim",
+                        "reading": reading,
+                        "dataset": dataset,
+                        "method": method,
+                        **{m: 50.0 + (shift if dataset == "bim" else 0.0) for m in METRICS},
+                        **{f"paper_{m}": 52.0 for m in METRICS},
+                    }
+                )
+    cells = pd.DataFrame(rows)
+    cells.loc[0, "paper_auroc"] = np.nan  # a cell the paper does not report
+    return cells
+
+
+def test_within_counts_the_cells_near_the_paper():
+    counts = protocol.within(_cells())
+    ours, other = counts.loc[("bim", "ours")], counts.loc[("bim", "other")]
+    assert (ours.within, ours.cells) == (15, 15)  # 16 cells, one without a paper value
+    assert (ours.row_within, ours.row_cells) == (8, 8)
+    # the other reading moves the BIM row 10 points away: its 8 cells leave
+    assert (other.within, other.row_within) == (8, 0)
+
+
+def test_calibration_picks_the_reading_closest_to_the_paper():
+    def row(choice, reading, mean, std, paper_mean=10.8, paper_std=5.2, **extra):
+        return {
+            "choice": choice,
+            "reading": reading,
+            "dataset": choice,
+            "max_logit_mean": mean,
+            "max_logit_std": std,
+            "paper_max_logit_mean": paper_mean,
+            "paper_max_logit_std": paper_std,
+            "max_softmax_mean": 90.0,
+            **extra,
+        }
+
+    calib = pd.DataFrame(
+        [
+            row("clean", "profile", 20.0, 5.0, 16.5, 5.0),
+            row("bim", "profile", 28.0, 7.0),
+            row("bim", "weak", 7.8, 1.2),  # a closer mean than "profile", a narrower law
+            row("bim", "mid", 13.8, 5.2),
+            {"choice": "bim", "reading": "broken", "dataset": "bim", "note": "too few"},
+            {
+                "choice": "deepfool",
+                "reading": "profile",
+                "dataset": "deepfool",
+                "max_logit_mean": 4.0,
+                "max_softmax_mean": 60.0,
+                "paper_max_softmax_mean": 54.0,
+            },
+        ]
+    )
+    err = protocol.calibration_error(calib)
+    # sqrt(dmean^2 + dstd^2); the softmax row by its difference in points
+    expected = [3.5, np.hypot(17.2, 1.8), 5.0, 3.0, 6.0]
+    assert err.error.tolist() == pytest.approx(expected)
+    best = protocol.best_calibrated(calib)
+    assert best == {"bim": ("mid", pytest.approx(3.0), pytest.approx(np.hypot(17.2, 1.8)))}
