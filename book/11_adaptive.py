@@ -72,10 +72,11 @@ cfg.table("adaptive")
 # %% [markdown]
 # ## The attacks
 #
-# Radii: a quarter, half, one and two times Table 2's budget (ε = 0.3 on MNIST,
-# 8/255 on CIFAR-10), and unbounded.
+# Radii: a quarter, half, one and two times Table 2's BIM budget (printed below),
+# and unbounded.
 
 # %%
+print(f"Table 2's BIM budget: L-inf {cfg['bim_eps']:.4g} in the [0, 1] pixel scale")
 base = pipeline.base_model(cfg, verbose=0)
 gen = pipeline.misclassifications(cfg, base.model)
 sets = pipeline.introspection_sets(cfg, gen)

@@ -89,3 +89,22 @@ def test_calibration_picks_the_reading_closest_to_the_paper():
     assert err.error.tolist() == pytest.approx(expected)
     best = protocol.best_calibrated(calib)
     assert best == {"bim": ("mid", pytest.approx(3.0), pytest.approx(np.hypot(17.2, 1.8)))}
+
+
+def test_remaining_names_the_reading_that_moves_a_far_cell():
+    cells = _cells().copy()
+    cells.loc[cells.reading == "ours", "reading"] = protocol.OURS
+    cells["paper_auroc"] = 52.0
+    # the BIM row of the profile is at 50 (within 5); move the paper away from it
+    cells.loc[cells.dataset == "bim", "paper_auroc"] = 61.0
+    left = protocol.remaining(cells)
+    assert sorted(left.method) == ["introspection_net", "softmax_baseline"]
+    assert set(left.dataset) == {"bim"}
+    # the other reading puts BIM at 60: within 5 of 61
+    assert left.closest.tolist() == ["bim: other"] * 2 and left.closes.all()
+    assert left.closest_value.tolist() == [60.0, 60.0]
+    # a cell no reading moves has no closest reading
+    cells.loc[(cells.dataset == "errors"), "paper_auroc"] = 70.0
+    left = protocol.remaining(cells).set_index("dataset")
+    assert left.loc["errors", "closest"].isna().all()
+    assert not left.loc["errors", "closes"].any()
