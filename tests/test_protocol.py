@@ -108,3 +108,16 @@ def test_remaining_names_the_reading_that_moves_a_far_cell():
     left = protocol.remaining(cells).set_index("dataset")
     assert left.loc["errors", "closest"].isna().all()
     assert not left.loc["errors", "closes"].any()
+
+
+def test_the_results_page_reads_the_study(tmp_path):
+    from introspection import analysis
+
+    (tmp_path / "mnist").mkdir()
+    cells = _cells()
+    cells.loc[cells.reading == "ours", "reading"] = protocol.OURS
+    cells.to_csv(tmp_path / "mnist" / "protocol.csv", index=False)
+    t2 = cells[cells.reading == protocol.OURS].assign(experiment="mnist")
+    table = analysis.beyond_table(tmp_path, {"mnist": t2}, {"mnist": 0.1})
+    key = "Table 2 cells within 5 points of the paper (profile; best single reading)"
+    assert table.loc[key, "mnist"] == "15 of 15; 15 (bim: profile)"
