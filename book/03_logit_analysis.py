@@ -92,7 +92,7 @@ tests.style.format({"mean": "{:.2f}", "reference_mean": "{:.2f}", "difference": 
 # %%
 fig = plots.logit_distributions(
     {n: z.max(axis=1) for n, z in logits.items()}, cfg.experiment, xlabel="max logit",
-    reference={k: v for k, v in plots.PAPER_MAX_LOGIT.items() if k in logits}
+    reference={k: v for k, v in analysis.PAPER_MAX_LOGIT.items() if k in logits}
     if cfg.experiment == "mnist" else None,
     title="Max logit per example (diamonds: the paper's mean ± std)",
 )
