@@ -151,7 +151,7 @@ for _, row in failed.iterrows():
 for choice, (reading, err, err_ours) in best.items():
     if reading == protocol.OURS or err_ours - err < 0.1:
         verdict = f"the profile's (distance {err_ours:.2f}"
-        verdict += ")" if reading == protocol.OURS else f"; *{reading}*: {err:.2f}, no closer)"
+        verdict += ")" if reading == protocol.OURS else f"; *{reading}* is within 0.1 of it, at {err:.2f})"
     else:
         verdict = f"*{reading}* (distance {err:.2f}; the profile's {err_ours:.2f})"
     lines.append(f"- Calibration, {choice}: the reading closest to the paper's statistics "
