@@ -109,7 +109,7 @@ adv = counts.loc[["fgsm", "bim", "deepfool"]]
 errors = counts.loc["errors"]
 display(Markdown(
     f"With ε = {cfg['fgsm_eps']:.3g} (FGSM) and ε = {cfg['bim_eps']:.3g} (BIM, "
-    f"{cfg['bim_nb_iter']} steps of {cfg['bim_eps_iter'] or cfg['bim_eps'] / 10:.3g}), the attacks succeed on "
+    f"{cfg['bim_nb_iter']} steps of {cfg.bim_step:.3g}), the attacks succeed on "
     + ", ".join(f"{r['success rate (%)']:.1f} % ({n})" for n, r in adv.iterrows())
     + " of the correctly classified images attacked. DeepFool needs a mean L2 perturbation "
     f"of only {adv.loc['deepfool', 'mean L2']:.2f}, against "

@@ -149,18 +149,22 @@ failed = calibration[calibration["note"].notna()] if "note" in calibration else 
 for _, row in failed.iterrows():
     lines.append(f"- {row.choice}, *{row.reading}*: not run, {row.note}.")
 for choice, (reading, err, err_ours) in best.items():
-    verdict = "the profile's" if reading == protocol.OURS else f"*{reading}*"
+    if reading == protocol.OURS or err_ours - err < 0.1:
+        verdict = f"the profile's (distance {err_ours:.2f}"
+        verdict += ")" if reading == protocol.OURS else f"; *{reading}* is within 0.1 of it, at {err:.2f})"
+    else:
+        verdict = f"*{reading}* (distance {err:.2f}; the profile's {err_ours:.2f})"
     lines.append(f"- Calibration, {choice}: the reading closest to the paper's statistics "
-                 f"outside Table 2 is {verdict} (distance {err:.2f}; the profile's "
-                 f"{err_ours:.2f}).")
+                 f"outside Table 2 is {verdict}.")
 if not best:
     lines.append("- The paper reports no statistic outside Table 2 for this experiment's BIM "
                  "or FGSM sets: their budgets cannot be calibrated here.")
 closed = int(left.closes.sum()) if len(left) else 0
 unmoved = int(left.closest.isna().sum()) if len(left) else 0
 lines.append(f"- {len(left)} of the profile's AUROC cells differ from the paper's by more than "
-             f"5 points; one reading brings {closed} of them within 5, no reading run here "
-             f"moves {unmoved}, and the others move without reaching it.")
+             f"5 points: one reading brings {closed} of them within 5; "
+             f"{len(left) - closed - unmoved} move without reaching it"
+             + (f", and no reading run here moves {unmoved}." if unmoved else "."))
 for choice, (reading, words) in protocol.TEXT_SUPPORT.items():
     used = (choice, reading) not in counts.index  # run only where it is not the profile's
     lines.append(f"- {choice}: the paper's text supports *{reading}*: {words}. "

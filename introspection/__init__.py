@@ -11,6 +11,15 @@ pretrained classifier. One module per stage of the pipeline:
 - :mod:`introspection.splits` -- Section 3.2's train/validation/test sets.
 - :mod:`introspection.metrics` -- FPR@95TPR, AUROC, AUPR-In/Out with bootstrap CIs.
 - :mod:`introspection.artifacts` -- atomic, hashed, manifest-described artifacts.
+- :mod:`introspection.config` -- the experiments, the profiles and every parameter.
+- :mod:`introspection.hardware` -- the CPU's instruction set; the training arithmetic.
+- :mod:`introspection.pipeline` -- the paper's stages, each cached as artifacts.
+- :mod:`introspection.analysis` -- logit statistics, the comparison with the paper.
+- :mod:`introspection.plots` -- every figure of the book.
+- :mod:`introspection.beyond`, :mod:`introspection.adaptive` -- the stages beyond the
+  paper: more detectors, unseen attacks, seeds, adaptive attacks.
+- :mod:`introspection.protocol` -- the protocol study of Table 2 (chapter 12).
+- :mod:`introspection.build` -- ``python -m introspection build``: the book.
 
 Importing the package itself is cheap: TensorFlow/Keras load only with the modules
 that need them.

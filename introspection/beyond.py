@@ -526,7 +526,7 @@ def _unseen_attack(cfg: Config, model, name: str, x, y) -> attacks.Generated:
         x,
         y,
         eps=cfg["bim_eps"],
-        eps_iter=cfg["bim_eps_iter"] or cfg["bim_eps"] / 10,
+        eps_iter=cfg.bim_step,
         nb_iter=cfg["bim_nb_iter"],
         rand_init=True,
         seed=cfg.seed + 21,

@@ -815,6 +815,11 @@ class Config:
 
         return choose_precision(self.params["precision"])
 
+    @property
+    def bim_step(self) -> float:
+        """BIM's step size: ``bim_eps_iter``, or ``bim_eps / 10`` when it is null."""
+        return self.params["bim_eps_iter"] or self.params["bim_eps"] / 10
+
     def stage_params(self, stage: str) -> dict:
         """Parameters that determine a stage's results: its own and its upstream stages'.
 

@@ -608,7 +608,7 @@ def _attack_fn(cfg: Config, model, name: str):
             x,
             y,
             eps=cfg["bim_eps"],
-            eps_iter=cfg["bim_eps_iter"] or cfg["bim_eps"] / 10,
+            eps_iter=cfg.bim_step,
             nb_iter=cfg["bim_nb_iter"],
             early_stop=cfg["bim_early_stop"],
             loss_on=cfg["attack_loss"],

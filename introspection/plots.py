@@ -63,7 +63,6 @@ __all__ = [
     "seed_spread",
     "METRIC_LABELS",
     "OKABE_ITO",
-    "PAPER_MAX_LOGIT",
     "ROLES",
     "ROLE_COLORS",
     "dataset_color",
@@ -208,15 +207,6 @@ METRIC_LABELS = {
     "auroc": "AUROC (%)",
     "aupr_in": "AUPR-In (%)",
     "aupr_out": "AUPR-Out (%)",
-}
-
-#: Section 2.3 of the paper, MNIST experiment: mean and standard deviation of the
-#: maximum logit per dataset.
-PAPER_MAX_LOGIT = {
-    "mnist": (16.5, 5.0),
-    "bim": (10.8, 5.2),
-    "fgsm": (8.8, 2.6),
-    "deepfool": (3.4, 2.3),
 }
 
 _PAPER_MARKER = {"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black"}
@@ -699,7 +689,8 @@ def logit_distributions(
     reference : mapping of str -> (float, float), optional
         Dataset name -> the paper's (mean, std) of the statistic, drawn above the
         histograms as a white diamond (mean) with a horizontal error bar (± std) in the
-        dataset's colour, e.g. :data:`PAPER_MAX_LOGIT` with ``xlabel="max logit"``.
+        dataset's colour, e.g. :data:`introspection.analysis.PAPER_MAX_LOGIT` with
+        ``xlabel="max logit"``.
     title : str, optional
         Axes title.
 

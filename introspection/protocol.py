@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import artifacts, attacks, config, detectors, metrics, models, pipeline, splits
-from .analysis import PAPER_MAX_LOGIT
+from .analysis import PAPER_MAX_LOGIT, PAPER_MAX_SOFTMAX
 from .config import ATTACKS, Config
 
 __all__ = [
     "Reading",
     "OURS",
-    "PAPER_MAX_SOFTMAX",
     "TEXT_SUPPORT",
     "readings",
     "protocol_study",
@@ -33,10 +32,6 @@ __all__ = [
     "best_calibrated",
     "remaining",
 ]
-
-#: Section 3.3's mean max softmax on CIFAR-10 (percent): DeepFool, and the clean
-#: images it compares them with (the text says "MNIST", in the CIFAR-10 paragraph).
-PAPER_MAX_SOFTMAX = {"cifar10": {"deepfool": 54.0, "cifar10": 94.8}}
 
 
 @dataclass(frozen=True)

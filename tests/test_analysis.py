@@ -200,3 +200,31 @@ def test_max_logit_sentence_names_the_sets_above_the_clean_images():
     )
     s = analysis.max_logit_sentence(pd.Series({"mnist": 20.6, "fgsm": 8.0}), "mnist")
     assert s.startswith("The mean max logit is lower on every other set")
+
+
+def test_min_max_separation_tells_logits_from_softmax():
+    rng = np.random.default_rng(0)
+    # Two sets whose softmax is the same but whose logits are shifted by a constant:
+    # the softmax cannot tell them apart, the logits can.
+    base = rng.normal(0, 1, (300, 4))
+    logits = {"clean": base[:150] + 5.0, "shifted": base[150:]}
+    sep = analysis.min_max_separation(logits, "clean", seed=0)
+    assert list(sep.index) == ["shifted"]
+    assert sep.loc["shifted", "logits"] > 99
+    assert 30 < sep.loc["shifted", "softmax"] < 70
+
+
+def test_new_table2_claims():
+    rows = []
+    values = {"errors": (90.0, 91.0, 92.0), "bim": (60.0, 80.0, 99.0), "gaussian": (70, 75, 99.5)}
+    for d, v in values.items():
+        for m, a in zip(("softmax_baseline", "trust_score", "introspection_net"), v, strict=True):
+            rows.append({"dataset": d, "method": m, "auroc": a})
+    c = analysis.claims(pd.DataFrame(rows), "mnist").set_index("claim")
+    hardest = c.loc[[k for k in c.index if k.startswith("Errors are")][0]]
+    assert hardest.verdict == "reproduced" and "errors (92.0)" in hardest.evidence
+    overall = c.loc[[k for k in c.index if "overall better" in k][0]]
+    assert overall.verdict == "reproduced"
+    margin = c.loc[[k for k in c.index if "large margin" in k][0]]
+    # mean 96.8 against the Trust Score's 82.0: +14.8 points
+    assert margin.verdict == "reproduced" and "+14.8" in margin.evidence

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
 from introspection import plots as P  # noqa: E402
+from introspection.analysis import PAPER_MAX_LOGIT  # noqa: E402
 from introspection.metrics import auroc, evaluation_table  # noqa: E402
 
 METHODS = ("softmax_baseline", "trust_score", "introspection_net")
@@ -243,11 +244,11 @@ def test_logit_distributions_density_and_common_bins():
 
 
 def test_logit_distributions_reference_points():
-    fig = P.logit_distributions(_stats(), "mnist", xlabel="max logit", reference=P.PAPER_MAX_LOGIT)
+    fig = P.logit_distributions(_stats(), "mnist", xlabel="max logit", reference=PAPER_MAX_LOGIT)
     ax = fig.axes[0]
     assert "max logit" in ax.get_xlabel()
-    assert len(ax.containers) == len(P.PAPER_MAX_LOGIT)
-    for container, (mean, _std) in zip(ax.containers, P.PAPER_MAX_LOGIT.values(), strict=True):
+    assert len(ax.containers) == len(PAPER_MAX_LOGIT)
+    for container, (mean, _std) in zip(ax.containers, PAPER_MAX_LOGIT.values(), strict=True):
         assert container.lines[0].get_xdata()[0] == pytest.approx(mean)
     hist_top = max(p.get_xy()[:, 1].max() for p in ax.patches)
     assert ax.get_ylim()[1] > hist_top
