@@ -21,6 +21,10 @@ TINY = {
     "trust_n_fit": 300,
     "n_boot": 20,
     "bim_nb_iter": 5,
+    # A one-epoch model and five steps: the profiles' calibrated MNIST BIM (eps 0.1)
+    # would flip too few images for the sets these tests need.
+    "bim_eps": 0.3,
+    "bim_eps_iter": 0.06,
     "deepfool_max_iter": 10,
 }
 
