@@ -152,9 +152,7 @@ class _Scorer:
     def trust(self, cfg: Config):
         key = (cfg["trust_feature"], cfg["trust_alpha"])
         if key not in self._trust:
-            x_fit, y_fit = pipeline.trust_fit_data(cfg, self.model, cfg["trust_feature"])
-            ts = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"])
-            self._trust[key] = ts.fit(x_fit, y_fit)
+            self._trust[key] = pipeline._fit_trust_score(cfg, self.model, cfg["trust_feature"])[0]
         return self._trust[key]
 
     def scores(self, cfg: Config, net, ds, version: str, rows) -> dict:
