@@ -12,21 +12,22 @@ reports outside Table 2: Section 2.3's max-logit means and standard deviations
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import artifacts, attacks, config, detectors, metrics, models, pipeline, splits
-from .analysis import PAPER_MAX_LOGIT, PAPER_MAX_SOFTMAX
+from . import attacks, config, detectors, metrics, models, pipeline, splits
+from . import paper as _paper
 from .config import ATTACKS, Config
 
 __all__ = [
     "Reading",
     "OURS",
     "TEXT_SUPPORT",
+    "BEFORE",
     "readings",
     "protocol_study",
+    "before_after",
     "within",
     "calibration_error",
     "best_calibrated",
@@ -41,7 +42,8 @@ class Reading:
     Attributes
     ----------
     choice : str
-        ``"errors"``, ``"bim"``, ``"fgsm"``, ``"softmax"`` or ``"trust"``.
+        ``"errors"``, ``"bim"``, ``"fgsm"``, ``"softmax"``, ``"trust"``, or
+        ``"defaults"`` for several choices at once (:data:`BEFORE`).
     label : str
         What the reading does, for the tables.
     overrides : dict
@@ -60,6 +62,16 @@ class Reading:
 
 #: The profile's own reading, first in every choice (its values: ``Config.table``).
 OURS = "profile"
+
+#: The reading of every open choice as the book made it before this study: MNIST's BIM
+#: at eps 0.3 (step 0.03, 20 steps), the softmax in float64, the Trust Score unfiltered.
+#: Run with bootstrap intervals, for the before/after counts of the results page.
+BEFORE = "defaults before the study"
+
+_BEFORE = {
+    "mnist": {"bim_eps": 0.3, "bim_eps_iter": 0.03, "bim_nb_iter": 20},
+    "cifar10": {},
+}
 
 
 def _eps_text(eps: float, experiment: str) -> str:
@@ -115,6 +127,11 @@ def readings(experiment: str) -> list[Reading]:
         Reading("trust", "features, alpha 0.1", {"trust_feature": "features", "trust_alpha": 0.1}),
         Reading("trust", "logits, alpha 0.1", {"trust_feature": "logits", "trust_alpha": 0.1}),
         Reading("trust", "pixels, alpha 0.1", {"trust_feature": "pixels", "trust_alpha": 0.1}),
+        Reading(
+            "defaults",
+            BEFORE,
+            {**_BEFORE[experiment], "softmax_dtype": "float64", "trust_alpha": 0.0},
+        ),
     ]
 
 
@@ -212,7 +229,7 @@ def _calibration(cfg: Config, ds, rows) -> dict:
     z = ds.logits[rows].astype(np.float64)
     top = z.max(1)
     soft = detectors.SoftmaxBaseline().score(z)
-    paper = PAPER_MAX_LOGIT.get(ds.name) if cfg.experiment == "mnist" else None
+    paper = _paper.MAX_LOGIT.get(ds.name) if cfg.experiment == "mnist" else None
     return {
         "dataset": ds.name,
         "n": int(len(rows)),
@@ -221,31 +238,46 @@ def _calibration(cfg: Config, ds, rows) -> dict:
         "paper_max_logit_mean": paper[0] if paper else None,
         "paper_max_logit_std": paper[1] if paper else None,
         "max_softmax_mean": float(100 * soft.mean()),
-        "paper_max_softmax_mean": PAPER_MAX_SOFTMAX.get(cfg.experiment, {}).get(ds.name),
+        "paper_max_softmax_mean": _paper.MAX_SOFTMAX.get(cfg.experiment, {}).get(ds.name),
     }
+
+
+def _changed_sets(cfg: Config, cfg_r: Config) -> list[str]:
+    """The attack sets whose generation parameters differ between two configurations."""
+    prefixes = {
+        "errors": ("patch_",),
+        "bim": ("bim_", "attack_loss"),
+        "fgsm": ("fgsm_", "attack_loss"),
+    }
+    return [
+        a
+        for a, pre in prefixes.items()
+        if any(k.startswith(pre) and cfg[k] != cfg_r[k] for k in cfg.params)
+    ]
 
 
 def _reading(cfg, r, base, scorer, model):
     """Table 2's cells and the calibration rows of one reading."""
     gen, sets, net = base["gen"], base["sets"], base["net"]
     cfg_r = _with(cfg, r.overrides) if r.overrides else cfg
-    version = OURS
-    if r.choice in ATTACKS and r.overrides:
-        version = r.label
-        new = _regenerate(cfg_r, model, gen, r.choice)
-        gen = pipeline.Generation({**gen.sets, r.choice: new}, gen.partition, gen.stats)
+    changed = _changed_sets(cfg, cfg_r)
+    if changed:
+        new = {a: _regenerate(cfg_r, model, gen, a) for a in changed}
+        gen = pipeline.Generation({**gen.sets, **new}, gen.partition, gen.stats)
         sets = pipeline.introspection_sets(cfg_r, gen)
         net = _train_net(cfg_r, gen, sets)
     scores = {}
     for name, ds in gen.sets.items():
         rows = sets.test.of(name).index
-        v = version if name == r.choice else OURS
+        v = r.label if name in changed else OURS
         scores[name] = {"label": sets.test.of(name).label, **scorer.scores(cfg_r, net, ds, v, rows)}
-    table = pipeline.scores_table(cfg_r, scores, n_boot=0)
-    calib = []
-    if r.choice in ATTACKS and r.positives == "clean":
-        calib.append(_calibration(cfg, gen[r.choice], sets.test.of(r.choice).index))
+    # Intervals only for the before/after comparison: they cost a bootstrap each.
+    table = pipeline.scores_table(cfg_r, scores, n_boot=cfg["n_boot"] if r.label == BEFORE else 0)
+    # calibrated: the sets the reading makes again, or, for the profile's, its choice's set
+    calibrated = changed or ([r.choice] if r.choice in ATTACKS else [])
+    calib = [_calibration(cfg, gen[a], sets.test.of(a).index) for a in calibrated]
     if r.positives == "patched":
+        calib = []
         import pandas as pd
 
         patched = _patched_positives(cfg, model, sets)
@@ -289,15 +321,23 @@ def protocol_study(cfg: Config, progress: bool = True):
         cannot make its set (too few misclassified examples) has only a ``note``.
     """
     import pandas as pd
+
+    todo = [r for r in readings(cfg.experiment) if r.label == OURS or not _is_profile(cfg, r)]
+    # the readings are part of the key: a reading added later is run, the others loaded
+    listed = [[r.choice, r.label, r.overrides, r.positives] for r in todo]
+    listed = pipeline._params_digest({"readings": listed})
+    params = {**cfg.stage_params("protocol"), "readings": listed}
+    stored, _ = pipeline.run_stage(
+        cfg, "protocol", "protocol", lambda: _study(cfg, todo, progress), params=params
+    )
+    return pd.DataFrame(stored["cells"]), pd.DataFrame(stored["calibration"])
+
+
+def _study(cfg: Config, todo: list, progress: bool) -> dict:
+    """Every reading of ``todo`` run or loaded, gathered (:func:`protocol_study`)."""
+    import pandas as pd
     from tqdm import tqdm
 
-    t0 = time.perf_counter()
-    params = cfg.stage_params("protocol")
-    root = cfg.artifacts_dir
-    if artifacts.exists(root, "protocol", params):
-        stored = artifacts.load_json(root, "protocol", params=params)
-        pipeline._timer_record(cfg, "protocol", t0, True)
-        return pd.DataFrame(stored["cells"]), pd.DataFrame(stored["calibration"])
     model = pipeline.base_model(cfg, verbose=0).model
     gen = pipeline.misclassifications(cfg, model, progress=False)
     sets = pipeline.introspection_sets(cfg, gen)
@@ -311,45 +351,46 @@ def protocol_study(cfg: Config, progress: bool = True):
     tables = []
     calib = [{**clean, "choice": "clean", "reading": OURS}]
     calib.append({**deepfool, "choice": "deepfool", "reading": OURS})
-    todo = [r for r in readings(cfg.experiment) if r.label == OURS or not _is_profile(cfg, r)]
     for r in tqdm(todo, desc=f"{cfg.experiment}: readings", disable=not progress):
         # Each reading is kept as it is done: a rerun after a stop resumes.
-        key = {**params, "reading": [r.choice, r.label, r.overrides, r.positives]}
+        key = {
+            **cfg.stage_params("protocol"),
+            "reading": [r.choice, r.label, r.overrides, r.positives],
+        }
         name = f"protocol_reading_{pipeline._params_digest(key)}"
-        if artifacts.exists(root, name, key):
-            done = artifacts.load_json(root, name, params=key)
-        else:
-            try:
-                t, c = _reading(cfg, r, base, scorer, model)
-                done = {"cells": t.to_dict("records"), "calibration": c}
-            except RuntimeError as err:  # the reading cannot make the set it needs
-                note = str(err).split(". ")[0]
-                done = {
-                    "cells": [],
-                    "calibration": [
-                        {"choice": r.choice, "reading": r.label, "dataset": r.choice, "note": note}
-                    ],
-                }
-            artifacts.save_json(root, name, done, params=key, seed=cfg.seed)
+        done, _ = pipeline.run_stage(
+            cfg,
+            "protocol",
+            name,
+            lambda r=r: _run_reading(cfg, r, base, scorer, model),
+            params=key,
+            record=False,
+        )
         tables.append(pd.DataFrame(done["cells"]))
         calib += done["calibration"]
     cells = pd.concat(tables, ignore_index=True)
-    keep = ["choice", "reading", "dataset", "method", *metrics.METRICS]
-    cells = cells[keep]
-    paper = pipeline.paper_table2(cfg.experiment).set_index(["dataset", "method"])
+    bounds = [f"{m}_{b}" for m in metrics.METRICS for b in ("lo", "hi")]
+    keep = ["choice", "reading", "dataset", "method", *metrics.METRICS, *bounds]
+    cells = cells.reindex(columns=keep)
+    paper = _paper.table2(cfg.experiment).set_index(["dataset", "method"])
     for m in metrics.METRICS:
         keys = zip(cells.dataset, cells.method, strict=True)
         cells[f"paper_{m}"] = [paper[m].get(key) for key in keys]
-    calibration = pd.DataFrame(calib)
-    artifacts.save_json(
-        root,
-        "protocol",
-        {"cells": cells.to_dict("records"), "calibration": calibration.to_dict("records")},
-        params=params,
-        seed=cfg.seed,
-    )
-    pipeline._timer_record(cfg, "protocol", t0, False)
-    return cells, calibration
+    return {
+        "cells": cells.to_dict("records"),
+        "calibration": pd.DataFrame(calib).to_dict("records"),
+    }
+
+
+def _run_reading(cfg, r, base, scorer, model) -> dict:
+    """One reading's cells and calibration rows, or a note when it cannot make its set."""
+    try:
+        t, c = _reading(cfg, r, base, scorer, model)
+        return {"cells": t.to_dict("records"), "calibration": c}
+    except RuntimeError as err:  # the reading cannot make the set it needs
+        note = str(err).split(". ")[0]
+        row = {"choice": r.choice, "reading": r.label, "dataset": r.choice, "note": note}
+        return {"cells": [], "calibration": [row]}
 
 
 #: What the paper's text says for the choices it gives no number for: the reading it
@@ -497,3 +538,40 @@ def remaining(cells, metric: str = "auroc", points: float = 5.0):
             }
         )
     return pd.DataFrame(rows)
+
+
+def before_after(cells, table2, points: float = 5.0):
+    """Table 2 against the paper's, under the book's earlier defaults and the profile's.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        From :func:`protocol_study` (its :data:`BEFORE` reading has intervals).
+    table2 : pandas.DataFrame
+        The profile's Table 2 with intervals (``table2.csv``).
+    points : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: :data:`BEFORE` and :data:`OURS`; columns ``inside_ci`` (cells whose
+        paper value lies inside our 95 % interval), ``within`` (cells within
+        ``points`` of it) and ``cells`` (cells the paper reports).
+    """
+    import pandas as pd
+
+    from .analysis import compare_with_paper
+
+    paper = _paper.table2()
+    before = cells[cells.reading == BEFORE].assign(experiment=table2.experiment.iloc[0])
+    rows = {}
+    for name, t in ((BEFORE, before), (OURS, table2)):
+        d = compare_with_paper(t, paper)
+        d = d[d.paper.notna()]
+        inside = d.lo.notna() & ~d.outside_ci
+        rows[name] = {
+            "inside_ci": int(inside.sum()) if d.lo.notna().all() else np.nan,
+            "within": int((d.difference.abs() <= points).sum()),
+            "cells": len(d),
+        }
+    return pd.DataFrame(rows).T

@@ -10,8 +10,8 @@ from introspection.metrics import METRICS
 def test_every_reading_is_a_valid_configuration(experiment, tmp_path):
     readings = protocol.readings(experiment)
     choices = list(dict.fromkeys(r.choice for r in readings))
-    assert choices == ["errors", "bim", "fgsm", "softmax", "trust"]
-    for choice in choices:
+    assert choices == ["errors", "bim", "fgsm", "softmax", "trust", "defaults"]
+    for choice in choices[:-1]:
         first = next(r for r in readings if r.choice == choice)
         assert first.label == protocol.OURS and not first.overrides
     for r in readings:
@@ -21,6 +21,19 @@ def test_every_reading_is_a_valid_configuration(experiment, tmp_path):
     assert len(set(labels)) == len(labels)
     for choice, (reading, _) in protocol.TEXT_SUPPORT.items():
         assert (choice, reading) in labels
+    (before,) = [r for r in readings if r.choice == "defaults"]
+    assert before.label == protocol.BEFORE
+    assert before.overrides["softmax_dtype"] == "float64" and before.overrides["trust_alpha"] == 0
+
+
+def test_a_reading_makes_again_only_the_sets_whose_parameters_change(tmp_path):
+    cfg = config.configure("mnist", "cpu", artifacts_dir=tmp_path)
+    before = next(r for r in protocol.readings("mnist") if r.label == protocol.BEFORE)
+    changed = protocol._changed_sets(cfg, protocol._with(cfg, before.overrides))
+    assert changed == ["bim"]  # MNIST's BIM budget; softmax and Trust Score only rescore
+    both = protocol._with(cfg, {"attack_loss": "probabilities", "patch_fill": "mean"})
+    assert protocol._changed_sets(cfg, both) == ["errors", "bim", "fgsm"]
+    assert protocol._changed_sets(cfg, protocol._with(cfg, {"trust_alpha": 0.0})) == []
 
 
 def _cells():
@@ -121,3 +134,23 @@ def test_the_results_page_reads_the_study(tmp_path):
     table = analysis.beyond_table(tmp_path, {"mnist": t2}, {"mnist": 0.1})
     key = "Table 2 cells within 5 points of the paper (profile; best single reading)"
     assert table.loc[key, "mnist"] == "15 of 15; 15 (bim: profile)"
+
+
+def test_before_after_counts_the_interval_and_the_five_points():
+    from introspection import paper as reported
+
+    paper = reported.table2("mnist")
+    rows = paper[paper.dataset.isin(["errors", "bim"])].copy()
+    profile = rows.assign(**{f"{m}_lo": rows[m] - 1 for m in METRICS})
+    profile = profile.assign(**{f"{m}_hi": rows[m] + 1 for m in METRICS})
+    before = profile.copy()
+    before["auroc"] += 3.0  # still within 5 points, outside the interval of +-1
+    before["auroc_lo"] += 3.0
+    before["auroc_hi"] += 3.0
+    for c in ("fpr_at_95tpr", "fpr_at_95tpr_lo", "fpr_at_95tpr_hi"):
+        before[c] += 6.0  # more than 5 points away, and outside
+    cells = before.drop(columns="experiment").assign(choice="defaults", reading=protocol.BEFORE)
+    out = protocol.before_after(cells, profile)
+    n = int(rows[list(METRICS)].notna().sum().sum())
+    assert out.loc[protocol.OURS].tolist() == [n, n, n]
+    assert out.loc[protocol.BEFORE].tolist() == [n - 2 * len(rows), n - len(rows), n]
