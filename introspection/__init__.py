@@ -6,12 +6,14 @@ pretrained classifier. One module per stage of the pipeline:
 - :mod:`introspection.datasets` -- loading MNIST, Fashion-MNIST, CIFAR-10; OOD builders.
 - :mod:`introspection.models` -- the paper's Table 1 CNN, Wide ResNets, Introspection-Net.
 - :mod:`introspection.training` -- base-classifier and Introspection-Net training.
-- :mod:`introspection.attacks` -- patch errors, FGSM, BIM, DeepFool.
+- :mod:`introspection.attacks` -- patch errors, FGSM, BIM, DeepFool, CW-L2.
+- :mod:`introspection._cleverhans` -- cleverhans 4's CW-L2, adapted (MIT licence).
 - :mod:`introspection.detectors` -- Softmax Baseline, Trust Score, Introspection-Net.
 - :mod:`introspection.splits` -- Section 3.2's train/validation/test sets.
 - :mod:`introspection.metrics` -- FPR@95TPR, AUROC, AUPR-In/Out with bootstrap CIs.
 - :mod:`introspection.artifacts` -- atomic, hashed, manifest-described artifacts.
 - :mod:`introspection.config` -- the experiments, the profiles and every parameter.
+- :mod:`introspection.paper` -- every number the paper reports (Tables 1 and 2, Sections 2.3, 3.3).
 - :mod:`introspection.hardware` -- the CPU's instruction set; the training arithmetic.
 - :mod:`introspection.pipeline` -- the paper's stages, each cached as artifacts.
 - :mod:`introspection.analysis` -- logit statistics, the comparison with the paper.

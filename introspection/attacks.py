@@ -22,7 +22,8 @@ source images that gave at least one error).
 * :func:`fgsm` -- FGSM (Goodfellow et al., 2015), L-inf, via cleverhans 4.
 * :func:`bim` -- BIM (Kurakin et al., 2016), L-inf, via cleverhans 4.
 * :func:`carlini_wagner_l2` -- Carlini & Wagner's L2 attack (2017) via cleverhans 4,
-  with a shim for Keras 3 optimizers and a fix of its bisection constant's shape.
+  with a shim for Keras 3 optimizers and a fix of its bisection constant's shape
+  (the adapted cleverhans code is in :mod:`introspection._cleverhans`).
 * :func:`deepfool` / :func:`deepfool_perturb` -- multi-class L2 DeepFool
   (Moosavi-Dezfooli et al., 2016, Algorithm 2), batched, written here (cleverhans 4 has
   no TF2 DeepFool).
@@ -40,16 +41,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _cleverhans
 from .hardware import import_tensorflow
 
 tf = import_tensorflow()  # before cleverhans imports it, without the start-up lines
 from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method  # noqa: E402
-from cleverhans.tf2.attacks.carlini_wagner_l2 import (  # noqa: E402
-    CarliniWagnerL2,
-    CarliniWagnerL2Exception,
-)
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method  # noqa: E402
-from cleverhans.tf2.utils import clip_eta, get_or_guess_labels, set_with_mask  # noqa: E402
+from cleverhans.tf2.utils import clip_eta  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 __all__ = [
@@ -772,206 +770,8 @@ def bim(
 
 
 # --------------------------------------------------------------------------------------
-# Carlini-Wagner L2 (cleverhans 4, with a Keras 3 shim)
+# Carlini-Wagner L2 (cleverhans 4, adapted in introspection._cleverhans)
 # --------------------------------------------------------------------------------------
-
-
-class _ResettableAdam:
-    """Keras 3 Adam with the ``variables()`` *method* cleverhans 4's CW-L2 calls.
-
-    cleverhans resets the optimizer's state before every binary-search step with
-    ``for var in optimizer.variables(): var.assign(0)``. In Keras 3 ``variables`` is
-    a property, and the list also holds the learning rate, which must not be zeroed:
-    this returns the iteration counter and Adam's moments only.
-    """
-
-    def __init__(self, learning_rate: float, decay_steps: int | None = None):
-        import keras
-
-        if decay_steps:
-            # The iteration counter is among the variables reset before each bisection
-            # step, so the decay restarts with every step.
-            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-        self._opt = keras.optimizers.Adam(learning_rate)
-
-    def apply_gradients(self, grads_and_vars):
-        return self._opt.apply_gradients(grads_and_vars)
-
-    def variables(self):
-        lr = getattr(self._opt, "_learning_rate", None)
-        return [v for v in self._opt.variables if v is not lr]
-
-
-class _CarliniWagnerL2(CarliniWagnerL2):
-    """cleverhans 4's CW-L2 with two fixes for our stack.
-
-    - ``optimizer``: a Keras 3 Adam behind the ``variables()`` method cleverhans
-      calls (:class:`_ResettableAdam`), optionally with a cosine-decayed step
-      (``lr_schedule="cosine"``, an addition).
-    - ``_attack``: cleverhans 4 makes the bisection constant ``c`` the shape of the
-      image batch; against per-example losses and bounds of shape (n,) that
-      broadcasts into nonsense (grey images) or fails (colour images). Here ``c`` has
-      one value per example. The method is otherwise cleverhans 4.0.0's (MIT
-      licence), unchanged.
-    """
-
-    def __init__(self, *args, lr_schedule: str = "constant", **kwargs):
-        super().__init__(*args, **kwargs)
-        decay = self.max_iterations if lr_schedule == "cosine" else None
-        self.optimizer = _ResettableAdam(self.learning_rate, decay_steps=decay)
-
-    def _attack(self, x):
-        if self.clip_min is not None:
-            if not np.all(tf.math.greater_equal(x, self.clip_min)):
-                raise CarliniWagnerL2Exception(
-                    f"The input is smaller than the minimum value of {self.clip_min}r"
-                )
-
-        if self.clip_max is not None:
-            if not np.all(tf.math.less_equal(x, self.clip_max)):
-                raise CarliniWagnerL2Exception(
-                    f"The input is greater than the maximum value of {self.clip_max}!"
-                )
-
-        y, _ = get_or_guess_labels(self.model_fn, x, y=self.y, targeted=self.targeted)
-
-        # cast to tensor if provided as numpy array
-        original_x = tf.cast(x, tf.float32)
-        shape = original_x.shape
-
-        if not y.shape.as_list()[0] == original_x.shape.as_list()[0]:
-            raise CarliniWagnerL2Exception("x and y do not have the same shape!")
-
-        # re-scale x to [0, 1]
-        x = original_x
-        x = (x - self.clip_min) / (self.clip_max - self.clip_min)
-        x = tf.clip_by_value(x, 0.0, 1.0)
-
-        # scale to [-1, 1]
-        x = (x * 2.0) - 1.0
-
-        # convert tonh-space
-        x = tf.atanh(x * 0.999999)
-
-        # parameters for the binary search
-        lower_bound = tf.zeros(shape[:1])
-        upper_bound = tf.ones(shape[:1]) * 1e10
-
-        # Fixed: one constant per example (cleverhans 4 gives it the image's shape, which
-        # broadcasts wrongly against the per-example losses and bounds).
-        const = tf.ones(shape[:1]) * self.initial_const
-
-        # placeholder variables for best values
-        best_l2 = tf.fill(shape[:1], 1e10)
-        best_score = tf.fill(shape[:1], -1)
-        best_score = tf.cast(best_score, tf.int32)
-        best_attack = original_x
-
-        # convience function for comparing
-        compare_fn = tf.equal if self.targeted else tf.not_equal
-
-        # the perturbation
-        modifier = tf.Variable(tf.zeros(shape, dtype=x.dtype), trainable=True)
-
-        for outer_step in range(self.binary_search_steps):
-            # at each iteration reset variable state
-            modifier.assign(tf.zeros(shape, dtype=x.dtype))
-            for var in self.optimizer.variables():
-                var.assign(tf.zeros(var.shape, dtype=var.dtype))
-
-            # variables to keep track in the inner loop
-            current_best_l2 = tf.fill(shape[:1], 1e10)
-            current_best_score = tf.fill(shape[:1], -1)
-            current_best_score = tf.cast(current_best_score, tf.int32)
-
-            # The last iteration (if we run many steps) repeat the search once.
-            if self.binary_search_steps >= 10 and outer_step == self.binary_search_steps - 1:
-                const = upper_bound
-
-            # early stopping criteria
-            prev = None
-
-            for iteration in range(self.max_iterations):
-                x_new, loss, preds, l2_dist = self.attack_step(x, y, modifier, const)
-
-                # check if we made progress, abort otherwise
-                if self.abort_early and iteration % ((self.max_iterations // 10) or 1) == 0:
-                    if prev is not None and loss > prev * 0.9999:
-                        break
-
-                    prev = loss
-
-                lab = tf.argmax(y, axis=1)
-
-                pred_with_conf = (
-                    preds - self.confidence if self.targeted else preds + self.confidence
-                )
-                pred_with_conf = tf.argmax(pred_with_conf, axis=1)
-
-                pred = tf.argmax(preds, axis=1)
-                pred = tf.cast(pred, tf.int32)
-
-                # compute a binary mask of the tensors we want to assign
-                mask = tf.math.logical_and(
-                    tf.less(l2_dist, current_best_l2), compare_fn(pred_with_conf, lab)
-                )
-
-                # all entries which evaluate to True get reassigned
-                current_best_l2 = set_with_mask(current_best_l2, l2_dist, mask)
-                current_best_score = set_with_mask(current_best_score, pred, mask)
-
-                # if the l2 distance is better than the one found before
-                # and if the example is a correct example (with regards to the labels)
-                mask = tf.math.logical_and(
-                    tf.less(l2_dist, best_l2), compare_fn(pred_with_conf, lab)
-                )
-
-                best_l2 = set_with_mask(best_l2, l2_dist, mask)
-                best_score = set_with_mask(best_score, pred, mask)
-
-                # mask is of shape [batch_size]; best_attack is [batch_size, image_size]
-                # need to expand
-                mask = tf.reshape(mask, [-1, 1, 1, 1])
-                mask = tf.tile(mask, [1, *best_attack.shape[1:]])
-
-                best_attack = set_with_mask(best_attack, x_new, mask)
-
-            # adjust binary search parameters
-            lab = tf.argmax(y, axis=1)
-            lab = tf.cast(lab, tf.int32)
-
-            # we first compute the mask for the upper bound
-            upper_mask = tf.math.logical_and(
-                compare_fn(best_score, lab),
-                tf.not_equal(best_score, -1),
-            )
-            upper_bound = set_with_mask(
-                upper_bound, tf.math.minimum(upper_bound, const), upper_mask
-            )
-
-            # based on this mask compute const mask
-            const_mask = tf.math.logical_and(
-                upper_mask,
-                tf.less(upper_bound, 1e9),
-            )
-            const = set_with_mask(const, (lower_bound + upper_bound) / 2.0, const_mask)
-
-            # else case is the negation of the inital mask
-            lower_mask = tf.math.logical_not(upper_mask)
-            lower_bound = set_with_mask(
-                lower_bound, tf.math.maximum(lower_bound, const), lower_mask
-            )
-
-            const_mask = tf.math.logical_and(
-                lower_mask,
-                tf.less(upper_bound, 1e9),
-            )
-            const = set_with_mask(const, (lower_bound + upper_bound) / 2, const_mask)
-
-            const_mask = tf.math.logical_not(const_mask)
-            const = set_with_mask(const, const * 10, const_mask)
-
-        return best_attack
 
 
 def carlini_wagner_l2(
@@ -1068,7 +868,7 @@ def carlini_wagner_l2(
         # No ``y``: cleverhans 4 makes the attack *targeted* whenever ``y`` is given.
         # Untargeted, it uses the model's predictions, which are the true labels here
         # (only correctly classified inputs are attacked).
-        attack = _CarliniWagnerL2(
+        attack = _cleverhans.CarliniWagnerL2(
             model,
             batch_size=len(idx),
             clip_min=clip_min,

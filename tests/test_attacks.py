@@ -461,9 +461,9 @@ def test_carlini_wagner_l2_linear_known_answer(schedule):
 
 
 def test_carlini_wagner_shim_keeps_the_learning_rate():
-    from introspection.attacks import _ResettableAdam
+    from introspection._cleverhans import ResettableAdam
 
-    opt = _ResettableAdam(0.05)
+    opt = ResettableAdam(0.05)
     v = tf.Variable(tf.ones((3,)))
     opt.apply_gradients([(tf.ones((3,)), v)])
     for var in opt.variables():
@@ -473,9 +473,9 @@ def test_carlini_wagner_shim_keeps_the_learning_rate():
 
 
 def test_carlini_wagner_cosine_step_restarts_with_each_bisection_step():
-    from introspection.attacks import _ResettableAdam
+    from introspection._cleverhans import ResettableAdam
 
-    opt = _ResettableAdam(0.05, decay_steps=10)
+    opt = ResettableAdam(0.05, decay_steps=10)
     v = tf.Variable(tf.ones((3,)))
     for _ in range(10):
         opt.apply_gradients([(tf.ones((3,)), v)])

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
 from introspection import plots as P  # noqa: E402
-from introspection.analysis import PAPER_MAX_LOGIT  # noqa: E402
 from introspection.metrics import auroc, evaluation_table  # noqa: E402
+from introspection.paper import MAX_LOGIT as PAPER_MAX_LOGIT  # noqa: E402
 
 METHODS = ("softmax_baseline", "trust_score", "introspection_net")
 

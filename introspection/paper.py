@@ -1,0 +1,45 @@
+"""What the paper reports, in one place (Aigrain & Detyniecki, 2019, arXiv 1905.09186).
+
+Every number of the paper that the book compares with lives here: Table 1's
+accuracy, Section 2.3's max-logit statistics, Section 3.3's mean max softmax, and
+Table 2 (shipped as ``introspection/data/paper_table2.csv``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["ACCURACY", "MAX_LOGIT", "MAX_SOFTMAX", "table2"]
+
+#: Test accuracy of the base classifiers (Table 1; none for CIFAR-10).
+ACCURACY = {"mnist": 0.9965, "cifar10": None}
+
+#: Section 2.3: max logit, mean and standard deviation, MNIST experiment.
+MAX_LOGIT = {
+    "mnist": (16.5, 5.0),
+    "bim": (10.8, 5.2),
+    "fgsm": (8.8, 2.6),
+    "deepfool": (3.4, 2.3),
+}
+
+#: Section 3.3: mean max softmax probability (%) on CIFAR-10, DeepFool and clean images.
+MAX_SOFTMAX = {"cifar10": {"deepfool": 54.0, "cifar10": 94.8}}
+
+
+def table2(experiment: str | None = None):
+    """The paper's Table 2 (percentages).
+
+    Parameters
+    ----------
+    experiment : {"mnist", "cifar10"}, optional
+        Keep only this experiment's rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out.
+    """
+    import pandas as pd
+
+    df = pd.read_csv(Path(__file__).with_name("data") / "paper_table2.csv")
+    return df if experiment is None else df[df.experiment == experiment].reset_index(drop=True)
