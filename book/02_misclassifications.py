@@ -107,6 +107,17 @@ for name in gen.sets:
 # %%
 adv = counts.loc[["fgsm", "bim", "deepfool"]]
 errors = counts.loc["errors"]
+top = counts["mean max logit"]
+clean = top[cfg.info["in_distribution"]]
+lower = [f"{n} ({v:.1f})" for n, v in top.drop(cfg.info["in_distribution"]).items() if v < clean]
+higher = [f"{n} ({v:.1f})" for n, v in top.drop(cfg.info["in_distribution"]).items() if v >= clean]
+if higher:
+    logit_text = (f"The mean max logit is lower than on the in-distribution images ({clean:.1f})"
+                  + (f" on {', '.join(lower)}, and" if lower else "")
+                  + f" higher on {', '.join(higher)}.")
+else:
+    logit_text = (f"The mean max logit is lower on every other set than on the in-distribution "
+                  f"images ({clean:.1f}).")
 display(Markdown(
     f"With ε = {cfg['fgsm_eps']:.3g} (FGSM) and ε = {cfg['bim_eps']:.3g} (BIM, "
     f"{cfg['bim_nb_iter']} steps of {cfg.bim_step:.3g}), the attacks succeed on "
@@ -115,9 +126,7 @@ display(Markdown(
     f"of only {adv.loc['deepfool', 'mean L2']:.2f}, against "
     f"{adv.loc['fgsm', 'mean L2']:.2f} for FGSM. Black patches are far less effective: "
     f"{errors['yield (%)']:.1f} % of the {int(errors['patch tries'])} patched images tried "
-    "were misclassified. " + analysis.max_logit_sentence(
-        counts["mean max logit"], cfg.info["in_distribution"])
-    + " The next chapter looks at this closely."
+    f"were misclassified. {logit_text} The next chapter looks at this closely."
 ))
 
 # %% [markdown]

@@ -43,7 +43,7 @@ import time
 
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, pipeline, plots
+from introspection import analysis, config, paper, pipeline, plots
 
 t0 = time.perf_counter()
 cfg = config.configure(
@@ -92,7 +92,7 @@ tests.style.format({"mean": "{:.2f}", "reference_mean": "{:.2f}", "difference": 
 # %%
 fig = plots.logit_distributions(
     {n: z.max(axis=1) for n, z in logits.items()}, cfg.experiment, xlabel="max logit",
-    reference={k: v for k, v in analysis.PAPER_MAX_LOGIT.items() if k in logits}
+    reference={k: v for k, v in paper.MAX_LOGIT.items() if k in logits}
     if cfg.experiment == "mnist" else None,
     title="Max logit per example (diamonds: the paper's mean ± std)",
 )
@@ -137,7 +137,7 @@ ref = stats.loc[in_name]
 text = (
     f"Correctly classified {in_name} images have a mean max logit of {ref['max_logit']:.1f} ± "
     f"{ref['max_logit_std']:.1f}"
-    + (" (paper: {:.1f} ± {:.1f})".format(*analysis.PAPER_MAX_LOGIT["mnist"])
+    + (" (paper: {:.1f} ± {:.1f})".format(*paper.MAX_LOGIT["mnist"])
        if cfg.experiment == "mnist" else "")
     + ". The mean logit is significantly lower (Welch, p < 0.0001) on "
     + (f"{len(lower)} of the {len(tests)} other datasets ({', '.join(lower)})" if lower

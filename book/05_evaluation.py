@@ -42,7 +42,7 @@ import time
 
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, pipeline, plots
+from introspection import analysis, config, paper, pipeline, plots
 
 t0 = time.perf_counter()
 cfg = config.configure(
@@ -55,12 +55,8 @@ cfg.table("evaluation")
 # ## Scores of the three methods on the test sets
 
 # %%
-base = pipeline.base_model(cfg, verbose=0)
-gen = pipeline.misclassifications(cfg, base.model)
-sets = pipeline.introspection_sets(cfg, gen)
-fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
-scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
-table = pipeline.evaluate(cfg, scores)
+run = pipeline.stages(cfg)
+table, scores = run.table2, run.scores
 print(f"{len(table)} rows written to table2.csv in the results folder")
 
 # %% [markdown]
@@ -72,16 +68,16 @@ print(f"{len(table)} rows written to table2.csv in the results folder")
 # in every row.
 
 # %% tags=["full-width"]
-paper = pipeline.paper_table2(cfg.experiment)
+paper_table = paper.table2(cfg.experiment)
 labels = {n: plots.dataset_label(n, cfg.experiment) for n in table.dataset.unique()}
-display(Markdown(analysis.table2_markdown(table, paper, labels, plots.METHOD_LABELS)))
+display(Markdown(analysis.table2_markdown(table, paper_table, labels, plots.METHOD_LABELS)))
 
 # %% [markdown]
 # ## ROC curves
 
 # %%
 in_name = cfg.info["in_distribution"]
-methods = list(fitted.detectors)
+methods = list(run.fitted.detectors)
 fig = plots.roc_grid(
     scores[in_name]["label"].astype(bool), {m: scores[in_name][m] for m in methods},
     {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
@@ -90,7 +86,7 @@ fig = plots.roc_grid(
 plots.save_figure(fig, cfg.results_dir / "roc_curves.png");
 
 # %%
-fig = plots.metric_comparison(table, paper, metric="auroc", experiment=cfg.experiment,
+fig = plots.metric_comparison(table, paper_table, metric="auroc", experiment=cfg.experiment,
                               title="AUROC: ours (bars, 95% CI) and the paper's (markers)")
 plots.save_figure(fig, cfg.results_dir / "auroc_vs_paper.png");
 
@@ -105,13 +101,13 @@ display(Markdown(analysis.claims_markdown(checks)))
 # ## What we see
 
 # %%
-diff = analysis.compare_with_paper(table, paper)
+diff = analysis.compare_with_paper(table, paper_table)
 auroc = diff[diff.metric == "auroc"]
 outside = auroc[auroc.outside_ci]
 n_rep = int((checks.verdict == "reproduced").sum())
 display(Markdown(
     f"{n_rep} of the {len(checks)} claims checked are reproduced in this run "
-    f"(profile `{cfg.profile}`, base accuracy {100 * base.test_accuracy:.2f} %). "
+    f"(profile `{cfg.profile}`, base accuracy {100 * run.base.test_accuracy:.2f} %). "
     f"Our AUROC differs from the paper's by {auroc.difference.abs().mean():.1f} points on "
     f"average; the paper's value lies outside our 95 % interval in {len(outside)} of "
     f"{len(auroc)} cells"
@@ -127,12 +123,12 @@ seconds = time.perf_counter() - t0
 pipeline.record_timing(cfg, "evaluation", seconds)
 summary = pipeline.write_summary(
     cfg,
-    base_accuracy=base.test_accuracy,
-    set_sizes=pipeline.set_sizes(sets).to_dict(orient="index"),
-    generation=gen.stats,
+    base_accuracy=run.base.test_accuracy,
+    set_sizes=pipeline.set_sizes(run.sets).to_dict(orient="index"),
+    generation=run.gen.stats,
     wall_seconds=pipeline.stage_timings(cfg),
     claims=checks.to_dict(orient="records"),
-    base_model={"origin": base.origin, **base.history.get("trained_on", {})},
+    base_model={"origin": run.base.origin, **run.base.history.get("trained_on", {})},
 )
 print(f"{summary.name} written to the results folder")
 

@@ -41,9 +41,10 @@ min_gap: float = 2.0  # smallest |ours - paper| AUROC difference (points) that i
 # %%
 import time
 
+import pandas as pd
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, pipeline
+from introspection import analysis, config, paper, pipeline
 
 t0 = time.perf_counter()
 
@@ -57,14 +58,10 @@ cfg.table("evaluation")
 # ## Our Table 2 (from the evaluation chapter)
 
 # %%
-base = pipeline.base_model(cfg, verbose=0)
-gen = pipeline.misclassifications(cfg, base.model)
-sets = pipeline.introspection_sets(cfg, gen)
-fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
-scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
-table = pipeline.evaluate(cfg, scores)
-paper = pipeline.paper_table2(cfg.experiment)
-gaps = analysis.compare_with_paper(table, paper)
+run = pipeline.stages(cfg)
+table = run.table2
+paper_table = paper.table2(cfg.experiment)
+gaps = analysis.compare_with_paper(table, paper_table)
 gaps = gaps[(gaps.metric == "auroc") & gaps.outside_ci]
 print(f"{len(gaps)} of {len(table)} AUROC cells differ from the paper beyond our 95 % CI")
 
@@ -76,11 +73,11 @@ print(f"{len(gaps)} of {len(table)} AUROC cells differ from the paper beyond our
 # misclassification set, its rows would read like the second column.
 
 # %%
-correct_only = pipeline.evaluate_correct_only(cfg, scores)
+correct_only = pipeline.evaluate_correct_only(cfg, run.scores)
 by_cell = ["dataset", "method"]
 composition = table.set_index(by_cell)[["auroc"]].join(
     correct_only.set_index(by_cell)[["auroc"]].rename(columns={"auroc": "auroc (correct only)"}))
-analysis.display_table(composition.join(paper.set_index(by_cell)[["auroc"]].rename(
+analysis.display_table(composition.join(paper_table.set_index(by_cell)[["auroc"]].rename(
     columns={"auroc": "auroc (paper)"})), 1)
 
 # %% [markdown]
@@ -90,8 +87,8 @@ analysis.display_table(composition.join(paper.set_index(by_cell)[["auroc"]].rena
 # penultimate-layer activations (our default), the logits, or the raw pixels.
 
 # %%
-spaces = pipeline.trust_score_spaces(cfg, gen, sets, base.model)
-analysis.display_table(spaces.join(paper[paper.method == "trust_score"].set_index(
+spaces = pipeline.trust_score_spaces(cfg, run.gen, run.sets, run.model)
+analysis.display_table(spaces.join(paper_table[paper_table.method == "trust_score"].set_index(
     "dataset")[["auroc"]].rename(columns={"auroc": "paper"})), 1)
 
 # %% [markdown]
@@ -102,7 +99,7 @@ analysis.display_table(spaces.join(paper[paper.method == "trust_score"].set_inde
 # DeepFool's mean max softmax on CIFAR-10, Section 3.3).
 
 # %%
-test_logits = {n: d.logits[sets.test.of(n).index] for n, d in gen.sets.items()}
+test_logits = {n: d.logits[run.sets.test.of(n).index] for n, d in run.gen.sets.items()}
 confidence = analysis.confidence_table(test_logits, cfg.experiment)
 analysis.display_table(confidence, 1)
 
@@ -116,7 +113,7 @@ analysis.display_table(confidence, 1)
 
 # %%
 print(f"The Softmax Baseline of this run is computed in {cfg['softmax_dtype']}.")
-test_in = sets.test.of(cfg.info["in_distribution"])
+test_in = run.sets.test.of(cfg.info["in_distribution"])
 precision = analysis.softmax_precision_check(
     test_logits[cfg.info["in_distribution"]], test_in.label.astype(bool),
     {n: z for n, z in test_logits.items() if n != cfg.info["in_distribution"]})
@@ -129,9 +126,34 @@ analysis.display_table(precision, 3)
 # checks above, and the one that brings our value closest to the paper's:
 
 # %%
-display(Markdown(analysis.difference_report(
-    table, paper, correct_only, spaces, confidence, base.test_accuracy, cfg.experiment,
-    min_gap=min_gap, softmax_precision=precision, softmax_dtype=cfg["softmax_dtype"])))
+far = analysis.difference_checks(table, paper_table, correct_only, spaces, precision,
+                                 softmax_dtype=cfg["softmax_dtype"], min_gap=min_gap)
+in_name, acc = cfg.info["in_distribution"], paper.ACCURACY[cfg.experiment]
+lines = [f"Base classifier: {100 * run.base.test_accuracy:.2f} % test accuracy"
+         + (f" (paper {100 * acc:.2f} %)." if acc else " (the paper does not report it).")]
+if far.empty:
+    lines.append(f"No AUROC differs from the paper's by more than our 95 % interval and "
+                 f"{min_gap:g} points.")
+checks = [c for c in far.columns if c not in ("ours", "paper", "gap", "closest",
+                                              "closest_value", "closes")]
+for (dataset, method), r in far.iterrows():
+    tried = [f"{c}: {r[c]:.1f}" for c in checks if pd.notna(r[c])]
+    if dataset in confidence.index:
+        c, ref = confidence.loc[dataset], confidence.loc[in_name, "max softmax (%)"]
+        text = (f"mean max softmax on {dataset}: {c['max softmax (%)']:.1f} % "
+                f"(in-distribution {ref:.1f} %)")
+        if pd.notna(c["paper max softmax (%)"]):
+            text += f", paper {c['paper max softmax (%)']:.1f} %"
+        if pd.notna(c["paper max logit"]):
+            text += f"; mean max logit {c['max logit']:.1f} vs paper {c['paper max logit']:.1f}"
+        tried.append(text)
+    verdict = (f"Most likely reason: **{r.closest}** ({r.closest_value:.1f}, closes "
+               f"{r.closes:.0f} % of the gap)" if r.closes >= 50 else
+               "Not explained by set composition, feature space or softmax precision; chapter "
+               "12 runs the other open choices of the protocol for this row")
+    lines.append(f"- **{dataset} / {method}**: ours {r.ours:.1f} vs paper {r.paper:.1f} "
+                 f"({r.gap:+.1f}). Checks: {'; '.join(tried)}. {verdict}.")
+display(Markdown("\n".join(lines)))
 # This chapter's compute time counts towards the evaluation stage's.
 pipeline.record_timing(cfg, "evaluation", time.perf_counter() - t0, part="differences")
 

@@ -1,7 +1,8 @@
 """Reading the results: logit statistics, Welch tests, comparison with the paper, claims.
 
-Everything a chapter says about its numbers is computed here, so the text of the
-book cannot contradict the values on the page when the profile changes.
+The numbers a chapter's text states are computed here; the chapters write the
+sentences from them, so the text cannot contradict the values on the page when the
+profile changes.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import paper as _paper
 from .metrics import METRICS
 
 __all__ = [
-    "PAPER_ACCURACY",
     "display_table",
-    "max_logit_sentence",
-    "classifier_description",
-    "PAPER_MAX_LOGIT",
     "LOWER_IS_BETTER",
     "logit_statistics",
     "welch_tests",
@@ -31,23 +29,20 @@ __all__ = [
     "load_results",
     "runs_table",
     "auroc_side_by_side",
-    "summary_markdown",
     "logit_claims",
     "min_max_separation",
     "table2_vs_paper_markdown",
     "versions_table",
     "claims_for_experiment",
     "confidence_table",
-    "difference_report",
     "softmax_precision_check",
     "TRAINING_FREE",
-    "detectors_report",
-    "unseen_report",
-    "seeds_report",
-    "unseen_attacks_report",
-    "adaptive_report",
+    "reproduction_summary",
+    "difference_checks",
+    "detector_ranking",
+    "adaptive_rates",
+    "adaptive_headline",
     "beyond_table",
-    "what_holds_up",
 ]
 
 #: Detectors that never see a misclassified example (the paper's future-work question).
@@ -59,17 +54,6 @@ TRAINING_FREE = (
     "mahalanobis",
     "mahalanobis_preprocessed",
 )
-
-#: Test accuracy of the base classifiers reported by the paper (Table 1; none for CIFAR-10).
-PAPER_ACCURACY = {"mnist": 0.9965, "cifar10": None}
-
-#: Section 2.3: max logit, mean ± std, MNIST experiment.
-PAPER_MAX_LOGIT = {
-    "mnist": (16.5, 5.0),
-    "bim": (10.8, 5.2),
-    "fgsm": (8.8, 2.6),
-    "deepfool": (3.4, 2.3),
-}
 
 #: Metrics where a lower value is better.
 LOWER_IS_BETTER = {"fpr_at_95tpr"}
@@ -101,100 +85,6 @@ def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     """
     out = table.round(decimals).astype(object)
     return out.where(table.notna(), "–")
-
-
-def max_logit_sentence(mean_max_logit: pd.Series, in_distribution: str) -> str:
-    """Which sets have a lower mean max logit than the in-distribution one.
-
-    Parameters
-    ----------
-    mean_max_logit : pandas.Series
-        Mean max logit per dataset.
-    in_distribution : str
-        The reference set's name.
-
-    Returns
-    -------
-    str
-    """
-    ref = mean_max_logit[in_distribution]
-    rest = mean_max_logit.drop(in_distribution)
-    lower = [f"{n} ({v:.1f})" for n, v in rest.items() if v < ref]
-    higher = [f"{n} ({v:.1f})" for n, v in rest.items() if v >= ref]
-    if not higher:
-        return (
-            f"The mean max logit is lower on every other set than on the in-distribution "
-            f"images ({ref:.1f})."
-        )
-    text = f"The mean max logit is lower than on the in-distribution images ({ref:.1f})"
-    text += f" on {', '.join(lower)}, and" if lower else ""
-    return text + f" higher on {', '.join(higher)}."
-
-
-def classifier_description(cfg) -> str:
-    """Markdown: the experiment's classifier and recipe, and where they differ from the paper.
-
-    Parameters
-    ----------
-    cfg : introspection.config.Config
-
-    Returns
-    -------
-    str
-    """
-    if cfg.experiment == "mnist":
-        return (
-            "The CNN of the paper's Table 1, trained as Section 2.1 says: RMSprop "
-            f"(learning rate {cfg['learning_rate']:g}, {cfg['schedule']} schedule), batch "
-            f"{cfg['batch_size']}, {cfg['epochs']} epochs, slight rotations, zooms and shifts."
-        )
-    if cfg["architecture"] == "wide_resnet":
-        name = f"WRN-{cfg['wrn_depth']}-{cfg['wrn_width']}"
-        optimizer = {
-            "sgd": f"SGD (Nesterov momentum {cfg['momentum']:g})",
-            "adam": "Adam",
-            "rmsprop": "RMSprop",
-        }[cfg["optimizer"]]
-        same = (cfg["wrn_depth"], cfg["wrn_width"]) == (28, 8)
-        return (
-            f"A pre-activation Wide ResNet, {name}"
-            + (", the paper's network" if same else ", of the paper's family (it used WRN-28-8)")
-            + f", trained with {optimizer}, learning rate {cfg['learning_rate']:g} "
-            f"({cfg['schedule']} schedule), batch {cfg['batch_size']}, weight decay "
-            f"{cfg['weight_decay']:g}, {cfg['epochs']} epochs, random crops "
-            f"({cfg['crop_pad']}-pixel padding) and horizontal flips."
-        )
-    return (
-        "**Not the paper's network.** The paper's WRN-28-8 would take days on two CPU "
-        "cores (methods page; the README compares the Wide ResNet this profile trained "
-        "before). This profile trains airbench94's network instead (Jordan 2024, "
-        "arXiv 2404.00498), "
-        "with its recipe: a fixed 2x2 whitening convolution set from the training "
-        "images, three groups of two 3x3 convolutions (64, 256 and 256 channels) with "
-        "max pooling and batch normalisation, the first filters of each convolution set to "
-        "the identity and the others drawn "
-        + (
-            "as PyTorch's default (as airbench)"
-            if cfg["kernel_init"] == "torch"
-            else "as Keras' Glorot uniform"
-        )
-        + ", and logits scaled by 1/9; SGD with Nesterov momentum "
-        f"{cfg['momentum']:g}, batch {cfg['batch_size']}, peak learning rate "
-        f"{cfg['learning_rate']:g} ({cfg['bias_lr_scale']:g} times that for the batch-norm "
-        f"biases, `{cfg['schedule']}` schedule), weight decay {cfg['weight_decay']:g}, "
-        f"{cfg['epochs']} epochs, random translations by up to {cfg['crop_pad']} pixels "
-        f"({cfg['crop_fill']} padding) and horizontal flips"
-        + (
-            "; airbench's Lookahead moves the weights to their running average every 5 "
-            "steps, and the classifier keeps the averaged weights"
-            if cfg["lookahead"]
-            else ""
-        )
-        + ". Unlike airbench it uses ReLU rather than GELU (faster on CPU), computes the "
-        "whitening in float32 (bfloat16 is too coarse for it), and has no label smoothing "
-        "and no test-time augmentation: the detectors read the logits of one network, as "
-        "the paper's do. The `paper` profile keeps the WRN-28-8."
-    )
 
 
 def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
@@ -285,7 +175,7 @@ def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.
     """
     rows = []
     for name, r in stats_table.iterrows():
-        paper = PAPER_MAX_LOGIT.get(name) if in_distribution == "mnist" else None
+        paper = _paper.MAX_LOGIT.get(name) if in_distribution == "mnist" else None
         rows.append(
             {
                 "dataset": name,
@@ -304,7 +194,7 @@ def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame
     table : pandas.DataFrame
         Our Table 2 (:func:`introspection.metrics.evaluation_table`).
     paper : pandas.DataFrame
-        The paper's Table 2 (:func:`introspection.pipeline.paper_table2`).
+        The paper's Table 2 (:func:`introspection.paper.table2`).
 
     Returns
     -------
@@ -580,7 +470,7 @@ def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
     """
     cols = {}
     for exp, s in summaries.items():
-        paper = PAPER_ACCURACY.get(exp)
+        paper = _paper.ACCURACY.get(exp)
         col = {
             "profile": s["profile"],
             "test accuracy (%)": f"{100 * s['base_accuracy']:.2f}",
@@ -640,48 +530,6 @@ def auroc_side_by_side(
     return d.pivot(index=["experiment", "dataset"], columns="method", values=["ours", "paper"])
 
 
-def summary_markdown(
-    tables: Mapping[str, pd.DataFrame],
-    summaries: Mapping[str, dict],
-    paper: pd.DataFrame,
-    checklists: Mapping[str, pd.DataFrame] | None = None,
-) -> str:
-    """One bullet per experiment: claims reproduced and distance to the paper's AUROC.
-
-    Parameters
-    ----------
-    tables, summaries : mapping
-        From :func:`load_results`.
-    paper : pandas.DataFrame
-        The paper's Table 2.
-    checklists : mapping of str to pandas.DataFrame, optional
-        The claims checked per experiment, with a ``verdict`` column (as
-        :func:`claims_for_experiment`); default :func:`claims` of Table 2 alone.
-
-    Returns
-    -------
-    str
-        Markdown.
-    """
-    lines = []
-    for exp, t in tables.items():
-        c = checklists[exp] if checklists and exp in checklists else claims(t, exp)
-        partly = int((c.verdict == "partly").sum())
-        a = compare_with_paper(t, paper)
-        a = a[a.metric == "auroc"]
-        s = summaries[exp]
-        lines.append(
-            f"- **{exp}** ({s['profile']} profile, "
-            f"base accuracy {100 * s['base_accuracy']:.2f} %): "
-            f"{int((c.verdict == 'reproduced').sum())} of {len(c)} claims reproduced"
-            + (f" ({partly} partly)" if partly else "")
-            + "; mean "
-            f"|AUROC − paper| = {a.difference.abs().mean():.1f} points; the paper's value is "
-            f"outside our 95 % CI in {int(a.outside_ci.sum())} of {len(a)} cells."
-        )
-    return "\n".join(lines) if lines else "No experiment has been evaluated with this profile yet."
-
-
 def logit_claims(
     tests: pd.DataFrame,
     stats_table: pd.DataFrame,
@@ -720,7 +568,7 @@ def logit_claims(
         }
     ]
     order = [d for d in (in_distribution, "bim", "fgsm", "deepfool") if d in stats_table.index]
-    paper = " > ".join(f"{PAPER_MAX_LOGIT[d][0]:g}" for d in ("mnist", "bim", "fgsm", "deepfool"))
+    paper = " > ".join(f"{_paper.MAX_LOGIT[d][0]:g}" for d in ("mnist", "bim", "fgsm", "deepfool"))
     wording = {
         "max_logit": "The max logit is lower for BIM, FGSM and DeepFool examples than for "
         f"in-distribution images (paper, MNIST: {paper})",
@@ -929,10 +777,6 @@ def claims_for_experiment(folder, table: pd.DataFrame, experiment: str) -> pd.Da
     return pd.concat(parts, ignore_index=True)
 
 
-#: Section 3.3: mean max softmax probability on CIFAR-10 (DeepFool and correct images).
-PAPER_MAX_SOFTMAX = {"cifar10": {"deepfool": 54.0, "cifar10": 94.8}}
-
-
 def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.DataFrame:
     """How confident the classifier is on each dataset: mean max softmax and max logit.
 
@@ -953,131 +797,17 @@ def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.Da
     rows = []
     for name, z in logits.items():
         z = np.asarray(z, dtype=np.float64)
-        paper_logit = PAPER_MAX_LOGIT.get(name) if experiment == "mnist" else None
+        paper_logit = _paper.MAX_LOGIT.get(name) if experiment == "mnist" else None
         rows.append(
             {
                 "dataset": name,
                 "max softmax (%)": 100 * softmax(z, axis=1).max(1).mean(),
-                "paper max softmax (%)": PAPER_MAX_SOFTMAX.get(experiment, {}).get(name, np.nan),
+                "paper max softmax (%)": _paper.MAX_SOFTMAX.get(experiment, {}).get(name, np.nan),
                 "max logit": z.max(1).mean(),
                 "paper max logit": paper_logit[0] if paper_logit else np.nan,
             }
         )
     return pd.DataFrame(rows).set_index("dataset")
-
-
-def difference_report(
-    table: pd.DataFrame,
-    paper: pd.DataFrame,
-    correct_only: pd.DataFrame,
-    trust_spaces: pd.DataFrame,
-    confidence: pd.DataFrame,
-    base_accuracy: float,
-    experiment: str,
-    min_gap: float = 2.0,
-    softmax_precision: pd.DataFrame | None = None,
-    softmax_dtype: str = "float32",
-) -> str:
-    """For every AUROC cell where we differ from the paper, the checks that bear on it.
-
-    For each (dataset, method) whose paper AUROC lies outside our 95% CI by at least
-    ``min_gap`` points, the report gives: the AUROC when in-distribution natural
-    errors are left out (set composition), for the Trust Score its AUROC in other
-    feature spaces, and for attacks and errors the classifier's confidence on the
-    set (attack strength). The check that brings our value closest to the paper's
-    is named as the most likely reason when it closes at least half of the gap.
-
-    Parameters
-    ----------
-    table, paper : pandas.DataFrame
-        Our and the paper's Table 2.
-    correct_only : pandas.DataFrame
-        From :func:`introspection.pipeline.evaluate_correct_only`.
-    trust_spaces : pandas.DataFrame
-        From :func:`introspection.pipeline.trust_score_spaces`.
-    confidence : pandas.DataFrame
-        From :func:`confidence_table`.
-    base_accuracy : float
-        Test accuracy of the base classifier (fraction).
-    experiment : str
-    min_gap : float
-        Smallest |difference| (AUROC points) reported.
-    softmax_precision : pandas.DataFrame, optional
-        From :func:`softmax_precision_check`: the Softmax Baseline rows also get
-        their AUROC with the softmax in the other arithmetic.
-    softmax_dtype : {"float32", "float64"}
-        The arithmetic of the run's Softmax Baseline.
-
-    Returns
-    -------
-    str
-        Markdown.
-    """
-    d = compare_with_paper(table, paper)
-    d = d[(d.metric == "auroc") & d.outside_ci & (d.difference.abs() >= min_gap)]
-    co = correct_only.set_index(["dataset", "method"])["auroc"]
-    in_name = experiment
-    acc = PAPER_ACCURACY.get(experiment)
-    lines = [
-        f"Base classifier: {100 * base_accuracy:.2f} % test accuracy"
-        + (f" (paper {100 * acc:.2f} %)." if acc else " (the paper does not report it).")
-    ]
-    if d.empty:
-        return "\n".join(
-            lines
-            + [
-                f"No AUROC differs from the paper's by more than our 95 % "
-                f"interval and {min_gap:g} points."
-            ]
-        )
-    for _, r in d.sort_values("difference", key=np.abs, ascending=False).iterrows():
-        key = (r["dataset"], r["method"])
-        gap = r["ours"] - r["paper"]
-        alternatives = {"natural errors left out": co.get(key, np.nan)}
-        evidence = [f"without the classifier's own errors: {co.get(key, np.nan):.1f}"]
-        if r["method"] == "trust_score" and r["dataset"] in trust_spaces.index:
-            for space, v in trust_spaces.loc[r["dataset"]].items():
-                alternatives[f"Trust Score on {space}"] = v
-                evidence.append(f"Trust Score on {space}: {v:.1f}")
-        if (
-            r["method"] == "softmax_baseline"
-            and softmax_precision is not None
-            and r["dataset"] in softmax_precision.index
-        ):
-            other = "float64" if softmax_dtype == "float32" else "float32"
-            v = softmax_precision.loc[r["dataset"], f"auroc {other}"]
-            alternatives[f"a {other} softmax"] = v
-            evidence.append(f"with a {other} softmax: {v:.1f}")
-        if r["dataset"] in confidence.index:
-            c = confidence.loc[r["dataset"]]
-            ref = confidence.loc[in_name] if in_name in confidence.index else None
-            text = f"mean max softmax on {r['dataset']}: {c['max softmax (%)']:.1f} %" + (
-                f" (in-distribution {ref['max softmax (%)']:.1f} %)" if ref is not None else ""
-            )
-            if np.isfinite(c["paper max softmax (%)"]):
-                text += f", paper {c['paper max softmax (%)']:.1f} %"
-            if np.isfinite(c["paper max logit"]):
-                text += f"; mean max logit {c['max logit']:.1f} vs paper {c['paper max logit']:.1f}"
-            evidence.append(text)
-        best = min(
-            alternatives.items(),
-            key=lambda kv: abs(kv[1] - r["paper"]) if np.isfinite(kv[1]) else np.inf,
-        )
-        closes = np.isfinite(best[1]) and abs(best[1] - r["paper"]) <= abs(gap) / 2
-        verdict = (
-            f"most likely reason: **{best[0]}** ({best[1]:.1f}, closes "
-            f"{100 * (1 - abs(best[1] - r['paper']) / abs(gap)):.0f} % of the gap)"
-            if closes
-            else "not explained by set composition, feature space or softmax precision; "
-            "chapter 12 runs the other open choices of the protocol for this row"
-        )
-        lines.append(
-            f"- **{r['dataset']} / {r['method']}**: ours {r['ours']:.1f} vs paper "
-            f"{r['paper']:.1f} ({gap:+.1f}). Checks: "
-            + "; ".join(evidence)
-            + f". {verdict[0].upper() + verdict[1:]}."
-        )
-    return "\n".join(lines)
 
 
 def softmax_precision_check(
@@ -1128,259 +858,6 @@ def softmax_precision_check(
     return pd.DataFrame(rows).set_index("dataset")
 
 
-def _names(experiment: str):
-    from .plots import dataset_label, method_label
-
-    return (lambda d: dataset_label(d, experiment)), method_label
-
-
-def detectors_report(table: pd.DataFrame, experiment: str) -> str:
-    """What the table of eight detectors says, in a paragraph built from its numbers.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``detectors.csv``: rows (dataset, method) with ``auroc``, ``auroc_lo``,
-        ``auroc_hi``.
-    experiment : {"mnist", "cifar10"}
-
-    Returns
-    -------
-    str
-        Markdown: how often Introspection-Net is best by AUROC, and for each row
-        whether a detector that never saw a misclassified example is within or above
-        its 95 % interval.
-    """
-    dname, mname = _names(experiment)
-    t = table.set_index(["dataset", "method"])
-    rows = list(dict.fromkeys(table.dataset))
-    wins, free_ok, free_better, lines = [], [], [], []
-    for d in rows:
-        block = table[table.dataset == d].set_index("method")
-        best = block.auroc.idxmax()
-        net = t.loc[(d, "introspection_net")]
-        free = block.loc[[m for m in TRAINING_FREE if m in block.index]]
-        top = free.auroc.idxmax()
-        if best == "introspection_net":
-            wins.append(d)
-        if free.loc[top, "auroc"] >= net.auroc_lo:
-            free_ok.append(d)
-        if free.loc[top, "auroc"] > net.auroc_hi:
-            free_better.append(d)
-        lines.append(
-            f"| {dname(d)} | {mname(best)} ({block.loc[best, 'auroc']:.1f}) | "
-            f"{net.auroc:.1f} [{net.auroc_lo:.1f}, {net.auroc_hi:.1f}] | "
-            f"{mname(top)} ({free.loc[top, 'auroc']:.1f}) |"
-        )
-    head = (
-        "| dataset | best detector (AUROC) | Introspection-Net [95 % CI] | "
-        "best without misclassified data |\n|---|---|---|---|\n"
-    )
-    text = (
-        f"Introspection-Net has the highest AUROC on {len(wins)} of the {len(rows)} kinds"
-        + (f" ({', '.join(dname(d) for d in wins)})" if wins else "")
-        + ". A detector that never saw a misclassified example reaches its 95 % interval "
-        f"or beats it on {len(free_ok)} kinds"
-        + (f" ({', '.join(dname(d) for d in free_ok)})" if free_ok else "")
-        + f", and is above the interval on {len(free_better)}"
-        + (f" ({', '.join(dname(d) for d in free_better)})" if free_better else "")
-        + ". On the paper's future-work question, whether in-distribution logits alone "
-        "suffice: "
-    )
-    logit_only = [
-        m for m in ("max_logit", "energy", "softmax_baseline") if m in table.method.values
-    ]
-    close = [
-        d
-        for d in rows
-        if max(t.loc[(d, m)].auroc for m in logit_only) >= t.loc[(d, "introspection_net")].auroc_lo
-    ]
-    text += (
-        f"the best of {', '.join(mname(m) for m in logit_only)} is within Introspection-Net's "
-        f"interval or above it on {len(close)} of the {len(rows)} kinds"
-        + (f" ({', '.join(dname(d) for d in close)})" if close else "")
-        + ".\n\n"
-    )
-    return text + head + "\n".join(lines)
-
-
-def unseen_report(unseen: pd.DataFrame, experiment: str) -> str:
-    """What leave-one-out training does, in a paragraph built from its numbers.
-
-    Parameters
-    ----------
-    unseen : pandas.DataFrame
-        From :func:`introspection.beyond.leave_one_out_table` (second value).
-    experiment : {"mnist", "cifar10"}
-
-    Returns
-    -------
-    str
-        Markdown.
-    """
-    dname, _ = _names(experiment)
-    drop = unseen.sort_values("change")
-    worst = drop.index[0]
-    below = [d for d, r in unseen.iterrows() if r.unseen < r.softmax_baseline]
-    lost = [d for d, r in unseen.iterrows() if r.unseen < r["seen lo"]]
-    return (
-        f"Held out of training, a kind of misclassification changes Introspection-Net's "
-        f"AUROC on it by {unseen.change.mean():+.1f} points on average (median "
-        f"{unseen.change.median():+.1f}); the largest drop is on {dname(worst)} "
-        f"({unseen.loc[worst, 'seen']:.1f} seen, {unseen.loc[worst, 'unseen']:.1f} unseen). "
-        f"The unseen value falls below the seen network's 95 % interval on {len(lost)} of the "
-        f"{len(unseen)} kinds"
-        + (f" ({', '.join(dname(d) for d in lost)})" if lost else "")
-        + ", and below the Softmax Baseline, which trains on no misclassified data at all, on "
-        f"{len(below)}" + (f" ({', '.join(dname(d) for d in below)})" if below else "") + "."
-    )
-
-
-def seeds_report(summary: pd.DataFrame, n_seeds: int, experiment: str) -> str:
-    """Seed-to-seed spread against the bootstrap interval, as a paragraph.
-
-    Parameters
-    ----------
-    summary : pandas.DataFrame
-        From :func:`introspection.beyond.seed_summary`.
-    n_seeds : int
-    experiment : {"mnist", "cifar10"}
-
-    Returns
-    -------
-    str
-        Markdown.
-    """
-    dname, _ = _names(experiment)
-    ratio = 4 * summary["auroc std"] / summary["auroc CI width"].replace(0, np.nan)
-    widest = summary["auroc std"].idxmax()
-    over = [d for d, r in ratio.items() if np.isfinite(r) and r > 1]
-    return (
-        f"Over {n_seeds} seeds, Introspection-Net's AUROC varies by a standard deviation of "
-        f"{summary['auroc std'].median():.2f} points (median over kinds), at most "
-        f"{summary.loc[widest, 'auroc std']:.2f} on {dname(widest)}. The seed spread "
-        f"(± 2 std) is wider than the bootstrap 95 % interval of a single run on {len(over)} "
-        f"of the {len(summary)} kinds"
-        + (f" ({', '.join(dname(d) for d in over)})" if over else "")
-        + (
-            ": there, the bootstrap interval alone understates the uncertainty of Table 2."
-            if over
-            else ": the bootstrap interval of one run covers the training randomness too."
-        )
-    )
-
-
-def unseen_attacks_report(table: pd.DataFrame, stats: Mapping[str, dict], experiment: str) -> str:
-    """What the attacks nobody trained on do to each detector, as a paragraph.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``unseen_attacks.csv`` rows (dataset, method, auroc, auroc_lo, auroc_hi).
-    stats : mapping
-        Attack name to its generation statistics (``success_rate``, ``mean_l2``).
-    experiment : {"mnist", "cifar10"}
-
-    Returns
-    -------
-    str
-        Markdown.
-    """
-    dname, mname = _names(experiment)
-    parts = []
-    for d, block in table.groupby("dataset", sort=False):
-        block = block.set_index("method")
-        net = block.loc["introspection_net"]
-        soft = block.loc["softmax_baseline"]
-        best = block.auroc.idxmax()
-        st = stats.get(d, {})
-        verdict = (
-            "above"
-            if net.auroc_lo > soft.auroc
-            else ("below" if net.auroc_hi < soft.auroc else "within the interval of")
-        )
-        parts.append(
-            f"**{dname(d)}** succeeds on {100 * st.get('success_rate', float('nan')):.1f} % of "
-            f"the images attacked (mean L2 {st.get('mean_l2', float('nan')):.2f}). "
-            f"Introspection-Net, which never saw it, scores AUROC {net.auroc:.1f} "
-            f"[{net.auroc_lo:.1f}, {net.auroc_hi:.1f}], {verdict} the Softmax Baseline's "
-            f"{soft.auroc:.1f}; the best detector is {mname(best)} ({block.auroc.max():.1f})."
-        )
-    return " ".join(parts)
-
-
-def adaptive_report(table: pd.DataFrame, paper_eps: float) -> str:
-    """What the adaptive attacks do to each detector, and the sanity checks, as Markdown.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``adaptive.csv`` (:func:`introspection.beyond.adaptive_attacks`).
-    paper_eps : float
-        The paper's L-inf budget.
-
-    Returns
-    -------
-    str
-        A table at Table 2's radius (plain PGD, best adaptive attack, unbounded) and
-        the sanity checks: the unbounded attack's success, and SPSA against exact
-        gradients.
-    """
-    _, mname = _names("mnist")
-    at = table[np.isclose(table.epsilon.astype(float), paper_eps)]
-    unb = table[table.epsilon.isna()]
-    lines = [
-        "| detector | plain PGD at Table 2's ε | best adaptive attack at Table 2's ε | "
-        "best, unbounded |",
-        "|---|---|---|---|",
-    ]
-    worst = None
-    for m in dict.fromkeys(table.detector):
-
-        def rate(t, a, m=m):
-            v = t[(t.detector == m) & (t.attack == a)].evasion_rate
-            return float(v.iloc[0]) if len(v) else float("nan")
-
-        p, b, u = rate(at, "pgd"), rate(at, "adaptive (best)"), rate(unb, "adaptive (best)")
-        lines.append(f"| {mname(m)} | {p:.1f} % | {b:.1f} % | {u:.1f} % |")
-        if m == "introspection_net":
-            worst = (p, b)
-    spsa = table[table.attack == "joint_pgd (SPSA)"]
-    exact = table[table.attack == "joint_pgd (exact, SPSA subset)"]
-    text = ""
-    if worst is not None:
-        text += (
-            f"At Table 2's radius (ε = {paper_eps:.3g}; the paper gives none), plain PGD, "
-            f"which ignores the detector, gets {worst[0]:.1f} % of the attacked images past "
-            f"Introspection-Net; an attacker who knows the detector gets {worst[1]:.1f} %. "
-        )
-    min_unb = float(unb[unb.attack == "adaptive (best)"].evasion_rate.min()) if len(unb) else 0
-    text += (
-        f"Sanity checks: every rate grows with ε by construction (an evasion at a radius "
-        f"counts at every larger one); unbounded, the best attack evades every detector on at "
-        f"least {min_unb:.1f} % of the images"
-        + (
-            " (close to 100 %, as it must be)."
-            if min_unb >= 95
-            else " (below 100 %: the attacks are not strong enough to trust the small-ε rates "
-            "as upper bounds on robustness)."
-        )
-    )
-    if len(spsa) and len(exact):
-        s_, e_ = float(spsa.evasion_rate.iloc[0]), float(exact.evasion_rate.iloc[0])
-        text += (
-            f" Gradient-free SPSA reaches {s_:.1f} % on the subset where exact gradients reach "
-            f"{e_:.1f} %: "
-            + (
-                "the gradients are not obfuscated."
-                if s_ <= e_ + 5
-                else "SPSA does better, a sign of obfuscated gradients: the exact-gradient rates "
-                "understate the attack."
-            )
-        )
-    return text + "\n\n" + "\n".join(lines)
-
-
 def _read_beyond(folder):
     from pathlib import Path
 
@@ -1426,17 +903,11 @@ def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[st
         b = _read_beyond(Path(root) / exp)
         col = {}
         if "detectors" in b:
-            d = b["detectors"]
-            kinds = list(dict.fromkeys(d.dataset))
-            wins, close = 0, 0
-            for k in kinds:
-                block = d[d.dataset == k].set_index("method")
-                wins += block.auroc.idxmax() == "introspection_net"
-                free = block.loc[[m for m in TRAINING_FREE if m in block.index]].auroc.max()
-                close += free >= block.loc["introspection_net", "auroc_lo"]
-            col["Introspection-Net best of 8 detectors (AUROC)"] = f"{wins} of {len(kinds)} kinds"
+            rank = detector_ranking(b["detectors"])
+            wins = int((rank.best == "introspection_net").sum())
+            col["Introspection-Net best of 8 detectors (AUROC)"] = f"{wins} of {len(rank)} kinds"
             col["a detector without misclassified training data within its CI or above"] = (
-                f"{close} of {len(kinds)} kinds"
+                f"{int(rank.free_reaches.sum())} of {len(rank)} kinds"
             )
         if "leave_one_out" in b:
             loo = b["leave_one_out"]
@@ -1457,11 +928,10 @@ def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[st
                         f"{u[(a, 'introspection_net')]:.1f} / {u[(a, 'softmax_baseline')]:.1f}"
                     )
         if "adaptive" in b and exp in paper_eps:
-            a = b["adaptive"]
-            at = a[np.isclose(a.epsilon.astype(float), paper_eps[exp])]
-            for m in dict.fromkeys(at.detector):
+            rates = adaptive_rates(b["adaptive"], paper_eps[exp])
+            for m, r in rates.dropna(subset=["pgd"]).iterrows():
                 col[f"evasion of {m} at Table 2's ε (plain PGD -> adaptive)"] = (
-                    f"{_rate(at, m, 'pgd'):.1f} % -> {_rate(at, m, 'adaptive (best)'):.1f} %"
+                    f"{r.pgd:.1f} % -> {r.adaptive:.1f} %"
                 )
         if "protocol" in b:
             counts = within(b["protocol"])
@@ -1474,77 +944,238 @@ def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[st
     return pd.DataFrame(cols)
 
 
-def _rate(at: pd.DataFrame, m: str, attack: str) -> float:
-    v = at[(at.detector == m) & (at.attack == attack)].evasion_rate
-    return float(v.iloc[0]) if len(v) else float("nan")
-
-
-def what_holds_up(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[str, float]) -> str:
-    """A plain paragraph on what the adaptive attack does to the paper's conclusion.
+def reproduction_summary(
+    tables: Mapping[str, pd.DataFrame],
+    summaries: Mapping[str, dict],
+    paper: pd.DataFrame,
+    checklists: Mapping[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """Per experiment: claims reproduced and how far the AUROC cells are from the paper.
 
     Parameters
     ----------
-    root, tables, paper_eps
-        As :func:`beyond_table`.
+    tables, summaries : mapping
+        From :func:`load_results`.
+    paper : pandas.DataFrame
+        The paper's Table 2.
+    checklists : mapping of str to pandas.DataFrame, optional
+        The claims checked per experiment, with a ``verdict`` column (as
+        :func:`claims_for_experiment`); default :func:`claims` of Table 2 alone.
 
     Returns
     -------
-    str
-        Markdown, built from ``adaptive.csv`` and ``table2.csv`` of each experiment.
+    pandas.DataFrame
+        Index experiment; columns ``profile``, ``base_accuracy`` (%), ``reproduced``,
+        ``partly``, ``claims``, ``mean_gap`` (mean |AUROC - paper|), ``outside_ci``
+        and ``cells`` (AUROC cells).
+    """
+    rows = {}
+    for exp, t in tables.items():
+        c = checklists[exp] if checklists and exp in checklists else claims(t, exp)
+        a = compare_with_paper(t, paper)
+        a = a[a.metric == "auroc"]
+        rows[exp] = {
+            "profile": summaries[exp]["profile"],
+            "base_accuracy": 100 * summaries[exp]["base_accuracy"],
+            "reproduced": int((c.verdict == "reproduced").sum()),
+            "partly": int((c.verdict == "partly").sum()),
+            "claims": len(c),
+            "mean_gap": a.difference.abs().mean(),
+            "outside_ci": int(a.outside_ci.sum()),
+            "cells": len(a),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def difference_checks(
+    table: pd.DataFrame,
+    paper: pd.DataFrame,
+    correct_only: pd.DataFrame,
+    trust_spaces: pd.DataFrame,
+    softmax_precision: pd.DataFrame | None = None,
+    softmax_dtype: str = "float32",
+    min_gap: float = 2.0,
+) -> pd.DataFrame:
+    """For every AUROC cell far from the paper's, the AUROC under each check of chapter 06.
+
+    A cell is kept when the paper's value lies outside our 95 % interval by at least
+    ``min_gap`` points. The checks: natural errors left out of the negatives (set
+    composition), for the Trust Score its other feature spaces, for the Softmax
+    Baseline the other softmax arithmetic.
+
+    Parameters
+    ----------
+    table, paper : pandas.DataFrame
+        Our and the paper's Table 2.
+    correct_only : pandas.DataFrame
+        From :func:`introspection.pipeline.evaluate_correct_only`.
+    trust_spaces : pandas.DataFrame
+        From :func:`introspection.pipeline.trust_score_spaces`.
+    softmax_precision : pandas.DataFrame, optional
+        From :func:`softmax_precision_check`.
+    softmax_dtype : {"float32", "float64"}
+        The arithmetic of the run's Softmax Baseline.
+    min_gap : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (dataset, method), largest gap first; columns ``ours``, ``paper``,
+        ``gap``, one per check (NaN where it does not apply), ``closest`` (the check
+        whose AUROC is nearest the paper's), ``closest_value`` and ``closes`` (the
+        percentage of the gap it closes).
+    """
+    d = compare_with_paper(table, paper)
+    d = d[(d.metric == "auroc") & d.outside_ci & (d.difference.abs() >= min_gap)]
+    d = d.sort_values("difference", key=np.abs, ascending=False)
+    co = correct_only.set_index(["dataset", "method"])["auroc"]
+    other = "float64" if softmax_dtype == "float32" else "float32"
+    rows = []
+    for _, r in d.iterrows():
+        key = (r["dataset"], r["method"])
+        checks = {"natural errors left out": co.get(key, np.nan)}
+        if r["method"] == "trust_score" and r["dataset"] in trust_spaces.index:
+            for space, v in trust_spaces.loc[r["dataset"]].items():
+                checks[f"Trust Score on {space}"] = v
+        if (
+            r["method"] == "softmax_baseline"
+            and softmax_precision is not None
+            and r["dataset"] in softmax_precision.index
+        ):
+            checks[f"a {other} softmax"] = softmax_precision.loc[r["dataset"], f"auroc {other}"]
+        gaps = {k: abs(v - r["paper"]) for k, v in checks.items() if np.isfinite(v)}
+        best = min(gaps, key=gaps.get) if gaps else None
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "method": r["method"],
+                "ours": r["ours"],
+                "paper": r["paper"],
+                "gap": r["difference"],
+                **checks,
+                "closest": best,
+                "closest_value": checks[best] if best else np.nan,
+                "closes": 100 * (1 - gaps[best] / abs(r["difference"])) if best else np.nan,
+            }
+        )
+    out = pd.DataFrame(rows, columns=None if rows else ["dataset", "method", "ours", "paper"])
+    return out.set_index(["dataset", "method"])
+
+
+def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
+    """Per kind of misclassification: the best of eight detectors against Introspection-Net.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``detectors.csv``: rows (dataset, method) with ``auroc``, ``auroc_lo``,
+        ``auroc_hi``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index dataset; columns ``best`` and ``best_auroc`` (highest AUROC),
+        ``net``/``net_lo``/``net_hi`` (Introspection-Net with its 95 % interval),
+        ``free`` and ``free_auroc`` (the best detector that never saw a misclassified
+        example, :data:`TRAINING_FREE`), ``free_reaches`` (it is within the interval or
+        above), ``free_above`` (above it), and ``logits_reach`` (the best of max logit,
+        energy and Softmax Baseline, which read only the logits, is within or above).
+    """
+    rows = {}
+    for d in dict.fromkeys(table.dataset):
+        block = table[table.dataset == d].set_index("method")
+        net = block.loc["introspection_net"]
+        free = block.loc[[m for m in TRAINING_FREE if m in block.index]].auroc
+        logit = block.loc[
+            [m for m in ("max_logit", "energy", "softmax_baseline") if m in block.index]
+        ].auroc
+        rows[d] = {
+            "best": block.auroc.idxmax(),
+            "best_auroc": block.auroc.max(),
+            "net": net.auroc,
+            "net_lo": net.auroc_lo,
+            "net_hi": net.auroc_hi,
+            "free": free.idxmax(),
+            "free_auroc": free.max(),
+            "free_reaches": bool(free.max() >= net.auroc_lo),
+            "free_above": bool(free.max() > net.auroc_hi),
+            "logits_reach": bool(logit.max() >= net.auroc_lo),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def adaptive_rates(table: pd.DataFrame, epsilon: float) -> pd.DataFrame:
+    """Evasion rates of each detector at one radius and unbounded.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``adaptive.csv`` (:func:`introspection.beyond.adaptive_attacks`).
+    epsilon : float
+        The L-inf radius (Table 2's BIM budget).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index detector; columns ``pgd`` (plain PGD at ``epsilon``, %), ``adaptive``
+        (the best adaptive attack at ``epsilon``) and ``unbounded`` (the best
+        adaptive attack without a bound).
+    """
+    at = table[np.isclose(table.epsilon.astype(float), epsilon)]
+    unb = table[table.epsilon.isna()]
+
+    def rate(t, m, attack):
+        v = t[(t.detector == m) & (t.attack == attack)].evasion_rate
+        return float(v.iloc[0]) if len(v) else np.nan
+
+    rows = {
+        m: {
+            "pgd": rate(at, m, "pgd"),
+            "adaptive": rate(at, m, "adaptive (best)"),
+            "unbounded": rate(unb, m, "adaptive (best)"),
+        }
+        for m in dict.fromkeys(table.detector)
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def adaptive_headline(
+    root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[str, float]
+) -> pd.DataFrame:
+    """Per experiment: Table 2's attack AUROC beside what the adaptive attacks get past.
+
+    Parameters
+    ----------
+    root : path-like
+        A profile's results folder.
+    tables : mapping
+        Each experiment's Table 2.
+    paper_eps : mapping
+        Each experiment's L-inf budget (``bim_eps``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index experiment (those with ``adaptive.csv``); columns ``auroc`` (mean
+        Introspection-Net AUROC on BIM and FGSM in Table 2), ``epsilon``, and the
+        evasion rates (%) at it: ``pgd`` and ``adaptive`` for Introspection-Net,
+        ``softmax_adaptive`` and ``trust_adaptive`` for the baselines.
     """
     from pathlib import Path
 
-    parts, rates, plain = [], {}, {}
+    rows = {}
     for exp, t2 in tables.items():
         f = Path(root) / exp / "adaptive.csv"
         if not f.is_file() or exp not in paper_eps:
             continue
-        a = pd.read_csv(f)
-        at = a[np.isclose(a.epsilon.astype(float), paper_eps[exp])]
-
-        net_p = _rate(at, "introspection_net", "pgd")
-        net_a = _rate(at, "introspection_net", "adaptive (best)")
-        soft_a = _rate(at, "softmax_baseline", "adaptive (best)")
-        trust_a = _rate(at, "trust_score", "adaptive (best)")
-        rates[exp] = net_a
-        plain[exp] = net_p
-        rows = t2[t2.dataset.isin(["bim", "fgsm"])]
-        net_auroc = rows[rows.method == "introspection_net"].auroc.mean()
-        parts.append(
-            f"**{exp}**: in Table 2 Introspection-Net separates BIM and FGSM examples from "
-            f"clean images with a mean AUROC of {net_auroc:.1f}, and plain PGD at Table 2's "
-            f"ε = {paper_eps[exp]:.3g} gets {net_p:.1f} % of its images past it. An "
-            f"attacker who knows it is there gets {net_a:.1f} % past it at the same ε "
-            f"(Softmax Baseline {soft_a:.1f} %, Trust Score {trust_a:.1f} %)."
-        )
-    if not parts:
-        return "No adaptive-attack results for this profile."
-    no_gain = [e for e, r in rates.items() if r >= 90]
-    verdict = (
-        f" On {', '.join(no_gain)}, Introspection-Net adds no robustness against a white-box "
-        "adversary at Table 2's budget: the pattern Carlini & Wagner (2017) found for the "
-        "detectors of their time."
-        if no_gain
-        else ""
-    ) + "".join(
-        f" On {e}, against an attacker who knows it, it still stops {100 - r:.1f} % of the "
-        "attacked images at Table 2's budget (within the strength of the attacks run here; "
-        "the sanity checks of the adaptive chapter say how far to trust that)."
-        for e, r in rates.items()
-        if r < 90
-    )
-    held = [e for e, r in plain.items() if r < 10]
-    broken = [f"{e}: {r:.1f} %" for e, r in plain.items() if r >= 10]
-    if not broken:
-        ignoring = (
-            " The paper's detection results hold against an attack that ignores the detector "
-            f"(plain PGD gets at most {max(plain.values()):.1f} % past Introspection-Net)"
-        )
-    else:
-        ignoring = (
-            " Even an attack that ignores the detector, plain PGD, gets past Introspection-Net "
-            f"on {', '.join(broken)} of its images"
-            + (f" (it does not on {', '.join(held)})" if held else "")
-        )
-    knows = "; Table 2 says nothing about an attacker who knows it."
-    return " ".join(parts) + ignoring + knows + verdict
+        r = adaptive_rates(pd.read_csv(f), paper_eps[exp])
+        attacks = t2[t2.dataset.isin(["bim", "fgsm"]) & (t2.method == "introspection_net")]
+        rows[exp] = {
+            "auroc": attacks.auroc.mean(),
+            "epsilon": paper_eps[exp],
+            "pgd": r.loc["introspection_net", "pgd"],
+            "adaptive": r.loc["introspection_net", "adaptive"],
+            "softmax_adaptive": r.loc["softmax_baseline", "adaptive"],
+            "trust_adaptive": r.loc["trust_score", "adaptive"],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")

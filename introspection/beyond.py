@@ -35,12 +35,11 @@ from .pipeline import (
     Fitted,
     Generation,
     StageRun,
-    _load_scores,
-    _save_scores,
     _timer_record,
     base_model,
     load_in_distribution,
     load_training_data,
+    run_stage,
     score_examples,
     scores_table,
     write_table,
@@ -68,6 +67,11 @@ __all__ = [
     "seed_table",
     "seed_summary",
 ]
+
+def _model(cfg: Config, model=None):
+    """The base classifier given, or loaded from the artifacts."""
+    return model if model is not None else base_model(cfg, verbose=0).model
+
 
 #: The detectors beyond the paper, in the order of the tables.
 EXTRA_METHODS = ("max_logit", "energy", "odin", "mahalanobis", "mahalanobis_preprocessed")
@@ -178,21 +182,16 @@ def extra_detector_scores(
     -------
     Scores
     """
-    t0 = time.perf_counter()
-    params = cfg.stage_params("detectors")
-    name = "detector_scores"
-    if artifacts.exists(cfg.artifacts_dir, name, params):
-        scores = _load_scores(cfg, name, params)
-        return Scores(scores, _timer_record(cfg, "detectors", t0, True))
-    if model is None:
-        model = base_model(cfg, verbose=0).model
-    dets = extra_detectors(cfg, model)
-    scores = {}
-    for dname in _progress(list(gen.sets), "detectors: scoring", progress):
-        ds, rows = gen.sets[dname], sets.test.of(dname).index
-        scores[dname] = {m: _score_with(m, d, ds, rows) for m, d in dets.items()}
-    _save_scores(cfg, name, scores, params)
-    return Scores(scores, _timer_record(cfg, "detectors", t0, False))
+
+    def compute():
+        dets = extra_detectors(cfg, _model(cfg, model))
+        scores = {}
+        for dname in _progress(list(gen.sets), "detectors: scoring", progress):
+            ds, rows = gen.sets[dname], sets.test.of(dname).index
+            scores[dname] = {m: _score_with(m, d, ds, rows) for m, d in dets.items()}
+        return scores
+
+    return Scores(*run_stage(cfg, "detectors", "detector_scores", compute, "scores"))
 
 
 def detector_table(cfg: Config, paper_scores: dict, extra: Scores):
@@ -305,13 +304,16 @@ def _variant_scores(cfg: Config, gen, sets, stage, name, extra_key, train, progr
     out, reused = {}, True
     for key in _progress(list(extra_key), what, progress):
         params = {**base_params, "variant": key}
-        art = f"{name}_{key}"
-        if artifacts.exists(cfg.artifacts_dir, art, params):
-            out[key] = _load_scores(cfg, art, params)
-        else:
-            reused = False
-            out[key] = _net_scores(train(key), gen, sets)
-            _save_scores(cfg, art, out[key], params)
+        out[key], run = run_stage(
+            cfg,
+            stage,
+            f"{name}_{key}",
+            lambda key=key: _net_scores(train(key), gen, sets),
+            "scores",
+            params,
+            record=False,
+        )
+        reused = reused and run.reused
     return out, _timer_record(cfg, stage, t0, reused)
 
 
@@ -654,23 +656,21 @@ def unseen_attack_scores(
         ``{attack: {method: ndarray}}`` for the paper's three methods and
         :data:`EXTRA_METHODS`.
     """
-    params = cfg.stage_params("unseen")
-    params = {**params, **cfg.stage_params("detectors")}
+
+    def compute():
+        extra = extra_detectors(cfg, _model(cfg, model))
+        scores = {}
+        for a in _progress(list(attacked), "scoring unseen attacks", progress):
+            ds = attacked[a]
+            rows = np.arange(len(ds.x))
+            per = score_examples(cfg, fitted, ds, rows)
+            per.update({m: _score_with(m, d, ds, rows) for m, d in extra.items()})
+            scores[a] = per
+        return scores
+
+    params = {**cfg.stage_params("unseen"), **cfg.stage_params("detectors")}
     name = "unseen_attack_scores"
-    if artifacts.exists(cfg.artifacts_dir, name, params):
-        return _load_scores(cfg, name, params)
-    if model is None:
-        model = base_model(cfg, verbose=0).model
-    extra = extra_detectors(cfg, model)
-    scores = {}
-    for a in _progress(list(attacked), "scoring unseen attacks", progress):
-        ds = attacked[a]
-        rows = np.arange(len(ds.x))
-        per = score_examples(cfg, fitted, ds, rows)
-        per.update({m: _score_with(m, d, ds, rows) for m, d in extra.items()})
-        scores[a] = per
-    _save_scores(cfg, name, scores, params)
-    return scores
+    return run_stage(cfg, "unseen", name, compute, "scores", params, record=False)[0]
 
 
 def unseen_attack_table(cfg: Config, paper_scores: dict, extra: Scores, attacked_scores: dict):
@@ -804,18 +804,21 @@ def adaptive_attacks(
     """
     import pandas as pd
 
+    def compute():
+        rows = _adaptive_rows(cfg, gen, sets, fitted, paper_scores, _model(cfg, model), progress)
+        return pd.DataFrame(rows).to_dict(orient="list")
+
+    stored, run = run_stage(cfg, "adaptive", "adaptive_results", compute)
+    table = pd.DataFrame(stored)
+    table = table[["epsilon", "eps_factor", "detector", "attack", "evasion_rate", "n"]]
+    write_table(cfg, table, "adaptive.csv", index=False)
+    return table, run
+
+
+def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> list[dict]:
+    """The rows of :func:`adaptive_attacks`, computed."""
     from . import adaptive
 
-    t0 = time.perf_counter()
-    params = cfg.stage_params("adaptive")
-    name = "adaptive_results"
-    if artifacts.exists(cfg.artifacts_dir, name, params):
-        table = pd.DataFrame(artifacts.load_json(cfg.artifacts_dir, name, params=params))
-        table = table[["epsilon", "eps_factor", "detector", "attack", "evasion_rate", "n"]]
-        write_table(cfg, table, "adaptive.csv", index=False)
-        return table, _timer_record(cfg, "adaptive", t0, True)
-    if model is None:
-        model = base_model(cfg, verbose=0).model
     fm = models.feature_model(model)
     in_name = cfg.info["in_distribution"]
     label = paper_scores[in_name]["label"].astype(bool)
@@ -966,9 +969,4 @@ def adaptive_attacks(
                 "n": n_s,
             }
         )
-    table = pd.DataFrame(rows_out)
-    artifacts.save_json(
-        cfg.artifacts_dir, name, table.to_dict(orient="list"), params=params, seed=cfg.seed
-    )
-    write_table(cfg, table, "adaptive.csv", index=False)
-    return table, _timer_record(cfg, "adaptive", t0, False)
+    return rows_out

@@ -21,6 +21,7 @@ a change of any parameter of the stage or of an earlier stage recomputes it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -52,11 +53,13 @@ __all__ = [
     "score_examples",
     "scores_table",
     "evaluate",
+    "run_stage",
+    "Stages",
+    "stages",
     "write_summary",
     "write_table",
     "trust_score_spaces",
     "evaluate_correct_only",
-    "paper_table2",
 ]
 
 
@@ -117,6 +120,86 @@ def _timer_record(
         )
     _publish_seconds(cfg, stage, compute)
     return StageRun(stage, reused, seconds, compute)
+
+
+def _load_scores(cfg: Config, name: str, params: dict) -> dict:
+    out: dict = {}
+    for key, v in artifacts.load_arrays(cfg.artifacts_dir, name, params=params).items():
+        d, m = key.split("__", 1)
+        out.setdefault(d, {})[m] = v
+    return out
+
+
+def _save_scores(cfg: Config, name: str, scores: dict, params: dict) -> None:
+    arrays = {f"{d}__{m}": np.asarray(v) for d, per in scores.items() for m, v in per.items()}
+    artifacts.save_arrays(cfg.artifacts_dir, name, arrays, params=params, seed=cfg.seed)
+
+
+#: How :func:`run_stage` stores a value: (load, save).
+_STORES = {
+    "json": (
+        lambda cfg, name, params: artifacts.load_json(cfg.artifacts_dir, name, params=params),
+        lambda cfg, name, v, params: artifacts.save_json(
+            cfg.artifacts_dir, name, v, params=params, seed=cfg.seed
+        ),
+    ),
+    "arrays": (
+        lambda cfg, name, params: artifacts.load_arrays(cfg.artifacts_dir, name, params=params),
+        lambda cfg, name, v, params: artifacts.save_arrays(
+            cfg.artifacts_dir, name, v, params=params, seed=cfg.seed
+        ),
+    ),
+    "scores": (_load_scores, _save_scores),
+}
+
+
+def run_stage(
+    cfg: Config,
+    stage: str,
+    name: str,
+    compute,
+    store: str = "json",
+    params: dict | None = None,
+    record: bool = True,
+) -> tuple:
+    """Load a stage's artifact, or compute it and save it; time the stage.
+
+    Parameters
+    ----------
+    cfg : Config
+    stage : str
+        The stage (its parameters key the artifact unless ``params`` is given).
+    name : str
+        The artifact.
+    compute : callable
+        ``compute()`` returns the value when it is not cached.
+    store : {"json", "arrays", "scores"}
+        How the value is stored: JSON, a dict of arrays, or ``{dataset: {method:
+        scores}}``.
+    params : dict, optional
+        The artifact's key (default ``cfg.stage_params(stage)``).
+    record : bool
+        Record the stage's compute time (the run page's figure); otherwise the
+        returned timing is only this call's.
+
+    Returns
+    -------
+    value
+    run : StageRun
+    """
+    t0 = time.perf_counter()
+    params = cfg.stage_params(stage) if params is None else params
+    load, save = _STORES[store]
+    reused = artifacts.exists(cfg.artifacts_dir, name, params)
+    if reused:
+        value = load(cfg, name, params)
+    else:
+        value = compute()
+        save(cfg, name, value, params)
+    if record:
+        return value, _timer_record(cfg, stage, t0, reused)
+    seconds = time.perf_counter() - t0
+    return value, StageRun(stage, reused, seconds, seconds)
 
 
 # --------------------------------------------------------------------------------------
@@ -949,14 +1032,15 @@ def trust_fit_data(cfg: Config, model, space: str):
     idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(len(x_train), n_fit, replace=False))
     if space == "pixels":
         return _trust_features(space, model, x_train[idx]), y_train[idx]
-    root = cfg.artifacts_dir
-    params = {**cfg.stage_params("base_model"), "trust_n_fit": int(n_fit)}
-    if artifacts.exists(root, "trust_fit_data", params):
-        arrays = artifacts.load_arrays(root, "trust_fit_data", params=params)
-    else:
+
+    def compute():
         feats, logits = models.predict_features(model, x_train[idx])
-        arrays = {"features": feats, "logits": logits}
-        artifacts.save_arrays(root, "trust_fit_data", arrays, params=params, seed=cfg.seed)
+        return {"features": feats, "logits": logits}
+
+    params = {**cfg.stage_params("base_model"), "trust_n_fit": int(n_fit)}
+    arrays, _ = run_stage(
+        cfg, "base_model", "trust_fit_data", compute, "arrays", params, record=False
+    )
     return arrays[space], y_train[idx]
 
 
@@ -1031,19 +1115,6 @@ def fit_detectors(
     return Fitted(dets, history, n_fit, run, params=params)
 
 
-def _save_scores(cfg: Config, name: str, scores: dict, params: dict) -> None:
-    arrays = {f"{d}__{m}": np.asarray(v) for d, per in scores.items() for m, v in per.items()}
-    artifacts.save_arrays(cfg.artifacts_dir, name, arrays, params=params, seed=cfg.seed)
-
-
-def _load_scores(cfg: Config, name: str, params: dict) -> dict:
-    out: dict = {}
-    for key, v in artifacts.load_arrays(cfg.artifacts_dir, name, params=params).items():
-        d, m = key.split("__", 1)
-        out.setdefault(d, {})[m] = v
-    return out
-
-
 def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted) -> dict:
     """Every method's score on every test example, grouped by dataset.
 
@@ -1113,25 +1184,6 @@ def score_examples(cfg: Config, fitted: Fitted, ds: DataSet, rows) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def paper_table2(experiment: str | None = None):
-    """The paper's Table 2 (percentages), as shipped in ``introspection/data``.
-
-    Parameters
-    ----------
-    experiment : {"mnist", "cifar10"}, optional
-        Keep only this experiment's rows.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out.
-    """
-    import pandas as pd
-
-    df = pd.read_csv(Path(__file__).with_name("data") / "paper_table2.csv")
-    return df if experiment is None else df[df.experiment == experiment].reset_index(drop=True)
-
-
 def evaluate(cfg: Config, scores: dict):
     """Table 2 for this experiment, with bootstrap 95% CIs, written to the results folder.
 
@@ -1149,6 +1201,63 @@ def evaluate(cfg: Config, scores: dict):
     table = scores_table(cfg, scores, cfg["n_boot"])
     write_table(cfg, table, "table2.csv", index=False)
     return table
+
+
+class Stages:
+    """The paper's stages of one run, each computed or loaded when it is first read.
+
+    Parameters
+    ----------
+    cfg : Config
+
+    Examples
+    --------
+    >>> s = stages(cfg)  # doctest: +SKIP
+    >>> s.table2  # trains or loads everything upstream of Table 2  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    @functools.cached_property
+    def base(self) -> BaseModel:
+        """:func:`base_model`."""
+        return base_model(self.cfg, verbose=0)
+
+    @property
+    def model(self):
+        """The base classifier (a Keras model)."""
+        return self.base.model
+
+    @functools.cached_property
+    def gen(self) -> Generation:
+        """:func:`misclassifications`."""
+        return misclassifications(self.cfg, self.model)
+
+    @functools.cached_property
+    def sets(self) -> splits.Splits:
+        """:func:`introspection_sets`."""
+        return introspection_sets(self.cfg, self.gen)
+
+    @functools.cached_property
+    def fitted(self) -> Fitted:
+        """:func:`fit_detectors`."""
+        return fit_detectors(self.cfg, self.gen, self.sets, self.model, verbose=0)
+
+    @functools.cached_property
+    def scores(self) -> dict:
+        """:func:`score_test_sets`."""
+        return score_test_sets(self.cfg, self.gen, self.sets, self.fitted)
+
+    @functools.cached_property
+    def table2(self):
+        """:func:`evaluate` (also written to ``table2.csv``)."""
+        return evaluate(self.cfg, self.scores)
+
+
+def stages(cfg: Config) -> Stages:
+    """The run's stages, computed lazily (:class:`Stages`)."""
+    return Stages(cfg)
 
 
 def scores_table(cfg: Config, scores: dict, n_boot: int):

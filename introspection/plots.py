@@ -689,7 +689,7 @@ def logit_distributions(
     reference : mapping of str -> (float, float), optional
         Dataset name -> the paper's (mean, std) of the statistic, drawn above the
         histograms as a white diamond (mean) with a horizontal error bar (± std) in the
-        dataset's colour, e.g. :data:`introspection.analysis.PAPER_MAX_LOGIT` with
+        dataset's colour, e.g. :data:`introspection.paper.MAX_LOGIT` with
         ``xlabel="max logit"``.
     title : str, optional
         Axes title.

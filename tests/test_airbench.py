@@ -228,15 +228,3 @@ def test_airbench_stem_runs_in_float32_under_mixed_precision():
     for name in ("standardize", "whiten", "whiten_relu", "logits"):
         assert m.get_layer(name).compute_dtype == "float32"
     assert m.get_layer("g1c1").compute_dtype == "bfloat16"
-
-
-def test_classifier_description_follows_the_profile():
-    from introspection import analysis
-
-    cfg = config.configure("cifar10", "cpu")
-    text = analysis.classifier_description(cfg)
-    assert "airbench94" in text and "Lookahead" in text and f"{cfg['epochs']} epochs" in text
-    off = config.configure("cifar10", "cpu", overrides={"lookahead": False})
-    assert "Lookahead" not in analysis.classifier_description(off)
-    wrn = config.configure("cifar10", "quick", overrides={"architecture": "wide_resnet"})
-    assert analysis.classifier_description(wrn).startswith("A pre-activation Wide ResNet")

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from introspection import analysis, pipeline
+from introspection import analysis
+from introspection import paper as reported
 
 METHODS = ("softmax_baseline", "trust_score", "introspection_net")
 
@@ -36,7 +37,7 @@ def test_logit_statistics_and_welch():
 
 
 def test_claims_on_a_table_like_the_papers():
-    paper = pipeline.paper_table2("cifar10")
+    paper = reported.table2("cifar10")
     table = paper.copy()
     for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
         table[f"{m}_lo"], table[f"{m}_hi"] = table[m] - 0.5, table[m] + 0.5
@@ -74,7 +75,7 @@ def test_table2_markdown_bolds_the_best():
 
 
 def test_paper_table_shipped_with_the_package():
-    t = pipeline.paper_table2()
+    t = reported.table2()
     assert len(t) == 48 and set(t.experiment) == {"mnist", "cifar10"}
     assert (
         t.set_index(["experiment", "dataset", "method"]).loc[
@@ -87,7 +88,7 @@ def test_paper_table_shipped_with_the_package():
 def test_results_of_a_profile_are_summarised(tmp_path):
     import json
 
-    paper = pipeline.paper_table2()
+    paper = reported.table2()
     for exp in ("mnist", "cifar10"):
         (tmp_path / exp).mkdir()
         t = paper[paper.experiment == exp].copy()
@@ -114,11 +115,13 @@ def test_results_of_a_profile_are_summarised(tmp_path):
     assert analysis.display_table(runs).loc["seeds (s)", "cifar10"] == "–"
     side = analysis.auroc_side_by_side(tables, paper)
     assert len(side) == 16 and side.loc[("cifar10", "bim"), ("paper", "introspection_net")] == 97.9
-    text = analysis.summary_markdown(tables, summaries, paper)
-    assert "**mnist**" in text and "outside our 95 % CI in 0 of 24 cells" in text
+    rep = analysis.reproduction_summary(tables, summaries, paper)
+    assert rep.loc["mnist", ["outside_ci", "cells"]].tolist() == [0, 24]
+    assert rep.loc["mnist", "base_accuracy"] == pytest.approx(99.0)
+    assert rep.loc["mnist", "claims"] == len(analysis.claims(tables["mnist"], "mnist"))
 
 
-def test_confidence_table_and_difference_report():
+def test_confidence_table_and_difference_checks():
     rng = np.random.default_rng(0)
     logits = {
         "mnist": rng.normal(0, 1, (50, 10)) + 8 * np.eye(10)[rng.integers(0, 10, 50)],
@@ -133,7 +136,7 @@ def test_confidence_table_and_difference_report():
     )
     assert conf.loc["deepfool", "paper max logit"] == 3.4
 
-    paper = pipeline.paper_table2("mnist")
+    paper = reported.table2("mnist")
     ours = paper.copy()
     for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"):
         ours[f"{m}_lo"], ours[f"{m}_hi"] = ours[m] - 0.5, ours[m] + 0.5
@@ -145,29 +148,24 @@ def test_confidence_table_and_difference_report():
     correct_only = ours[["experiment", "dataset", "method", "auroc"]].copy()
     correct_only.loc[i, "auroc"] = 97.0
     spaces = pd.DataFrame({"features": {"fgsm": 70.6}, "pixels": {"fgsm": 75.0}})
-    text = analysis.difference_report(ours, paper, correct_only, spaces, conf, 0.99, "mnist")
-    lines = text.splitlines()
-    assert lines[0].startswith("Base classifier: 99.00 %")
-    assert len(lines) == 3
-    assert "deepfool / softmax_baseline" in text and "**natural errors left out**" in text
-    fgsm = next(line for line in lines if "fgsm / trust_score" in line)
-    assert "Trust Score on pixels: 75.0" in fgsm and "not explained" in fgsm.lower()
-    same = analysis.difference_report(
-        paper.assign(
-            **{
-                f"{m}_{b}": paper[m]
-                for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
-                for b in ("lo", "hi")
-            }
-        ),
-        paper,
-        correct_only,
-        spaces,
-        conf,
-        0.99,
-        "mnist",
+    far = analysis.difference_checks(ours, paper, correct_only, spaces)
+    assert far.index.tolist() == [("fgsm", "trust_score"), ("deepfool", "softmax_baseline")]
+    d = far.loc[("deepfool", "softmax_baseline")]
+    assert d.closest == "natural errors left out" and d.closes == pytest.approx(89.0)
+    f = far.loc[("fgsm", "trust_score")]
+    assert f["Trust Score on pixels"] == 75.0 and f.closest == "Trust Score on pixels"
+    assert f.closes == pytest.approx(100 * 4.4 / 18.0) and f.closes < 50  # not explained
+    precision = pd.DataFrame({"auroc float64": {"deepfool": 98.0}})
+    far = analysis.difference_checks(ours, paper, correct_only, spaces, precision)
+    assert far.loc[("deepfool", "softmax_baseline"), "closest"] == "a float64 softmax"
+    exact = paper.assign(
+        **{
+            f"{m}_{b}": paper[m]
+            for m in ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
+            for b in ("lo", "hi")
+        }
     )
-    assert "No AUROC differs" in same
+    assert analysis.difference_checks(exact, paper, correct_only, spaces).empty
 
 
 def test_softmax_precision_check_counts_float32_ties():
@@ -190,16 +188,6 @@ def test_display_table_rounds_and_dashes_missing_values():
     assert shown.loc["bim", "auroc"] == 97.3 and shown.loc["fgsm", "auroc"] == "–"
     assert shown["n"].tolist() == [10, 20]
     assert "NaN" not in shown.to_html() and "NaN" not in repr(shown)
-
-
-def test_max_logit_sentence_names_the_sets_above_the_clean_images():
-    s = analysis.max_logit_sentence(pd.Series({"bim": 28.1, "mnist": 20.6, "fgsm": 8.0}), "mnist")
-    assert s == (
-        "The mean max logit is lower than on the in-distribution images (20.6) on fgsm (8.0), "
-        "and higher on bim (28.1)."
-    )
-    s = analysis.max_logit_sentence(pd.Series({"mnist": 20.6, "fgsm": 8.0}), "mnist")
-    assert s.startswith("The mean max logit is lower on every other set")
 
 
 def test_min_max_separation_tells_logits_from_softmax():

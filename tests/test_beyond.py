@@ -87,24 +87,9 @@ def test_new_methods_have_labels_and_distinct_colours():
     assert len(set(colours)) == len(colours)
 
 
-def test_reports_read_their_numbers():
+def test_detector_ranking_reads_the_intervals():
     from introspection import analysis
 
-    unseen = pd.DataFrame(
-        {
-            "seen": [95.0, 90.0],
-            "seen lo": [94.0, 88.0],
-            "seen hi": [96.0, 92.0],
-            "unseen": [80.0, 91.0],
-            "change": [-15.0, 1.0],
-            "softmax_baseline": [85.0, 85.0],
-            "trust_score": [70.0, 70.0],
-        },
-        index=["bim", "fgsm"],
-    )
-    text = analysis.unseen_report(unseen, "mnist")
-    assert "-7.0 points on average" in text and "largest drop is on BIM" in text
-    assert "interval on 1 of the 2 kinds (BIM)" in text and "on 1 (BIM)" in text
     t = _table(
         {
             ("bim", "softmax_baseline"): 90.0,
@@ -115,9 +100,12 @@ def test_reports_read_their_numbers():
             ("fgsm", "max_logit"): 60.0,
         }
     )
-    text = analysis.detectors_report(t, "mnist")
-    assert "highest AUROC on 1 of the 2 kinds (FGSM)" in text
-    assert "above the interval on 1 (BIM)" in text
+    rank = analysis.detector_ranking(t)
+    assert rank.best.tolist() == ["max_logit", "introspection_net"]
+    assert rank.free_above.tolist() == [True, False]  # max logit 97.5 above [94, 96]
+    assert rank.free_reaches.tolist() == [True, False]
+    assert rank.logits_reach.tolist() == [True, False]
+    assert rank.loc["fgsm", "free"] == "softmax_baseline"
 
 
 def test_adaptive_curves_one_line_per_detector_and_attack():
@@ -133,7 +121,7 @@ def test_adaptive_curves_one_line_per_detector_and_attack():
     plt.close(fig)
 
 
-def test_beyond_table_and_what_holds_up(tmp_path):
+def test_beyond_table_and_adaptive_headline(tmp_path):
     from introspection import analysis
 
     folder = tmp_path / "mnist"
@@ -161,8 +149,14 @@ def test_beyond_table_and_what_holds_up(tmp_path):
     )
     key = "evasion of introspection_net at Table 2's ε (plain PGD -> adaptive)"
     assert table.loc[key, "mnist"] == "20.0 % -> 95.0 %"
-    text = analysis.what_holds_up(tmp_path, {"mnist": t2}, {"mnist": 0.3})
-    assert "mean AUROC of 98.0" in text and "gets 95.0 % past it" in text
-    assert "adds no robustness" in text
-    # plain PGD gets 20 % past it: Table 2 does not hold even against it
-    assert "plain PGD, gets past Introspection-Net on mnist: 20.0 %" in text
+    held = analysis.adaptive_headline(tmp_path, {"mnist": t2}, {"mnist": 0.3})
+    assert held.loc["mnist"].to_dict() == {
+        "auroc": 98.0,
+        "epsilon": 0.3,
+        "pgd": 20.0,
+        "adaptive": 95.0,
+        "softmax_adaptive": 95.0,
+        "trust_adaptive": 95.0,
+    }
+    rates = analysis.adaptive_rates(pd.read_csv(folder / "adaptive.csv"), 0.15)
+    assert rates.loc["trust_score"].tolist() == [20.0, 95.0, 95.0]
