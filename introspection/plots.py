@@ -71,11 +71,9 @@ __all__ = [
     "image_grid",
     "learning_curves",
     "logit_distributions",
-    "method_color",
     "method_label",
     "metric_comparison",
     "min_max_scatter",
-    "roc_curves",
     "roc_grid",
     "save_figure",
     "subsample_indices",
@@ -365,30 +363,6 @@ def method_label(name: str) -> str:
         E.g. ``"Trust Score"``.
     """
     return METHOD_LABELS.get(name, name)
-
-
-def method_color(name: str) -> str:
-    """Hex colour of a known detector (:data:`METHOD_COLORS`).
-
-    Parameters
-    ----------
-    name : str
-        One of ``"softmax_baseline"``, ``"trust_score"``, ``"introspection_net"``.
-
-    Returns
-    -------
-    color : str
-        ``"#RRGGBB"``.
-
-    Raises
-    ------
-    ValueError
-        Unknown detector. (The figure functions accept other detector names too and
-        give them further Okabe-Ito colours in order of appearance.)
-    """
-    if name not in METHOD_COLORS:
-        raise ValueError(f"Unknown method {name!r}; expected one of {list(METHOD_COLORS)}.")
-    return METHOD_COLORS[name]
 
 
 def _method_colors(methods: Sequence[str]) -> dict[str, str]:
@@ -857,47 +831,6 @@ def _draw_roc(ax, y, scores: Mapping[str, np.ndarray], colors, *, lw=1.6, legend
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
     return stats
-
-
-@_styled
-def roc_curves(y_true, scores: Mapping[str, np.ndarray], *, title: str | None = None):
-    """ROC curves of several detectors on one evaluation sample.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = the classifier is correct, 0 = incorrect; both must occur.
-    scores : mapping of str -> array-like of shape (n_samples,)
-        Detector name -> confidence scores (higher = more likely correct). Its order is
-        the legend order.
-    title : str, optional
-        Axes title.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        One axes with one ROC line per detector, labelled
-        ``"<Method> (AUROC xx.x %)"``; plus the chance diagonal (label "chance"), a
-        dotted horizontal line at TPR = 0.95 (label "TPR = 0.95") and, per detector, a
-        dotted vertical segment at its FPR at 95 % TPR (in ``ax.collections``).
-
-    Raises
-    ------
-    ValueError
-        Empty ``scores`` or inputs rejected by :func:`introspection.metrics.auroc`.
-    """
-    if not scores:
-        raise ValueError("scores is empty.")
-    y = np.asarray(y_true)
-    colors = _method_colors(list(scores))
-    fig, ax = plt.subplots(figsize=(4.6, 4.4))
-    _draw_roc(ax, y, {m: np.asarray(s) for m, s in scores.items()}, colors)
-    ax.set_xlabel(_FPR_LABEL)
-    ax.set_ylabel(_TPR_LABEL)
-    ax.legend(loc="lower right")
-    if title is not None:
-        ax.set_title(title)
-    return fig
 
 
 @_styled

@@ -77,11 +77,9 @@ def test_labels():
 
 
 def test_method_colours_distinct():
-    colours = [P.method_color(m) for m in METHODS]
+    colours = [P.METHOD_COLORS[m] for m in METHODS]
     assert len(set(colours)) == 3
     assert all(mcolors.is_color_like(c) for c in colours)
-    with pytest.raises(ValueError):
-        P.method_color("nope")
 
 
 @pytest.mark.parametrize(
@@ -352,39 +350,30 @@ def _scores(n=300, seed=3):
     return y, scores
 
 
-def test_roc_curves():
+def test_roc_panel_lines_chance_and_tpr95():
     y, scores = _scores()
-    fig = P.roc_curves(y, scores, title="MNIST: FGSM")
-    assert isinstance(fig, Figure)
+    n_in = int(y.sum())
+    # the positives as the in-distribution set (all correct), the rest as one dataset
+    fig = P.roc_grid(
+        np.ones(n_in, bool),
+        {m: s[y == 1] for m, s in scores.items()},
+        {"fgsm": {m: s[y == 0] for m, s in scores.items()}},
+        "mnist",
+        title="MNIST: FGSM",
+    )
     (ax,) = fig.axes
-    assert ax.get_xlabel() == "false positive rate (incorrect accepted)"
-    assert ax.get_ylabel() == "true positive rate (correct accepted)"
-    method_lines = [
-        ln for ln in ax.lines if any(ln.get_label().startswith(P.METHOD_LABELS[m]) for m in METHODS)
-    ]
+    method_lines = [ln for ln in ax.lines if ln.get_label() in P.METHOD_LABELS.values()]
     assert len(method_lines) == len(METHODS)
     for ln, m in zip(method_lines, METHODS, strict=True):
-        assert f"{100 * auroc(y, scores[m]):.1f}" in ln.get_label()
         assert mcolors.same_color(ln.get_color(), P.METHOD_COLORS[m])
         x, t = ln.get_xdata(), ln.get_ydata()
         assert x[0] == 0 and t[-1] == 1 and np.all(np.diff(x) >= 0)
-    labels = [ln.get_label() for ln in ax.lines]
-    assert "chance" in labels
-    (tpr95,) = [ln for ln in ax.lines if ln.get_label() == "TPR = 0.95"]
-    np.testing.assert_allclose(tpr95.get_ydata(), [0.95, 0.95])
-    assert tpr95.get_linestyle() == ":"
+    texts = [t.get_text() for t in ax.texts]
+    for m in METHODS:
+        yy = np.r_[np.ones(n_in, int), np.zeros(len(y) - n_in, int)]
+        assert f"AUROC {100 * auroc(yy, np.r_[scores[m][y == 1], scores[m][y == 0]]):.1f}" in texts
     assert len(ax.collections) == len(METHODS)  # vertical FPR@95 % TPR markers
-    assert ax.get_title() == "MNIST: FGSM"
-
-
-def test_roc_curves_unknown_method_and_errors():
-    y, scores = _scores()
-    fig = P.roc_curves(y, {"my_detector": scores["trust_score"]})
-    assert any(ln.get_label().startswith("my_detector") for ln in fig.axes[0].lines)
-    with pytest.raises(ValueError):
-        P.roc_curves(y, {})
-    with pytest.raises(ValueError):
-        P.roc_curves(np.ones_like(y), scores)
+    plt.close(fig)
 
 
 def _grid_inputs(datasets):
@@ -530,7 +519,7 @@ def test_metric_comparison_errors():
 
 
 def test_save_figure_atomic_png(tmp_path):
-    fig = P.roc_curves(*_scores())
+    fig = P.roc_grid(*_grid_inputs(["fgsm"]), "mnist")
     target = tmp_path / "a" / "b" / "roc.png"
     out = P.save_figure(fig, target, dpi=50)
     assert out == target and out.exists()
@@ -559,7 +548,7 @@ def test_figures_do_not_change_global_rcparams():
     P.learning_curves(_history(2))
     P.logit_distributions(_stats(), "mnist")
     P.min_max_scatter(_logits(), "cifar10", n=20)
-    P.roc_curves(*_scores())
+    P.roc_grid(*_grid_inputs(["fgsm"]), "mnist")
     assert _rc_snapshot() == before
 
 
