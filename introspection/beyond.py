@@ -37,10 +37,12 @@ from .pipeline import (
     StageRun,
     _timer_record,
     base_model,
+    fit_introspection_net,
     load_in_distribution,
     load_training_data,
     run_stage,
     score_examples,
+    score_with,
     scores_table,
     write_table,
 )
@@ -52,7 +54,6 @@ __all__ = [
     "extra_detector_scores",
     "detector_table",
     "best_per_row",
-    "train_introspection_net",
     "leave_one_out",
     "leave_one_out_table",
     "UNSEEN_ATTACKS",
@@ -153,14 +154,6 @@ def extra_detectors(cfg: Config, model) -> dict:
     }
 
 
-def _score_with(method: str, det, ds, rows) -> np.ndarray:
-    if method in ("max_logit", "energy"):
-        return det.score(ds.logits[rows])
-    if method == "mahalanobis":
-        return det.score(ds.features[rows])
-    return det.score(ds.x[rows])  # ODIN and pre-processed Mahalanobis need the images
-
-
 def extra_detector_scores(
     cfg: Config, gen: Generation, sets: splits.Splits, model=None, progress: bool = True
 ) -> Scores:
@@ -188,7 +181,7 @@ def extra_detector_scores(
         scores = {}
         for dname in _progress(list(gen.sets), "detectors: scoring", progress):
             ds, rows = gen.sets[dname], sets.test.of(dname).index
-            scores[dname] = {m: _score_with(m, d, ds, rows) for m, d in dets.items()}
+            scores[dname] = {m: score_with(d, ds, rows) for m, d in dets.items()}
         return scores
 
     return Scores(*run_stage(cfg, "detectors", "detector_scores", compute, "scores"))
@@ -257,39 +250,6 @@ def best_per_row(table, metric: str = "auroc"):
 # --------------------------------------------------------------------------------------
 
 
-def train_introspection_net(
-    cfg: Config, gen: Generation, sets: splits.Splits, *, seed: int, exclude=()
-):
-    """Train one Introspection-Net as the paper's stage does, with options.
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    seed : int
-        Seed of its weights and data order.
-    exclude : sequence of str
-        Datasets removed from its training and validation sets.
-
-    Returns
-    -------
-    introspection.detectors.IntrospectionNet
-    """
-    logits = {n: d.logits for n, d in gen.sets.items()}
-    keep_tr = ~np.isin(sets.train.dataset, list(exclude))
-    keep_va = ~np.isin(sets.val.dataset, list(exclude))
-    train, val = sets.train.subset(keep_tr), sets.val.subset(keep_va)
-    net = detectors.IntrospectionNet(
-        epochs=cfg["introspection_epochs"], batch_size=cfg["introspection_batch_size"], seed=seed
-    )
-    return net.fit(
-        splits.gather(train, logits),
-        train.label,
-        validation_data=(splits.gather(val, logits), val.label),
-    )
-
-
 def _net_scores(net, gen: Generation, sets: splits.Splits) -> dict:
     return {
         d: {"introspection_net": net.score(ds.logits[sets.test.of(d).index])}
@@ -348,7 +308,7 @@ def leave_one_out(
         "unseen",
         "unseen_scores",
         kinds,
-        lambda k: train_introspection_net(cfg, gen, sets, seed=cfg.seed, exclude=(k,)),
+        lambda k: fit_introspection_net(cfg, gen, sets, exclude=(k,)),
         progress,
         "leave-one-out",
     )
@@ -437,7 +397,7 @@ def seed_scores(
     def train(k):
         if k == 0:
             return first
-        return train_introspection_net(cfg, gen, sets, seed=cfg.seed + k)
+        return fit_introspection_net(cfg, gen, sets, seed=cfg.seed + k)
 
     return _variant_scores(
         cfg, gen, sets, "seeds", "seed_scores", range(cfg["n_seeds"]), train, progress, "seeds"
@@ -664,7 +624,7 @@ def unseen_attack_scores(
             ds = attacked[a]
             rows = np.arange(len(ds.x))
             per = score_examples(cfg, fitted, ds, rows)
-            per.update({m: _score_with(m, d, ds, rows) for m, d in extra.items()})
+            per.update({m: score_with(d, ds, rows) for m, d in extra.items()})
             scores[a] = per
         return scores
 

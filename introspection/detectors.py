@@ -103,9 +103,13 @@ class Detector(ABC):
     name : str
         Short identifier of the method, used as the ``method`` column of the
         evaluation tables (e.g. ``"softmax_baseline"``, ``"trust_score"``).
+    reads : {"logits", "features", "images", "pixels"}
+        What :meth:`score` takes for each example: the classifier's logits, its
+        penultimate features, the images, or the images flattened (``pixels``).
     """
 
     name: str = "detector"
+    reads: str = "logits"
 
     def fit(self, X, y=None) -> Detector:
         """Fit the detector (the base implementation does nothing).
@@ -277,7 +281,8 @@ class TrustScore(Detector):
 
     The feature space is the caller's choice: ``fit`` and ``score`` receive
     whatever representation is passed (flattened raw pixels, penultimate-layer
-    activations, logits, ...). Fit and score must use the same space.
+    activations, logits, ...). Fit and score must use the same space, which
+    ``reads`` names.
 
     Parameters
     ----------
@@ -306,6 +311,8 @@ class TrustScore(Detector):
         uses brute force from :data:`BRUTE_FROM_DIM` features on (raw pixels) and
         KD-trees below (penultimate features, logits). Both are exact: they give the
         same distances up to float round-off.
+    reads : {"features", "logits", "pixels"}, default="features"
+        The space it is fitted and scores in (:attr:`Detector.reads`).
     score_k : int, default=1
         Neighbour rank defining the distance from a point to a class. ``1`` (the
         nearest point) is the definition of the paper. The reference implementation's
@@ -354,7 +361,9 @@ class TrustScore(Detector):
         n_jobs=None,
         score_k=1,
         algorithm="auto",
+        reads="features",
     ):
+        self.reads = reads
         self.algorithm = algorithm
         self.k = k
         self.alpha = alpha
@@ -365,6 +374,10 @@ class TrustScore(Detector):
         self.score_k = score_k
 
     def _check_params(self):
+        if self.reads not in ("features", "logits", "pixels"):
+            raise ValueError(
+                f"reads must be 'features', 'logits' or 'pixels'; got {self.reads!r}."
+            )
         if self.algorithm not in ("auto", "kd_tree", "brute"):
             raise ValueError(
                 f"algorithm must be 'auto', 'kd_tree' or 'brute'; got {self.algorithm!r}."
@@ -824,6 +837,7 @@ class Mahalanobis(Detector):
     """
 
     name = "mahalanobis"
+    reads = "features"
 
     def __init__(self):
         pass
@@ -1114,6 +1128,7 @@ class ODIN(_InputPreprocessing):
     """
 
     name = "odin"
+    reads = "images"
 
     def __init__(
         self, model, temperature=1000.0, epsilon=0.0014, clip_min=0.0, clip_max=1.0, batch_size=256
@@ -1213,6 +1228,7 @@ class MahalanobisPreprocessed(_InputPreprocessing):
     """
 
     name = "mahalanobis_preprocessed"
+    reads = "images"
 
     def __init__(
         self, model, layer="features", epsilon=0.0014, clip_min=0.0, clip_max=1.0, batch_size=256

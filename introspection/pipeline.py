@@ -48,9 +48,11 @@ __all__ = [
     "source_order",
     "generate_set",
     "introspection_sets",
+    "fit_introspection_net",
     "fit_detectors",
     "score_test_sets",
     "score_examples",
+    "score_with",
     "scores_table",
     "evaluate",
     "run_stage",
@@ -618,6 +620,12 @@ class DataSet:
     features: np.ndarray
     correct: np.ndarray
 
+    def read(self, what: str) -> np.ndarray:
+        """What a detector reads (:attr:`introspection.detectors.Detector.reads`)."""
+        if what == "pixels":
+            return self.x.reshape(len(self.x), -1)
+        return {"logits": self.logits, "features": self.features, "images": self.x}[what]
+
     @property
     def prediction(self) -> np.ndarray:
         """The classifier's predicted labels."""
@@ -998,12 +1006,6 @@ def _trust_features(space: str, model, x) -> np.ndarray:
     return feats if space == "features" else logits
 
 
-def _detector_inputs(space: str, ds: DataSet) -> np.ndarray:
-    if space == "pixels":
-        return ds.x.reshape(len(ds.x), -1)
-    return ds.features if space == "features" else ds.logits
-
-
 def trust_fit_data(cfg: Config, model, space: str):
     """The Trust Score's fitting data: ``trust_n_fit`` base-training images in ``space``.
 
@@ -1046,8 +1048,52 @@ def trust_fit_data(cfg: Config, model, space: str):
 
 def _fit_trust_score(cfg: Config, model, space: str):
     x_fit, y_fit = trust_fit_data(cfg, model, space)
-    trust = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"])
+    trust = detectors.TrustScore(k=cfg["trust_k"], alpha=cfg["trust_alpha"], reads=space)
     return trust.fit(x_fit, y_fit), len(y_fit)
+
+
+def fit_introspection_net(
+    cfg: Config,
+    gen: Generation,
+    sets: splits.Splits,
+    seed: int | None = None,
+    exclude=(),
+    verbose: int = 0,
+):
+    """Train one Introspection-Net on Section 3.2's training set (not cached).
+
+    Parameters
+    ----------
+    cfg : Config
+    gen : Generation
+    sets : introspection.splits.Splits
+    seed : int, optional
+        Seed of its weights and data order (default ``cfg.seed``, the paper's network).
+    exclude : sequence of str
+        Datasets removed from its training and validation sets.
+    verbose : int
+        Keras' verbosity.
+
+    Returns
+    -------
+    introspection.detectors.IntrospectionNet
+    """
+    logits = {n: d.logits for n, d in gen.sets.items()}
+    train, val = sets.train, sets.val
+    if len(exclude):
+        train = train.subset(~np.isin(train.dataset, list(exclude)))
+        val = val.subset(~np.isin(val.dataset, list(exclude)))
+    net = detectors.IntrospectionNet(
+        epochs=cfg["introspection_epochs"],
+        batch_size=cfg["introspection_batch_size"],
+        seed=cfg.seed if seed is None else seed,
+    )
+    return net.fit(
+        splits.gather(train, logits),
+        train.label,
+        validation_data=(splits.gather(val, logits), val.label),
+        verbose=verbose,
+    )
 
 
 def fit_detectors(
@@ -1077,7 +1123,6 @@ def fit_detectors(
     t0 = time.perf_counter()
     params = cfg.stage_params("introspection_net")
     root = cfg.artifacts_dir
-    logits = {n: d.logits for n, d in gen.sets.items()}
     reused = artifacts.exists(root, "introspection_net", params) and artifacts.exists(
         root, "introspection_net_history", params
     )
@@ -1087,17 +1132,7 @@ def fit_detectors(
         )
         history = artifacts.load_json(root, "introspection_net_history", params=params)
     else:
-        net = detectors.IntrospectionNet(
-            epochs=cfg["introspection_epochs"],
-            batch_size=cfg["introspection_batch_size"],
-            seed=cfg.seed,
-        )
-        net.fit(
-            splits.gather(sets.train, logits),
-            sets.train.label,
-            validation_data=(splits.gather(sets.val, logits), sets.val.label),
-            verbose=verbose,
-        )
+        net = fit_introspection_net(cfg, gen, sets, verbose=verbose)
         history = net.history_
         artifacts.save_model(root, "introspection_net", net.model_, params=params, seed=cfg.seed)
         artifacts.save_json(
@@ -1169,14 +1204,23 @@ def score_examples(cfg: Config, fitted: Fitted, ds: DataSet, rows) -> dict:
         Method name to scores; the Trust Score looks in the ``trust_feature`` space
         with the classifier's predictions.
     """
-    z = ds.logits[rows]
-    out = {}
-    for method, det in fitted.detectors.items():
-        if method == "trust_score":
-            out[method] = det.score(_detector_inputs(cfg["trust_feature"], ds)[rows], z.argmax(1))
-        else:
-            out[method] = det.score(z)
-    return out
+    return {method: score_with(det, ds, rows) for method, det in fitted.detectors.items()}
+
+
+def score_with(det, ds: DataSet, rows) -> np.ndarray:
+    """A detector's scores of some rows of a set, on what it reads.
+
+    Parameters
+    ----------
+    det : introspection.detectors.Detector
+    ds : DataSet
+    rows : array of int
+
+    Returns
+    -------
+    ndarray
+    """
+    return det.score(ds.read(det.reads)[rows], ds.logits[rows].argmax(1))
 
 
 # --------------------------------------------------------------------------------------
@@ -1582,8 +1626,7 @@ def trust_score_spaces(
         s = {}
         for name, ds in gen.sets.items():
             part = sets.test.of(name)
-            z = ds.logits[part.index]
-            s[name] = trust.score(_detector_inputs(space, ds)[part.index], z.argmax(1))
+            s[name] = score_with(trust, ds, part.index)
         in_correct = sets.test.of(in_name).label.astype(bool)
         cols[space] = {
             n: metrics.auroc(np.r_[in_correct, np.zeros(len(v), bool)], np.r_[s[in_name], v]) * 100

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import attacks, config, detectors, metrics, models, pipeline, splits
+from . import attacks, config, detectors, metrics, models, pipeline
 from . import paper as _paper
 from .config import ATTACKS, Config
 
@@ -178,8 +178,7 @@ class _Scorer:
         out = {"softmax_baseline": detectors.SoftmaxBaseline(cfg["softmax_dtype"]).score(z)}
         tkey = (ds.name, version, space, cfg["trust_alpha"], rows_key)
         if tkey not in self._memo:
-            inputs = pipeline._detector_inputs(space, ds)[rows]
-            self._memo[tkey] = self.trust(cfg).score(inputs, z.argmax(1))
+            self._memo[tkey] = pipeline.score_with(self.trust(cfg), ds, rows)
         out["trust_score"] = self._memo[tkey]
         out["introspection_net"] = net.score(z)
         return out
@@ -193,20 +192,6 @@ def _regenerate(cfg: Config, model, gen, name: str):
     feats, logits = models.predict_features(model, x)
     pool = gen[name].pool
     return pipeline.DataSet(name, x, src, pool, y_pool[src], logits, feats, np.zeros(len(x), bool))
-
-
-def _train_net(cfg: Config, gen, sets):
-    logits = {n: d.logits for n, d in gen.sets.items()}
-    net = detectors.IntrospectionNet(
-        epochs=cfg["introspection_epochs"],
-        batch_size=cfg["introspection_batch_size"],
-        seed=cfg.seed,
-    )
-    return net.fit(
-        splits.gather(sets.train, logits),
-        sets.train.label,
-        validation_data=(splits.gather(sets.val, logits), sets.val.label),
-    )
 
 
 def _patched_positives(cfg: Config, model, sets):
@@ -265,7 +250,7 @@ def _reading(cfg, r, base, scorer, model):
         new = {a: _regenerate(cfg_r, model, gen, a) for a in changed}
         gen = pipeline.Generation({**gen.sets, **new}, gen.partition, gen.stats)
         sets = pipeline.introspection_sets(cfg_r, gen)
-        net = _train_net(cfg_r, gen, sets)
+        net = pipeline.fit_introspection_net(cfg_r, gen, sets)
     scores = {}
     for name, ds in gen.sets.items():
         rows = sets.test.of(name).index

@@ -313,3 +313,40 @@ def test_softmax_baseline_float32_ties_confident_examples():
     assert f32.dtype == np.float64
     with pytest.raises(ValueError, match="dtype"):
         SoftmaxBaseline(dtype="float16")
+
+
+def test_every_detector_says_what_it_reads():
+    from introspection import detectors as D
+
+    reads = {
+        D.SoftmaxBaseline: "logits",
+        D.IntrospectionNet: "logits",
+        D.MaxLogit: "logits",
+        D.EnergyScore: "logits",
+        D.Mahalanobis: "features",
+        D.ODIN: "images",
+        D.MahalanobisPreprocessed: "images",
+    }
+    for cls, what in reads.items():
+        assert cls.reads == what
+    assert D.TrustScore().reads == "features"
+    assert D.TrustScore(reads="pixels").reads == "pixels"
+    with pytest.raises(ValueError, match="reads"):
+        D.TrustScore(reads="images").fit(np.zeros((4, 2)), np.array([0, 0, 1, 1]))
+
+
+def test_score_with_hands_each_detector_what_it_reads():
+    from introspection import detectors as D
+    from introspection.pipeline import DataSet, score_with
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 2, 2, 1)).astype(np.float32)
+    logits, feats = rng.normal(size=(6, 3)), rng.normal(size=(6, 4))
+    ds = DataSet("d", x, np.arange(6), "p", np.zeros(6, int), logits, feats, np.zeros(6, bool))
+    assert ds.read("pixels").shape == (6, 4) and ds.read("images") is x
+    rows = np.array([4, 1])
+    np.testing.assert_array_equal(score_with(D.MaxLogit(), ds, rows), logits[rows].max(1))
+    trust = D.TrustScore(reads="features").fit(feats, logits.argmax(1))
+    np.testing.assert_array_equal(
+        score_with(trust, ds, rows), trust.score(feats[rows], logits[rows].argmax(1))
+    )
