@@ -80,8 +80,10 @@ if moved:
     counts = pd.concat(moved, names=["experiment", "defaults"])
     total = counts.groupby(level="defaults", sort=False).sum()
     counts = pd.concat([counts, pd.concat({"both": total}, names=["experiment", "defaults"])])
-    display(analysis.display_table(counts.rename(columns={
-        "inside_ci": "inside our 95 % CI", "within": "within 5 points", "cells": "of"}), 0))
+    display(analysis.display_table(counts.rename(
+        index={protocol.BEFORE: "before the study", protocol.OURS: "the profile (after)"},
+        columns={"inside_ci": "inside our 95 % CI", "within": "within 5 points", "cells": "of"}),
+        0))
     b, a = total.loc[protocol.BEFORE], total.loc[protocol.OURS]
     display(Markdown(
         f"Of the {a.cells:.0f} cells of Table 2 for {' and '.join(moved)}, the paper's value "

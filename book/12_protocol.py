@@ -77,8 +77,9 @@ analysis.display_table(counts.rename(columns={
 
 # %%
 moved = protocol.before_after(cells, pipeline.stages(cfg).table2)
-analysis.display_table(moved.rename(columns={
-    "inside_ci": "inside our 95 % CI", "within": "within 5 points", "cells": "of"}), 0)
+analysis.display_table(moved.rename(
+    index={protocol.BEFORE: "before the study", protocol.OURS: "the profile (after)"},
+    columns={"inside_ci": "inside our 95 % CI", "within": "within 5 points", "cells": "of"}), 0)
 
 # %% [markdown]
 # ## Calibration outside Table 2

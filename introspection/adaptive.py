@@ -35,7 +35,6 @@ import numpy as np
 __all__ = [
     "pick_targets",
     "threshold_at_tpr",
-    "score_function",
     "joint_pgd",
     "representation_matching",
     "spsa_gradient",
@@ -102,37 +101,6 @@ def pick_targets(source_logits, source_y, pool_y, pool_ok, seed: int = 0) -> np.
             raise ValueError("No allowed target image of another class.")
         out[i] = rng.choice(cand)
     return out
-
-
-def score_function(method: str, detector=None) -> Callable:
-    """A differentiable TensorFlow version of a logit-based detector's score.
-
-    Parameters
-    ----------
-    method : {"softmax_baseline", "max_logit", "energy", "introspection_net"}
-    detector : introspection.detectors.IntrospectionNet, optional
-        Needed for ``"introspection_net"`` (its trained Keras network).
-
-    Returns
-    -------
-    callable
-        ``f(logits) -> scores`` on float32 tensors, the same values as the
-        detector's ``score`` (up to float32 round-off).
-    """
-    import tensorflow as tf
-
-    if method == "softmax_baseline":
-        return lambda z: tf.reduce_max(tf.nn.softmax(z, axis=1), axis=1)
-    if method == "max_logit":
-        return lambda z: tf.reduce_max(z, axis=1)
-    if method == "energy":
-        return lambda z: tf.reduce_logsumexp(z, axis=1)
-    if method == "introspection_net":
-        if detector is None or not hasattr(detector, "model_"):
-            raise ValueError("introspection_net needs the fitted IntrospectionNet.")
-        net = detector.model_
-        return lambda z: tf.reshape(net(z, training=False), (-1,))
-    raise ValueError(f"No differentiable score for method {method!r}.")
 
 
 def spsa_gradient(loss_fn, x, *, samples: int = 32, delta: float = 0.01, rng=None):
@@ -290,7 +258,7 @@ def joint_pgd(
     y : ndarray of int
         Their labels.
     score : callable or None
-        Differentiable detector score of the logits (:func:`score_function`);
+        Differentiable detector score of the logits (``Detector.score_tensor``);
         ``None`` or ``lam = 0`` gives plain PGD on the misclassification margin.
     tau, scale : float
         Detector threshold and the scale dividing ``tau - score``.

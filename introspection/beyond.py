@@ -860,7 +860,7 @@ def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> lis
             for m in ADAPTIVE_DETECTORS:
                 evaded[(m, key)] |= res[m]
         for m in ("softmax_baseline", "introspection_net"):
-            score = adaptive.score_function(m, fitted.detectors[m])
+            score = fitted.detectors[m].score_tensor
             for lam, kap in configs:
                 todo = np.flatnonzero(~evaded[(m, "joint_pgd")])
                 if len(todo) == 0:
@@ -901,7 +901,7 @@ def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> lis
     # Gradient-free check at the paper's radius, Introspection-Net.
     n_s = min(cfg["spsa_n"], len(x))
     m = "introspection_net"
-    score = adaptive.score_function(m, fitted.detectors[m])
+    score = fitted.detectors[m].score_tensor
     kw = dict(
         score=score,
         tau=taus[m],

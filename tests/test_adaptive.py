@@ -46,7 +46,7 @@ def test_threshold_accepts_the_asked_fraction():
         adaptive.threshold_at_tpr([1.0], 1.5)
 
 
-def test_score_functions_match_the_detectors():
+def test_differentiable_scores_match_the_detectors():
     import tensorflow as tf
 
     z = np.random.default_rng(1).normal(scale=4, size=(50, 10)).astype(np.float32)
@@ -57,12 +57,13 @@ def test_score_functions_match_the_detectors():
         "energy": detectors.EnergyScore(),
         "introspection_net": net,
     }
-    for name, det in pairs.items():
-        f = adaptive.score_function(name, det)
-        # TensorFlow float32 vs the detectors' float64 NumPy: float32 tolerances.
-        np.testing.assert_allclose(f(tf.constant(z)).numpy(), det.score(z), rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError):
-        adaptive.score_function("trust_score")
+    pairs["energy, T = 2"] = detectors.EnergyScore(temperature=2.0)
+    for det in pairs.values():
+        # TensorFlow float32 vs the detectors' NumPy: float32 tolerances.
+        f = det.score_tensor(tf.constant(z)).numpy()
+        np.testing.assert_allclose(f, det.score(z), rtol=1e-4, atol=1e-5)
+    with pytest.raises(NotImplementedError):
+        detectors.TrustScore().score_tensor(tf.constant(z))
 
 
 def test_spsa_estimates_a_linear_gradient():
@@ -82,7 +83,7 @@ def test_spsa_estimates_a_linear_gradient():
 def test_joint_pgd_evades_more_with_eps_and_stays_in_the_ball(system):
     fm, x, y, z, tau = system
     soft = detectors.SoftmaxBaseline()
-    score = adaptive.score_function("softmax_baseline")
+    score = detectors.SoftmaxBaseline().score_tensor
 
     def accept(f, logits):
         return soft.score(logits) >= tau
@@ -113,7 +114,7 @@ def test_detector_term_makes_the_attack_adaptive(system):
     """Plain PGD stops at the boundary, where the detector rejects; the joint loss does not."""
     fm, x, y, z, tau = system
     soft = detectors.SoftmaxBaseline()
-    score = adaptive.score_function("softmax_baseline")
+    score = detectors.SoftmaxBaseline().score_tensor
 
     def accept(f, logits):
         return soft.score(logits) >= tau
@@ -127,7 +128,7 @@ def test_detector_term_makes_the_attack_adaptive(system):
 def test_spsa_attack_runs_and_does_not_beat_exact_gradients(system):
     fm, x, y, z, tau = system
     soft = detectors.SoftmaxBaseline()
-    score = adaptive.score_function("softmax_baseline")
+    score = detectors.SoftmaxBaseline().score_tensor
 
     def accept(f, logits):
         return soft.score(logits) >= tau
