@@ -69,6 +69,7 @@ __all__ = [
     "seed_summary",
 ]
 
+
 def _model(cfg: Config, model=None):
     """The base classifier given, or loaded from the artifacts."""
     return model if model is not None else base_model(cfg, verbose=0).model
@@ -111,7 +112,9 @@ def _fit_images(cfg: Config):
     """A seeded subset of ``detector_n_fit`` base-training images and their labels."""
     x, y = load_training_data(cfg)
     n = min(cfg["detector_n_fit"], len(x))
-    idx = np.sort(np.random.default_rng(cfg.seed + 3).choice(len(x), n, replace=False))
+    idx = np.sort(
+        np.random.default_rng(cfg.stream("detector_fit")).choice(len(x), n, replace=False)
+    )
     return x[idx], y[idx]
 
 
@@ -491,7 +494,7 @@ def _unseen_attack(cfg: Config, model, name: str, x, y) -> attacks.Generated:
         eps_iter=cfg.bim_step,
         nb_iter=cfg["bim_nb_iter"],
         rand_init=True,
-        seed=cfg.seed + 21,
+        seed=cfg.stream("pgd_start"),
     )
 
 
@@ -804,7 +807,9 @@ def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> lis
     cand = rows.index[rows.label == 1]
     f_c, z_c = ds_in.features[cand], ds_in.logits[cand]
     allowed = np.all([accept[m](f_c, z_c) for m in ADAPTIVE_DETECTORS], axis=0)
-    targets = ds_in.x[cand][adaptive.pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.seed)]
+    targets = ds_in.x[cand][
+        adaptive.pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.stream("adaptive"))
+    ]
 
     def accept_all_three(f, zz):
         return np.all([accept[m](f, zz) for m in ADAPTIVE_DETECTORS], axis=0)
@@ -834,7 +839,7 @@ def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> lis
                 eps=eps,
                 steps=steps,
                 restarts=restarts,
-                seed=cfg.seed,
+                seed=cfg.stream("adaptive"),
             )[0]
 
         res = _evasion(fm, pgd, np.arange(len(x)), x, y, accept)
@@ -878,7 +883,7 @@ def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> lis
                     lam=lam,
                     kappa=kap,
                     restarts=restarts,
-                    seed=cfg.seed,
+                    seed=cfg.stream("adaptive"),
                 )
                 evaded[(m, "joint_pgd")][todo[ok_m]] = True
         for m in ADAPTIVE_DETECTORS:
@@ -912,7 +917,7 @@ def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> lis
         lam=1.0,
         kappa=kappa_m,
         restarts=1,
-        seed=cfg.seed,
+        seed=cfg.stream("adaptive"),
     )
     _, exact = adaptive.joint_pgd(fm, x[:n_s], y[:n_s], **kw)
     _, spsa = adaptive.joint_pgd(

@@ -76,6 +76,25 @@ EXPERIMENTS: dict[str, dict] = {
 #: Misclassification kinds generated from in-distribution test images.
 ATTACKS = ("errors", "bim", "fgsm", "deepfool")
 
+#: Every random stream of a run, as the offset added to the run's seed
+#: (:meth:`Config.stream`). Streams that share an offset draw from the same seed, as
+#: the book always has; the values keep today's results.
+STREAMS = {
+    "classifier_subset": 0,  # the n_train images the base classifier trains on
+    "source_partition": 0,  # source images: training side / test side
+    "source_order": 1,  # the order in which each side's sources are used
+    "patches_train": 0,  # patch positions, training side
+    "patches_test": 1,  # patch positions, test side
+    "trust_fit": 2,  # the training images the Trust Score is fitted on
+    "detector_fit": 3,  # the training images the detectors beyond the paper fit on
+    "gaussian": 11,
+    "uniform": 12,
+    "ood_pick": 13,  # which test images of the other datasets are used
+    "pgd_start": 21,  # PGD's random start (chapter 9)
+    "patched_positives": 21,  # the patches of chapter 12's patched test set
+    "adaptive": 0,  # target images and restarts of the adaptive attacks
+}
+
 #: Stages in order; each one's artifacts depend on the parameters of its own and
 #: earlier stages.
 STAGES = (
@@ -814,6 +833,10 @@ class Config:
         from .hardware import choose_precision
 
         return choose_precision(self.params["precision"])
+
+    def stream(self, name: str) -> int:
+        """The seed of one random stream of the run (:data:`STREAMS`)."""
+        return self.seed + STREAMS[name]
 
     @property
     def bim_step(self) -> float:

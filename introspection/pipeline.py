@@ -241,7 +241,11 @@ def load_training_data(cfg: Config):
     """
     (x, y), _ = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     if cfg["n_train"] is not None and cfg["n_train"] < len(x):
-        idx = np.sort(np.random.default_rng(cfg.seed).choice(len(x), cfg["n_train"], replace=False))
+        idx = np.sort(
+            np.random.default_rng(cfg.stream("classifier_subset")).choice(
+                len(x), cfg["n_train"], replace=False
+            )
+        )
         x, y = x[idx], y[idx]
     return datasets.to_float(x), y.astype(np.int64)
 
@@ -728,8 +732,10 @@ def source_order(cfg: Config, n_pool: int):
     targets : dict
         ``{"train": n_train_other, "test": n_test}``.
     """
-    tr, te = splits.partition_sources(n_pool, cfg["train_fraction"], seed=cfg.seed)
-    rng = np.random.default_rng(cfg.seed + 1)
+    tr, te = splits.partition_sources(
+        n_pool, cfg["train_fraction"], seed=cfg.stream("source_partition")
+    )
+    rng = np.random.default_rng(cfg.stream("source_order"))
     order = {"train": rng.permutation(tr), "test": rng.permutation(te)}
     return order, {"train": cfg["n_train_other"], "test": cfg["n_test"]}
 
@@ -781,7 +787,7 @@ def generate_set(cfg: Config, model, name: str, x_pool, y_pool, order: dict, tar
                 max_tries=cfg["patch_max_tries"],
                 max_per_source=cfg["patch_max_per_source"],
                 fill=_patch_fill(cfg),
-                seed=cfg.seed + (0 if side == "train" else 1),
+                seed=cfg.stream(f"patches_{side}"),
             )
             if len(g.x) < targets[side]:
                 raise RuntimeError(
@@ -807,15 +813,19 @@ def _ood_images(cfg: Config, name: str, n: int):
     shape = cfg.info["image_shape"]
     if name == "gaussian":
         x = datasets.gaussian_noise(
-            n, shape, mean=cfg["gaussian_mean"], std=cfg["gaussian_std"], seed=cfg.seed + 11
+            n,
+            shape,
+            mean=cfg["gaussian_mean"],
+            std=cfg["gaussian_std"],
+            seed=cfg.stream("gaussian"),
         )
         return x, np.arange(n)
     if name == "uniform":
-        return datasets.uniform_noise(n, shape, seed=cfg.seed + 12), np.arange(n)
+        return datasets.uniform_noise(n, shape, seed=cfg.stream("uniform")), np.arange(n)
     _, (x_other, _) = datasets.load(name, cfg.data_dir)
     if n > len(x_other):
         raise ValueError(f"{name}: {n} images needed but its test set has {len(x_other)}.")
-    idx = np.random.default_rng(cfg.seed + 13).permutation(len(x_other))[:n]
+    idx = np.random.default_rng(cfg.stream("ood_pick")).permutation(len(x_other))[:n]
     if cfg.experiment == "mnist":
         x = (
             datasets.cifar10_as_mnist(x_other[idx])
@@ -1031,7 +1041,9 @@ def trust_fit_data(cfg: Config, model, space: str):
         raise ValueError(f"space must be 'features', 'logits' or 'pixels'; got {space!r}.")
     x_train, y_train = load_training_data(cfg)
     n_fit = min(cfg["trust_n_fit"], len(x_train))
-    idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(len(x_train), n_fit, replace=False))
+    idx = np.sort(
+        np.random.default_rng(cfg.stream("trust_fit")).choice(len(x_train), n_fit, replace=False)
+    )
     if space == "pixels":
         return _trust_features(space, model, x_train[idx]), y_train[idx]
 

@@ -198,7 +198,7 @@ def _patched_positives(cfg: Config, model, sets):
     """One random patch on every test-side source image: the patched test set."""
     x_pool, y_pool = pipeline.load_in_distribution(cfg)
     src = sets.test.of(cfg.info["in_distribution"]).index
-    rng = np.random.default_rng(cfg.seed + 21)
+    rng = np.random.default_rng(cfg.stream("patched_positives"))
     h, w = x_pool.shape[1:3]
     side = cfg["patch_size"]
     rows = rng.integers(0, h - side + 1, len(src))

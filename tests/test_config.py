@@ -129,13 +129,18 @@ def test_stage_keys_hold_code_revisions_and_library_versions(tmp_path, monkeypat
 
 def test_precision_is_validated(tmp_path):
     with pytest.raises(config.ConfigError, match="precision"):
-        config.configure("mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path,
-                         precision="float16")
+        config.configure(
+            "mnist", "smoke", artifacts_dir=tmp_path, results_dir=tmp_path, precision="float16"
+        )
     # No profile names a precision: the hardware chooses (tests/test_hardware.py).
     cfg = config.configure("cifar10", "cpu", artifacts_dir=tmp_path, results_dir=tmp_path)
     assert cfg["precision"] == "auto"
-    assert config.configure("cifar10", "paper", artifacts_dir=tmp_path, results_dir=tmp_path,
-                            precision="float32")["precision"] == "float32"
+    assert (
+        config.configure(
+            "cifar10", "paper", artifacts_dir=tmp_path, results_dir=tmp_path, precision="float32"
+        )["precision"]
+        == "float32"
+    )
 
 
 def test_a_parameter_at_its_neutral_value_stays_out_of_the_stage_keys(tmp_path):
@@ -153,3 +158,21 @@ def test_a_parameter_at_its_neutral_value_stays_out_of_the_stage_keys(tmp_path):
     assert changed.stage_params("misclassifications")["bim_early_stop"] is True
     assert "softmax_dtype" not in changed.stage_params("evaluation")
     assert "softmax_dtype" not in cfg.stage_params("misclassifications")
+
+
+def test_random_streams_are_named_offsets_of_the_seed(tmp_path):
+    cfg = config.configure("mnist", "smoke", seed=5, artifacts_dir=tmp_path)
+    # the offsets the book's published results were drawn with
+    expected = {
+        "source_order": 6,
+        "trust_fit": 7,
+        "detector_fit": 8,
+        "gaussian": 16,
+        "uniform": 17,
+        "ood_pick": 18,
+        "pgd_start": 26,
+        "patches_test": 6,
+    }
+    assert {k: cfg.stream(k) for k in expected} == expected
+    with pytest.raises(KeyError):
+        cfg.stream("nope")
