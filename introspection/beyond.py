@@ -778,8 +778,22 @@ def adaptive_attacks(
     return table, run
 
 
-def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> list[dict]:
-    """The rows of :func:`adaptive_attacks`, computed."""
+@dataclass
+class _Attacked:
+    """What the adaptive attacks of one run share: sources, targets and thresholds."""
+
+    fm: object
+    x: np.ndarray
+    y: np.ndarray
+    targets: np.ndarray
+    taus: dict
+    scales: dict
+    accept: dict
+    kappa: float
+
+
+def _adaptive_setup(cfg, gen, sets, fitted, paper_scores, model) -> _Attacked:
+    """The correctly classified test-side sources, their targets and the thresholds."""
     from . import adaptive
 
     fm = models.feature_model(model)
@@ -800,136 +814,116 @@ def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> lis
     src = test_src[ok][: cfg["adaptive_n"]]
     x, y, z = x_pool[src], y_pool[src], z_src[ok][: cfg["adaptive_n"]]
     margins = np.sort(z, axis=1)
-    kappa_m = float(np.median(margins[:, -1] - margins[:, -2]))
+    kappa = float(np.median(margins[:, -1] - margins[:, -2]))
 
     # Targets: natural test images accepted by every detector.
     rows = sets.test.of(in_name)
     cand = rows.index[rows.label == 1]
     f_c, z_c = ds_in.features[cand], ds_in.logits[cand]
     allowed = np.all([accept[m](f_c, z_c) for m in ADAPTIVE_DETECTORS], axis=0)
-    targets = ds_in.x[cand][
-        adaptive.pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.stream("adaptive"))
-    ]
+    pick = adaptive.pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.stream("adaptive"))
+    return _Attacked(fm, x, y, ds_in.x[cand][pick], taus, scales, accept, kappa)
+
+
+def _attack_at(cfg, a: _Attacked, fitted, eps: float, evaded: dict) -> None:
+    """Every attack at one radius; ``evaded`` gathers who evades which detector."""
+    from . import adaptive
+
+    steps, restarts, seed = cfg["adaptive_steps"], cfg["adaptive_restarts"], cfg.stream("adaptive")
+
+    def pgd(t):
+        return adaptive.joint_pgd(
+            a.fm, a.x[t], a.y[t], score=None, tau=0.0, scale=1.0, accept=_accept_all,
+            eps=eps, steps=steps, restarts=restarts, seed=seed,
+        )[0]  # fmt: skip
+
+    res = _evasion(a.fm, pgd, np.arange(len(a.x)), a.x, a.y, a.accept)
+    for m in ADAPTIVE_DETECTORS:
+        evaded[(m, "pgd")] |= res[m]
 
     def accept_all_three(f, zz):
-        return np.all([accept[m](f, zz) for m in ADAPTIVE_DETECTORS], axis=0)
+        return np.all([a.accept[m](f, zz) for m in ADAPTIVE_DETECTORS], axis=0)
 
+    for layer, key in (("logits", "logit_matching"), ("features", "feature_matching")):
+        todo = np.flatnonzero(~np.all([evaded[(m, key)] for m in ADAPTIVE_DETECTORS], axis=0))
+
+        def match(t, layer=layer):
+            return adaptive.representation_matching(
+                a.fm, a.x[t], a.y[t], a.targets[t], layer=layer, accept=accept_all_three,
+                eps=eps, steps=steps,
+            )[0]  # fmt: skip
+
+        res = _evasion(a.fm, match, todo, a.x, a.y, a.accept)
+        for m in ADAPTIVE_DETECTORS:
+            evaded[(m, key)] |= res[m]
+    configs = [(lam, kap) for lam in (1.0, 10.0) for kap in (0.0, a.kappa)]
+    for m in ("softmax_baseline", "introspection_net"):
+        for lam, kap in configs:
+            todo = np.flatnonzero(~evaded[(m, "joint_pgd")])
+            if len(todo) == 0:
+                break
+            _, ok_m = adaptive.joint_pgd(
+                a.fm, a.x[todo], a.y[todo], score=fitted.detectors[m].score_tensor,
+                tau=a.taus[m], scale=a.scales[m], accept=a.accept[m], eps=eps, steps=steps,
+                lam=lam, kappa=kap, restarts=restarts, seed=seed,
+            )  # fmt: skip
+            evaded[(m, "joint_pgd")][todo[ok_m]] = True
+
+
+def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> list[dict]:
+    """The rows of :func:`adaptive_attacks`, computed."""
+    from . import adaptive
+
+    a = _adaptive_setup(cfg, gen, sets, fitted, paper_scores, model)
     base_eps = cfg["bim_eps"]
-    steps, restarts = cfg["adaptive_steps"], cfg["adaptive_restarts"]
-    configs = [(lam, kap) for lam in (1.0, 10.0) for kap in (0.0, kappa_m)]
+    names = ("pgd", "joint_pgd", "logit_matching", "feature_matching")
+    evaded = {(m, n): np.zeros(len(a.x), bool) for m in ADAPTIVE_DETECTORS for n in names}
     rows_out = []
-    evaded = {
-        (m, a): np.zeros(len(x), bool)
-        for m in ADAPTIVE_DETECTORS
-        for a in ("pgd", "joint_pgd", "logit_matching", "feature_matching")
-    }
-    grid = list(ADAPTIVE_EPS_FACTORS)
-    for factor in _progress(grid, "adaptive attacks (radii)", progress):
+    for factor in _progress(list(ADAPTIVE_EPS_FACTORS), "adaptive attacks (radii)", progress):
         eps = 1.0 if factor is None else factor * base_eps
-
-        def pgd(t, eps=eps):
-            return adaptive.joint_pgd(
-                fm,
-                x[t],
-                y[t],
-                score=None,
-                tau=0.0,
-                scale=1.0,
-                accept=_accept_all,
-                eps=eps,
-                steps=steps,
-                restarts=restarts,
-                seed=cfg.stream("adaptive"),
-            )[0]
-
-        res = _evasion(fm, pgd, np.arange(len(x)), x, y, accept)
+        _attack_at(cfg, a, fitted, eps, evaded)
         for m in ADAPTIVE_DETECTORS:
-            evaded[(m, "pgd")] |= res[m]
-        for layer in ("logits", "features"):
-            key = "logit_matching" if layer == "logits" else "feature_matching"
-            todo = np.flatnonzero(~np.all([evaded[(m, key)] for m in ADAPTIVE_DETECTORS], axis=0))
-
-            def match(t, layer=layer, eps=eps):
-                return adaptive.representation_matching(
-                    fm,
-                    x[t],
-                    y[t],
-                    targets[t],
-                    layer=layer,
-                    accept=accept_all_three,
-                    eps=eps,
-                    steps=steps,
-                )[0]
-
-            res = _evasion(fm, match, todo, x, y, accept)
-            for m in ADAPTIVE_DETECTORS:
-                evaded[(m, key)] |= res[m]
-        for m in ("softmax_baseline", "introspection_net"):
-            score = fitted.detectors[m].score_tensor
-            for lam, kap in configs:
-                todo = np.flatnonzero(~evaded[(m, "joint_pgd")])
-                if len(todo) == 0:
-                    break
-                x_adv, ok_m = adaptive.joint_pgd(
-                    fm,
-                    x[todo],
-                    y[todo],
-                    score=score,
-                    tau=taus[m],
-                    scale=scales[m],
-                    accept=accept[m],
-                    eps=eps,
-                    steps=steps,
-                    lam=lam,
-                    kappa=kap,
-                    restarts=restarts,
-                    seed=cfg.stream("adaptive"),
-                )
-                evaded[(m, "joint_pgd")][todo[ok_m]] = True
-        for m in ADAPTIVE_DETECTORS:
-            attacks_m = ["pgd", "joint_pgd", "logit_matching", "feature_matching"]
-            if m == "trust_score":  # no gradient: no joint PGD
-                attacks_m.remove("joint_pgd")
-            best = np.any([evaded[(m, a)] for a in attacks_m], axis=0)
-            for a, v in [*[(a, evaded[(m, a)]) for a in attacks_m], ("adaptive (best)", best)]:
+            # the Trust Score has no gradient: no joint PGD
+            own = [n for n in names if not (m == "trust_score" and n == "joint_pgd")]
+            best = np.any([evaded[(m, n)] for n in own], axis=0)
+            for n, v in [*[(n, evaded[(m, n)]) for n in own], ("adaptive (best)", best)]:
                 rows_out.append(
                     {
                         "epsilon": None if factor is None else eps,
                         "eps_factor": None if factor is None else factor,
                         "detector": m,
-                        "attack": a,
+                        "attack": n,
                         "evasion_rate": 100 * float(v.mean()),
-                        "n": len(x),
+                        "n": len(a.x),
                     }
                 )
 
     # Gradient-free check at the paper's radius, Introspection-Net.
-    n_s = min(cfg["spsa_n"], len(x))
+    n_s = min(cfg["spsa_n"], len(a.x))
     m = "introspection_net"
-    score = fitted.detectors[m].score_tensor
     kw = dict(
-        score=score,
-        tau=taus[m],
-        scale=scales[m],
-        accept=accept[m],
+        score=fitted.detectors[m].score_tensor,
+        tau=a.taus[m],
+        scale=a.scales[m],
+        accept=a.accept[m],
         eps=base_eps,
-        steps=steps,
+        steps=cfg["adaptive_steps"],
         lam=1.0,
-        kappa=kappa_m,
+        kappa=a.kappa,
         restarts=1,
         seed=cfg.stream("adaptive"),
     )
-    _, exact = adaptive.joint_pgd(fm, x[:n_s], y[:n_s], **kw)
+    _, exact = adaptive.joint_pgd(a.fm, a.x[:n_s], a.y[:n_s], **kw)
     _, spsa = adaptive.joint_pgd(
-        fm, x[:n_s], y[:n_s], gradient="spsa", spsa_samples=cfg["spsa_samples"], **kw
+        a.fm, a.x[:n_s], a.y[:n_s], gradient="spsa", spsa_samples=cfg["spsa_samples"], **kw
     )
-    for a, v in (("joint_pgd (exact, SPSA subset)", exact), ("joint_pgd (SPSA)", spsa)):
+    for n, v in (("joint_pgd (exact, SPSA subset)", exact), ("joint_pgd (SPSA)", spsa)):
         rows_out.append(
             {
                 "epsilon": base_eps,
                 "eps_factor": 1.0,
                 "detector": m,
-                "attack": a,
+                "attack": n,
                 "evasion_rate": 100 * float(v.mean()),
                 "n": n_s,
             }
