@@ -342,6 +342,76 @@ def _position_orders(
     return out
 
 
+def _patch_result(
+    x, correct, base, n_examples, kept_x, kept_local, kept_pos, counts, tries, rounds_run
+) -> Generated:
+    """The errors :func:`_patch_rounds` kept, as a :class:`Generated` with its statistics."""
+    n_kept = int(counts.sum())
+    if kept_x:
+        gx = np.concatenate(kept_x)
+        glocal = np.concatenate(kept_local)
+        gpos = np.concatenate(kept_pos)
+    else:
+        gx = np.empty((0, *x.shape[1:]), dtype=np.float32)
+        glocal = np.empty(0, dtype=np.int64)
+        gpos = np.empty((0, 2), dtype=np.int64)
+    source_index = correct[glocal].astype(np.int64)
+    has_error = counts[counts > 0]
+    stats = dict(base)
+    stats.update(
+        attempted=int(len(correct)),
+        kept=int(n_kept),
+        success_rate=(len(has_error) / len(correct)) if len(correct) else None,
+        tries=int(tries),
+        **{"yield": (n_kept / tries) if tries else None},
+        tries_per_error=(tries / n_kept) if n_kept else None,
+        mean_tries_per_source=(tries / len(correct)) if len(correct) else None,
+        rounds=int(rounds_run),
+        target_reached=bool(n_examples is not None and n_kept >= n_examples),
+        n_sources_with_error=int(len(has_error)),
+        errors_per_source_mean=_mean_or_none(has_error),
+        errors_per_source_max=int(has_error.max()) if len(has_error) else 0,
+    )
+    stats.update(_perturbation_stats(gx, x[source_index]))
+    stats["patch_positions"] = gpos.astype(int).tolist()
+    return Generated(x=np.ascontiguousarray(gx), source_index=source_index, stats=stats)
+
+
+def _patch_rounds(try_patches, n_src, n_rounds, batch_size, n_examples, max_per_source, progress):
+    """The rounds of :func:`patch_errors`: every open source at its next position, in order.
+
+    Returns the kept images, their sources (local indices) and positions, per batch;
+    the errors per source, the patched images evaluated, and the rounds run.
+    """
+    counts = np.zeros(n_src, dtype=np.int64)  # errors per attacked image
+    kept_x, kept_local, kept_pos = [], [], []
+    n_kept = tries = rounds_run = 0
+    for rnd in tqdm(range(n_rounds), desc="patch rounds", disable=not progress):
+        open_idx = np.arange(n_src)
+        if max_per_source is not None:
+            open_idx = open_idx[counts < max_per_source]
+        if len(open_idx) == 0:
+            break
+        rounds_run += 1
+        for start in range(0, len(open_idx), batch_size):
+            local = open_idx[start : start + batch_size]
+            xb, pos, wrong = try_patches(local, rnd)
+            n_eval, done = len(local), False
+            if n_examples is not None and n_kept + len(wrong) >= n_examples:
+                wrong = wrong[: n_examples - n_kept]
+                n_eval, done = int(wrong[-1]) + 1, True
+            tries += n_eval
+            if len(wrong):
+                kept_x.append(xb[wrong])
+                kept_local.append(local[wrong])
+                kept_pos.append(pos[wrong])
+                counts[local[wrong]] += 1
+                n_kept += len(wrong)
+            if done:
+                return kept_x, kept_local, kept_pos, counts, tries, rounds_run
+    return kept_x, kept_local, kept_pos, counts, tries, rounds_run
+
+
 def patch_errors(
     model: Any,
     x: Any,
@@ -442,10 +512,9 @@ def patch_errors(
     if fill.size not in (1, x.shape[-1]) or not np.all(np.isfinite(fill)):
         raise ValueError(f"fill must be one finite value or one per channel; got {fill!r}")
 
-    n_pos_r, n_pos_c = h - patch_size + 1, w - patch_size + 1
-    n_positions = n_pos_r * n_pos_c
+    n_pos_c = w - patch_size + 1
+    n_positions = (h - patch_size + 1) * n_pos_c
     n_rounds = min(max_tries, n_positions)
-
     correct, fn = _clean_correct(model, x, y, batch_size)
     base = {
         "generator": "patch_errors",
@@ -458,76 +527,20 @@ def patch_errors(
         "n_examples": n_examples,
         "seed": int(seed),
     }
+    orders = _position_orders(np.random.default_rng(seed), len(correct), n_positions, n_rounds)
 
-    rng = np.random.default_rng(seed)
-    orders = _position_orders(rng, len(correct), n_positions, n_rounds)
-    counts = np.zeros(len(correct), dtype=np.int64)  # errors per attacked image
-    kept_x: list[np.ndarray] = []
-    kept_local: list[np.ndarray] = []
-    kept_pos: list[np.ndarray] = []
-    n_kept = 0
-    tries = 0
-    rounds_run = 0
-    done = False
-    for rnd in tqdm(range(n_rounds), desc="patch rounds", disable=not progress):
-        if done:
-            break
-        open_idx = np.arange(len(correct))
-        if max_per_source is not None:
-            open_idx = open_idx[counts < max_per_source]
-        if len(open_idx) == 0:
-            break
-        rounds_run += 1
-        for start in range(0, len(open_idx), batch_size):
-            local = open_idx[start : start + batch_size]
-            pos = orders[local, rnd]
-            rows, cols = pos // n_pos_c, pos % n_pos_c
-            xb = _apply_patches(x[correct[local]], rows, cols, patch_size, fill)
-            pred = np.argmax(fn(tf.constant(xb)).numpy(), axis=1)
-            wrong = np.flatnonzero(pred != y[correct[local]])
-            n_eval = len(local)
-            if n_examples is not None and n_kept + len(wrong) >= n_examples:
-                wrong = wrong[: n_examples - n_kept]
-                n_eval = int(wrong[-1]) + 1
-                done = True
-            tries += n_eval
-            if len(wrong):
-                kept_x.append(xb[wrong])
-                kept_local.append(local[wrong])
-                kept_pos.append(np.stack([rows[wrong], cols[wrong]], axis=1))
-                counts[local[wrong]] += 1
-                n_kept += len(wrong)
-            if done:
-                break
+    def try_patches(local, rnd):
+        """Patch the sources ``local`` at their ``rnd``-th position; the patched and wrong."""
+        pos = orders[local, rnd]
+        rows, cols = pos // n_pos_c, pos % n_pos_c
+        xb = _apply_patches(x[correct[local]], rows, cols, patch_size, fill)
+        pred = np.argmax(fn(tf.constant(xb)).numpy(), axis=1)
+        return xb, np.stack([rows, cols], axis=1), np.flatnonzero(pred != y[correct[local]])
 
-    if kept_x:
-        gx = np.concatenate(kept_x)
-        glocal = np.concatenate(kept_local)
-        gpos = np.concatenate(kept_pos)
-    else:
-        gx = np.empty((0, *x.shape[1:]), dtype=np.float32)
-        glocal = np.empty(0, dtype=np.int64)
-        gpos = np.empty((0, 2), dtype=np.int64)
-    source_index = correct[glocal].astype(np.int64)
-    has_error = counts[counts > 0]
-    stats = dict(base)
-    stats.update(
-        attempted=int(len(correct)),
-        kept=int(n_kept),
-        success_rate=(len(has_error) / len(correct)) if len(correct) else None,
-        tries=int(tries),
-        **{"yield": (n_kept / tries) if tries else None},
-        tries_per_error=(tries / n_kept) if n_kept else None,
-        mean_tries_per_source=(tries / len(correct)) if len(correct) else None,
-        rounds=int(rounds_run),
-        target_reached=bool(n_examples is not None and n_kept >= n_examples),
-        n_sources_with_error=int(len(has_error)),
-        errors_per_source_mean=_mean_or_none(has_error),
-        errors_per_source_max=int(has_error.max()) if len(has_error) else 0,
+    found = _patch_rounds(
+        try_patches, len(correct), n_rounds, batch_size, n_examples, max_per_source, progress
     )
-    stats.update(_perturbation_stats(gx, x[source_index]))
-    stats["patch_positions"] = gpos.astype(int).tolist()
-    return Generated(x=np.ascontiguousarray(gx), source_index=source_index, stats=stats)
+    return _patch_result(x, correct, base, n_examples, *found)
 
 
 # --------------------------------------------------------------------------------------
