@@ -652,6 +652,25 @@ def fgsm(
     return _finish(x, correct, x_adv, pred != y[correct], base)
 
 
+def _bim_steps(loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop):
+    """BIM's iterations written out: cleverhans' FGSM steps and ``clip_eta`` projection.
+
+    They start from ``xb + eta`` when a random start ``eta`` is given; with
+    ``early_stop`` an example is frozen at its first misclassification.
+    """
+    adv = xb if eta is None else tf.clip_by_value(xb + eta, clip_min, clip_max)
+    active = tf.ones(len(xb), dtype=tf.bool)
+    for _ in range(nb_iter):
+        step = fast_gradient_method(
+            loss_model, adv, eps_iter, np.inf, clip_min=clip_min, clip_max=clip_max, y=yb
+        )
+        step = tf.clip_by_value(xb + clip_eta(step - xb, np.inf, eps), clip_min, clip_max)
+        adv = tf.where(active[:, None, None, None], step, adv) if early_stop else step
+        if early_stop:
+            active &= tf.argmax(fn(adv), axis=1) == yb
+    return adv
+
+
 def bim(
     model: Any,
     x: Any,
@@ -764,19 +783,10 @@ def bim(
                 sanity_checks=False,
             )
         else:
-            adv = xb
-            if rand_init:
-                eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32)
-                adv = tf.clip_by_value(xb + eta, clip_min, clip_max)
-            active = tf.ones(len(idx), dtype=tf.bool)
-            for _ in range(nb_iter):
-                step = fast_gradient_method(
-                    loss_model, adv, eps_iter, np.inf, clip_min=clip_min, clip_max=clip_max, y=yb
-                )
-                step = tf.clip_by_value(xb + clip_eta(step - xb, np.inf, eps), clip_min, clip_max)
-                adv = tf.where(active[:, None, None, None], step, adv) if early_stop else step
-                if early_stop:
-                    active &= tf.argmax(fn(adv), axis=1) == yb
+            eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32) if rand_init else None
+            adv = _bim_steps(
+                loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop
+            )
         x_adv[start : start + len(idx)] = adv.numpy()
         pred[start : start + len(idx)] = np.argmax(fn(adv).numpy(), axis=1)
     return _finish(x, correct, x_adv, pred != y[correct], base)
