@@ -223,35 +223,8 @@ class SoftmaxBaseline(Detector):
             raise ValueError(f"dtype must be 'float64' or 'float32'; got {dtype!r}.")
         self.dtype = dtype
 
-    def fit(self, X=None, y=None) -> SoftmaxBaseline:
-        """Do nothing; the Softmax Baseline has no parameters.
-
-        Parameters
-        ----------
-        X, y : ignored
-            Present for API consistency.
-
-        Returns
-        -------
-        self : SoftmaxBaseline
-        """
-        return self
-
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Maximum softmax probability of each row of logits.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_classes)
-            The classifier's logits (pre-softmax activations), not probabilities.
-        y_pred : ignored
-            The prediction is the arg-max of the logits; present for API consistency.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-            Values in ``[1 / n_classes, 1]``.
-        """
+        """Maximum softmax probability of each row of logits ``X``, in ``[1/K, 1]``."""
         logits = _check_2d_finite(X, "logits").astype(self.dtype)
         shifted = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(shifted)
@@ -722,19 +695,7 @@ class MaxLogit(Detector):
     name = "max_logit"
 
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Largest logit of each row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_classes)
-            The classifier's logits (pre-softmax activations).
-        y_pred : ignored
-            The prediction is the arg-max of the logits; present for API consistency.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-        """
+        """Largest logit of each row of logits ``X``."""
         return _check_2d_finite(X, "logits").max(axis=1)
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
@@ -773,34 +734,12 @@ class EnergyScore(Detector):
         self.temperature = temperature
 
     def fit(self, X=None, y=None) -> EnergyScore:
-        """Check the temperature; there is nothing to fit.
-
-        Parameters
-        ----------
-        X, y : ignored
-            Present for API consistency.
-
-        Returns
-        -------
-        self : EnergyScore
-        """
+        """Check the temperature; there is nothing to fit."""
         _check_positive_finite(self.temperature, "temperature")
         return self
 
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Negative energy ``T * logsumexp(logits / T)`` of each row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_classes)
-            The classifier's logits.
-        y_pred : ignored
-            Present for API consistency.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-        """
+        """Negative energy ``T * logsumexp(X / T)`` of each row of logits ``X``."""
         from scipy.special import logsumexp
 
         t = _check_positive_finite(self.temperature, "temperature")
