@@ -88,11 +88,8 @@ print(f"{len(table)} rows written to detectors.csv in the results folder")
 # in-distribution test examples are the positives of every row, as in Table 2.
 
 # %% tags=["full-width"]
-auroc = table.pivot(index="dataset", columns="method", values="auroc")
-auroc = auroc.loc[list(dict.fromkeys(table.dataset)), list(dict.fromkeys(table.method))]
-auroc.index = [plots.dataset_label(d, cfg.experiment) for d in auroc.index]
-auroc.columns = [plots.method_label(m) for m in auroc.columns]
-fig = plots.heatmap(auroc, title="AUROC (%) of every detector on every kind of misclassification")
+fig = plots.heatmap(plots.auroc_grid(table, cfg.experiment),
+                    title="AUROC (%) of every detector on every kind of misclassification")
 plots.save_figure(fig, cfg.results_dir / "detectors_auroc.png");
 
 # %% [markdown]

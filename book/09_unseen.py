@@ -80,13 +80,8 @@ print(f"{len(full)} rows written to leave_one_out.csv in the results folder")
 # trained on all of them.
 
 # %% tags=["full-width"]
-grid = full.pivot(index="held_out", columns="dataset", values="auroc")
-order = list(loo)
-grid = grid.loc[order, order]
-seen = table2[table2.method == "introspection_net"].set_index("dataset").auroc
-grid = pd.concat([grid, seen.loc[order].to_frame("none (paper)").T])
-grid.index = [plots.dataset_label(d, cfg.experiment) if d in order else d for d in grid.index]
-grid.columns = [plots.dataset_label(d, cfg.experiment) for d in grid.columns]
+paper_net = table2[table2.method == "introspection_net"].assign(held_out="none (paper)")
+grid = plots.auroc_grid(pd.concat([full, paper_net]), cfg.experiment, "held_out", "dataset")
 fig = plots.heatmap(
     grid, title="Introspection-Net AUROC (%): kind left out of training (rows) vs kind tested",
     xlabel="kind tested", ylabel="kind left out of training",
@@ -157,11 +152,7 @@ display(Markdown(analysis.table2_markdown(unseen_table, None, labels, plots.METH
 detectors_table = beyond.detector_table(cfg, run.scores, extra)
 both = pd.concat([detectors_table[detectors_table.dataset.isin(["fgsm", "bim", "deepfool"])],
                   unseen_table])
-grid = both.pivot(index="dataset", columns="method", values="auroc")
-grid = grid.loc[list(dict.fromkeys(both.dataset)), list(dict.fromkeys(both.method))]
-grid.index = [plots.dataset_label(d, cfg.experiment) for d in grid.index]
-grid.columns = [plots.method_label(m) for m in grid.columns]
-fig = plots.heatmap(grid, title="AUROC (%): attacks seen in training (top) and never seen")
+fig = plots.heatmap(plots.auroc_grid(both, cfg.experiment), title="AUROC (%): attacks seen in training (top) and never seen")
 plots.save_figure(fig, cfg.results_dir / "unseen_attacks.png");
 
 # %% [markdown]

@@ -59,6 +59,7 @@ __all__ = [
     "METHOD_COLORS",
     "METHOD_LABELS",
     "heatmap",
+    "auroc_grid",
     "adaptive_curves",
     "seed_spread",
     "METRIC_LABELS",
@@ -1071,6 +1072,39 @@ def metric_comparison(
 
 
 @_styled
+def auroc_grid(
+    table: pd.DataFrame, experiment: str, index: str = "dataset", columns: str = "method"
+) -> pd.DataFrame:
+    """AUROC of a long table as a grid, in the table's order, with readers' labels.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows with ``auroc`` and the ``index`` and ``columns`` columns (e.g.
+        ``detectors.csv``).
+    experiment : {"mnist", "cifar10"}
+    index, columns : str
+        The columns that become the rows and the columns of the grid; datasets and
+        methods get their display names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        For :func:`heatmap`.
+    """
+    grid = table.pivot(index=index, columns=columns, values="auroc")
+    grid = grid.loc[list(dict.fromkeys(table[index])), list(dict.fromkeys(table[columns]))]
+
+    def label(name, role):
+        if role == "method":
+            return method_label(name)
+        return dataset_label(name, experiment) if name in DATASET_LABELS else name
+
+    grid.index = [label(n, index) for n in grid.index]
+    grid.columns = [label(n, columns) for n in grid.columns]
+    return grid
+
+
 def heatmap(
     values: pd.DataFrame,
     *,

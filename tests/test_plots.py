@@ -579,3 +579,23 @@ def test_styled_figures_keep_the_interactive_mode_the_backend_chose():
         assert matplotlib.is_interactive()
     finally:
         matplotlib.interactive(before)
+
+
+def test_auroc_grid_keeps_the_table_order_and_labels():
+    table = pd.DataFrame(
+        {
+            "dataset": ["fgsm", "fgsm", "bim", "bim"],
+            "method": ["trust_score", "softmax_baseline"] * 2,
+            "auroc": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    grid = P.auroc_grid(table, "mnist")
+    assert grid.index.tolist() == [
+        P.dataset_label("fgsm", "mnist"),
+        P.dataset_label("bim", "mnist"),
+    ]
+    assert grid.columns.tolist() == [
+        P.METHOD_LABELS["trust_score"],
+        P.METHOD_LABELS["softmax_baseline"],
+    ]
+    assert grid.to_numpy().tolist() == [[1.0, 2.0], [3.0, 4.0]]
