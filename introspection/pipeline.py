@@ -152,6 +152,12 @@ _STORES = {
         ),
     ),
     "scores": (_load_scores, _save_scores),
+    "model": (
+        lambda cfg, name, params: artifacts.load_model(cfg.artifacts_dir, name, params=params),
+        lambda cfg, name, v, params: artifacts.save_model(
+            cfg.artifacts_dir, name, v, params=params, seed=cfg.seed
+        ),
+    ),
 }
 
 
@@ -171,13 +177,14 @@ def run_stage(
     cfg : Config
     stage : str
         The stage (its parameters key the artifact unless ``params`` is given).
-    name : str
-        The artifact.
+    name : str or dict
+        The artifact; or several, ``{artifact: store}``, which ``compute`` returns
+        together as ``{artifact: value}`` (and the stage returns so).
     compute : callable
         ``compute()`` returns the value when it is not cached.
-    store : {"json", "arrays", "scores"}
-        How the value is stored: JSON, a dict of arrays, or ``{dataset: {method:
-        scores}}``.
+    store : {"json", "arrays", "scores", "model"}
+        How the value is stored: JSON, a dict of arrays, ``{dataset: {method:
+        scores}}``, or a Keras model.
     params : dict, optional
         The artifact's key (default ``cfg.stage_params(stage)``).
     record : bool
@@ -191,13 +198,15 @@ def run_stage(
     """
     t0 = time.perf_counter()
     params = cfg.stage_params(stage) if params is None else params
-    load, save = _STORES[store]
-    reused = artifacts.exists(cfg.artifacts_dir, name, params)
+    names = name if isinstance(name, dict) else {name: store}
+    reused = all(artifacts.exists(cfg.artifacts_dir, n, params) for n in names)
     if reused:
-        value = load(cfg, name, params)
+        value = {n: _STORES[st][0](cfg, n, params) for n, st in names.items()}
     else:
-        value = compute()
-        save(cfg, name, value, params)
+        value = compute() if isinstance(name, dict) else {name: compute()}
+        for n, st in names.items():
+            _STORES[st][1](cfg, n, value[n], params)
+    value = value if isinstance(name, dict) else value[name]
     if record:
         return value, _timer_record(cfg, stage, t0, reused)
     seconds = time.perf_counter() - t0
@@ -1134,22 +1143,21 @@ def fit_detectors(
     """
     t0 = time.perf_counter()
     params = cfg.stage_params("introspection_net")
-    root = cfg.artifacts_dir
-    reused = artifacts.exists(root, "introspection_net", params) and artifacts.exists(
-        root, "introspection_net_history", params
-    )
-    if reused:
-        net = detectors.IntrospectionNet(
-            model=artifacts.load_model(root, "introspection_net", params=params)
-        )
-        history = artifacts.load_json(root, "introspection_net_history", params=params)
-    else:
+
+    def compute():
         net = fit_introspection_net(cfg, gen, sets, verbose=verbose)
-        history = net.history_
-        artifacts.save_model(root, "introspection_net", net.model_, params=params, seed=cfg.seed)
-        artifacts.save_json(
-            root, "introspection_net_history", history, params=params, seed=cfg.seed
-        )
+        return {"introspection_net": net.model_, "introspection_net_history": net.history_}
+
+    stored, run = run_stage(
+        cfg,
+        "introspection_net",
+        {"introspection_net": "model", "introspection_net_history": "json"},
+        compute,
+        record=False,  # the stage's time includes the Trust Score's fit, recorded below
+    )
+    net = detectors.IntrospectionNet(model=stored["introspection_net"])
+    history = stored["introspection_net_history"]
+    reused = run.reused
     if model is None:
         model = base_model(cfg, verbose=0).model
     trust, n_fit = _fit_trust_score(cfg, model, cfg["trust_feature"])
