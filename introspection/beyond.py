@@ -530,38 +530,25 @@ def unseen_attacks(
     """
     in_name = cfg.info["in_distribution"]
     pool = gen[in_name].pool
-    params = cfg.stage_params("unseen")
-    root = cfg.artifacts_dir
     out = {}
     for name in _progress(UNSEEN_ATTACKS, "unseen attacks", progress):
-        art = f"unseen_{name}"
-        if not (
-            artifacts.exists(root, art, params) and artifacts.exists(root, f"{art}_stats", params)
-        ):
-            if model is None:
-                model = base_model(cfg, verbose=0).model
+
+        def compute(name=name):
+            m = _model(cfg, model)
             x_pool, y_pool = load_in_distribution(cfg)
             test_src = np.sort(gen.partition[pool][1])[: cfg["unseen_n"]]
             t = time.perf_counter()
-            g = _unseen_attack(cfg, model, name, x_pool[test_src], y_pool[test_src])
+            g = _unseen_attack(cfg, m, name, x_pool[test_src], y_pool[test_src])
             src = test_src[g.source_index]
-            feats, logits = models.predict_features(model, g.x)
-            stats = {**g.stats, "seconds": time.perf_counter() - t}
-            artifacts.save_arrays(
-                root,
-                art,
-                {
-                    "x": g.x,
-                    "source_index": src,
-                    "y": y_pool[src],
-                    "logits": logits,
-                    "features": feats,
-                },
-                params=params,
-                seed=cfg.seed,
-            )
-            artifacts.save_json(root, f"{art}_stats", stats, params=params, seed=cfg.seed)
-        a = artifacts.load_arrays(root, art, params=params)
+            feats, logits = models.predict_features(m, g.x)
+            arrays = {"x": g.x, "source_index": src, "y": y_pool[src], "logits": logits}
+            return {
+                f"unseen_{name}": {**arrays, "features": feats},
+                f"unseen_{name}_stats": {**g.stats, "seconds": time.perf_counter() - t},
+            }
+
+        names = {f"unseen_{name}": "arrays", f"unseen_{name}_stats": "json"}
+        a = run_stage(cfg, "unseen", names, compute, record=False)[0][f"unseen_{name}"]
         out[name] = DataSet(
             name,
             a["x"],
