@@ -551,6 +551,9 @@ def before_after(cells, table2, points: float = 5.0):
     before = cells[cells.reading == BEFORE].assign(experiment=table2.experiment.iloc[0])
     rows = {}
     for name, t in ((BEFORE, before), (OURS, table2)):
+        if t.empty:  # a study run before this reading existed
+            rows[name] = {"inside_ci": np.nan, "within": np.nan, "cells": np.nan}
+            continue
         d = compare_with_paper(t, paper)
         d = d[d.paper.notna()]
         inside = d.lo.notna() & ~d.outside_ci
