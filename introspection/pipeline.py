@@ -164,7 +164,7 @@ _STORES = {
 def run_stage(
     cfg: Config,
     stage: str,
-    name: str,
+    name: str | dict,
     compute,
     store: str = "json",
     params: dict | None = None,

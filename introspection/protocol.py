@@ -52,12 +52,23 @@ class Reading:
         The positives of the errors row: the clean test images, or the patched test
         images the classifier still gets right (misclassification detection on a
         patched test set).
+    remakes : tuple of str
+        The sets a reading of several choices makes again; a reading of one attack
+        choice with overrides makes its own set again (:attr:`sets`).
     """
 
     choice: str
     label: str
     overrides: dict = field(default_factory=dict)
     positives: str = "clean"
+    remakes: tuple = ()
+
+    @property
+    def sets(self) -> tuple:
+        """The sets this reading makes again from the same sources."""
+        if self.choice in ATTACKS:
+            return (self.choice,) if self.overrides else ()
+        return self.remakes
 
 
 #: The profile's own reading, first in every choice (its values: ``Config.table``).
@@ -68,9 +79,9 @@ OURS = "profile"
 #: Run with bootstrap intervals, for the before/after counts of the results page.
 BEFORE = "defaults before the study"
 
-_BEFORE = {
-    "mnist": {"bim_eps": 0.3, "bim_eps_iter": 0.03, "bim_nb_iter": 20},
-    "cifar10": {},
+_BEFORE = {  # (the earlier attack budgets, the sets they change)
+    "mnist": ({"bim_eps": 0.3, "bim_eps_iter": 0.03, "bim_nb_iter": 20}, ("bim",)),
+    "cifar10": ({}, ()),
 }
 
 
@@ -130,7 +141,8 @@ def readings(experiment: str) -> list[Reading]:
         Reading(
             "defaults",
             BEFORE,
-            {**_BEFORE[experiment], "softmax_dtype": "float64", "trust_alpha": 0.0},
+            {**_BEFORE[experiment][0], "softmax_dtype": "float64", "trust_alpha": 0.0},
+            remakes=_BEFORE[experiment][1],
         ),
     ]
 
@@ -227,31 +239,11 @@ def _calibration(cfg: Config, ds, rows) -> dict:
     }
 
 
-def _changed_sets(cfg: Config, cfg_r: Config) -> list[str]:
-    """The attack sets whose generation parameters differ between two configurations."""
-    prefixes = {
-        "errors": ("patch_",),
-        "bim": ("bim_", "attack_loss"),
-        "fgsm": ("fgsm_", "attack_loss"),
-    }
-    return [
-        a
-        for a, pre in prefixes.items()
-        if any(k.startswith(pre) and cfg[k] != cfg_r[k] for k in cfg.params)
-    ]
-
-
 def _reading(cfg, r, base, scorer, model):
     """Table 2's cells and the calibration rows of one reading."""
     gen, sets, net = base["gen"], base["sets"], base["net"]
     cfg_r = _with(cfg, r.overrides) if r.overrides else cfg
-    # A reading of one choice makes only that choice's set again (a loss on the
-    # probabilities is a reading of BIM, and separately of FGSM); the earlier defaults
-    # make again every set whose parameters they change.
-    if r.choice in ATTACKS:
-        changed = [r.choice] if r.overrides else []
-    else:
-        changed = _changed_sets(cfg, cfg_r)
+    changed = list(r.sets)
     if changed:
         new = {a: _regenerate(cfg_r, model, gen, a) for a in changed}
         gen = pipeline.Generation({**gen.sets, **new}, gen.partition, gen.stats)
@@ -316,8 +308,8 @@ def protocol_study(cfg: Config, progress: bool = True):
     todo = [r for r in readings(cfg.experiment) if r.label == OURS or not _is_profile(cfg, r)]
     # the readings are part of the key: a reading added later is run, the others loaded
     listed = [[r.choice, r.label, r.overrides, r.positives] for r in todo]
-    listed = pipeline._params_digest({"readings": listed})
-    params = {**cfg.stage_params("protocol"), "readings": listed}
+    digest = pipeline._params_digest({"readings": listed})
+    params = {**cfg.stage_params("protocol"), "readings": digest}
     stored, _ = pipeline.run_stage(
         cfg, "protocol", "protocol", lambda: _study(cfg, todo, progress), params=params
     )

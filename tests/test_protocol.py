@@ -26,14 +26,15 @@ def test_every_reading_is_a_valid_configuration(experiment, tmp_path):
     assert before.overrides["softmax_dtype"] == "float64" and before.overrides["trust_alpha"] == 0
 
 
-def test_a_reading_makes_again_only_the_sets_whose_parameters_change(tmp_path):
-    cfg = config.configure("mnist", "cpu", artifacts_dir=tmp_path)
-    before = next(r for r in protocol.readings("mnist") if r.label == protocol.BEFORE)
-    changed = protocol._changed_sets(cfg, protocol._with(cfg, before.overrides))
-    assert changed == ["bim"]  # MNIST's BIM budget; softmax and Trust Score only rescore
-    both = protocol._with(cfg, {"attack_loss": "probabilities", "patch_fill": "mean"})
-    assert protocol._changed_sets(cfg, both) == ["errors", "bim", "fgsm"]
-    assert protocol._changed_sets(cfg, protocol._with(cfg, {"trust_alpha": 0.0})) == []
+def test_a_reading_makes_again_only_the_sets_it_concerns():
+    for experiment, before_sets in (("mnist", ("bim",)), ("cifar10", ())):
+        by_label = {(r.choice, r.label): r for r in protocol.readings(experiment)}
+        assert by_label[("defaults", protocol.BEFORE)].sets == before_sets
+        # the loss on the probabilities is a reading of BIM, and separately of FGSM
+        assert by_label[("bim", "loss on the probabilities")].sets == ("bim",)
+        assert by_label[("fgsm", "loss on the probabilities")].sets == ("fgsm",)
+        assert by_label[("bim", protocol.OURS)].sets == ()
+        assert by_label[("trust", "features, alpha 0")].sets == ()
 
 
 def _cells():
