@@ -1,9 +1,7 @@
 """Adapted third-party code: cleverhans 4.0.0's Carlini-Wagner L2 attack, for Keras 3.
 
-:class:`CarliniWagnerL2` subclasses ``cleverhans.tf2.attacks.carlini_wagner_l2.
-CarliniWagnerL2``; its ``_attack`` method is cleverhans 4.0.0's, copied and changed
-in one place (the bisection constant has one value per example). The rest of the
-package calls it only through :func:`introspection.attacks.carlini_wagner_l2`.
+Used only by :func:`introspection.attacks.carlini_wagner_l2`. ``_attack`` is cleverhans'
+code, changed in one place (one bisection constant per example).
 
 cleverhans is distributed under the MIT licence, reproduced here:
 
@@ -49,10 +47,8 @@ __all__ = ["CarliniWagnerL2", "ResettableAdam"]
 class ResettableAdam:
     """Keras 3 Adam with the ``variables()`` *method* cleverhans 4's CW-L2 calls.
 
-    cleverhans resets the optimizer's state before every binary-search step with
-    ``for var in optimizer.variables(): var.assign(0)``. In Keras 3 ``variables`` is
-    a property, and the list also holds the learning rate, which must not be zeroed:
-    this returns the iteration counter and Adam's moments only.
+    cleverhans zeroes ``optimizer.variables()`` before each bisection step; in Keras 3
+    that is a property that also holds the learning rate, which must not be zeroed.
     """
 
     def __init__(self, learning_rate: float, decay_steps: int | None = None):
@@ -73,16 +69,11 @@ class ResettableAdam:
 
 
 class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
-    """cleverhans 4's CW-L2 with two fixes for our stack.
+    """cleverhans 4's CW-L2 with a :class:`ResettableAdam` and a per-example constant.
 
-    - ``optimizer``: a Keras 3 Adam behind the ``variables()`` method cleverhans
-      calls (:class:`ResettableAdam`), optionally with a cosine-decayed step
-      (``lr_schedule="cosine"``, an addition).
-    - ``_attack``: cleverhans 4 makes the bisection constant ``c`` the shape of the
-      image batch; against per-example losses and bounds of shape (n,) that
-      broadcasts into nonsense (grey images) or fails (colour images). Here ``c`` has
-      one value per example. The method is otherwise cleverhans 4.0.0's (MIT
-      licence), unchanged.
+    ``lr_schedule="cosine"`` (an addition) decays Adam's step. cleverhans 4 gives the
+    bisection constant ``c`` the image batch's shape, which against per-example losses
+    broadcasts into nonsense (grey images) or fails (colour ones).
     """
 
     def __init__(self, *args, lr_schedule: str = "constant", **kwargs):
@@ -105,51 +96,41 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
 
         y, _ = get_or_guess_labels(self.model_fn, x, y=self.y, targeted=self.targeted)
 
-        # cast to tensor if provided as numpy array
         original_x = tf.cast(x, tf.float32)
         shape = original_x.shape
 
         if not y.shape.as_list()[0] == original_x.shape.as_list()[0]:
             raise CarliniWagnerL2Exception("x and y do not have the same shape!")
 
-        # re-scale x to [0, 1]
+        # [clip_min, clip_max] -> [-1, 1] -> tanh-space
         x = original_x
         x = (x - self.clip_min) / (self.clip_max - self.clip_min)
         x = tf.clip_by_value(x, 0.0, 1.0)
 
-        # scale to [-1, 1]
         x = (x * 2.0) - 1.0
 
-        # convert tonh-space
         x = tf.atanh(x * 0.999999)
 
-        # parameters for the binary search
         lower_bound = tf.zeros(shape[:1])
         upper_bound = tf.ones(shape[:1]) * 1e10
 
-        # Fixed: one constant per example (cleverhans 4 gives it the image's shape, which
-        # broadcasts wrongly against the per-example losses and bounds).
+        # The fix: one constant per example (cleverhans 4 gives it the image's shape).
         const = tf.ones(shape[:1]) * self.initial_const
 
-        # placeholder variables for best values
         best_l2 = tf.fill(shape[:1], 1e10)
         best_score = tf.fill(shape[:1], -1)
         best_score = tf.cast(best_score, tf.int32)
         best_attack = original_x
 
-        # convience function for comparing
         compare_fn = tf.equal if self.targeted else tf.not_equal
 
-        # the perturbation
         modifier = tf.Variable(tf.zeros(shape, dtype=x.dtype), trainable=True)
 
         for outer_step in range(self.binary_search_steps):
-            # at each iteration reset variable state
             modifier.assign(tf.zeros(shape, dtype=x.dtype))
             for var in self.optimizer.variables():
                 var.assign(tf.zeros(var.shape, dtype=var.dtype))
 
-            # variables to keep track in the inner loop
             current_best_l2 = tf.fill(shape[:1], 1e10)
             current_best_score = tf.fill(shape[:1], -1)
             current_best_score = tf.cast(current_best_score, tf.int32)
@@ -158,7 +139,6 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
             if self.binary_search_steps >= 10 and outer_step == self.binary_search_steps - 1:
                 const = upper_bound
 
-            # early stopping criteria
             prev = None
 
             for iteration in range(self.max_iterations):
@@ -181,17 +161,13 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
                 pred = tf.argmax(preds, axis=1)
                 pred = tf.cast(pred, tf.int32)
 
-                # compute a binary mask of the tensors we want to assign
                 mask = tf.math.logical_and(
                     tf.less(l2_dist, current_best_l2), compare_fn(pred_with_conf, lab)
                 )
 
-                # all entries which evaluate to True get reassigned
                 current_best_l2 = set_with_mask(current_best_l2, l2_dist, mask)
                 current_best_score = set_with_mask(current_best_score, pred, mask)
 
-                # if the l2 distance is better than the one found before
-                # and if the example is a correct example (with regards to the labels)
                 mask = tf.math.logical_and(
                     tf.less(l2_dist, best_l2), compare_fn(pred_with_conf, lab)
                 )
@@ -199,8 +175,7 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
                 best_l2 = set_with_mask(best_l2, l2_dist, mask)
                 best_score = set_with_mask(best_score, pred, mask)
 
-                # mask is of shape [batch_size]; best_attack is [batch_size, image_size]
-                # need to expand
+                # mask is [batch_size]; best_attack is [batch_size, *image_shape]
                 mask = tf.reshape(mask, [-1, 1, 1, 1])
                 mask = tf.tile(mask, [1, *best_attack.shape[1:]])
 
@@ -210,7 +185,6 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
             lab = tf.argmax(y, axis=1)
             lab = tf.cast(lab, tf.int32)
 
-            # we first compute the mask for the upper bound
             upper_mask = tf.math.logical_and(
                 compare_fn(best_score, lab),
                 tf.not_equal(best_score, -1),
@@ -219,14 +193,12 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
                 upper_bound, tf.math.minimum(upper_bound, const), upper_mask
             )
 
-            # based on this mask compute const mask
             const_mask = tf.math.logical_and(
                 upper_mask,
                 tf.less(upper_bound, 1e9),
             )
             const = set_with_mask(const, (lower_bound + upper_bound) / 2.0, const_mask)
 
-            # else case is the negation of the inital mask
             lower_mask = tf.math.logical_not(upper_mask)
             lower_bound = set_with_mask(
                 lower_bound, tf.math.maximum(lower_bound, const), lower_mask

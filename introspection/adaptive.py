@@ -1,29 +1,10 @@
-"""Adaptive white-box attacks on the whole system: classifier + detector.
+"""Adaptive white-box attacks on classifier + detector (chapter 11 of the book).
 
-A detector is only worth something against an attacker who knows it is there
-(Carlini & Wagner, "Adversarial examples are not easily detected", AISec 2017;
-Tramèr, Carlini, Brendel & Madry, "On adaptive attacks to adversarial example
-defenses", NeurIPS 2020). An input *evades* the system when the classifier gets it
-wrong **and** the detector accepts it, i.e. scores it at or above the threshold that
-accepts 95 % of the correctly classified clean test images (:func:`threshold_at_tpr`).
-
-Two attacks, both L-inf bounded (radius ``eps``) and signed-gradient (PGD):
-
-- :func:`joint_pgd` minimises, per example,
-  ``max(z_y - max_{k != y} z_k + kappa, 0) + lam * m(x) * max(tau - s(x), 0) / scale``:
-  the first term asks for a misclassification by a logit margin ``kappa``, the second
-  for a detector score ``s`` above its threshold ``tau`` (``scale`` puts detectors on
-  one footing), and is switched on (``m(x) = 1``) once the input is misclassified.
-  ``lam`` and ``kappa`` are swept; random restarts.
-- :func:`representation_matching` drives the logits (or the penultimate features) of
-  the input toward those of a natural, correctly classified, accepted image of another
-  class (Sabour et al., 2016's feature adversaries, as used against detectors by
-  Carlini & Wagner, 2017).
-
-Gradients are exact (``tf.GradientTape``) or, to check that they are not obfuscated,
-estimated without them by SPSA (Spall, 1992; Uesato et al., 2018):
-``g ~ mean_i (L(x + delta v_i) - L(x - delta v_i)) / (2 delta) v_i`` with Rademacher
-``v_i``.
+An input *evades* when misclassified **and** accepted (score >= the threshold accepting 95 %
+of correct clean images, :func:`threshold_at_tpr`); Carlini & Wagner 2017, Tramèr et al. 2020.
+Entry points: :func:`joint_pgd` (L-inf PGD on margin + gated detector term),
+:func:`representation_matching` (feature adversaries, Sabour et al., 2016) and
+:func:`spsa_gradient` (gradient-free check for obfuscation, Uesato et al., 2018).
 """
 
 from __future__ import annotations
@@ -43,20 +24,7 @@ __all__ = [
 
 
 def threshold_at_tpr(scores_correct, tpr: float = 0.95) -> float:
-    """The detector threshold that accepts a fraction ``tpr`` of correct clean inputs.
-
-    Parameters
-    ----------
-    scores_correct : array-like of shape (n,)
-        Detector scores of correctly classified clean test images (higher = accept).
-    tpr : float in (0, 1)
-
-    Returns
-    -------
-    float
-        ``tau`` such that ``mean(scores_correct >= tau) >= tpr`` (the lower
-        ``1 - tpr`` quantile, ``method="lower"``).
-    """
+    """Threshold ``tau`` with ``mean(scores_correct >= tau) >= tpr`` (the ``1 - tpr`` quantile)."""
     s = np.asarray(scores_correct, dtype=np.float64).ravel()
     if s.size == 0 or not np.all(np.isfinite(s)):
         raise ValueError("scores_correct must be a non-empty array of finite numbers.")
@@ -66,25 +34,10 @@ def threshold_at_tpr(scores_correct, tpr: float = 0.95) -> float:
 
 
 def pick_targets(source_logits, source_y, pool_y, pool_ok, seed: int = 0) -> np.ndarray:
-    """For each source image, a natural target image of its runner-up class.
+    """Pool index, per source, of a random allowed image of its runner-up class.
 
-    Parameters
-    ----------
-    source_logits : ndarray of shape (n, K)
-        Logits of the source images (their arg-max is ``source_y``).
-    source_y : ndarray of int, shape (n,)
-    pool_y : ndarray of int, shape (m,)
-        Labels of the candidate targets.
-    pool_ok : ndarray of bool, shape (m,)
-        Candidates allowed: correctly classified and accepted by the detectors.
-    seed : int
-
-    Returns
-    -------
-    ndarray of int, shape (n,)
-        Index into the pool of each source's target: a random allowed image of the
-        class with the source's second-highest logit (the closest other class), or of
-        any other class when that class has none.
+    Allowed (``pool_ok``): correctly classified and accepted; any other class if the runner-up
+    has none.
     """
     z = np.array(source_logits, dtype=np.float64)
     y = np.asarray(source_y)
@@ -104,23 +57,10 @@ def pick_targets(source_logits, source_y, pool_y, pool_ok, seed: int = 0) -> np.
 
 
 def spsa_gradient(loss_fn, x, *, samples: int = 32, delta: float = 0.01, rng=None):
-    """SPSA estimate of the gradient of a per-example loss, without backpropagation.
+    """SPSA gradient estimate of a per-example loss, without backpropagation.
 
-    Parameters
-    ----------
-    loss_fn : callable
-        ``loss_fn(x) -> ndarray (n,)``, one loss per example (NumPy in, NumPy out).
-    x : ndarray of shape (n, ...)
-    samples : int
-        Pairs of Rademacher perturbations per example.
-    delta : float
-        Finite-difference step.
-    rng : numpy.random.Generator, optional
-
-    Returns
-    -------
-    ndarray, same shape as ``x``
-        ``mean_i (L(x + delta v_i) - L(x - delta v_i)) / (2 delta) * v_i``.
+    ``mean_i (L(x + delta v_i) - L(x - delta v_i)) / (2 delta) * v_i`` over ``samples``
+    Rademacher ``v_i``; ``loss_fn`` maps a NumPy batch to one loss per example.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     x = np.asarray(x, dtype=np.float32)
@@ -136,11 +76,7 @@ _GRAD_FNS: dict = {}
 
 
 def _grad_fn(fm, score):
-    """Traced gradient of the summed joint loss, one per (model, score function).
-
-    The numbers (``tau``, ``scale``, ``lam``, ``kappa``) are tensor arguments, so
-    sweeping them never retraces.
-    """
+    """Traced, cached gradient of the summed joint loss; tensor hyper-parameters avoid retracing."""
     import tensorflow as tf
 
     key = (fm, score)
@@ -189,8 +125,8 @@ def _losses(fm, score, x, y, tau, scale, lam, kappa):
     mis = tf.nn.relu(true - other + kappa)
     if score is None:
         return mis
-    # The detector term acts only on examples already misclassified: before that,
-    # raising a confidence score would raise the TRUE class and undo the attack.
+    # Gate the detector term on misclassification: before, raising a confidence score
+    # would raise the TRUE class and undo the attack.
     gate = tf.stop_gradient(tf.cast(other > true, tf.float32))
     return mis + lam * gate * tf.nn.relu(tau - score(z)) / scale
 
@@ -198,19 +134,7 @@ def _losses(fm, score, x, y, tau, scale, lam, kappa):
 def evades(fm, x, y, accept: Callable) -> np.ndarray:
     """Which inputs are misclassified and accepted by the detector.
 
-    Parameters
-    ----------
-    fm : keras.Model
-        Returns ``(features, logits)``.
-    x : ndarray
-    y : ndarray of int
-        True labels.
-    accept : callable
-        ``accept(features, logits) -> bool ndarray``: the detector accepts.
-
-    Returns
-    -------
-    ndarray of bool
+    ``fm`` returns ``(features, logits)``; ``accept(features, logits)`` returns a bool array.
     """
     out = []
     for i in range(0, len(x), 256):
@@ -244,48 +168,24 @@ def joint_pgd(
 ):
     """L-inf PGD on the joint loss: misclassify *and* get accepted by the detector.
 
-    Each example keeps the first iterate that evades (misclassified and accepted,
-    checked with ``accept``, the real detector); the attack stops on an example
-    once it evades. The first restart starts at ``x``, the others at a uniform
-    random point of the eps-ball.
+    Minimises ``max(z_y - max_{k != y} z_k + kappa, 0) + lam * m * max(tau - s, 0) / scale``,
+    ``m = 1`` once misclassified, from clean, correctly classified ``x`` (``fm`` gives
+    ``(features, logits)``). Each example keeps its first iterate that evades per ``accept``
+    (the real detector); restarts after the first begin at a random point of the eps-ball.
 
     Parameters
     ----------
-    fm : keras.Model
-        The classifier's ``(features, logits)`` model.
-    x : ndarray of float32, shape (n, H, W, C)
-        Clean, correctly classified images.
-    y : ndarray of int
-        Their labels.
     score : callable or None
-        Differentiable detector score of the logits (``Detector.score_tensor``);
-        ``None`` or ``lam = 0`` gives plain PGD on the misclassification margin.
-    tau, scale : float
-        Detector threshold and the scale dividing ``tau - score``.
-    accept : callable
-        ``accept(features, logits) -> bool ndarray``, the real detector's decision.
-    eps : float
-        L-inf radius.
-    steps : int
-        Iterations per restart.
+        ``Detector.score_tensor``; ``None`` or ``lam = 0``: plain PGD on the margin.
     step_size : float, optional
         Default ``2.5 * eps / steps`` (Madry et al.).
-    lam : float
-        Weight of the detector term.
-    kappa : float
-        Logit margin asked of the misclassification.
-    restarts : int
     gradient : {"exact", "spsa"}
-    spsa_samples, spsa_delta
-        SPSA settings (``gradient="spsa"``).
-    clip_min, clip_max : float
-    seed : int
+        ``"spsa"`` uses :func:`spsa_gradient` with ``spsa_samples`` and ``spsa_delta``.
 
     Returns
     -------
-    x_adv : ndarray of float32
-        The evading iterate where one was found, else the last iterate.
-    success : ndarray of bool
+    x_adv, success : ndarray of float32, ndarray of bool
+        The evading iterate where one was found (else the last one), and whether it evades.
     """
     import tensorflow as tf
 
@@ -359,33 +259,10 @@ def representation_matching(
     clip_min: float = 0.0,
     clip_max: float = 1.0,
 ):
-    """L-inf PGD toward the logits (or features) of natural target images.
+    """L-inf PGD toward the logits (``layer="logits"``) or features of natural ``targets``.
 
-    Minimises ``||r(x') - r(t)||^2`` for each input ``x`` and its target ``t``,
-    where ``r`` is the logits (``layer="logits"``) or the penultimate features
-    (``layer="features"``). Each example keeps the first iterate that evades.
-
-    Parameters
-    ----------
-    fm : keras.Model
-        ``(features, logits)`` model.
-    x : ndarray of float32
-    y : ndarray of int
-    targets : ndarray of float32, same shape as ``x``
-        Natural images of another class, correctly classified and accepted.
-    layer : {"logits", "features"}
-    accept : callable
-        ``accept(features, logits) -> bool ndarray``.
-    eps : float
-    steps : int
-    step_size : float, optional
-        Default ``2.5 * eps / steps``.
-    clip_min, clip_max : float
-
-    Returns
-    -------
-    x_adv : ndarray of float32
-    success : ndarray of bool
+    Minimises ``||r(x') - r(t)||^2``; ``targets`` (same shape as ``x``) are correctly classified,
+    accepted images of another class. Parameters and returns as in :func:`joint_pgd`.
     """
     import tensorflow as tf
 

@@ -1,8 +1,8 @@
-"""Reading the results: logit statistics, Welch tests, comparison with the paper, claims.
+"""Reading the results: logit statistics, Welch tests, Table 2 against the paper, claims.
 
-The numbers a chapter's text states are computed here; the chapters write the
-sentences from them, so the text cannot contradict the values on the page when the
-profile changes.
+Every number a chapter's text states is computed here, so the text cannot contradict
+the page when the profile changes. Main entry points: :func:`claims`,
+:func:`compare_with_paper`, :func:`table2_markdown` and :func:`load_results`.
 """
 
 from __future__ import annotations
@@ -67,17 +67,6 @@ _OOD = {
 def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     """A table as a page shows it: rounded, with an en dash where there is no value.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame
-    decimals : int
-        Decimals kept.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Object-typed copy; missing values (``NaN``, ``None``) become ``"–"``.
-
     Examples
     --------
     >>> display_table(pd.DataFrame({"auroc": [97.25, None]}))["auroc"].tolist()
@@ -88,18 +77,10 @@ def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
 
 
 def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Mean and standard deviation of the mean, max and min logit per dataset.
+    """Mean and std of the per-example mean, max and min logit, per dataset (Section 2.3).
 
-    Parameters
-    ----------
-    logits : mapping of str to ndarray (N, K)
-        Logits per dataset.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns ``n``, ``mean_logit``, ``mean_logit_std``,
-        ``max_logit``, ``max_logit_std``, ``min_logit``, ``min_logit_std``.
+    ``logits`` maps each dataset to its (N, K) logits; columns ``n`` and
+    ``{mean,max,min}_logit`` with their ``_std``.
     """
     rows = []
     for name, z in logits.items():
@@ -115,24 +96,11 @@ def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFrame:
-    """Welch's t-test of each dataset's values against the reference dataset's.
+    """Welch's t-test of each dataset's values against the ``reference`` dataset's.
 
-    The paper reports a Student's t-test; with unequal variances and sizes Welch's
-    version is the appropriate one (it does not assume equal variances).
-
-    Parameters
-    ----------
-    values : mapping of str to ndarray (N,)
-        A per-example statistic (e.g. the mean logit) per dataset.
-    reference : str
-        The dataset compared with every other one (the in-distribution set).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns ``mean``, ``reference_mean``, ``difference``, ``t``,
-        ``p_value`` and ``lower`` (True when the dataset's mean is below the
-        reference's with p < 0.0001, the paper's claim).
+    The paper reports Student's; Welch's does not assume equal variances. Columns ``mean``,
+    ``reference_mean``, ``difference``, ``t``, ``p_value`` and ``lower`` (below the
+    reference with p < 0.0001, the paper's claim).
     """
     if reference not in values:
         raise ValueError(f"reference {reference!r} is not one of {list(values)}.")
@@ -158,20 +126,10 @@ def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFram
 
 
 def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.DataFrame:
-    """Our max-logit statistics next to the paper's (Section 2.3, MNIST only).
+    """Our max-logit mean ± std per dataset beside the paper's (Section 2.3, MNIST only).
 
-    Parameters
-    ----------
-    stats_table : pandas.DataFrame
-        From :func:`logit_statistics`.
-    in_distribution : str
-        Name of the in-distribution dataset (its row is compared with the paper's
-        "MNIST" value when it is ``"mnist"``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns ``ours`` ("mean ± std"), ``paper`` ("mean ± std" or "").
+    ``stats_table`` is :func:`logit_statistics`'s; ``paper`` is empty unless
+    ``in_distribution`` is ``"mnist"``.
     """
     rows = []
     for name, r in stats_table.iterrows():
@@ -187,20 +145,11 @@ def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.
 
 
 def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Long table: each dataset x method x metric, ours with CI, the paper's, the difference.
+    """Long table of dataset x method x metric: ours with CI, the paper's, the difference.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Our Table 2 (:func:`introspection.metrics.evaluation_table`).
-    paper : pandas.DataFrame
-        The paper's Table 2 (:func:`introspection.paper.table2`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns dataset, method, metric, ours, lo, hi, paper, difference (ours −
-        paper) and ``outside_ci`` (the paper's value lies outside our 95% CI).
+    ``table`` is our Table 2 (:func:`introspection.metrics.evaluation_table`), ``paper`` the
+    paper's; columns dataset, method, metric, ours, lo, hi, paper, difference (ours − paper)
+    and ``outside_ci`` (the paper's value lies outside our 95% CI).
     """
     merged = table.merge(
         paper, on=["experiment", "dataset", "method"], how="left", suffixes=("", "_paper")
@@ -240,25 +189,10 @@ def table2_markdown(
     labels: Mapping[str, str] | None = None,
     methods: Mapping[str, str] | None = None,
 ) -> str:
-    """Table 2 as Markdown: the best method per dataset and metric in bold, as the paper.
+    """Table 2 as Markdown, the best method per dataset and metric in bold, as in the paper.
 
-    Each cell reads ``ours [lo, hi]`` and, when ``paper`` is given, the paper's value
-    in parentheses.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Our Table 2.
-    paper : pandas.DataFrame, optional
-        The paper's Table 2.
-    labels : mapping, optional
-        Display names of the datasets.
-    methods : mapping, optional
-        Display names of the methods.
-
-    Returns
-    -------
-    str
+    Each cell reads ``ours [lo, hi]``, then ``(paper)`` when ``paper`` is given;
+    ``labels`` and ``methods`` map dataset and method names to display names.
     """
     labels = dict(labels or {})
     methods = dict(methods or {})
@@ -292,24 +226,20 @@ def _verdict(n_ok: int, n_all: int) -> str:
 def claims(
     table: pd.DataFrame, experiment: str, close_margin: float = 5.0, large_margin: float = 5.0
 ) -> pd.DataFrame:
-    """The paper's claims about Table 2, checked on our table.
+    """The paper's claims about Table 2 (Sections 3.3 and 4), checked on our table.
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Our Table 2 for one experiment.
     experiment : {"mnist", "cifar10"}
     close_margin : float
         AUROC points within which the three methods count as "close" on errors.
     large_margin : float
-        Mean AUROC points over the better baseline that count as "a large margin"
-        (Section 4; the paper puts no number on it).
+        Mean AUROC points over the better baseline for "a large margin" (Section 4 gives none).
 
     Returns
     -------
     pandas.DataFrame
-        Columns claim, verdict ("reproduced", "partly", "not reproduced") and
-        evidence (the numbers behind the verdict).
+        Columns claim, verdict ("reproduced", "partly", "not reproduced"), evidence.
     """
     t = table.set_index(["dataset", "method"])
     methods = ("softmax_baseline", "trust_score", "introspection_net")
@@ -399,17 +329,7 @@ def claims(
 
 
 def claims_markdown(claims_table: pd.DataFrame) -> str:
-    """The claims checklist as a Markdown table.
-
-    Parameters
-    ----------
-    claims_table : pandas.DataFrame
-        From :func:`claims`.
-
-    Returns
-    -------
-    str
-    """
+    """The claims checklist (:func:`claims`) as a Markdown table."""
     mark = {
         "reproduced": "✔ reproduced",
         "partly": "◐ partly",
@@ -423,20 +343,10 @@ def claims_markdown(claims_table: pd.DataFrame) -> str:
 
 
 def load_results(root) -> tuple[dict, dict]:
-    """The ``table2.csv`` and ``summary.json`` of every evaluated experiment of a profile.
+    """The ``table2.csv`` and ``summary.json`` of each experiment in a profile's results folder.
 
-    Parameters
-    ----------
-    root : str or path-like
-        A profile's results folder (``book/results/<profile>``).
-
-    Returns
-    -------
-    tables : dict of str to pandas.DataFrame
-    summaries : dict of str to dict
-        Both keyed by experiment, for the experiments that have both files. The
-        ``wall_seconds`` of a summary are updated from ``stage_seconds.json``, which
-        every stage writes (the summary is written before the later chapters run).
+    Returns two dicts keyed by experiment (those with both files); each summary's
+    ``wall_seconds`` are updated from ``stage_seconds.json``, which every stage writes.
     """
     import json
     from pathlib import Path
@@ -456,18 +366,7 @@ def load_results(root) -> tuple[dict, dict]:
 
 
 def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
-    """Base accuracy (with the paper's), wall time per stage and machine, per experiment.
-
-    Parameters
-    ----------
-    summaries : mapping of str to dict
-        ``summary.json`` contents keyed by experiment.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One column per experiment.
-    """
+    """Base accuracy beside the paper's, wall time per stage, machine: a column per experiment."""
     cols = {}
     for exp, s in summaries.items():
         paper = _paper.ACCURACY.get(exp)
@@ -501,19 +400,7 @@ def auroc_side_by_side(
 ) -> pd.DataFrame:
     """AUROC of every experiment, dataset and method: ours with 95% CI, and the paper's.
 
-    Parameters
-    ----------
-    tables : mapping of str to pandas.DataFrame
-        Our Table 2 per experiment.
-    paper : pandas.DataFrame
-        The paper's Table 2.
-    methods : mapping, optional
-        Display names of the methods.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index (experiment, dataset); columns (ours | paper, method).
+    Index (experiment, dataset); columns (ours | paper, method).
     """
     parts = []
     for exp, t in tables.items():
@@ -537,23 +424,10 @@ def logit_claims(
     in_distribution: str,
     separation: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The claims of Section 2.3 about the logits, checked on our statistics.
+    """The claims of Section 2.3 about the logits, checked on our statistics as :func:`claims`.
 
-    Parameters
-    ----------
-    tests : pandas.DataFrame
-        From :func:`welch_tests` on the mean logit.
-    stats_table : pandas.DataFrame
-        From :func:`logit_statistics`.
-    experiment : str
-    in_distribution : str
-    separation : pandas.DataFrame, optional
-        From :func:`min_max_separation`: adds Figure 2's claim.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns claim, verdict, evidence (as :func:`claims`).
+    ``tests`` is :func:`welch_tests` on the mean logit, ``stats_table``
+    :func:`logit_statistics`; ``separation`` (:func:`min_max_separation`) adds Figure 2's claim.
     """
     lower = tests.index[tests["lower"]].tolist()
     rows = [
@@ -606,30 +480,9 @@ def min_max_separation(
 ) -> pd.DataFrame:
     """How well (min, max) of the logits and of the softmax tell each set from the clean one.
 
-    Figure 2 of the paper shows it by eye; here a logistic regression on the two
-    standardised numbers, in-distribution images against one other set, is scored by
-    the AUROC of its 5-fold cross-validated predictions.
-
-    Parameters
-    ----------
-    logits : mapping of str to ndarray (N, K)
-        Logits per dataset (e.g. from :func:`introspection.pipeline.analysis_logits`).
-    in_distribution : str
-        The reference set.
-    seed : int
-        Seed of the folds.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns ``logits`` and ``softmax`` (AUROC, %).
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> z = {"a": rng.normal(2, 1, (200, 3)), "b": rng.normal(0, 1, (200, 3))}
-    >>> min_max_separation(z, "a").round(0).loc["b", "logits"] > 80
-    True
+    Figure 2 shows it by eye; here a logistic regression on the two standardised numbers
+    is scored by the AUROC (%, columns ``logits`` and ``softmax``) of its 5-fold
+    cross-validated predictions, ``seed`` seeding the folds.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -665,24 +518,9 @@ def table2_vs_paper_markdown(
     labels: Mapping[str, str] | None = None,
     methods: Mapping[str, str] | None = None,
 ) -> str:
-    """Our Table 2 next to the paper's: paper, ours [95% CI], difference, per metric.
+    """Our Table 2 beside the paper's in Markdown: paper → ours [95% CI] (difference) per metric.
 
-    A cell whose paper value lies outside our 95% CI is marked ⚠ and its difference
-    is in bold.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Our Table 2 for one experiment.
-    paper : pandas.DataFrame
-        The paper's Table 2.
-    labels, methods : mapping, optional
-        Display names of datasets and methods.
-
-    Returns
-    -------
-    str
-        Markdown.
+    A cell whose paper value lies outside our CI is marked ⚠, its difference in bold.
     """
     labels = dict(labels or {})
     methods = dict(methods or {})
@@ -713,17 +551,7 @@ def table2_vs_paper_markdown(
 
 
 def versions_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
-    """Library versions and machine of each experiment's run.
-
-    Parameters
-    ----------
-    summaries : mapping of str to dict
-
-    Returns
-    -------
-    pandas.DataFrame
-        One column per experiment.
-    """
+    """Library versions and machine of each experiment's run, one column per experiment."""
     cols = {}
     for exp, s in summaries.items():
         col = dict(s.get("versions", {}))
@@ -739,23 +567,10 @@ def versions_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
 
 
 def claims_for_experiment(folder, table: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    """Every claim checked for one experiment: the logit claims and the Table 2 claims.
+    """Every claim checked for one experiment: the logit claims, then the Table 2 claims.
 
     The logit claims need the ``logit_tests.csv`` and ``logit_stats.csv`` that the
     logit-analysis chapter writes into ``folder``; they are left out otherwise.
-
-    Parameters
-    ----------
-    folder : str or path-like
-        The experiment's results folder.
-    table : pandas.DataFrame
-        Its Table 2.
-    experiment : str
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns claim, verdict, evidence.
     """
     from pathlib import Path
 
@@ -778,19 +593,9 @@ def claims_for_experiment(folder, table: pd.DataFrame, experiment: str) -> pd.Da
 
 
 def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.DataFrame:
-    """How confident the classifier is on each dataset: mean max softmax and max logit.
+    """How confident the classifier is per dataset: mean max softmax (%) and max logit.
 
-    Parameters
-    ----------
-    logits : mapping of str to ndarray (N, K)
-        Logits per dataset (test examples).
-    experiment : {"mnist", "cifar10"}
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns ``max softmax (%)``, ``paper max softmax (%)``,
-        ``max logit``, ``paper max logit`` (the paper's values where it gives them).
+    ``logits`` are test logits; the ``paper ...`` columns are NaN where the paper gives none.
     """
     from scipy.special import softmax
 
@@ -815,26 +620,11 @@ def softmax_precision_check(
 ) -> pd.DataFrame:
     """Softmax Baseline AUROC with the softmax in float64 and in float32.
 
-    Keras returns the softmax as float32, where a max probability above
-    1 − 6·10⁻⁸ rounds to exactly 1.0: confident examples then tie, and ties change
-    the AUROC. This shows how much that rounding could move the paper's Softmax
-    Baseline row.
-
-    Parameters
-    ----------
-    in_logits : ndarray (N, K)
-        Logits of the in-distribution test examples.
-    in_correct : ndarray of bool (N,)
-        Whether the classifier is right on each of them.
-    logits : mapping of str to ndarray (M, K)
-        Logits of each other dataset's test examples.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns ``auroc float64``, ``auroc float32`` (%) and the
-        fractions of examples whose float32 max softmax is exactly 1
-        (``ties in-distribution``, ``ties dataset``).
+    In float32 (Keras) a max probability above 1 − 6·10⁻⁸ rounds to 1.0, so confident
+    examples tie and the AUROC moves. ``in_correct``: whether the classifier is right on
+    each in-distribution test example. Columns ``auroc float64``, ``auroc float32`` (%)
+    and the fractions whose float32 max softmax is exactly 1 (``ties in-distribution``,
+    ``ties dataset``).
     """
     from .metrics import auroc
 
@@ -873,26 +663,11 @@ def _read_beyond(folder):
 def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[str, float]):
     """Headline numbers of the chapters beyond the paper, one column per experiment.
 
-    Parameters
-    ----------
-    root : path-like
-        A profile's results folder (``book/results/<profile>``).
-    tables : mapping
-        Each experiment's Table 2 (``table2.csv``).
-    paper_eps : mapping
-        Each experiment's L-inf budget (``bim_eps``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Rows: kinds where Introspection-Net has the best AUROC of eight detectors;
-        kinds where a detector without misclassified training data is within its
-        95 % interval or above; mean AUROC change on a kind left out of training;
-        median seed-to-seed std of AUROC; AUROC on CW-L2 and PGD (Introspection-Net
-        / Softmax Baseline); evasion at Table 2's ε (plain PGD -> best adaptive)
-        for each detector; Table 2 cells within 5 points of the paper's under the
-        profile and under the reading of the protocol study that brings most there.
-        Missing results are left empty.
+    ``root`` is a profile's results folder, ``tables`` each experiment's Table 2 and
+    ``paper_eps`` its L-inf budget (``bim_eps``). Rows: kinds where Introspection-Net is
+    best of eight detectors, or a training-free one within its 95 % CI; AUROC change on a
+    kind left out of training; seed-to-seed std; AUROC on CW-L2 and PGD; evasion at Table
+    2's ε; cells within 5 points of the paper. Missing results are left empty.
     """
     from pathlib import Path
 
@@ -950,24 +725,12 @@ def reproduction_summary(
     paper: pd.DataFrame,
     checklists: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Per experiment: claims reproduced and how far the AUROC cells are from the paper.
+    """Per experiment: claims reproduced and how far the AUROC cells are from the paper's.
 
-    Parameters
-    ----------
-    tables, summaries : mapping
-        From :func:`load_results`.
-    paper : pandas.DataFrame
-        The paper's Table 2.
-    checklists : mapping of str to pandas.DataFrame, optional
-        The claims checked per experiment, with a ``verdict`` column (as
-        :func:`claims_for_experiment`); default :func:`claims` of Table 2 alone.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index experiment; columns ``profile``, ``base_accuracy`` (%), ``reproduced``,
-        ``partly``, ``claims``, ``mean_gap`` (mean |AUROC - paper|), ``outside_ci``
-        and ``cells`` (AUROC cells).
+    ``tables`` and ``summaries`` come from :func:`load_results`; ``checklists`` holds the
+    claims per experiment (as :func:`claims_for_experiment`), default :func:`claims`.
+    Columns ``profile``, ``base_accuracy`` (%), ``reproduced``, ``partly``, ``claims``,
+    ``mean_gap`` (mean |AUROC − paper|), ``outside_ci``, ``cells``.
     """
     rows = {}
     for exp, t in tables.items():
@@ -996,34 +759,14 @@ def difference_checks(
     softmax_dtype: str = "float32",
     min_gap: float = 2.0,
 ) -> pd.DataFrame:
-    """For every AUROC cell far from the paper's, the AUROC under each check of chapter 06.
+    """For each AUROC cell far from the paper's, its AUROC under each check of chapter 06.
 
-    A cell is kept when the paper's value lies outside our 95 % interval by at least
-    ``min_gap`` points. The checks: natural errors left out of the negatives (set
-    composition), for the Trust Score its other feature spaces, for the Softmax
-    Baseline the other softmax arithmetic.
-
-    Parameters
-    ----------
-    table, paper : pandas.DataFrame
-        Our and the paper's Table 2.
-    correct_only : pandas.DataFrame
-        From :func:`introspection.pipeline.evaluate_correct_only`.
-    trust_spaces : pandas.DataFrame
-        From :func:`introspection.pipeline.trust_score_spaces`.
-    softmax_precision : pandas.DataFrame, optional
-        From :func:`softmax_precision_check`.
-    softmax_dtype : {"float32", "float64"}
-        The arithmetic of the run's Softmax Baseline.
-    min_gap : float
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index (dataset, method), largest gap first; columns ``ours``, ``paper``,
-        ``gap``, one per check (NaN where it does not apply), ``closest`` (the check
-        whose AUROC is nearest the paper's), ``closest_value`` and ``closes`` (the
-        percentage of the gap it closes).
+    A cell is kept when the paper's value is outside our 95 % CI by ``min_gap`` points or
+    more. Checks: natural errors left out of the negatives (``correct_only``); for the
+    Trust Score its other feature spaces (``trust_spaces``); for the Softmax Baseline the
+    arithmetic other than ``softmax_dtype`` (``softmax_precision``). Index (dataset,
+    method), largest gap first; columns ``ours``, ``paper``, ``gap``, one per check,
+    ``closest`` (the check nearest the paper), ``closest_value``, ``closes`` (% of the gap).
     """
     d = compare_with_paper(table, paper)
     d = d[(d.metric == "auroc") & d.outside_ci & (d.difference.abs() >= min_gap)]
@@ -1065,21 +808,9 @@ def difference_checks(
 def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
     """Per kind of misclassification: the best of eight detectors against Introspection-Net.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``detectors.csv``: rows (dataset, method) with ``auroc``, ``auroc_lo``,
-        ``auroc_hi``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns ``best`` and ``best_auroc`` (highest AUROC),
-        ``net``/``net_lo``/``net_hi`` (Introspection-Net with its 95 % interval),
-        ``free`` and ``free_auroc`` (the best detector that never saw a misclassified
-        example, :data:`TRAINING_FREE`), ``free_reaches`` (it is within the interval or
-        above), ``free_above`` (above it), and ``logits_reach`` (the best of max logit,
-        energy and Softmax Baseline, which read only the logits, is within or above).
+    Columns ``best``, ``best_auroc``, ``net``, ``net_lo``, ``net_hi``, ``free`` and
+    ``free_auroc`` (best of :data:`TRAINING_FREE`), ``free_reaches`` (within the net's CI
+    or above), ``free_above``, ``logits_reach`` (the same for the logit-only detectors).
     """
     rows = {}
     for d in dict.fromkeys(table.dataset):
@@ -1105,21 +836,10 @@ def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def adaptive_rates(table: pd.DataFrame, epsilon: float) -> pd.DataFrame:
-    """Evasion rates of each detector at one radius and unbounded.
+    """Evasion rates (%) of each detector at L-inf radius ``epsilon`` and unbounded.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``adaptive.csv`` (:func:`introspection.beyond.adaptive_attacks`).
-    epsilon : float
-        The L-inf radius (Table 2's BIM budget).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index detector; columns ``pgd`` (plain PGD at ``epsilon``, %), ``adaptive``
-        (the best adaptive attack at ``epsilon``) and ``unbounded`` (the best
-        adaptive attack without a bound).
+    ``table`` is ``adaptive.csv``; columns ``pgd`` (plain PGD), ``adaptive`` (best adaptive
+    attack) and ``unbounded`` (best adaptive attack without a bound).
     """
     at = table[np.isclose(table.epsilon.astype(float), epsilon)]
     unb = table[table.epsilon.isna()]
@@ -1144,22 +864,8 @@ def adaptive_headline(
 ) -> pd.DataFrame:
     """Per experiment: Table 2's attack AUROC beside what the adaptive attacks get past.
 
-    Parameters
-    ----------
-    root : path-like
-        A profile's results folder.
-    tables : mapping
-        Each experiment's Table 2.
-    paper_eps : mapping
-        Each experiment's L-inf budget (``bim_eps``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index experiment (those with ``adaptive.csv``); columns ``auroc`` (mean
-        Introspection-Net AUROC on BIM and FGSM in Table 2), ``epsilon``, and the
-        evasion rates (%) at it: ``pgd`` and ``adaptive`` for Introspection-Net,
-        ``softmax_adaptive`` and ``trust_adaptive`` for the baselines.
+    Columns ``auroc`` (Introspection-Net, mean of BIM and FGSM), ``epsilon`` and the
+    evasion rates (%) at it: ``pgd``, ``adaptive``, ``softmax_adaptive``, ``trust_adaptive``.
     """
     from pathlib import Path
 

@@ -1,20 +1,11 @@
-"""Artifacts: arrays and models saved under a directory, atomically, with a manifest.
+"""Artifacts: arrays, models and JSON documents saved atomically, each with a manifest.
 
-Every artifact ``<name>`` is a data file (``<name>.npz`` for arrays, ``<name>.keras``
-for models, ``<name>.data.json`` for JSON documents such as training histories)
-plus a manifest ``<name>.json`` recording the parameters that produced it, the
-seed, the library versions and the SHA-256 of the data file.
-
-- Writes are atomic: each file is written to a temporary name in the same
-  directory and renamed into place, data file first, manifest last. A run killed
-  at any moment leaves either the previous artifact or the new one, never half of
-  one; an artifact without a manifest does not exist.
-- Reads verify: the data file's hash must match its manifest
-  (:class:`CorruptArtifactError` otherwise), and when the caller gives the
-  parameters it expects, they must match the recorded ones
-  (:class:`StaleArtifactError` otherwise).
-- Nothing is unpickled: arrays are read with ``allow_pickle=False``, object arrays
-  are refused on write, and models load in Keras' safe mode.
+Artifact ``<name>`` is a data file (``.npz``, ``.keras`` or ``.data.json``) plus a manifest
+``<name>.json`` of its parameters, seed, library versions and SHA-256. Writes are atomic,
+data file first and manifest last: without a manifest an artifact does not exist. Reads
+verify the hash (:class:`CorruptArtifactError`) and, when given, the parameters
+(:class:`StaleArtifactError`). Nothing is unpickled. Entry points: :func:`save_arrays`,
+:func:`load_arrays`, :func:`save_model`, :func:`load_model`, :func:`save_json`, :func:`load_json`.
 """
 
 from __future__ import annotations
@@ -81,14 +72,7 @@ class StaleArtifactError(ArtifactError):
 
 
 def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that shape the results.
-
-    Returns
-    -------
-    dict
-        ``{"python": ..., "numpy": ..., "keras": ..., ...}``; libraries that are not
-        installed are left out.
-    """
+    """Installed versions of the libraries that shape the results (missing ones left out)."""
     versions = {"python": platform.python_version()}
     for lib in _LIBRARIES:
         try:
@@ -117,31 +101,12 @@ def _to_jsonable(obj):
 
 
 def canonical_params(params: Mapping | None) -> dict:
-    """Parameters as plain JSON types (tuples become lists, numpy scalars Python ones).
-
-    Parameters
-    ----------
-    params : mapping or None
-
-    Returns
-    -------
-    dict
-        A value that compares equal exactly when the JSON texts are equal.
-    """
+    """Parameters as plain JSON types (tuples become lists, numpy scalars Python ones)."""
     return json.loads(json.dumps(_to_jsonable(dict(params or {})), sort_keys=True))
 
 
 def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes, as a hex string.
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    str
-    """
+    """SHA-256 of a file's bytes, as a hex string."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -198,23 +163,7 @@ def _write_manifest(root, name: str, kind: str, params, seed, extra: dict) -> di
 def read_manifest(root, name: str) -> dict:
     """The manifest of an artifact.
 
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name.
-
-    Returns
-    -------
-    dict
-
-    Raises
-    ------
-    ArtifactNotFoundError
-        If there is no manifest.
-    CorruptArtifactError
-        If the manifest is not valid JSON.
+    Raises :class:`ArtifactNotFoundError` without one, :class:`CorruptArtifactError` if invalid.
     """
     path = Path(root) / f"{_check_name(name)}.json"
     if not path.is_file():
@@ -260,20 +209,9 @@ def _verified(root, name: str, kind: str, params) -> tuple[Path, dict]:
 
 
 def names(root, pattern: str = "*") -> list[str]:
-    """Names of the artifacts under ``root`` whose name matches a glob pattern.
+    """Sorted names of the artifacts under ``root`` whose name matches a glob ``pattern``.
 
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    pattern : str
-        ``fnmatch`` pattern on the artifact's name (e.g. ``"timing_evaluation__*"``).
-
-    Returns
-    -------
-    list of str
-        Sorted names of the artifacts that have a manifest (complete or not: use
-        :func:`exists` to verify them).
+    Only manifests are looked at: use :func:`exists` to verify the artifacts.
     """
     root = Path(root)
     if not root.is_dir():
@@ -286,22 +224,7 @@ def names(root, pattern: str = "*") -> list[str]:
 
 
 def exists(root, name: str, params: Mapping | None = None) -> bool:
-    """Whether a complete, uncorrupted artifact exists (with these parameters).
-
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name.
-    params : mapping, optional
-        When given, the recorded parameters must equal them.
-
-    Returns
-    -------
-    bool
-        False when it is missing, incomplete, corrupted or stale.
-    """
+    """Whether a complete, uncorrupted artifact exists (with these ``params``, if given)."""
     try:
         kind = read_manifest(root, name)["kind"]
         _verified(root, name, kind, params)
@@ -313,25 +236,9 @@ def exists(root, name: str, params: Mapping | None = None) -> bool:
 def save_arrays(
     root, name: str, arrays: Mapping[str, np.ndarray], *, params=None, seed=None
 ) -> dict:
-    """Save named arrays as ``<root>/<name>.npz`` with a manifest, atomically.
+    """Save named arrays as ``<root>/<name>.npz``, atomically, with a manifest (returned).
 
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory (created if needed).
-    name : str
-        The artifact's name.
-    arrays : mapping of str to ndarray
-        Numeric or string arrays (object arrays are refused: they would need pickle).
-    params : mapping, optional
-        The parameters that produced the arrays, recorded in the manifest.
-    seed : int, optional
-        The seed, recorded in the manifest.
-
-    Returns
-    -------
-    dict
-        The manifest.
+    Object arrays are refused (they would need pickle); ``params`` and ``seed`` are recorded.
     """
     data = {}
     for key, value in arrays.items():
@@ -353,46 +260,14 @@ def save_arrays(
 
 
 def load_arrays(root, name: str, *, params: Mapping | None = None) -> dict[str, np.ndarray]:
-    """Load arrays saved by :func:`save_arrays`, verifying hash and parameters.
-
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name.
-    params : mapping, optional
-        Expected parameters; a mismatch raises :class:`StaleArtifactError`.
-
-    Returns
-    -------
-    dict of str to ndarray
-    """
+    """Load arrays saved by :func:`save_arrays`, verifying hash and ``params`` (if given)."""
     data_path, _ = _verified(root, name, "arrays", params)
     with np.load(data_path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
 
 def save_model(root, name: str, model, *, params=None, seed=None) -> dict:
-    """Save a Keras model as ``<root>/<name>.keras`` with a manifest, atomically.
-
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name.
-    model : keras.Model
-    params : mapping, optional
-        Recorded in the manifest.
-    seed : int, optional
-        Recorded in the manifest.
-
-    Returns
-    -------
-    dict
-        The manifest.
-    """
+    """Save a Keras model as ``<root>/<name>.keras``, atomically, with a manifest (returned)."""
     from .models import save_model as _save
 
     data_path, _ = _paths(root, name, "model")
@@ -401,23 +276,7 @@ def save_model(root, name: str, model, *, params=None, seed=None) -> dict:
 
 
 def load_model(root, name: str, *, params: Mapping | None = None, compile: bool = False):
-    """Load a model saved by :func:`save_model`, verifying hash and parameters (safe mode).
-
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name.
-    params : mapping, optional
-        Expected parameters; a mismatch raises :class:`StaleArtifactError`.
-    compile : bool
-        Whether to restore the training configuration.
-
-    Returns
-    -------
-    keras.Model
-    """
+    """Load a model saved by :func:`save_model` in safe mode, verifying hash and ``params``."""
     from .models import load_model as _load
 
     data_path, _ = _verified(root, name, "model", params)
@@ -425,26 +284,7 @@ def load_model(root, name: str, *, params: Mapping | None = None, compile: bool 
 
 
 def save_json(root, name: str, obj, *, params=None, seed=None) -> dict:
-    """Save a JSON document (e.g. a training history) as an artifact.
-
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name.
-    obj : JSON-serialisable
-        Plain Python / numpy values.
-    params : mapping, optional
-        Recorded in the manifest.
-    seed : int, optional
-        Recorded in the manifest.
-
-    Returns
-    -------
-    dict
-        The manifest.
-    """
+    """Save a JSON document (e.g. a training history), atomically, with a manifest (returned)."""
     text = json.dumps(_to_jsonable(obj), indent=1, sort_keys=True)
     data_path, _ = _paths(root, name, "json")
     _atomic_write(data_path, lambda p: p.write_text(text))
@@ -452,49 +292,15 @@ def save_json(root, name: str, obj, *, params=None, seed=None) -> dict:
 
 
 def load_json(root, name: str, *, params: Mapping | None = None):
-    """Load a JSON document saved by :func:`save_json`, verifying hash and parameters.
-
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name.
-    params : mapping, optional
-        Expected parameters.
-
-    Returns
-    -------
-    object
-    """
+    """Load a document saved by :func:`save_json`, verifying hash and ``params``."""
     data_path, _ = _verified(root, name, "json", params)
     return json.loads(data_path.read_text())
 
 
 def copy(src_root, dst_root, name: str, *, params: Mapping | None = None) -> dict:
-    """Copy a verified artifact byte for byte to another directory, atomically.
+    """Copy a verified artifact byte for byte to ``dst_root``; return its manifest.
 
-    The data file goes first and the manifest last, as :func:`save_model` writes
-    them, so an interrupted copy leaves no artifact at the destination.
-
-    Parameters
-    ----------
-    src_root, dst_root : str or path-like
-        The artifacts directories.
-    name : str
-        The artifact's name.
-    params : mapping, optional
-        Expected parameters (:class:`StaleArtifactError` otherwise).
-
-    Returns
-    -------
-    dict
-        The manifest.
-
-    Raises
-    ------
-    ArtifactNotFoundError, CorruptArtifactError, StaleArtifactError
-        When the source is missing, does not match its hash or has other parameters.
+    Data file first, manifest last: an interrupted copy leaves no artifact at the destination.
     """
     import shutil
 
@@ -508,15 +314,7 @@ def copy(src_root, dst_root, name: str, *, params: Mapping | None = None) -> dic
 
 
 def remove(root, name: str) -> None:
-    """Delete an artifact: its manifest first (then it no longer exists), then its data.
-
-    Parameters
-    ----------
-    root : str or path-like
-        The artifacts directory.
-    name : str
-        The artifact's name; a missing artifact is not an error.
-    """
+    """Delete an artifact, manifest first (then it no longer exists); a missing one is no error."""
     manifest_path = Path(root) / f"{_check_name(name)}.json"
     manifest_path.unlink(missing_ok=True)
     for suffix in _SUFFIX.values():

@@ -1,36 +1,11 @@
-"""Misclassified-example generators of Section 2.2: patch errors, FGSM, BIM, DeepFool.
+"""Misclassified-example generators of Section 2.2: patch errors, FGSM, BIM, CW-L2, DeepFool.
 
-Every generator takes a classifier ``model`` (a :class:`keras.Model` whose output is
-the **logits**, no softmax), images ``x`` of shape ``(N, H, W, C)`` as float32 in the
-pixel scale the classifier sees (``[0, 1]`` by convention) and integer labels ``y`` of
-shape ``(N,)``. It returns a :class:`Generated` tuple holding only the generated
-examples that the classifier **misclassifies** (prediction != ``y``), the index of the
-source image of each one and a dict of JSON-serialisable statistics.
-
-Common policy of all generators
--------------------------------
-Only the source images that the classifier gets **right** on the clean image are
-attacked (or patched). A source image that is already misclassified would be "kept"
-whatever the perturbation does, so the misclassification could not be attributed to the
-generator. ``stats["n_input"]`` is the number of images passed in,
-``stats["n_clean_correct"] == stats["attempted"]`` the number actually attacked, and
-``stats["success_rate"] = kept / attempted`` (for patch errors: fraction of attempted
-source images that gave at least one error).
-
-* :func:`patch_errors` -- the paper's "errors": a 7x7 black (zero) square at a random
-  position (DeVries & Taylor, 2018).
-* :func:`fgsm` -- FGSM (Goodfellow et al., 2015), L-inf, via cleverhans 4.
-* :func:`bim` -- BIM (Kurakin et al., 2016), L-inf, via cleverhans 4.
-* :func:`carlini_wagner_l2` -- Carlini & Wagner's L2 attack (2017) via cleverhans 4,
-  with a shim for Keras 3 optimizers and a fix of its bisection constant's shape
-  (the adapted cleverhans code is in :mod:`introspection._cleverhans`).
-* :func:`deepfool` / :func:`deepfool_perturb` -- multi-class L2 DeepFool
-  (Moosavi-Dezfooli et al., 2016, Algorithm 2), batched, written here (cleverhans 4 has
-  no TF2 DeepFool).
-
-Only the cleverhans submodules ``fast_gradient_method``, ``basic_iterative_method`` and
-``carlini_wagner_l2`` of ``cleverhans.tf2.attacks`` are imported; they do not import
-tensorflow-probability (which breaks under Keras 3).
+Each takes a ``model`` that outputs logits, float32 images ``x`` (N, H, W, C) in its pixel
+scale and integer labels ``y``. Only the images the model gets right are attacked (so each
+kept error is the generator's doing), and only misclassified results are kept, in a
+:class:`Generated`. :func:`patch_errors` (DeVries & Taylor, 2018); :func:`fgsm`, :func:`bim`
+and :func:`carlini_wagner_l2` via cleverhans 4 (CW-L2 adapted in
+:mod:`introspection._cleverhans`); :func:`deepfool`, written here (cleverhans 4 has none).
 """
 
 from __future__ import annotations
@@ -45,6 +20,7 @@ from . import _cleverhans
 from .hardware import import_tensorflow
 
 tf = import_tensorflow()  # before cleverhans imports it, without the start-up lines
+# These cleverhans submodules do not import tensorflow-probability (broken by Keras 3).
 from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method  # noqa: E402
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method  # noqa: E402
 from cleverhans.tf2.utils import clip_eta  # noqa: E402
@@ -62,9 +38,8 @@ __all__ = [
     "predict_labels",
 ]
 
-#: Small constant added to the DeepFool step length, as in the reference implementation
-#: (LTS4/DeepFool): ``r_i = (pert + 1e-4) * w / ||w||``. It makes the step land just past
-#: the linearised boundary rather than exactly on it.
+#: Added to DeepFool's step as in the reference (LTS4/DeepFool), so that it lands just
+#: past the linearised boundary: ``r_i = (pert + 1e-4) * w / ||w||``.
 DEEPFOOL_STEP_EPS = 1e-4
 
 # Tolerance when checking that the input images lie inside [clip_min, clip_max].
@@ -77,16 +52,13 @@ class Generated(NamedTuple):
     Attributes
     ----------
     x : np.ndarray
-        float32 generated examples, shape ``(kept, H, W, C)``; only those the classifier
-        misclassifies.
+        float32, shape ``(kept, H, W, C)``.
     source_index : np.ndarray
-        int64, shape ``(kept,)``: index into the ``x`` passed to the generator of the
-        source image of each kept example.
+        int64, shape ``(kept,)``: row of each example's source image in the input ``x``.
     stats : dict
-        JSON-serialisable statistics (plain ``int``/``float``/``bool``/``None``, lists of
-        them): at least ``n_input``, ``n_clean_correct``, ``attempted``, ``kept``,
-        ``success_rate``, ``mean_linf``, ``max_linf``, ``mean_l2``, ``mean_rel_l2``, plus
-        generator-specific entries. Means over an empty set are ``None``.
+        JSON-serialisable: ``n_input``, ``n_clean_correct`` (= ``attempted``), ``kept``,
+        ``success_rate`` (kept / attempted), ``mean_linf``, ``max_linf``, ``mean_l2``,
+        ``max_l2``, ``mean_rel_l2`` (``None`` over an empty set), plus the generator's.
     """
 
     x: np.ndarray
@@ -94,9 +66,7 @@ class Generated(NamedTuple):
     stats: dict
 
 
-# --------------------------------------------------------------------------------------
 # Validation helpers
-# --------------------------------------------------------------------------------------
 
 
 def _as_images(x: Any) -> np.ndarray:
@@ -168,13 +138,10 @@ def _check_nonneg_float(value: Any, name: str) -> float:
     return value
 
 
-# --------------------------------------------------------------------------------------
 # Inference helpers
-# --------------------------------------------------------------------------------------
 
 
-# Traced logit functions, one per (model, sample shape): tracing once per model, not
-# once per call, keeps TensorFlow from retracing (and warning) on every attack batch.
+# Traced logits per (model, sample shape), so TensorFlow does not retrace every batch.
 _LOGITS_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -202,28 +169,7 @@ def _predict_with(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def predict_labels(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
-    """Predicted class ids (argmax of the logits), computed in batches.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Classifier returning logits of shape ``(batch, K)``. It is called with
-        ``training=False``.
-    x : array-like, shape (N, ...)
-        Inputs in the pixel scale the model sees; converted to float32.
-    batch_size : int, default 256
-        Number of inputs per forward pass.
-
-    Returns
-    -------
-    np.ndarray
-        int64 array of shape ``(N,)``.
-
-    Examples
-    --------
-    >>> pred = predict_labels(model, x_test)        # doctest: +SKIP
-    >>> accuracy = float(np.mean(pred == y_test))   # doctest: +SKIP
-    """
+    """Predicted int64 class ids (argmax of the logits, ``training=False``), in batches."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim < 2:
         raise ValueError(f"x must have a batch dimension; got shape {x.shape}")
@@ -233,9 +179,7 @@ def predict_labels(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
     return _predict_with(_logits_fn(model, x.shape[1:]), x, batch_size)
 
 
-# --------------------------------------------------------------------------------------
 # Statistics helpers
-# --------------------------------------------------------------------------------------
 
 
 def _mean_or_none(values: np.ndarray) -> float | None:
@@ -298,18 +242,13 @@ def _clean_correct(
     return np.flatnonzero(pred == y).astype(np.int64), fn
 
 
-# --------------------------------------------------------------------------------------
 # Patch errors
-# --------------------------------------------------------------------------------------
 
 
 def _apply_patches(
     images: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_size: int, fill=0.0
 ) -> np.ndarray:
-    """Copy of ``images`` with a ``patch_size`` square of ``fill`` at (rows, cols).
-
-    ``fill`` is one value or one per channel.
-    """
+    """Copy of images with a ``patch_size`` square of ``fill`` (scalar or per channel)."""
     _, h, w, _ = images.shape
     r = np.arange(h)[None, :]
     c = np.arange(w)[None, :]
@@ -323,11 +262,7 @@ def _apply_patches(
 def _position_orders(
     rng: np.random.Generator, n: int, n_positions: int, n_tries: int
 ) -> np.ndarray:
-    """For each of ``n`` images, ``n_tries`` distinct positions in random order.
-
-    Row ``i`` is a uniformly random ordered sample without replacement from
-    ``range(n_positions)``, drawn in chunks to bound memory.
-    """
+    """Per image, ``n_tries`` distinct positions of ``range(n_positions)`` in random order."""
     out = np.empty((n, n_tries), dtype=np.int64)
     chunk = max(1, 2**22 // max(1, n_positions))
     for start in range(0, n, chunk):
@@ -378,11 +313,7 @@ def _patch_result(
 
 
 def _patch_rounds(try_patches, n_src, n_rounds, batch_size, n_examples, max_per_source, progress):
-    """The rounds of :func:`patch_errors`: every open source at its next position, in order.
-
-    Returns the kept images, their sources (local indices) and positions, per batch;
-    the errors per source, the patched images evaluated, and the rounds run.
-    """
+    """Run :func:`patch_errors`' rounds: every open source at its next position, in order."""
     counts = np.zeros(n_src, dtype=np.int64)  # errors per attacked image
     kept_x, kept_local, kept_pos = [], [], []
     n_kept = tries = rounds_run = 0
@@ -428,71 +359,21 @@ def patch_errors(
 ) -> Generated:
     """Errors made by black square patches (the paper's "errors", Section 2.2).
 
-    A ``patch_size`` x ``patch_size`` square of zeros (black, all channels) is put at a
-    uniformly random position fully inside the image; the patched image is kept if the
-    classifier gets it wrong (DeVries & Taylor, 2018).
-
-    Try policy. Only source images that the classifier gets right *on the clean image*
-    are patched, so every kept error is caused by the patch. For each such image a random
-    sequence of ``max_tries`` **distinct** positions is drawn up front (so at most one
-    try per (image, position)). Patches are then evaluated in rounds: round ``r`` tries
-    the ``r``-th position of every still-open source image, in source order. A source
-    image is closed after ``max_per_source`` errors (``None``: never). Generation stops
-    as soon as ``n_examples`` errors exist (``n_examples=None``: run all ``max_tries``
-    rounds and keep every error found). Several distinct errors from one source image
-    are therefore possible (at different positions); because rounds sweep all images
-    before re-using one, stopping early spreads the errors over as many source images as
-    possible. The result is deterministic given ``seed`` (and the model, ``x``, ``y``).
+    Each correctly classified image gets a ``patch_size`` square of ``fill`` (one value or
+    one per channel; DeVries & Taylor, 2018) at up to ``max_tries`` distinct random
+    positions, in rounds over all images, so stopping at ``n_examples`` (``None``: run all
+    rounds) spreads the errors over as many images as possible. Deterministic by ``seed``.
 
     Parameters
     ----------
-    model : keras.Model
-        Classifier returning logits.
-    x : array-like, shape (N, H, W, C)
-        Source images (float, pixel scale of the classifier).
-    y : array-like, shape (N,)
-        True integer labels.
-    n_examples : int or None, default None
-        Number of errors wanted; generation stops when reached (the result then has
-        exactly ``n_examples`` rows). ``None``: exhaust all ``max_tries`` rounds.
-        Fewer are returned if the try budget runs out (``stats["target_reached"]``).
-    patch_size : int, default 7
-        Side of the square, ``1 <= patch_size <= min(H, W)``.
-    max_tries : int, default 20
-        Maximum number of patched versions (distinct positions) tried per source image,
-        i.e. number of rounds. Capped at the number of possible positions
-        ``(H - patch_size + 1) * (W - patch_size + 1)``.
-    max_per_source : int or None, default None
-        Maximum number of errors kept per source image (``None``: up to ``max_tries``).
-    fill : float or sequence of float, default 0.0
-        Value of the patch's pixels, one for all channels or one per channel (e.g.
-        the training means: 0 after standardisation).
-    batch_size : int, default 256
-        Number of patched images per forward pass.
-    seed : int, default 0
-        Seed of the position draws (``numpy.random.default_rng``).
-    progress : bool, default False
-        Show a tqdm progress bar over rounds.
+    max_per_source : int or None
+        Most errors kept per source image (``None``: up to ``max_tries``).
 
     Returns
     -------
     Generated
-        ``x``: patched misclassified images in generation order (round-major, then
-        source index); ``source_index``: their source image. ``stats`` holds, besides the
-        common keys: ``tries`` (patched images evaluated, counted up to the last kept one
-        when the target is reached), ``yield`` (= kept / tries), ``tries_per_error``,
-        ``mean_tries_per_source`` (tries / attempted), ``rounds``, ``max_tries``,
-        ``patch_size``, ``n_positions``, ``target_reached``, ``n_sources_with_error``,
-        ``errors_per_source_mean`` (over sources with >= 1 error),
-        ``errors_per_source_max`` and ``patch_positions`` (a list of ``[row, col]``
-        top-left corners, aligned with ``x``). ``success_rate`` is the fraction of
-        attempted source images that gave at least one error.
-
-    Examples
-    --------
-    >>> gen = patch_errors(model, x_test, y_test, n_examples=2700, max_tries=50,
-    ...                    seed=1)                                   # doctest: +SKIP
-    >>> gen.stats["yield"], gen.stats["tries_per_error"]            # doctest: +SKIP
+        ``stats`` adds ``tries``, ``yield`` (kept / tries), ``patch_positions`` (top-left
+        corners) and per-source counts; ``success_rate``: sources with >= 1 error.
     """
     x = _as_images(x)
     y = _as_labels(y, len(x))
@@ -543,9 +424,7 @@ def patch_errors(
     return _patch_result(x, correct, base, n_examples, *found)
 
 
-# --------------------------------------------------------------------------------------
 # FGSM and BIM (cleverhans 4, TF2)
-# --------------------------------------------------------------------------------------
 
 
 def _prepare_attack(
@@ -580,39 +459,24 @@ def fgsm(
     loss_on: str = "logits",
     batch_size: int = 256,
 ) -> Generated:
-    """Untargeted L-inf FGSM (Goodfellow et al., 2015) with cleverhans 4 (TF2).
+    """Untargeted L-inf FGSM (Goodfellow et al., 2015) with cleverhans 4.
 
-    ``x_adv = clip(x + eps * sign(grad_x CE(logits(x), y)), clip_min, clip_max)``,
-    computed by ``cleverhans.tf2.attacks.fast_gradient_method.fast_gradient_method`` on
-    the logits with the true labels. Only the inputs the model classifies correctly are
-    attacked; only the adversarial examples it then misclassifies are kept.
+    ``x_adv = clip(x + eps * sign(grad_x CE(logits(x), y)), clip_min, clip_max)``.
 
     Parameters
     ----------
-    model : keras.Model
-        Classifier returning logits (passed to cleverhans as ``model_fn``).
-    x : array-like, shape (N, H, W, C)
-        Clean images inside ``[clip_min, clip_max]``.
-    y : array-like, shape (N,)
-        True integer labels.
     eps : float
         L-inf size of the perturbation, ``>= 0``.
-    clip_min, clip_max : float, default 0.0, 1.0
-        Valid pixel range (``clip_min < clip_max``); adversarial images are clipped to it.
-    loss_on : {"logits", "probabilities"}, default "logits"
-        ``"probabilities"`` feeds the softmax output to the cross-entropy as if it were
-        logits: the loss of a cleverhans-v3 wrapper around a model that ends in a
-        softmax, whose gradient is much weaker.
-    batch_size : int, default 256
-        Number of images per attack batch.
+    clip_min, clip_max : float
+        Valid pixel range; ``x`` must lie inside it.
+    loss_on : {"logits", "probabilities"}
+        ``"probabilities"`` feeds the softmax to the cross-entropy as logits (a
+        cleverhans-v3 wrapper of a softmax model): a much weaker gradient.
 
     Returns
     -------
     Generated
-        Kept adversarial examples; ``stats`` has ``n_input``, ``n_clean_correct``
-        (= ``attempted``), ``kept``, ``success_rate`` (kept / attempted), ``mean_linf``,
-        ``max_linf``, ``mean_l2``, ``max_l2``, ``mean_rel_l2`` (of the kept
-        perturbations), ``eps``, ``loss_on``, ``clip_min``, ``clip_max``.
+        ``stats`` adds ``eps``, ``loss_on``, ``clip_min``, ``clip_max``.
 
     Examples
     --------
@@ -653,11 +517,7 @@ def fgsm(
 
 
 def _bim_steps(loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop):
-    """BIM's iterations written out: cleverhans' FGSM steps and ``clip_eta`` projection.
-
-    They start from ``xb + eta`` when a random start ``eta`` is given; with
-    ``early_stop`` an example is frozen at its first misclassification.
-    """
+    """BIM's loop written out, from ``xb + eta`` if given; ``early_stop`` freezes flipped ones."""
     adv = xb if eta is None else tf.clip_by_value(xb + eta, clip_min, clip_max)
     active = tf.ones(len(xb), dtype=tf.bool)
     for _ in range(nb_iter):
@@ -689,54 +549,24 @@ def bim(
 ) -> Generated:
     """Untargeted L-inf Basic Iterative Method (Kurakin et al., 2016) with cleverhans 4.
 
-    ``nb_iter`` FGSM steps of size ``eps_iter`` on the logits with the true labels, each
-    followed by projection onto the L-inf ball of radius ``eps`` around ``x`` and
-    clipping to ``[clip_min, clip_max]``
-    (``cleverhans.tf2.attacks.basic_iterative_method.basic_iterative_method``, with
-    ``sanity_checks=False``: its asserts break under numpy 2). Only the inputs the model
-    classifies correctly are attacked; only those it then misclassifies are kept.
+    ``nb_iter`` FGSM steps of ``eps_iter``, each projected onto the L-inf ``eps``-ball
+    around ``x`` and clipped (cleverhans' ``basic_iterative_method`` with
+    ``sanity_checks=False``: its asserts break under numpy 2).
 
     Parameters
     ----------
-    model : keras.Model
-        Classifier returning logits.
-    x : array-like, shape (N, H, W, C)
-        Clean images inside ``[clip_min, clip_max]``.
-    y : array-like, shape (N,)
-        True integer labels.
-    eps : float
-        L-inf radius of the allowed perturbation, ``>= 0``.
-    eps_iter : float or None, default None
-        Step size, ``0 <= eps_iter <= eps``; ``None`` means ``eps / 10``.
-    nb_iter : int, default 20
-        Number of iterations, ``>= 1``.
-    clip_min, clip_max : float, default 0.0, 1.0
-        Valid pixel range (``clip_min < clip_max``).
-    rand_init : bool, default False
-        Start from a uniform random point of the eps-ball (i.e. Madry et al.'s PGD).
-        cleverhans' ``basic_iterative_method`` ignores this option and its PGD draws an
-        unseeded start, so this case runs the same loop here (cleverhans
-        ``fast_gradient_method`` steps and ``clip_eta`` projection) from a start drawn
-        with ``numpy.random.default_rng(seed)``.
-    early_stop : bool, default False
-        Leave an image where it is from the first step after which it is misclassified
-        (the same loop, run here).
-    loss_on : {"logits", "probabilities"}, default "logits"
+    eps_iter : float or None
+        Step size, ``<= eps``; ``None`` means ``eps / 10``.
+    rand_init, early_stop : bool
+        Start from a uniform point of the eps-ball seeded by ``seed`` (Madry et al.'s PGD);
+        freeze an image once misclassified. Both run the loop here: cleverhans has neither.
+    loss_on : {"logits", "probabilities"}
         As for :func:`fgsm`.
-    seed : int, default 0
-        Seed of the random start (used only when ``rand_init``).
-    batch_size : int, default 256
-        Number of images per attack batch.
 
     Returns
     -------
     Generated
-        Kept adversarial examples; ``stats`` as for :func:`fgsm` plus ``eps_iter``,
-        ``nb_iter``, ``rand_init``, ``early_stop``.
-
-    Examples
-    --------
-    >>> gen = bim(model, x_test, y_test, eps=0.3, nb_iter=20)   # doctest: +SKIP
+        ``stats`` as for :func:`fgsm`, plus the settings.
     """
     eps = _check_nonneg_float(eps, "eps")
     eps_iter = eps / 10.0 if eps_iter is None else _check_nonneg_float(eps_iter, "eps_iter")
@@ -792,9 +622,7 @@ def bim(
     return _finish(x, correct, x_adv, pred != y[correct], base)
 
 
-# --------------------------------------------------------------------------------------
 # Carlini-Wagner L2 (cleverhans 4, adapted in introspection._cleverhans)
-# --------------------------------------------------------------------------------------
 
 
 def carlini_wagner_l2(
@@ -815,51 +643,20 @@ def carlini_wagner_l2(
     """Untargeted Carlini-Wagner L2 attack (Carlini & Wagner, S&P 2017), cleverhans 4.
 
     Minimises ``||x' - x||_2^2 + c * max(z_y - max_{k != y} z_k, -confidence)`` over
-    ``x' = (tanh(w) + 1) / 2`` (rescaled to ``[clip_min, clip_max]``) with Adam,
-    searching ``c`` by bisection (``binary_search_steps`` steps from
-    ``initial_const``); the smallest successful perturbation is returned
-    (``cleverhans.tf2.attacks.carlini_wagner_l2.CarliniWagnerL2``). Only the inputs
-    the model classifies correctly are attacked; only those it then misclassifies are
-    kept.
+    ``x' = (tanh(w) + 1) / 2`` (rescaled to the clip range) with Adam, bisecting ``c``
+    from ``initial_const``; keeps the smallest successful perturbation.
 
     Parameters
     ----------
-    model : keras.Model
-        Classifier returning logits.
-    x : array-like, shape (N, H, W, C)
-        Clean images inside ``[clip_min, clip_max]``.
-    y : array-like, shape (N,)
-        True integer labels.
-    binary_search_steps : int, default 5
-        Bisection steps on the constant ``c``.
-    max_iterations : int, default 100
-        Adam steps per bisection step (the reference uses 10,000; fewer steps give
-        larger perturbations, never an unsuccessful attack counted as a success).
-        On an affine model, 8 x 300 steps find the closed-form minimal L2
-        perturbation to within 3 % (tested).
-    learning_rate : float, default 0.01
-        Adam's step size.
-    initial_const : float, default 1.0
-        First value of ``c``.
-    confidence : float, default 0.0
+    max_iterations : int
+        Adam steps per bisection step (reference: 10,000; fewer give larger
+        perturbations, never false successes).
+    confidence : float
         Logit margin ``kappa`` required of a success.
-    clip_min, clip_max : float, default 0.0, 1.0
-        Valid pixel range.
-    batch_size : int, default 256
-        Number of images per attack batch.
-    lr_schedule : {"constant", "cosine"}, default "constant"
-        Adam's step size within each bisection step. ``"constant"`` is the
-        reference's. ``"cosine"`` decays it to zero over ``max_iterations`` steps,
-        which removes the noise floor a constant step leaves (Adam moves every pixel
-        by about one step): with few iterations it finds much smaller perturbations
-        when the minimal one is small (CIFAR-10), and larger ones when it is large
-        (MNIST), where the shrinking step slows the way out.
-
-    Returns
-    -------
-    Generated
-        Kept adversarial examples; ``stats`` as for :func:`fgsm` plus the attack's
-        settings.
+    lr_schedule : {"constant", "cosine"}
+        ``"cosine"`` decays the step to zero within each bisection step, removing the
+        noise floor of a constant step: with few iterations, much smaller perturbations
+        when the minimal one is small (CIFAR-10), larger when it is large (MNIST).
     """
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}.")
@@ -888,9 +685,8 @@ def carlini_wagner_l2(
     pred = np.empty(len(correct), dtype=np.int64)
     for start in range(0, len(correct), batch_size):
         idx = correct[start : start + batch_size]
-        # No ``y``: cleverhans 4 makes the attack *targeted* whenever ``y`` is given.
-        # Untargeted, it uses the model's predictions, which are the true labels here
-        # (only correctly classified inputs are attacked).
+        # No ``y``: given one, cleverhans 4 attacks *targeted*. Untargeted, it uses the
+        # predictions, which are the true labels here (only correct inputs are attacked).
         attack = _cleverhans.CarliniWagnerL2(
             model,
             batch_size=len(idx),
@@ -909,25 +705,17 @@ def carlini_wagner_l2(
     return _finish(x, correct, x_adv, pred != y[correct], base)
 
 
-# --------------------------------------------------------------------------------------
 # DeepFool
-# --------------------------------------------------------------------------------------
 
 
 def _deepfool_grads_fn(model: Any, sample_shape: tuple[int, ...], n_cand: int):
-    """Traced ``(x, k0, cand) -> (f, w)`` for a whole batch.
-
-    ``f[b, j] = logit[cand[b, j]] - logit[k0[b]]`` and ``w[b, j] = grad_x f[b, j]``
-    (shape ``(B, n_cand, *sample_shape)``). One forward pass and ``n_cand`` backward
-    passes through one persistent tape: the gradient of ``sum_b f[b, j]`` w.r.t.
-    ``x[b]`` is ``grad f[b, j]`` because examples do not interact in inference mode.
-    This was faster on CPU than ``batch_jacobian`` or a tiled batch (measured on the
-    paper's MNIST CNN, batch 128: 0.29 s vs 0.40 s and 0.48 s).
-    """
+    """Traced ``(x, k0, cand) -> (f, w)``: ``f[b, j] = z[cand[b, j]] - z[k0[b]]``, w = grad f."""
     spec_x = tf.TensorSpec((None, *sample_shape), tf.float32)
     spec_k = tf.TensorSpec((None,), tf.int64)
     spec_c = tf.TensorSpec((None, n_cand), tf.int64)
 
+    # One forward, n_cand backward passes on one tape: examples do not interact in inference
+    # mode. Faster on CPU than batch_jacobian or a tiled batch (0.29 s vs 0.40 s, 0.48 s).
     @tf.function(input_signature=[spec_x, spec_k, spec_c])
     def grads(x, k0, cand):
         with tf.GradientTape(persistent=True) as tape:
@@ -1039,9 +827,8 @@ def deepfool_perturb(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multi-class L2 DeepFool (Moosavi-Dezfooli et al., 2016, Algorithm 2), batched.
 
-    For each input ``x0`` with clean prediction ``k0`` and candidate classes ``C`` (the
-    ``num_classes`` classes with the highest clean logits, minus ``k0``; all other
-    classes when ``num_classes`` >= the number of outputs), iterate from ``x_0 = x0``::
+    From ``x_0 = x0``, with clean prediction ``k0`` and candidates ``C`` (the top
+    ``num_classes`` clean classes but ``k0``), iterate on the logits ``f``::
 
         w_j = grad f_j(x_i) - grad f_k0(x_i),   f'_j = f_j(x_i) - f_k0(x_i)   (j in C)
         l   = argmin_j |f'_j| / ||w_j||_2
@@ -1049,45 +836,14 @@ def deepfool_perturb(
         r_tot += r_i
         x_{i+1} = clip(x0 + (1 + overshoot) * r_tot, clip_min, clip_max)
 
-    until ``argmax f(x_{i+1}) != k0`` or ``max_iter`` iterations, exactly as in the
-    reference implementation (overshoot applied to the accumulated perturbation at every
-    iteration; the ``1e-4`` is :data:`DEEPFOOL_STEP_EPS`). ``f`` are the logits. A batch
-    is processed together: the ``|C|`` gradients of all its still-active examples come
-    from one traced forward pass and ``|C|`` backward passes; examples that have flipped
-    are frozen and dropped from later passes.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Classifier returning logits; called with ``training=False``. Examples of a batch
-        must not interact (true for inference-mode Keras layers).
-    x : array-like, shape (N, H, W, C)
-        Clean images inside ``[clip_min, clip_max]``.
-    overshoot : float, default 0.02
-        Overshoot ``>= 0``.
-    max_iter : int, default 50
-        Maximum number of iterations per example, ``>= 1``.
-    num_classes : int, default 10
-        Number of top clean classes (including the predicted one) used as candidates,
-        ``>= 2``; capped at the number of model outputs.
-    clip_min, clip_max : float, default 0.0, 1.0
-        Valid pixel range (``clip_min < clip_max``); each iterate is clipped to it.
-    batch_size : int, default 128
-        Number of images processed together.
-    progress : bool, default False
-        Show a tqdm progress bar over batches.
+    until ``argmax f(x_{i+1}) != k0`` or ``max_iter`` iterations, as in the reference
+    implementation (the ``1e-4`` is :data:`DEEPFOOL_STEP_EPS`). Flipped examples are
+    frozen and dropped from later passes; examples of a batch must not interact.
 
     Returns
     -------
-    x_adv : np.ndarray
-        float32, shape ``(N, H, W, C)``: the final iterate of **every** input, flipped or
-        not (no filtering).
-    n_iter : np.ndarray
-        int64, shape ``(N,)``: iterations run per input (``1`` for an affine model).
-
-    Examples
-    --------
-    >>> x_adv, n_iter = deepfool_perturb(model, x_test[:100])   # doctest: +SKIP
+    x_adv, n_iter : np.ndarray
+        The final iterate of **every** input, flipped or not; the iterations run on each.
     """
     x = _as_images(x)
     clip_min, clip_max = _check_clip(clip_min, clip_max)
@@ -1126,33 +882,11 @@ def deepfool(
 ) -> Generated:
     """DeepFool adversarial examples (see :func:`deepfool_perturb`), kept if misclassified.
 
-    Only the inputs the model classifies correctly are attacked (so DeepFool starts from
-    ``k0 = y``); of those, only the ones whose final iterate is misclassified are kept.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Classifier returning logits.
-    x : array-like, shape (N, H, W, C)
-        Clean images inside ``[clip_min, clip_max]``.
-    y : array-like, shape (N,)
-        True integer labels.
-    overshoot, max_iter, num_classes, clip_min, clip_max, batch_size, progress
-        As in :func:`deepfool_perturb`.
-
     Returns
     -------
     Generated
-        Kept adversarial examples; ``stats`` has the common keys (``mean_l2`` and
-        ``mean_rel_l2`` = mean of ``||x_adv - x|| / ||x||`` over kept examples),
-        ``mean_iter`` (over attempted), ``mean_iter_kept``, ``max_iter_run``,
-        ``n_hit_max_iter``, ``overshoot``, ``max_iter``, ``num_classes``, ``clip_min``,
-        ``clip_max``.
-
-    Examples
-    --------
-    >>> gen = deepfool(model, x_test, y_test)            # doctest: +SKIP
-    >>> gen.stats["success_rate"], gen.stats["mean_l2"]   # doctest: +SKIP
+        ``stats`` adds ``mean_iter`` (over attempted), ``mean_iter_kept``, ``max_iter_run``,
+        ``n_hit_max_iter`` and the settings.
     """
     overshoot, max_iter, num_classes, batch_size = _validate_deepfool_args(
         overshoot, max_iter, num_classes, batch_size

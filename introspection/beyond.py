@@ -1,24 +1,11 @@
-"""Beyond the paper: more detectors, unseen kinds of misclassification, seeds.
+"""Beyond the paper: more detectors, unseen misclassifications, seeds, adaptive attacks.
 
-The stages of this module reuse the artifacts of the paper's stages
-(:mod:`introspection.pipeline`) and add their own, keyed the same way:
-
-=====================  ==============================================================
-stage                  artifacts (under ``<artifacts_dir>/<experiment>/<profile>/``)
-=====================  ==============================================================
-detectors              ``detector_scores``: test scores of MaxLogit, Energy, ODIN and
-                       Mahalanobis (with and without input pre-processing)
-unseen                 ``unseen_scores_<kind>``: Introspection-Net trained without one
-                       kind of misclassification, scored on every test set;
-                       ``unseen_<attack>`` (CW-L2, PGD examples) and
-                       ``unseen_attack_scores`` (every detector on them)
-seeds                  ``seed_scores_<k>``: Introspection-Net trained with seed
-                       ``seed + k``, scored on every test set
-=====================  ==============================================================
-
-Tables written to the results folder: ``detectors.csv`` (the paper's three methods
-and the five others, same columns as ``table2.csv``), ``leave_one_out.csv`` and
-``seeds.csv``, ``unseen_attacks.csv``, ``adaptive.csv``.
+Stages reuse the paper's artifacts (:mod:`introspection.pipeline`) and add their own:
+``detectors`` (``detector_scores``: MaxLogit, Energy, ODIN, Mahalanobis with and without
+pre-processing), ``unseen`` (leave-one-out ``unseen_scores_<kind>``; CW-L2 and PGD
+``unseen_<attack>``, ``unseen_attack_scores``), ``seeds`` (``seed_scores_<k>``) and
+``adaptive`` (``adaptive_results``). Tables: ``detectors.csv``, ``leave_one_out.csv``,
+``seeds.csv``, ``unseen_attacks.csv`` and ``adaptive.csv``.
 """
 
 from __future__ import annotations
@@ -83,12 +70,7 @@ EXTRA_METHODS = ("max_logit", "energy", "odin", "mahalanobis", "mahalanobis_prep
 class Scores:
     """Test-set scores of one or more detectors, and how they were obtained.
 
-    Attributes
-    ----------
-    scores : dict
-        ``{dataset: {method: ndarray}}``, in the order of the test set of each dataset
-        (``splits.test.of(dataset)``).
-    run : StageRun
+    ``scores`` is ``{dataset: {method: ndarray}}``, rows in ``splits.test.of(dataset)`` order.
     """
 
     scores: dict
@@ -103,9 +85,7 @@ def _progress(iterable, desc: str, enabled: bool, total: int | None = None):
     return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
-# --------------------------------------------------------------------------------------
 # More detectors
-# --------------------------------------------------------------------------------------
 
 
 def _fit_images(cfg: Config):
@@ -119,30 +99,15 @@ def _fit_images(cfg: Config):
 
 
 def extra_detectors(cfg: Config, model) -> dict:
-    """The five detectors beyond the paper, fitted where they need fitting.
+    """The five detectors beyond the paper (:data:`EXTRA_METHODS` -> detector), fitted.
 
-    MaxLogit and Energy (``T = 1``) use the logits only and no training data of any
-    kind. ODIN uses the classifier's gradients but no training data (``T`` and
-    ``epsilon`` fixed: ``odin_temperature``, ``odin_eps``). Both Mahalanobis
-    variants estimate class means and a tied covariance of the penultimate
-    features (layer ``features``) from ``detector_n_fit`` base-training images with
-    their true labels; the pre-processed one moves each input by ``mahalanobis_eps``
-    first. None of them sees a misclassified example.
-
-    Parameters
-    ----------
-    cfg : Config
-    model : keras.Model
-        The base classifier (logits output).
-
-    Returns
-    -------
-    dict
-        Method name (:data:`EXTRA_METHODS`) to fitted detector.
+    MaxLogit and Energy (``T = 1``) use the logits only; ODIN the gradients too, with fixed
+    ``odin_temperature`` and ``odin_eps``; both Mahalanobis variants fit class means and a
+    tied covariance of the ``features`` on ``detector_n_fit`` labelled training images. None
+    sees a misclassified example.
     """
     x_fit, y_fit = _fit_images(cfg)
-    # Both Mahalanobis variants share one fit on the same features: the
-    # pre-processed one only moves the inputs it scores.
+    # One fit serves both Mahalanobis variants: the pre-processed one only moves inputs.
     preprocessed = detectors.MahalanobisPreprocessed(model, epsilon=cfg["mahalanobis_eps"]).fit(
         x_fit, y_fit
     )
@@ -160,24 +125,7 @@ def extra_detectors(cfg: Config, model) -> dict:
 def extra_detector_scores(
     cfg: Config, gen: Generation, sets: splits.Splits, model=None, progress: bool = True
 ) -> Scores:
-    """Scores of the five detectors of :func:`extra_detectors` on every test set.
-
-    Cached as the artifact ``detector_scores``.
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    model : keras.Model, optional
-        The base classifier (loaded from the artifacts when not given).
-    progress : bool
-        Show a progress bar over the datasets.
-
-    Returns
-    -------
-    Scores
-    """
+    """Scores of :func:`extra_detectors` on every test set, cached as ``detector_scores``."""
 
     def compute():
         dets = extra_detectors(cfg, _model(cfg, model))
@@ -191,21 +139,10 @@ def extra_detector_scores(
 
 
 def detector_table(cfg: Config, paper_scores: dict, extra: Scores):
-    """Table 2 with the paper's three methods and the five others, as ``detectors.csv``.
+    """Table 2 with the paper's three methods and the five others, written to ``detectors.csv``.
 
-    Parameters
-    ----------
-    cfg : Config
-    paper_scores : dict
-        From :func:`introspection.pipeline.score_test_sets` (with ``"label"``).
-    extra : Scores
-        From :func:`extra_detector_scores`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Same columns as ``table2.csv``; bootstrap CIs with ``n_boot`` resamples,
-        paired across methods.
+    ``paper_scores`` comes from :func:`introspection.pipeline.score_test_sets`; bootstrap
+    intervals are paired across methods.
     """
     merged = {d: {**paper_scores[d], **extra.scores[d]} for d in paper_scores}
     table = scores_table(cfg, merged, cfg["n_boot"])
@@ -214,21 +151,13 @@ def detector_table(cfg: Config, paper_scores: dict, extra: Scores):
 
 
 def best_per_row(table, metric: str = "auroc"):
-    """The best method of each dataset by one metric, and the runner-up.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Rows like ``table2.csv`` (several methods per dataset).
-    metric : str
-        A metric column; lower is better for ``fpr_at_95tpr``, higher otherwise.
+    """The best method of each dataset by one metric (lower is better for FPR), and the runner-up.
 
     Returns
     -------
     pandas.DataFrame
-        Index dataset; columns ``best``, ``value``, ``runner-up``, ``runner-up value``
-        and ``best CI overlaps runner-up`` (whether the difference is within the
-        best method's bootstrap interval, when the table has intervals).
+        Index dataset; ``best``, ``value``, ``runner-up``, ``runner-up value`` and
+        ``best CI overlaps runner-up`` (runner-up within the best's interval, if any).
     """
     import pandas as pd
 
@@ -248,9 +177,7 @@ def best_per_row(table, metric: str = "auroc"):
     return pd.DataFrame(rows).set_index("dataset")
 
 
-# --------------------------------------------------------------------------------------
 # Introspection-Net variants: other training sets, other seeds
-# --------------------------------------------------------------------------------------
 
 
 def _net_scores(net, gen: Generation, sets: splits.Splits) -> dict:
@@ -285,23 +212,9 @@ def leave_one_out(
 ) -> tuple[dict, StageRun]:
     """Introspection-Net trained without each kind of misclassification in turn.
 
-    For every dataset other than the in-distribution one (errors, each attack, each
-    OOD set), a network is trained on the paper's training set minus that dataset
-    (training and validation sides), with the run's seed, and scored on every test
-    set. Cached per held-out kind (``unseen_scores_<kind>``).
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    progress : bool
-
-    Returns
-    -------
-    scores : dict
-        ``{held_out: {dataset: {"introspection_net": ndarray}}}``.
-    run : StageRun
+    For each dataset but the in-distribution one, a network is trained on the paper's
+    training set minus that dataset, with the run's seed, and scored on every test set;
+    cached as ``unseen_scores_<kind>``. Scores: ``{held_out: {dataset: {method: ndarray}}}``.
     """
     kinds = [n for n in gen.sets if n != cfg.info["in_distribution"]]
     return _variant_scores(
@@ -320,25 +233,13 @@ def leave_one_out(
 def leave_one_out_table(cfg: Config, loo: dict, paper_scores: dict, table2):
     """Metrics of every held-out network, and the seen/unseen comparison.
 
-    Parameters
-    ----------
-    cfg : Config
-    loo : dict
-        From :func:`leave_one_out`.
-    paper_scores : dict
-        From :func:`introspection.pipeline.score_test_sets` (for the labels).
-    table2 : pandas.DataFrame
-        The run's Table 2: the network trained on every kind, and the baselines.
-
     Returns
     -------
     full : pandas.DataFrame
-        One row per (held-out kind, dataset): the metrics of the network trained
-        without that kind (no intervals); written to ``leave_one_out.csv``.
+        One row per (held-out kind, dataset), no intervals; ``leave_one_out.csv``.
     unseen : pandas.DataFrame
-        Index: the held-out kind. AUROC (%) on it when seen in training (the paper's
-        network; ``seen lo`` and ``seen hi`` its 95 % CI), when unseen, and of the
-        Softmax Baseline and Trust Score, which train on no misclassified data.
+        Per held-out kind, its AUROC (%) when seen (``seen lo``/``hi``: 95 % CI), when
+        unseen, and of the Softmax Baseline and Trust Score (no misclassified training data).
     """
     import pandas as pd
 
@@ -377,23 +278,9 @@ def seed_scores(
 ) -> tuple[dict, StageRun]:
     """Introspection-Net trained with ``n_seeds`` seeds (``seed``, ``seed + 1``, ...).
 
-    The first is the network of the paper's stage (``fitted``); the others are
-    trained on the same sets with another seed (weights and data order), each
-    cached as ``seed_scores_<k>``.
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    fitted : introspection.pipeline.Fitted
-    progress : bool
-
-    Returns
-    -------
-    scores : dict
-        ``{k: {dataset: {"introspection_net": ndarray}}}`` for k in ``range(n_seeds)``.
-    run : StageRun
+    The first is ``fitted``'s network; the others train on the same sets with another seed
+    (weights and data order), each cached as ``seed_scores_<k>``.
+    Scores: ``{k: {dataset: {"introspection_net": ndarray}}}``.
     """
     first = fitted.detectors["introspection_net"]
 
@@ -408,21 +295,7 @@ def seed_scores(
 
 
 def seed_table(cfg: Config, by_seed: dict, paper_scores: dict):
-    """Metrics of every seed's network, written to ``seeds.csv``.
-
-    Parameters
-    ----------
-    cfg : Config
-    by_seed : dict
-        From :func:`seed_scores`.
-    paper_scores : dict
-        From :func:`introspection.pipeline.score_test_sets` (for the labels).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``seed`` then those of ``table2.csv`` (no intervals).
-    """
+    """Metrics of every seed's network (column ``seed``, no intervals), written to ``seeds.csv``."""
     import pandas as pd
 
     in_name = cfg.info["in_distribution"]
@@ -441,19 +314,11 @@ def seed_table(cfg: Config, by_seed: dict, paper_scores: dict):
 def seed_summary(seeds, table2):
     """Mean and standard deviation over seeds beside the bootstrap CI of one run.
 
-    Parameters
-    ----------
-    seeds : pandas.DataFrame
-        From :func:`seed_table`.
-    table2 : pandas.DataFrame
-        The run's Table 2 (``table2.csv``).
-
     Returns
     -------
     pandas.DataFrame
-        Index dataset; for each metric: ``<metric> mean``, ``<metric> std`` (over
-        seeds, ddof=1) and ``<metric> CI width`` (the first seed's bootstrap 95 %
-        interval, from Table 2).
+        Per dataset: ``<metric> mean``, ``<metric> std`` (ddof=1) and ``<metric> CI width``
+        (the width of the first seed's 95 % interval in ``table2``).
     """
     import pandas as pd
 
@@ -467,9 +332,7 @@ def seed_summary(seeds, table2):
     return pd.DataFrame(cols)
 
 
-# --------------------------------------------------------------------------------------
 # Attacks nobody trained on
-# --------------------------------------------------------------------------------------
 
 #: Attacks generated beyond the paper, never used to train Introspection-Net.
 UNSEEN_ATTACKS = ("cw_l2", "pgd")
@@ -503,30 +366,12 @@ def unseen_attacks(
 ) -> dict[str, DataSet]:
     """CW-L2 and PGD examples from the test-side source images, never trained on.
 
-    The first ``unseen_n`` source images of the test side of the in-distribution
-    pool (the side Table 2's test examples come from) are attacked; only the
-    correctly classified ones are attacked and only the successful examples kept,
-    as for the paper's attacks. CW-L2: cleverhans 4 (``cw_binary_steps`` bisection
-    steps of ``cw_max_iter`` Adam steps of learning rate ``cw_lr``, initial
-    constant 1, confidence 0; in a trial on 100 MNIST test images with the cpu
-    profile's CNN, 5 x 100 steps at a learning rate of 0.01 left 43 % of them
-    unbroken, at 0.05 none, with a mean L2 of 1.67). PGD: BIM's
-    budget (``bim_eps``, ``bim_eps_iter``, ``bim_nb_iter``) from a seeded uniform
-    random start in the eps-ball (Madry et al., 2018). Each is cached as
-    ``unseen_<name>`` with its statistics.
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    model : keras.Model, optional
-    progress : bool
-
-    Returns
-    -------
-    dict of str to introspection.pipeline.DataSet
-        ``"cw_l2"`` and ``"pgd"`` (their generation statistics:
-        :func:`unseen_attack_stats`).
+    The first ``unseen_n`` test-side sources of the in-distribution pool are attacked,
+    the correctly classified ones only, keeping the successes, as for the paper's attacks.
+    CW-L2: cleverhans 4, ``cw_binary_steps`` x ``cw_max_iter`` Adam steps at ``cw_lr`` (on
+    100 MNIST images, 5 x 100 steps at 0.01 left 43 % unbroken, at 0.05 none). PGD: BIM's
+    budget from a seeded uniform start in the eps-ball (Madry et al., 2018). Each is cached
+    as ``unseen_<name>`` with its statistics (:func:`unseen_attack_stats`).
     """
     in_name = cfg.info["in_distribution"]
     pool = gen[in_name].pool
@@ -563,17 +408,7 @@ def unseen_attacks(
 
 
 def unseen_attack_stats(cfg: Config) -> dict:
-    """Statistics of the CW-L2 and PGD generation (success rate, norms, seconds).
-
-    Parameters
-    ----------
-    cfg : Config
-
-    Returns
-    -------
-    dict
-        Attack name to the statistics recorded by :func:`unseen_attacks`.
-    """
+    """Statistics of the CW-L2 and PGD generation (success rate, norms, seconds), by attack."""
     params = cfg.stage_params("unseen")
     return {
         n: artifacts.load_json(cfg.artifacts_dir, f"unseen_{n}_stats", params=params)
@@ -590,21 +425,11 @@ def unseen_attack_scores(
 ) -> dict:
     """Every detector's scores on the CW-L2 and PGD examples (cached).
 
-    Parameters
-    ----------
-    cfg : Config
-    attacked : dict
-        From :func:`unseen_attacks`.
-    fitted : introspection.pipeline.Fitted
-        The paper's three detectors (Introspection-Net trained as in Table 2).
-    model : keras.Model, optional
-    progress : bool
-
     Returns
     -------
     dict
-        ``{attack: {method: ndarray}}`` for the paper's three methods and
-        :data:`EXTRA_METHODS`.
+        ``{attack: {method: ndarray}}`` for the paper's three methods (``fitted``, trained as
+        in Table 2) and :data:`EXTRA_METHODS`.
     """
 
     def compute():
@@ -624,23 +449,7 @@ def unseen_attack_scores(
 
 
 def unseen_attack_table(cfg: Config, paper_scores: dict, extra: Scores, attacked_scores: dict):
-    """The eight detectors on the attacks nobody trained on, as ``unseen_attacks.csv``.
-
-    Parameters
-    ----------
-    cfg : Config
-    paper_scores : dict
-        From :func:`introspection.pipeline.score_test_sets` (in-distribution side).
-    extra : Scores
-        From :func:`extra_detector_scores` (in-distribution side).
-    attacked_scores : dict
-        From :func:`unseen_attack_scores`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Same columns as ``table2.csv``; one row per (attack, method).
-    """
+    """The eight detectors on the attacks nobody trained on, written to ``unseen_attacks.csv``."""
     in_name = cfg.info["in_distribution"]
     merged = {in_name: {**paper_scores[in_name], **extra.scores[in_name]}}
     order = list(merged[in_name])
@@ -651,9 +460,7 @@ def unseen_attack_table(cfg: Config, paper_scores: dict, extra: Scores, attacked
     return table
 
 
-# --------------------------------------------------------------------------------------
 # Adaptive attacks on classifier + detector
-# --------------------------------------------------------------------------------------
 
 #: L-inf radii of the adaptive attacks, as multiples of the paper's BIM/FGSM budget;
 #: ``None`` is the unbounded attack (the whole pixel range).
@@ -708,49 +515,20 @@ def adaptive_attacks(
 ):
     """Evasion rate of adaptive white-box attacks against each of the paper's detectors.
 
-    An attacked input *evades* when the classifier gets it wrong and the detector
-    accepts it: its score is at least the threshold that accepts 95 % of the
-    correctly classified clean test images (:func:`introspection.adaptive.threshold_at_tpr`
-    on Table 2's in-distribution test scores). The first ``adaptive_n`` correctly
-    classified source images of the test side are attacked at every L-inf radius
-    ``factor * bim_eps`` (:data:`ADAPTIVE_EPS_FACTORS`; ``None`` = unbounded):
-
-    - ``pgd``: plain PGD on the misclassification margin, the detector ignored (the
-      non-adaptive reference);
-    - ``joint_pgd``: :func:`introspection.adaptive.joint_pgd` against the detector,
-      for each (``lam``, ``kappa``) in {1, 10} x {0, median clean logit margin},
-      ``adaptive_restarts`` runs each (Softmax Baseline and Introspection-Net: the
-      Trust Score has no gradient);
-    - ``logit_matching`` and ``feature_matching``:
-      :func:`introspection.adaptive.representation_matching` toward a natural,
-      correctly classified test image of the runner-up class accepted by all three
-      detectors;
-    - ``adaptive (best)``: evaded by any of these attacks.
-
-    An input that evades at a radius also counts at every larger radius (its
-    adversarial example lies in the larger ball). At the paper's radius, joint PGD
-    against Introspection-Net is repeated with SPSA gradient estimates on the first
-    ``spsa_n`` images (``joint_pgd (SPSA)``) beside exact gradients on the same
-    images (``joint_pgd (exact, SPSA subset)``): if the gradient-free attack did
-    better, the gradients would be obfuscated. Cached as ``adaptive_results``.
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    fitted : introspection.pipeline.Fitted
-    paper_scores : dict
-        From :func:`introspection.pipeline.score_test_sets` (thresholds).
-    model : keras.Model, optional
-    progress : bool
+    An input *evades* when misclassified and scored at least the threshold accepting 95 %
+    of correct clean test images. The first ``adaptive_n`` correct test-side sources are
+    attacked at each radius ``factor * bim_eps`` (:data:`ADAPTIVE_EPS_FACTORS`) by ``pgd``
+    (detector ignored), ``joint_pgd`` (``lam`` in {1, 10} x ``kappa`` in {0, median margin};
+    not the Trust Score, which has no gradient), ``logit_matching`` and ``feature_matching``
+    (toward an accepted image of the runner-up class); ``adaptive (best)``: any of them. An
+    evasion counts at every larger radius; SPSA joint PGD on ``spsa_n`` images checks for
+    obfuscated gradients (:mod:`introspection.adaptive`). Cached as ``adaptive_results``.
 
     Returns
     -------
-    table : pandas.DataFrame
-        Columns ``epsilon`` (empty = unbounded), ``eps_factor``, ``detector``,
-        ``attack``, ``evasion_rate`` (%), ``n``; written to ``adaptive.csv``.
-    run : StageRun
+    tuple of (pandas.DataFrame, StageRun)
+        Columns ``epsilon`` (empty = unbounded), ``eps_factor``, ``detector``, ``attack``,
+        ``evasion_rate`` (%), ``n``; written to ``adaptive.csv``.
     """
     import pandas as pd
 

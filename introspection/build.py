@@ -1,13 +1,10 @@
 """``python -m introspection build``: execute the book's notebooks, then build the HTML.
 
-For each experiment, the chapter notebooks of ``book/`` run in order with
-papermill (kernel ``python3``); the executed copies, figures and tables go to
-``book/results/<profile>/<experiment>/``. The summary notebook then compares the
-experiments, a table of contents for the profile is written, and Jupyter Book
-builds the HTML with warnings as errors from a clean ``_build``.
-
-Every parameter is validated before any notebook runs: a bad value fails at once
-with one line naming the parameter and what is allowed.
+Per experiment, the chapter notebooks of ``book/`` run in order with papermill; the
+executed copies, figures and tables go to ``book/results/<profile>/<experiment>/``. The
+summary notebook then compares the experiments and Jupyter Book builds the HTML from a
+clean ``_build``, warnings as errors. Every parameter is validated before any notebook
+runs. Entry point: :func:`main`.
 """
 
 from __future__ import annotations
@@ -101,16 +98,7 @@ def repo_root() -> Path:
 
 
 def parse_value(text: str):
-    """Parse a ``-p NAME VALUE`` value as papermill does: number, boolean, null or text.
-
-    Parameters
-    ----------
-    text : str
-
-    Returns
-    -------
-    int, float, bool, None or str
-    """
+    """Parse a ``-p NAME VALUE`` value as papermill does: number, boolean, null or text."""
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
@@ -200,27 +188,16 @@ def run_notebooks(
     force: bool = False,
     retrain: bool = False,
 ) -> dict:
-    """Execute the chapter notebooks of one experiment with papermill.
+    """Execute one experiment's chapter notebooks with papermill; return their wall seconds.
 
     Parameters
     ----------
-    profile, experiment : str
     notebook_params : dict
         ``seed``, ``data_dir``, ``artifacts_dir`` when given.
     overrides : dict
         Profile parameters passed to every notebook.
-    root : pathlib.Path
-        The checkout.
-    force : bool
-        Re-execute notebooks that are up to date too.
     retrain : bool
-        Chapter 01 trains the base classifier from scratch (``retrain = True``);
-        implies ``force``, since every later stage is then recomputed.
-
-    Returns
-    -------
-    dict
-        Wall time of each notebook executed, in seconds.
+        Chapter 01 trains the base classifier from scratch; implies ``force``.
     """
     import papermill as pm
 
@@ -230,9 +207,8 @@ def run_notebooks(
         "experiment": experiment,
         "profile": profile,
         "overrides": overrides,
-        # Explicit, so that results land beside the executed notebooks whichever
-        # checkout the kernel imports the package from; relative to the checkout,
-        # papermill's working folder, so that no machine's path is published.
+        # Explicit, so results land beside the notebooks whatever checkout the kernel imports
+        # from; relative to the checkout (papermill's cwd), so no machine's path is published.
         "results_dir": str(out_dir.relative_to(root)),
         **notebook_params,
     }
@@ -282,11 +258,8 @@ def provenance(source: Path, params: dict) -> dict:
     source : pathlib.Path
         The notebook's py:percent source.
     params : dict
-        The parameters papermill injected. For a chapter, the effective values
-        (profile values plus overrides, validated) of the parameters of its stage
-        and of the stages upstream of it (:data:`CHAPTER_STAGE`,
-        ``Config.stage_params``) are hashed: a change of a profile's definition is
-        detected, and a parameter of a later stage leaves earlier chapters current.
+        The parameters papermill injected. For a chapter, the effective values of its stage's
+        and upstream stages' parameters are hashed (:data:`CHAPTER_STAGE`), paths left out.
 
     Returns
     -------
@@ -334,21 +307,7 @@ def provenance(source: Path, params: dict) -> dict:
 
 
 def is_current(notebook: Path, source: Path, params: dict) -> bool:
-    """Whether an executed notebook was made from this source with these parameters.
-
-    Parameters
-    ----------
-    notebook : pathlib.Path
-        The executed notebook (may not exist).
-    source : pathlib.Path
-        Its py:percent source.
-    params : dict
-        The parameters it would be executed with now.
-
-    Returns
-    -------
-    bool
-    """
+    """Whether an executed notebook (may not exist) was made from ``source`` with ``params``."""
     import nbformat
 
     if not notebook.is_file():
@@ -364,15 +323,12 @@ def is_current(notebook: Path, source: Path, params: dict) -> bool:
 def terminal_text(text: str) -> str:
     r"""Stream text as a terminal shows it: each carriage return overwrites its line.
 
-    Progress bars (tqdm) redraw a line with ``"\r"``; a notebook keeps every redraw.
-    Lines left blank by the redraws are dropped.
+    Lines left blank by the redraws (tqdm progress bars) are dropped.
 
     Examples
     --------
     >>> terminal_text("a:  0%\ra: 50%\ra:100%\ndone\n")
     'a:100%\ndone\n'
-    >>> terminal_text("bar\r   \r")
-    ''
     """
     lines = []
     for line in text.split("\n"):
@@ -386,9 +342,8 @@ def terminal_text(text: str) -> str:
 def tidy(nb, root: Path) -> None:
     """Make an executed notebook readable and machine-independent, in place.
 
-    Consecutive stream outputs of one cell are merged and shown as a terminal
-    would (:func:`terminal_text`), and papermill's record of the input and output
-    paths is made relative to the checkout ``root``.
+    Stream outputs are merged and shown as a terminal would (:func:`terminal_text`);
+    papermill's input and output paths are made relative to ``root``.
     """
     for cell in nb.cells:
         merged = []
@@ -447,16 +402,9 @@ def _strings(node):
 
 
 def page_problems(nb) -> list[str]:
-    """What a reader should not see in an executed notebook (see :data:`PAGE_PROBLEMS`).
+    """What a reader should not see in an executed notebook (:data:`PAGE_PROBLEMS`).
 
-    Parameters
-    ----------
-    nb : nbformat.NotebookNode
-
-    Returns
-    -------
-    list of str
-        One line per problem: what, the cell, and the offending text.
+    One line per problem: what, the cell, and the offending text.
     """
     found = []
     what, pattern = PAGE_PROBLEMS[0]
@@ -483,10 +431,9 @@ def page_problems(nb) -> list[str]:
 
 
 def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None) -> None:
-    """Record :func:`provenance` in an executed notebook's metadata (``introspection``).
+    """Record :func:`provenance` in an executed notebook's metadata, tidying it (:func:`tidy`).
 
-    ``record``: the provenance taken when its execution started (default: now). The
-    notebook is tidied (:func:`tidy`) on the way.
+    ``record``: the provenance taken when its execution started (default: now).
     """
     import nbformat
 
@@ -497,19 +444,9 @@ def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None
 
 
 def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -> Path:
-    """Write the table of contents of a profile's book (``_build/toc-<profile>.yml``).
+    """Write a profile's table of contents to ``path`` (default ``_build/toc-<profile>.yml``).
 
-    Parameters
-    ----------
-    profile : str
-    experiments : sequence of str
-        The experiments whose executed chapters exist.
-    root : pathlib.Path
-        The checkout.
-
-    Returns
-    -------
-    pathlib.Path
+    Lists the chapters of ``experiments`` that have been executed.
     """
     lines = [
         "format: jb-book",
@@ -568,24 +505,10 @@ def _chapter_title(source: Path) -> str:
 
 
 def run_page_markdown(root: Path, published: str = "cpu") -> str:
-    """The "Run it yourself" page: commands, parameters and compute time of each chapter.
+    """The "Run it yourself" page, in Markdown: commands, parameters and time of each chapter.
 
-    Built from the notebook sources (their ``parameters`` cells), the profiles of
-    :mod:`introspection.config` and the compute time of each stage recorded by the
-    published run (``book/results/<published>/<experiment>/stage_seconds.json``),
-    so it cannot drift from them (a test compares it with the committed page).
-
-    Parameters
-    ----------
-    root : pathlib.Path
-        The checkout.
-    published : str
-        The profile whose recorded times are shown.
-
-    Returns
-    -------
-    str
-        Markdown.
+    Built from the notebooks' ``parameters`` cells, the profiles and the stage times recorded
+    by the ``published`` profile (``stage_seconds.json``), so it cannot drift from them.
     """
     seconds = {}
     for exp in EXPERIMENTS:
@@ -742,22 +665,10 @@ LAUNCH_BUTTONS = {
 
 
 def check_repository_url(url: str) -> str:
-    """Validate a public GitHub repository URL (Binder and Colab need GitHub).
+    """Validate and normalise a GitHub repository URL (Binder and Colab need GitHub).
 
-    Parameters
-    ----------
-    url : str
-        ``https://github.com/ORG/REPO``, optionally ending in ``/`` or ``.git``.
-
-    Returns
-    -------
-    str
-        The URL without the trailing ``/`` or ``.git``.
-
-    Raises
-    ------
-    ConfigError
-        For anything else.
+    Accepts ``https://github.com/ORG/REPO``, optionally ending in ``/`` or ``.git`` (stripped);
+    raises :class:`~introspection.config.ConfigError` otherwise.
     """
     import re
 
@@ -771,23 +682,10 @@ def check_repository_url(url: str) -> str:
 
 
 def launch_config(root: Path, repository_url: str, branch: str = "main") -> Path:
-    """``_config.yml`` plus the repository and the Binder and Colab launch buttons.
+    """Write ``_build/_config.launch.yml``: ``_config.yml`` plus repository and launch buttons.
 
-    Parameters
-    ----------
-    root : pathlib.Path
-        The checkout (its ``_config.yml`` is read, not changed).
-    repository_url : str
-        See :func:`check_repository_url`.
-    branch : str
-        The branch the buttons open.
-
-    Returns
-    -------
-    pathlib.Path
-        ``_build/_config.launch.yml``, for ``jupyter-book build --config``. Binder
-        installs ``requirements.txt``, which installs this package; on Colab, install
-        it first (``!pip install git+REPOSITORY_URL``, see the "Run it yourself" page).
+    For ``jupyter-book build --config``. Binder installs ``requirements.txt`` (this package
+    included); on Colab, install it first (see the "Run it yourself" page).
     """
     import yaml
 
@@ -808,20 +706,8 @@ def launch_config(root: Path, repository_url: str, branch: str = "main") -> Path
 def build_html(toc: Path, root: Path, repository_url: str | None = None) -> Path:
     """Build the HTML book from a clean ``_build/html`` with warnings as errors.
 
-    Parameters
-    ----------
-    toc : pathlib.Path
-        Table of contents to build.
-    root : pathlib.Path
-        The checkout.
-    repository_url : str, optional
-        The book's public GitHub repository: adds launch buttons
-        (:func:`launch_config`).
-
-    Returns
-    -------
-    pathlib.Path
-        ``_build/html/index.html``.
+    ``repository_url`` adds the launch buttons (:func:`launch_config`). Returns the path of
+    ``_build/html/index.html``.
     """
     for sub in ("html", "jupyter_execute", ".doctrees"):
         shutil.rmtree(root / "_build" / sub, ignore_errors=True)
@@ -847,20 +733,10 @@ def build_html(toc: Path, root: Path, repository_url: str | None = None) -> Path
 
 
 def check_tools(html: bool = True) -> None:
-    """Check, in a fraction of a second, that what a build will run is installed here.
+    """Check, in a fraction of a second, that what a build runs is installed for this Python.
 
-    Everything is looked up from the interpreter that runs the build (``sys.executable``),
-    never on ``PATH``.
-
-    Parameters
-    ----------
-    html : bool
-        Whether the HTML book will be built (then Jupyter Book 1.x is needed).
-
-    Raises
-    ------
-    ConfigError
-        In one line: what is missing and how to install it.
+    ``html``: the HTML book will be built (Jupyter Book 1.x is then needed). Raises
+    :class:`~introspection.config.ConfigError` naming what is missing and how to install it.
     """
     from importlib import metadata, util
 
@@ -893,11 +769,6 @@ def check_data(data_dir=None, names=("mnist", "fashion_mnist", "cifar10")) -> No
 
     With a data folder (``data_dir`` or ``$INTROSPECTION_DATA_DIR``) the files must be
     there; without one, Keras' downloader is tried now (offline it fails in seconds).
-
-    Raises
-    ------
-    ConfigError
-        In one line, naming the missing files and where they were looked for.
     """
     from . import datasets
 
@@ -920,13 +791,8 @@ def check_data(data_dir=None, names=("mnist", "fashion_mnist", "cifar10")) -> No
 def publish_weights(profile: str, experiments, notebook_params: dict, overrides: dict) -> list:
     """Copy each experiment's cached base classifier to ``weights/<profile>/<experiment>``.
 
-    Byte for byte, with its manifest and training history: republishing the same
-    weights changes no file.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The folders written.
+    Byte for byte, with manifest and training history: republishing changes no file. Returns
+    the folders written.
     """
     from . import artifacts, config
 
@@ -941,28 +807,19 @@ def publish_weights(profile: str, experiments, notebook_params: dict, overrides:
     return written
 
 
-#: Measured builds shown on the "Run it yourself" page (rows copied from the
-#: ``_build/build_times.jsonl`` that every build appends to, on the machines named).
+#: Measured builds for the "Run it yourself" page (rows copied from _build/build_times.jsonl).
 BUILD_TIMES = "book/build_times.csv"
 
 
 def record_build(root: Path, args, seconds: dict, times: dict) -> dict:
-    """Append this build's wall times and machine to ``_build/build_times.jsonl``.
+    """Append this build's wall times and machine to ``_build/build_times.jsonl``; return it.
 
     Parameters
     ----------
-    root : pathlib.Path
-    args : argparse.Namespace
-        The build's options.
     seconds : dict
         ``notebooks`` and ``total`` wall seconds.
     times : dict
         Per experiment, the seconds of each notebook executed.
-
-    Returns
-    -------
-    dict
-        The record.
     """
     from .hardware import cpu_info
 

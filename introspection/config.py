@@ -1,17 +1,11 @@
-"""Experiments, profiles and the effective configuration of a run.
+"""Experiments, profiles and the validated configuration of a run (:func:`configure`).
 
-A *profile* is a named set of parameter values for both experiments, defined once
-here; any parameter can still be overridden (``papermill -p NAME VALUE`` or
-``python -m introspection build -p NAME VALUE``).
-
-- ``smoke``: the whole pipeline on tiny subsets, a few minutes on 2 cores (CI).
-- ``quick`` (default): real data, reduced sizes, about 20 minutes on 2 cores without
-  native bfloat16 (README: measured times per CPU).
-- ``cpu``: the most faithful run a 2-core CPU does in about two hours.
-- ``paper``: the paper's settings (WRN-28-8 on CIFAR-10): for a GPU.
-
-Every parameter is described in :data:`PARAMETERS` (type, allowed values, meaning),
-and :func:`configure` validates all of them before any work starts.
+A *profile* names a set of parameter values for both experiments; any parameter can be
+overridden (``papermill -p NAME VALUE``, ``python -m introspection build -p NAME VALUE``).
+``smoke``: tiny subsets, minutes on 2 cores (CI); ``quick`` (default): real data, reduced
+sizes, about 20 minutes on 2 cores; ``cpu``: the most faithful run a 2-core CPU does in
+about two hours; ``paper``: the paper's settings (WRN-28-8 on CIFAR-10), for a GPU.
+:data:`PARAMETERS` describes every parameter; :func:`configure` validates them first.
 """
 
 from __future__ import annotations
@@ -77,8 +71,7 @@ EXPERIMENTS: dict[str, dict] = {
 ATTACKS = ("errors", "bim", "fgsm", "deepfool")
 
 #: Every random stream of a run, as the offset added to the run's seed
-#: (:meth:`Config.stream`). Streams that share an offset draw from the same seed, as
-#: the book always has; the values keep today's results.
+#: (:meth:`Config.stream`); shared offsets are kept, so the published results stay.
 STREAMS = {
     "classifier_subset": 0,  # the n_train images the base classifier trains on
     "source_partition": 0,  # source images: training side / test side
@@ -125,19 +118,16 @@ DEPENDS_ON = {
 }
 
 
-#: Revision of each stage's code. Bump a stage's number in the same commit as a change
-#: that alters its results (an algorithm fixed, a default changed): its cached artifacts,
-#: and those of the stages downstream, then no longer match and are recomputed.
+#: Revision of each stage's code: bump it with any change that alters its results, so that
+#: its cached artifacts and those downstream are recomputed.
 REVISIONS: dict[str, int] = {
-    # 2: optional mixed-bfloat16 training; float32 logits layer; 3: the Wide ResNet
-    # trains with fused batch normalisation
     "base_model": 3,
     "misclassifications": 1,
     "logit_analysis": 1,
     "introspection_net": 1,
     "evaluation": 1,
     "detectors": 1,
-    "unseen": 3,  # 2: CW-L2's bisection constant per example; 3: CW-L2 step schedule
+    "unseen": 3,
     "seeds": 1,
     "adaptive": 1,
     "protocol": 1,
@@ -151,12 +141,7 @@ KEY_LIBRARIES = ("numpy", "tensorflow", "keras", "scikit-learn", "cleverhans")
 def key_versions() -> dict[str, str]:
     """Installed versions of :data:`KEY_LIBRARIES` (TensorFlow from either distribution).
 
-    Returns
-    -------
-    dict
-        ``{"numpy": "2.4.6", "tensorflow": "2.21.0", ...}``, from
-        :func:`introspection.artifacts.library_versions`; a missing library is
-        recorded as ``"absent"``.
+    A missing library is recorded as ``"absent"``.
     """
     from .artifacts import library_versions
 
@@ -182,11 +167,10 @@ def _p(
     return {
         "type": type_,
         "stage": stage,
-        # The one experiment a parameter applies to: it is left out of the other's
-        # stage keys (parameters added later than the others say so).
+        # The one experiment a parameter applies to: left out of the other's stage keys.
         "only": only,
-        # A parameter added later is left out of the stage keys while it has the value
-        # that reproduces the behaviour from before it (artifacts stay valid).
+        # Left out of the stage keys at this value, which reproduces the behaviour from
+        # before the parameter existed: cached artifacts stay valid.
         "neutral": neutral,
         "help": help_,
         "allowed": allowed,
@@ -607,8 +591,7 @@ PROFILES: dict[str, dict] = {
     "quick": {
         "description": "real data, reduced sizes: a rough but meaningful book within "
         "about 20 minutes on 2 cores (a teacher's laptop, no native bfloat16)",
-        # Sized for a CPU without native bfloat16 (float32 training), where the
-        # previous sizes took 36 minutes for MNIST alone (AMD EPYC, AVX2 only).
+        # Sized for a CPU without native bfloat16 (float32 training; AMD EPYC, AVX2 only).
         "mnist": {
             "n_train": 20000,
             "epochs": 2,
@@ -660,12 +643,8 @@ PROFILES: dict[str, dict] = {
     },
     "cpu": {
         "description": "as faithful as a 2-core CPU allows in about two hours (both experiments)",
-        # The chapters beyond the paper attack fewer images than the paper's sets
-        # (wider intervals) to keep the whole profile within a few hours on 2 cores.
-        # The training arithmetic is chosen by the hardware (precision "auto":
-        # introspection.hardware). CIFAR-10's classifier is airbench94's network and
-        # recipe (benchmarks/cifar10_recipe.py); the WRN-16-2 it replaces reached 86.6 %
-        # in 15 epochs.
+        # Beyond the paper, fewer images are attacked (wider intervals): a few hours on 2 cores.
+        # CIFAR-10's classifier is airbench94's network and recipe (benchmarks/cifar10_recipe.py).
         "mnist": {"unseen_n": 500, "adaptive_n": 200},
         "cifar10": {
             "architecture": "airbench",
@@ -748,34 +727,15 @@ def _default_artifacts_dir() -> Path:
 
 
 def default_results_dir(profile: str, experiment: str | None = None) -> Path:
-    """Where a profile's results go: ``book/results/<profile>[/<experiment>]``.
-
-    Parameters
-    ----------
-    profile : str
-    experiment : str, optional
-
-    Returns
-    -------
-    pathlib.Path
-    """
+    """Where a profile's results go: ``book/results/<profile>[/<experiment>]``."""
     root = (_repo_root() or Path.cwd()) / "book" / "results" / profile
     return root / experiment if experiment else root
 
 
 def published_weights_dir(profile: str, experiment: str) -> Path | None:
-    """Where the published base classifier of a profile lies: ``weights/<profile>/<experiment>``.
+    """Where a profile's published base classifier lies: ``weights/<profile>/<experiment>``.
 
-    Only the ``cpu`` profile's weights are committed (the others stay out of git).
-
-    Parameters
-    ----------
-    profile, experiment : str
-
-    Returns
-    -------
-    pathlib.Path or None
-        None when the package is not run from a checkout.
+    Only the ``cpu`` profile's weights are committed. None outside a checkout.
     """
     root = _repo_root()
     return root / "weights" / profile / experiment if root else None
@@ -787,18 +747,10 @@ class Config:
 
     Attributes
     ----------
-    experiment : str
-        ``"mnist"`` or ``"cifar10"``.
-    profile : str
-        Name of the profile the values came from.
-    seed : int
-        Seed of every random choice of the run.
     data_dir : str or None
-        Directory of the ``.npz`` dataset files (else ``$INTROSPECTION_DATA_DIR``).
-    artifacts_dir : pathlib.Path
-        Where arrays and models of this experiment are cached.
-    results_dir : pathlib.Path
-        Where figures, tables and the summary are written.
+        Folder of the ``.npz`` dataset files (None: ``$INTROSPECTION_DATA_DIR``).
+    artifacts_dir, results_dir : pathlib.Path
+        The cache of arrays and models; where figures, tables and the summary go.
     params : dict
         Every parameter of :data:`PARAMETERS`, validated.
     overrides : dict
@@ -826,9 +778,8 @@ class Config:
     def precision(self) -> tuple[str, str]:
         """The base classifier's training arithmetic on this machine, and why.
 
-        ``precision="auto"`` is resolved by :func:`introspection.hardware.choose_precision`
-        (the stage keys keep ``"auto"``: weights trained on one machine are reused on
-        another).
+        ``"auto"`` is resolved here, not in the stage keys: weights trained on one machine are
+        reused on another.
         """
         from .hardware import choose_precision
 
@@ -846,17 +797,8 @@ class Config:
     def stage_params(self, stage: str) -> dict:
         """Parameters that determine a stage's results: its own and its upstream stages'.
 
-        Parameters
-        ----------
-        stage : str
-            One of :data:`STAGES`.
-
-        Returns
-        -------
-        dict
-            Includes the experiment, the seed, the code revisions of the stages
-            (:data:`REVISIONS`) and the versions of :data:`KEY_LIBRARIES`; used as the
-            key of the stage's artifacts and of the chapters' freshness.
+        With the experiment, the seed, the stages' code :data:`REVISIONS` and the versions of
+        :data:`KEY_LIBRARIES`: the key of the stage's artifacts and of the chapters' freshness.
         """
         if stage not in STAGES:
             raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
@@ -879,12 +821,9 @@ class Config:
         return out
 
     def table(self, stage: str | None = None):
-        """The configuration as a small DataFrame (parameter, value, meaning).
+        """The configuration as a DataFrame (parameter, value, meaning).
 
-        Parameters
-        ----------
-        stage : str, optional
-            Show only the parameters this stage introduces (one of :data:`STAGES`).
+        ``stage``: show only the parameters this stage introduces (default: all).
         """
         import pandas as pd
 
@@ -922,42 +861,23 @@ def configure(
     overrides=None,
     **params,
 ) -> Config:
-    """Resolve a profile and overrides into a validated configuration.
+    """Resolve a profile and overrides into a validated Config; raise ConfigError if invalid.
 
     Parameters
     ----------
     experiment : {"mnist", "cifar10"}
-        Which experiment.
     profile : {"smoke", "quick", "cpu", "paper"}
-        The named set of parameter values to start from.
-    seed : int
-        Seed of every random choice.
     data_dir : str or path-like, optional
-        Directory holding ``mnist.npz``, ``fashion_mnist.npz`` and ``cifar10.npz``.
-        If given, it must exist.
+        Folder of ``mnist.npz``, ``fashion_mnist.npz``, ``cifar10.npz``; must exist.
     artifacts_dir : str or path-like, optional
-        Cache of arrays and models (default: ``$INTROSPECTION_ARTIFACTS_DIR``, else
-        ``artifacts/`` in the checkout); ``<artifacts_dir>/<experiment>/<profile>`` is
-        used, so that runs of different profiles never overwrite each other.
-        It must be writable.
+        Cache root (default ``$INTROSPECTION_ARTIFACTS_DIR``, else ``artifacts/``); profiles
+        never collide: ``<artifacts_dir>/<experiment>/<profile>`` is used.
     results_dir : str or path-like, optional
-        Where figures and tables go (default ``book/results/<profile>/<experiment>``).
+        Default ``book/results/<profile>/<experiment>``.
     overrides : mapping, optional
-        Values of any parameters of :data:`PARAMETERS` (e.g. the ``-p`` pairs given to
-        ``python -m introspection build``, passed to every notebook).
+        Values of parameters of :data:`PARAMETERS` (e.g. the build's ``-p`` pairs).
     **params
-        Values of parameters of :data:`PARAMETERS`; they win over ``overrides``.
-        ``None`` means "the profile's value"; a nullable parameter is set to null
-        with the string ``"null"``.
-
-    Returns
-    -------
-    Config
-
-    Raises
-    ------
-    ConfigError
-        Naming the parameter and what is allowed, before any work starts.
+        Same, winning over ``overrides``; None means the profile's value, ``"null"`` null.
     """
     if experiment not in EXPERIMENTS:
         raise ConfigError(

@@ -1,25 +1,11 @@
-"""Loading the image datasets and building the out-of-distribution sets.
+"""Loading the image datasets and building the out-of-distribution sets of Section 2.2.
 
-The paper uses MNIST and CIFAR-10 as in-distribution data and, as
-out-of-distribution (OOD) data, Gaussian and uniform noise images, Fashion-MNIST
-and the *other* dataset of the pair (CIFAR-10 for the MNIST experiment, MNIST for
-the CIFAR-10 experiment), converted to the in-distribution image format.
-
-Where the files come from
--------------------------
-:func:`load` looks for ``<name>.npz`` (keys ``x_train``, ``y_train``, ``x_test``,
-``y_test``; the layout of Keras' ``mnist.npz``) in, in this order:
-
-1. the ``data_dir`` argument,
-2. the directory named by the environment variable ``INTROSPECTION_DATA_DIR``,
-3. Keras' own downloader / cache (``keras.datasets.<name>.load_data()``).
-
-Files are read with ``allow_pickle=False``: nothing in a data file is ever executed.
-
-Pixel scale
------------
-Files hold ``uint8`` images. Every model, attack and detector of the package works on
-``float32`` images in ``[0, 1]`` with a channel axis, as returned by :func:`to_float`.
+In-distribution: MNIST and CIFAR-10; OOD: Gaussian and uniform noise, Fashion-MNIST and
+the other dataset of the pair, converted to the in-distribution format
+(:func:`cifar10_as_mnist`, :func:`mnist_as_cifar10`). :func:`load` reads ``<name>.npz``
+(Keras' layout, ``allow_pickle=False``) from ``data_dir``, then ``$INTROSPECTION_DATA_DIR``,
+then Keras' downloader; :func:`to_float` gives the float32 ``[0, 1]`` NHWC images every
+model, attack and detector uses.
 """
 
 from __future__ import annotations
@@ -57,14 +43,13 @@ DATASETS: dict[str, dict] = {
     "cifar10": {"image_shape": (32, 32, 3), "n_train": 50000, "n_test": 10000},
 }
 
-#: How many of the first images of each split are bit-exact in the offline copy of
-#: CIFAR-10 (``shared/datasets/cifar10.npz``, its README): the other 55,000 were
-#: decoded from JPEG (quality 75, 4:2:0 chroma subsampling).
+#: First images of each split that are bit-exact in the offline CIFAR-10 copy
+#: (``shared/datasets/cifar10.npz``); the other 55,000 went through JPEG (q75, 4:2:0).
 OFFLINE_LOSSLESS = {"cifar10": {"train": 4000, "test": 1000}}
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 _NUM_CLASSES = 10
-# Seconds Keras' downloader may wait for the network before we give up.
+# Seconds Keras' downloader may wait for the network.
 _DOWNLOAD_TIMEOUT = 10.0
 
 
@@ -169,28 +154,20 @@ def load(name: str, data_dir: str | os.PathLike | None = None):
     Parameters
     ----------
     name : {"mnist", "fashion_mnist", "cifar10"}
-        The dataset.
     data_dir : str or path-like, optional
-        Directory holding ``<name>.npz``. If it has no such file, the directory in
-        ``$INTROSPECTION_DATA_DIR`` is tried, then Keras' downloader.
+        Directory holding ``<name>.npz``; else ``$INTROSPECTION_DATA_DIR``, then Keras.
 
     Returns
     -------
     (x_train, y_train), (x_test, y_test) : tuple of tuples of ndarray
-        Images ``uint8`` of shape ``(N, 28, 28)`` (MNIST, Fashion-MNIST) or
-        ``(N, 32, 32, 3)`` (CIFAR-10); labels ``(N,)`` with values 0..9.
+        Images ``(N, 28, 28)`` or ``(N, 32, 32, 3)`` uint8; labels ``(N,)`` in 0..9.
 
     Raises
     ------
-    ValueError
-        If ``name`` is not a known dataset.
     DataNotFoundError
-        If no file is found and Keras cannot download the data (for instance
-        offline). The message names the directories looked in, the file names and
-        the environment variable.
+        If no file is found and Keras cannot download the data (e.g. offline).
     DatasetFileError
-        If a file is found but is truncated, lacks a key, or holds arrays of the
-        wrong shape, dtype or label range.
+        If a file is truncated, lacks a key, or holds arrays of the wrong shape or dtype.
 
     Examples
     --------
@@ -212,18 +189,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None):
 
 
 def to_float(x: np.ndarray) -> np.ndarray:
-    """Convert uint8 images to float32 in [0, 1] with a channel axis.
-
-    Parameters
-    ----------
-    x : ndarray of uint8, shape (N, H, W) or (N, H, W, C)
-        Images as stored in the dataset files.
-
-    Returns
-    -------
-    ndarray of float32, shape (N, H, W, C)
-        ``x / 255``; grayscale images get a channel axis of size 1.
-    """
+    """Convert uint8 images ``(N, H, W[, C])`` to float32 ``x / 255``, shape (N, H, W, C)."""
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise ValueError(f"to_float expects uint8 images, got {x.dtype}.")
@@ -244,22 +210,9 @@ def _check_noise_args(n: int, shape) -> tuple[int, ...]:
 
 
 def gaussian_noise(n: int, shape, *, mean: float = 0.5, std: float = 0.25, seed: int = 0):
-    """Gaussian noise images, clipped to [0, 1].
+    """Gaussian noise images of shape ``(n, *shape)``, float32 clipped to [0, 1].
 
-    Parameters
-    ----------
-    n : int
-        Number of images.
-    shape : tuple of int
-        Shape of one image, e.g. ``(28, 28, 1)``.
-    mean, std : float
-        Parameters of the normal distribution, in the [0, 1] pixel scale.
-    seed : int
-        Seed of the generator (``numpy.random.default_rng``).
-
-    Returns
-    -------
-    ndarray of float32, shape (n, *shape)
+    ``mean`` and ``std`` are in the [0, 1] pixel scale.
     """
     shape = _check_noise_args(n, shape)
     if std <= 0:
@@ -270,23 +223,7 @@ def gaussian_noise(n: int, shape, *, mean: float = 0.5, std: float = 0.25, seed:
 
 
 def uniform_noise(n: int, shape, *, low: float = 0.0, high: float = 1.0, seed: int = 0):
-    """Uniform noise images U(low, high) in the [0, 1] pixel scale.
-
-    Parameters
-    ----------
-    n : int
-        Number of images.
-    shape : tuple of int
-        Shape of one image, e.g. ``(32, 32, 3)``.
-    low, high : float
-        Bounds of the distribution, ``0 <= low < high <= 1``.
-    seed : int
-        Seed of the generator (``numpy.random.default_rng``).
-
-    Returns
-    -------
-    ndarray of float32, shape (n, *shape)
-    """
+    """Uniform noise images U(low, high), ``0 <= low < high <= 1``, shape ``(n, *shape)``."""
     shape = _check_noise_args(n, shape)
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"Need 0 <= low < high <= 1, got low={low}, high={high}.")
@@ -299,24 +236,10 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def convert_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-    """Convert images to another size and number of channels.
+    """Convert uint8 (0..255) or float ([0, 1]) images to ``size`` (h, w) and 1 or 3 ``channels``.
 
-    Colour images are turned to grayscale with the ITU-R BT.601 luma weights;
-    grayscale images become colour by repeating the channel. Resizing is bilinear
-    with antialiasing (``keras.ops.image.resize``).
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, H, W) or (N, H, W, C)
-        uint8 images (0..255) or float images in [0, 1].
-    size : tuple of int
-        Target ``(height, width)``.
-    channels : {1, 3}
-        Target number of channels.
-
-    Returns
-    -------
-    ndarray of float32, shape (N, height, width, channels), values in [0, 1]
+    Colour to grey by BT.601 luma, grey to colour by repeating the channel; bilinear
+    antialiased resizing (``keras.ops.image.resize``). Returns float32 NHWC in [0, 1].
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}.")
@@ -343,51 +266,21 @@ def convert_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.nd
 
 
 def cifar10_as_mnist(x: np.ndarray) -> np.ndarray:
-    """CIFAR-10 images as MNIST-shaped OOD inputs: grayscale, 28x28, float32 in [0, 1].
-
-    Parameters
-    ----------
-    x : ndarray of uint8, shape (N, 32, 32, 3)
-
-    Returns
-    -------
-    ndarray of float32, shape (N, 28, 28, 1)
-    """
+    """CIFAR-10 uint8 images as MNIST-shaped OOD inputs: grey, (N, 28, 28, 1) float32."""
     return convert_images(x, (28, 28), 1)
 
 
 def mnist_as_cifar10(x: np.ndarray) -> np.ndarray:
-    """MNIST or Fashion-MNIST images as CIFAR-10-shaped OOD inputs: 32x32, 3 channels.
-
-    Parameters
-    ----------
-    x : ndarray of uint8, shape (N, 28, 28)
-
-    Returns
-    -------
-    ndarray of float32, shape (N, 32, 32, 3), values in [0, 1]
-    """
+    """MNIST or Fashion-MNIST uint8 images as CIFAR-10-shaped OOD inputs: (N, 32, 32, 3)."""
     return convert_images(x, (32, 32), 3)
 
 
 def jpeg_roundtrip(x: np.ndarray, quality: int = 75, subsampling: str = "4:2:0") -> np.ndarray:
-    """Encode colour images as JPEG and decode them again (Pillow's codec).
+    """Encode uint8 colour images ``(N, H, W, 3)`` as JPEG and decode them (Pillow).
 
-    What the offline copy of CIFAR-10 did to 55,000 of its images
-    (:data:`OFFLINE_LOSSLESS`): applied to the lossless ones, it measures what the
-    compression costs a classifier on the same images.
-
-    Parameters
-    ----------
-    x : ndarray of uint8, shape (N, H, W, 3)
-    quality : int
-        JPEG quality, 1..95.
-    subsampling : {"4:4:4", "4:2:2", "4:2:0"}
-        Chroma subsampling.
-
-    Returns
-    -------
-    ndarray of uint8, shape (N, H, W, 3)
+    What the offline CIFAR-10 copy did to 55,000 images (:data:`OFFLINE_LOSSLESS`):
+    applied to the lossless ones, it measures what the compression costs a classifier.
+    ``quality`` is 1..95; ``subsampling`` one of ``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``.
     """
     import io
 

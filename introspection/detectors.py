@@ -1,29 +1,10 @@
-"""Misclassification detectors behind one interface.
+"""Misclassification detectors behind one interface, :class:`Detector`.
 
-Every detector maps the examples a classifier has labelled to a confidence score,
-*higher = the classifier's prediction is more likely to be correct*:
-
-- :class:`SoftmaxBaseline` -- maximum softmax probability (Hendrycks & Gimpel, 2017),
-  computed from the logits.
-- :class:`TrustScore` -- ratio of the distance to the nearest other class and the
-  distance to the predicted class, over density-filtered training data (Jiang, Kim,
-  Guan & Gupta, NeurIPS 2018; reference implementation ``google/TrustScore``).
-- :class:`IntrospectionNet` -- the paper's regression network on the logits
-  (Aigrain & Detyniecki, 2019).
-
-Beyond the paper:
-
-- :class:`MaxLogit` -- maximum logit (Hendrycks et al., ICML 2022).
-- :class:`EnergyScore` -- negative free energy ``T * logsumexp(logits / T)`` (Liu,
-  Wang, Owens & Li, NeurIPS 2020).
-- :class:`Mahalanobis` -- closest-class Mahalanobis distance with a tied covariance in
-  a feature space (Lee, Lee, Lee & Shin, NeurIPS 2018), and
-  :class:`MahalanobisPreprocessed`, the same with the paper's input pre-processing.
-- :class:`ODIN` -- temperature scaling and input pre-processing (Liang, Li & Srikant,
-  ICLR 2018).
-
-Importing this module loads only NumPy, SciPy and scikit-learn; Keras/TensorFlow are
-loaded by Introspection-Net, ODIN and MahalanobisPreprocessed when they are used.
+Each maps examples to a confidence score, higher = the prediction is more likely correct.
+The paper's three: :class:`SoftmaxBaseline` (Hendrycks & Gimpel, 2017), :class:`TrustScore`
+(Jiang et al., NeurIPS 2018) and :class:`IntrospectionNet` (Section 3.1). Beyond the paper:
+:class:`MaxLogit`, :class:`EnergyScore`, :class:`Mahalanobis`, :class:`MahalanobisPreprocessed`
+and :class:`ODIN`. Keras/TensorFlow are imported only by the detectors that use them.
 """
 
 from __future__ import annotations
@@ -49,9 +30,7 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------------
 # Input checks
-# ---------------------------------------------------------------------------
 
 
 def _check_2d_finite(X, name="X"):
@@ -85,80 +64,34 @@ def _check_labels(y, n_samples, name):
     return y
 
 
-# ---------------------------------------------------------------------------
 # Base class
-# ---------------------------------------------------------------------------
 
 
 class Detector(ABC):
     """Base class of the misclassification detectors.
 
-    A detector is fitted once (possibly a no-op) and then scores examples. The score
-    is a float64 array of shape (N,); **higher means more confident that the
-    classifier's prediction is correct**, so it can be fed directly to
-    :func:`introspection.metrics.evaluate` with "correct" as the positive class.
-
-    Attributes
-    ----------
-    name : str
-        Short identifier of the method, used as the ``method`` column of the
-        evaluation tables (e.g. ``"softmax_baseline"``, ``"trust_score"``).
-    reads : {"logits", "features", "images", "pixels"}
-        What :meth:`score` takes for each example: the classifier's logits, its
-        penultimate features, the images, or the images flattened (``pixels``).
+    ``score`` returns float64 of shape (N,), higher = more confident the prediction is correct
+    (the positive class of :func:`introspection.metrics.evaluate`). ``name`` is the ``method``
+    column of the evaluation tables; ``reads`` is what :meth:`score` takes: "logits",
+    "features", "images" or "pixels" (flattened images).
     """
 
     name: str = "detector"
     reads: str = "logits"
 
     def fit(self, X, y=None) -> Detector:
-        """Fit the detector (the base implementation does nothing).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs of the detector.
-        y : array-like of shape (n_samples,), optional
-            Training labels, for detectors that need them.
-
-        Returns
-        -------
-        self : Detector
-            The fitted detector.
-        """
+        """Fit the detector (here a no-op) and return ``self``."""
         return self
 
     @abstractmethod
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Confidence that the classifier's prediction is correct.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs of the detector for the examples to score.
-        y_pred : array-like of shape (n_samples,), optional
-            The classifier's predicted labels, for detectors that need them.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-            Higher = more confident the prediction is correct.
-        """
+        """Confidence that each prediction is correct (``y_pred``: predicted labels, if needed)."""
 
     def score_tensor(self, z):
-        """The score as a differentiable TensorFlow function of the logits.
+        """The score as a differentiable TensorFlow function of the logits ``z``.
 
-        Only detectors that read logits have one (the adaptive attacks of chapter 11
-        follow its gradient); it gives the values of :meth:`score` up to float32
-        round-off.
-
-        Parameters
-        ----------
-        z : tf.Tensor of shape (n_samples, n_classes), float32
-
-        Returns
-        -------
-        tf.Tensor of shape (n_samples,)
+        Only logit-reading detectors have one (the adaptive attacks of chapter 11 follow its
+        gradient); it matches :meth:`score` up to float32 round-off.
         """
         raise NotImplementedError(f"{type(self).__name__} has no differentiable score.")
 
@@ -168,50 +101,24 @@ class Detector(ABC):
         return f"{type(self).__name__}({', '.join(shown)})"
 
 
-# ---------------------------------------------------------------------------
 # Softmax Baseline
-# ---------------------------------------------------------------------------
 
 
 def softmax(logits, axis=-1):
-    """Numerically stable softmax.
-
-    Parameters
-    ----------
-    logits : array-like
-        Unnormalised log-probabilities.
-    axis : int, default=-1
-        Axis along which the probabilities sum to one.
-
-    Returns
-    -------
-    probabilities : ndarray of float64, same shape as ``logits``
-        ``exp(logits - max) / sum(exp(logits - max))``; never overflows.
-
-    Example
-    -------
-    >>> softmax([[1000.0, 1000.0]])
-    array([[0.5, 0.5]])
-    """
+    """Numerically stable softmax along ``axis``, in float64."""
     return _scipy_softmax(np.asarray(logits, dtype=np.float64), axis=axis)
 
 
 class SoftmaxBaseline(Detector):
-    """Maximum softmax probability (Hendrycks & Gimpel, 2017).
-
-    The score of an example is ``max_k softmax(logits)_k``, computed from the logits
-    as ``1 / sum_j exp(l_j - max_k l_k)`` (no overflow for large logits). There is
-    nothing to fit.
+    """Maximum softmax probability (Hendrycks & Gimpel, 2017); nothing to fit.
 
     Parameters
     ----------
-    dtype : {"float64", "float32"}, default "float64"
-        The arithmetic. In float32, as a Keras softmax layer computes it, every
-        example whose top logit leads the others by more than about 17 scores
-        exactly 1.0, so confident examples tie.
+    dtype : {"float64", "float32"}
+        In float32, as Keras computes it, confident examples (lead > ~17) all score 1.0 and tie.
 
-    Example
-    -------
+    Examples
+    --------
     >>> SoftmaxBaseline().fit(None).score([[2.0, 0.0], [0.0, 0.0]]).round(4)
     array([0.8808, 0.5   ])
     """
@@ -236,9 +143,7 @@ class SoftmaxBaseline(Detector):
         return tf.reduce_max(tf.nn.softmax(z, axis=1), axis=1)
 
 
-# ---------------------------------------------------------------------------
 # Trust Score
-# ---------------------------------------------------------------------------
 
 
 #: From this many features on, ``TrustScore(algorithm="auto")`` searches by brute force.
@@ -246,14 +151,7 @@ BRUTE_FROM_DIM = 256
 
 
 def _density_filter(Xc, k, alpha, leaf_size):
-    """Return the sorted indices of the rows of ``Xc`` that survive density filtering.
-
-    The kNN radius of a point is its distance to its ``k``-th nearest neighbour
-    within ``Xc``, the point itself counting as the first; ``k`` is capped at
-    ``len(Xc)``. As the reference implementation (google/TrustScore,
-    ``filter_by_density``), the points whose radius is at most the ``1 - alpha``
-    percentile of the radii (numpy's linear interpolation) are kept.
-    """
+    """Sorted indices of the rows of ``Xc`` kept by density filtering (as google/TrustScore)."""
     n = Xc.shape[0]
     if alpha <= 0:
         return np.arange(n)
@@ -264,75 +162,33 @@ def _density_filter(Xc, k, alpha, leaf_size):
 class TrustScore(Detector):
     """Trust Score (Jiang, Kim, Guan & Gupta, NeurIPS 2018).
 
-    For each class ``c`` the training points of class ``c`` (true labels) are
-    optionally density-filtered, giving the set ``H(c)``. The score of an example
-    ``x`` whose predicted label is ``p`` is::
+    With ``H(c)`` the (density-filtered) training points of true class ``c``, ``p`` the
+    predicted label and ``d`` the Euclidean distance to the ``score_k``-th nearest point::
 
-        d(x, H(c)) = distance from x to its ``score_k``-th nearest point of H(c)
-        score(x)  = min_{c != p} d(x, H(c)) / (d(x, H(p)) + min_dist)
+        score(x) = min_{c != p} d(x, H(c)) / (d(x, H(p)) + min_dist)
 
-    i.e. the distance to the nearest *other* class over the distance to the
-    *predicted* class; higher = more trustworthy. Distances are Euclidean.
-
-    The feature space is the caller's choice: ``fit`` and ``score`` receive
-    whatever representation is passed (flattened raw pixels, penultimate-layer
-    activations, logits, ...). Fit and score must use the same space, which
-    ``reads`` names.
+    Fit and score in the same feature space, named by ``reads``.
 
     Parameters
     ----------
-    k : int, default=10
-        Neighbour rank of the kNN radius used by density filtering (the point itself
-        counts as its first neighbour, as in the reference implementation; capped at
-        the class size).
-    alpha : float in [0, 1), default=0.0
-        Density filtering, as the reference implementation: a class keeps the points
-        whose kNN radius is ``<= np.percentile(radii, 100 * (1 - alpha))``, about
-        ``n - alpha * (n - 1)`` of its ``n`` points (at least one; all those tied at
-        the cut).
-    filtering : {"density", "none"}, default="density"
-        ``"none"`` uses every training point; then ``alpha`` must be 0.
-    min_dist : float, default=1e-12
-        Added to the distance to the predicted class to avoid a division by zero.
-    leaf_size : int, default=40
-        Leaf size of the :class:`sklearn.neighbors.KDTree` of each class.
-    n_jobs : int or None, default=None
-        Number of threads used to query the per-class trees (``None`` = 1, ``-1`` =
-        all cores), via :mod:`joblib`.
-    algorithm : {"auto", "kd_tree", "brute"}, default="auto"
-        Nearest-neighbour search: per-class KD-trees, or exact brute force
-        (:class:`sklearn.neighbors.NearestNeighbors`, BLAS distance matrices). A
-        KD-tree degenerates to a slow brute force in high dimension; ``"auto"``
-        uses brute force from :data:`BRUTE_FROM_DIM` features on (raw pixels) and
-        KD-trees below (penultimate features, logits). Both are exact: they give the
-        same distances up to float round-off.
-    reads : {"features", "logits", "pixels"}, default="features"
-        The space it is fitted and scores in (:attr:`Detector.reads`).
-    score_k : int, default=1
-        Neighbour rank defining the distance from a point to a class. ``1`` (the
-        nearest point) is the definition of the paper. The reference implementation's
-        ``get_score`` uses the 2nd nearest point (``query(X, k=2)[0][:, -1]``), as does
-        alibi's default; pass ``score_k=2`` to reproduce it.
+    k : int
+        Neighbour rank of the density filter's kNN radius (the point itself is the first).
+    alpha : float in [0, 1)
+        A class keeps the points whose radius is ``<= np.percentile(radii, 100 * (1 - alpha))``.
+    filtering : {"density", "none"}
+        ``"none"`` keeps every training point (``alpha`` must be 0).
+    min_dist : float
+        Added to the denominator to avoid a division by zero.
+    n_jobs : int or None
+        Threads querying the per-class trees (``None`` = 1, ``-1`` = all cores).
+    score_k : int
+        1 (nearest point) is the paper's definition; 2 reproduces google/TrustScore and alibi.
+    algorithm : {"auto", "kd_tree", "brute"}
+        Both exact; ``"auto"`` uses brute force from :data:`BRUTE_FROM_DIM` features on.
+    reads : {"features", "logits", "pixels"}
 
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        Sorted labels seen in ``fit``.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    n_samples_per_class_ : ndarray of int, shape (n_classes,)
-        Training points per class before filtering.
-    n_kept_per_class_ : ndarray of int, shape (n_classes,)
-        Training points per class kept after filtering.
-    kept_indices_ : list of ndarray
-        For each class, the (sorted) row indices of ``X`` kept after filtering.
-    kdtrees_ : list
-        One search index per class over the kept points
-        (:class:`sklearn.neighbors.KDTree`, or :class:`sklearn.neighbors.NearestNeighbors`
-        for brute force).
-
-    Example
-    -------
+    Examples
+    --------
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, (50, 2)), rng.normal(5, 1, (50, 2))]
     >>> y = np.r_[np.zeros(50, int), np.ones(50, int)]
@@ -394,21 +250,7 @@ class TrustScore(Detector):
             raise ValueError(f"min_dist must be a finite number >= 0; got {self.min_dist!r}.")
 
     def fit(self, X, y) -> TrustScore:
-        """Build one KD-tree per class on the (filtered) training data.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training features, in the feature space chosen by the caller.
-        y : array-like of shape (n_samples,)
-            TRUE labels of the training points (not the classifier's predictions).
-            At least two classes are required.
-
-        Returns
-        -------
-        self : TrustScore
-            The fitted detector.
-        """
+        """Build one search index per class on the (filtered) data; ``y``: TRUE labels."""
         self._check_params()
         X = _check_2d_finite(X, "X")
         y = _check_labels(y, X.shape[0], "y")
@@ -465,19 +307,7 @@ class TrustScore(Detector):
         return np.column_stack(columns)
 
     def class_distances(self, X) -> np.ndarray:
-        """Distance from each example to each class's kept training points.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features in the space used by ``fit``.
-
-        Returns
-        -------
-        distances : ndarray of shape (n_samples, n_classes)
-            Column ``j`` is the distance to the ``score_k``-th nearest kept training
-            point of class ``classes_[j]``.
-        """
+        """Distance of each example to each class of ``classes_``, shape (n_samples, n_classes)."""
         self._check_fitted()
         X = self._check_X(X)
         return self._class_distances(X)
@@ -495,22 +325,7 @@ class TrustScore(Detector):
         return X
 
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Trust score of each example for the classifier's predicted label.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features in the space used by ``fit``.
-        y_pred : array-like of shape (n_samples,)
-            The classifier's predicted labels (required). Every label must have been
-            seen in ``fit``.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-            ``d(nearest other class) / (d(predicted class) + min_dist)``; higher =
-            more trustworthy.
-        """
+        """Trust score of each example for its predicted label ``y_pred`` (required)."""
         self._check_fitted()
         X = self._check_X(X)
         if y_pred is None:
@@ -533,42 +348,30 @@ class TrustScore(Detector):
         return d_other / (d_pred + self.min_dist)
 
 
-# ---------------------------------------------------------------------------
 # Introspection-Net
-# ---------------------------------------------------------------------------
 
 
 class IntrospectionNet(Detector):
     """Introspection-Net (Aigrain & Detyniecki, 2019, Section 3.1) as a detector.
 
-    A small regression network on the classifier's logits, trained with the mean
-    squared error to output 1 when the classifier's prediction is correct and 0
-    otherwise (see :func:`introspection.models.introspection_net` and
-    :func:`introspection.training.train_introspection_net`). Keras is imported only
-    when the detector is fitted or used.
+    A small regression network on the logits, trained with the MSE to output 1 when the
+    prediction is correct and 0 otherwise (:func:`introspection.models.introspection_net`).
+    ``fit`` sets ``model_`` and ``history_`` (per-epoch loss and accuracy).
 
     Parameters
     ----------
-    epochs : int, default=60
-        Training epochs (paper: 60).
-    batch_size : int, default=32
-        Minibatch size (not given in the paper; Keras' default).
-    learning_rate : float, default=1e-3
+    epochs : int
+        Paper: 60.
+    batch_size : int
+        Not given in the paper; Keras' default.
+    learning_rate : float
         RMSprop learning rate.
-    validation_split : float, default=0.1
-        Fraction held out for validation when ``fit`` gets no ``validation_data``.
-    seed : int, default=0
+    validation_split : float
+        Held out when ``fit`` gets no ``validation_data``.
+    seed : int
         Seeds the weights, dropout and data order.
     model : keras.Model, optional
-        An already trained network (e.g. loaded from an artifact); ``fit`` is then
-        not needed.
-
-    Attributes
-    ----------
-    model_ : keras.Model
-        The trained network.
-    history_ : dict
-        Per-epoch training and validation loss and accuracy.
+        An already trained network; ``fit`` is then not needed.
     """
 
     name = "introspection_net"
@@ -586,22 +389,9 @@ class IntrospectionNet(Detector):
             self.model_ = model
 
     def fit(self, X, y=None, validation_data=None, verbose=0) -> IntrospectionNet:
-        """Train the network on logits and correctness labels.
+        """Train the network on logits ``X`` and correctness labels ``y`` (1 = correct).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_classes)
-            Logits of the training examples.
-        y : array-like of shape (n_samples,)
-            1 where the classifier's prediction is correct, 0 otherwise.
-        validation_data : tuple, optional
-            ``(logits_val, labels_val)``; otherwise ``validation_split`` is held out.
-        verbose : int, default=0
-            Keras' verbosity.
-
-        Returns
-        -------
-        self : IntrospectionNet
+        ``validation_data``: ``(logits_val, labels_val)``; else ``validation_split`` is held out.
         """
         import keras
 
@@ -627,19 +417,7 @@ class IntrospectionNet(Detector):
         return self
 
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Predicted confidence in [0, 1] that the classifier is correct.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_classes)
-            Logits.
-        y_pred : ignored
-            Present for the common interface.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-        """
+        """Predicted confidence in [0, 1] that the classifier is correct, from logits ``X``."""
         if not hasattr(self, "model_"):
             raise ValueError("IntrospectionNet is not fitted yet: call fit(logits, labels) first.")
         X = _check_2d_finite(X).astype(np.float32)
@@ -660,9 +438,7 @@ class IntrospectionNet(Detector):
         return tf.reshape(self.model_(z, training=False), (-1,))
 
 
-# ---------------------------------------------------------------------------
-# Logit-based scores beyond the paper: Max Logit and Energy
-# ---------------------------------------------------------------------------
+# Max Logit and Energy (beyond the paper)
 
 
 def _check_positive_finite(value, name):
@@ -677,19 +453,9 @@ def _check_positive_finite(value, name):
 
 
 class MaxLogit(Detector):
-    """Maximum logit (Hendrycks et al., ICML 2022).
+    """Maximum logit (Hendrycks, Basart, Mazeika et al., ICML 2022); nothing to fit.
 
-    Reference: Hendrycks, Basart, Mazeika, Zou, Kwon, Mostajabi, Steinhardt & Song,
-    "Scaling out-of-distribution detection for real-world settings", ICML 2022.
-
-    The score of an example is ``max_k l_k``, the largest unnormalised logit. Unlike the
-    maximum softmax probability it keeps the logits' scale, which the softmax
-    normalises away. There is nothing to fit.
-
-    Example
-    -------
-    >>> MaxLogit().fit(None).score([[2.0, 0.0], [-1.0, 0.5]])
-    array([2. , 0.5])
+    Unlike the maximum softmax probability it keeps the scale of the logits.
     """
 
     name = "max_logit"
@@ -705,27 +471,15 @@ class MaxLogit(Detector):
 
 
 class EnergyScore(Detector):
-    """Negative free energy of the logits (Liu et al., NeurIPS 2020).
+    """Negative free energy ``T * logsumexp(logits / T)`` (Liu, Wang, Owens & Li, NeurIPS 2020).
 
-    Reference: Liu, Wang, Owens & Li, "Energy-based out-of-distribution detection",
-    NeurIPS 2020.
-
-    The energy of an example is ``E(x; T) = -T * log sum_k exp(l_k / T)``; the score is
-    its negative, ``T * logsumexp(logits / T)``, so that higher = more in-distribution
-    (more likely correct). It is computed with :func:`scipy.special.logsumexp`, which
-    never overflows. Bounds: ``max_k l_k <= score <= max_k l_k + T * log(n_classes)``,
-    so the score tends to the max logit as ``T -> 0``. There is nothing to fit (the
-    paper's energy-bounded fine-tuning is not implemented).
+    Higher = more in-distribution; ``max_k l_k <= score <= max_k l_k + T log K``, so it tends to
+    the max logit as ``T -> 0``. Nothing to fit (the paper's energy fine-tuning is not here).
 
     Parameters
     ----------
-    temperature : float, default=1.0
-        Temperature ``T > 0``; the paper uses ``T = 1``.
-
-    Example
-    -------
-    >>> float(EnergyScore().score([[0.0, 0.0]])[0]) == float(np.log(2.0))
-    True
+    temperature : float
+        ``T > 0``; the paper uses 1.
     """
 
     name = "energy"
@@ -753,66 +507,29 @@ class EnergyScore(Detector):
         return t * tf.reduce_logsumexp(z / t, axis=1)
 
 
-# ---------------------------------------------------------------------------
-# Mahalanobis distance with a tied covariance
-# ---------------------------------------------------------------------------
+# Mahalanobis distance
 
 
 class Mahalanobis(Detector):
-    """Mahalanobis confidence score with a tied covariance (Lee et al., NeurIPS 2018).
+    """Mahalanobis confidence score with a tied covariance (Lee, Lee, Lee & Shin, NeurIPS 2018).
 
-    Reference: Lee, Lee, Lee & Shin, "A simple unified framework for detecting
-    out-of-distribution samples and adversarial attacks", NeurIPS 2018 (reference code
-    ``pokaxpoka/deep_Mahalanobis_detector``).
-
-    ``fit`` estimates one Gaussian per class with a shared ("tied") covariance in a
-    feature space (typically the classifier's penultimate layer): the class means
-    ``mu_c`` of the training features and the pooled within-class covariance::
-
-        Sigma = 1/N sum_c sum_{i: y_i = c} (f_i - mu_c)(f_i - mu_c)^T
-
-    (the maximum-likelihood estimate, dividing by ``N`` as the reference code does
-    with ``sklearn.covariance.EmpiricalCovariance`` on the class-centred features).
-    The score of a feature vector ``f`` is::
+    ``fit`` estimates the class means ``mu_c`` and the pooled within-class covariance ``Sigma``
+    (divided by ``N``, as the reference code's ``EmpiricalCovariance``); the score is::
 
         M(f) = max_c -(f - mu_c)^T Sigma^+ (f - mu_c)
 
-    higher = closer to some class = more in-distribution. ``Sigma^+`` is the
-    pseudo-inverse of ``Sigma`` (the reference code uses ``EmpiricalCovariance``'s
-    ``precision_``, i.e. :func:`scipy.linalg.pinvh`): eigenvalues at most
-    ``n_features * eps * max_eigenvalue`` are treated as zero, so a singular
-    covariance (e.g. dead ReLU units) is handled. Distances are computed in the
-    whitened space ``z = f W`` with ``W W^T = Sigma^+``, which avoids forming the
-    ``(n_samples, n_classes, n_features)`` differences and stays accurate.
-
-    Only the single-layer score of the paper is implemented (no feature ensemble over
-    layers, no logistic regression on top); :class:`MahalanobisPreprocessed` adds the
-    input pre-processing. The score ignores the classifier's prediction.
+    ``Sigma^+`` is the pseudo-inverse with :func:`scipy.linalg.pinvh`'s cut-off, so a singular
+    covariance (dead ReLU units) is handled. Single layer, no feature ensemble; the score
+    ignores the prediction.
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-        Sorted labels seen in ``fit``.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    means_ : ndarray of shape (n_classes, n_features), dtype float64
-        Class means, in the order of ``classes_``.
-    covariance_ : ndarray of shape (n_features, n_features), dtype float64
-        Pooled within-class covariance ``Sigma``.
-    precision_ : ndarray of shape (n_features, n_features), dtype float64
-        Its pseudo-inverse ``Sigma^+``.
-    whitening_ : ndarray of shape (n_features, rank), dtype float64
-        ``W`` with ``W W^T = precision_`` (``rank`` = retained eigenvalues).
-
-    Example
-    -------
-    >>> X = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 1.0], [12.0, -1.0]])
-    >>> det = Mahalanobis().fit(X, [0, 0, 1, 1])
-    >>> det.means_
-    array([[ 1.,  0.],
-           [11.,  0.]])
-    >>> bool(det.score([[1.0, 0.0]])[0] > det.score([[6.0, 0.0]])[0])
-    True
+    means_ : ndarray of shape (n_classes, n_features)
+        In the order of ``classes_``.
+    covariance_, precision_ : ndarray of shape (n_features, n_features)
+        ``Sigma`` and ``Sigma^+``.
+    whitening_ : ndarray of shape (n_features, rank)
+        ``W`` with ``W W^T = precision_``: distances are computed in the space ``f W``.
     """
 
     name = "mahalanobis"
@@ -822,20 +539,7 @@ class Mahalanobis(Detector):
         pass
 
     def fit(self, X, y) -> Mahalanobis:
-        """Estimate the class means and the tied covariance.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training features.
-        y : array-like of shape (n_samples,)
-            TRUE labels of the training points.
-
-        Returns
-        -------
-        self : Mahalanobis
-            The fitted detector.
-        """
+        """Estimate class means and tied covariance from features ``X``, TRUE labels ``y``."""
         X = _check_2d_finite(X, "X")
         y = _check_labels(y, X.shape[0], "y")
         classes, inverse = np.unique(y, return_inverse=True)
@@ -869,18 +573,7 @@ class Mahalanobis(Detector):
             raise ValueError(f"This {type(self).__name__} is not fitted yet; call fit first.")
 
     def class_distances(self, X) -> np.ndarray:
-        """Squared Mahalanobis distance of each example to each class mean.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features in the space used by ``fit``.
-
-        Returns
-        -------
-        distances : ndarray of shape (n_samples, n_classes), dtype float64
-            Column ``j`` is ``(f - mu_j)^T Sigma^+ (f - mu_j)`` for ``classes_[j]``.
-        """
+        """Squared Mahalanobis distance of each example to each class mean (``classes_`` order)."""
         self._check_fitted()
         X = _check_2d_finite(X, "X")
         if X.shape[1] != self.n_features_in_:
@@ -893,29 +586,13 @@ class Mahalanobis(Detector):
         return np.column_stack([((z - mc) ** 2).sum(axis=1) for mc in m])
 
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Mahalanobis confidence score ``max_c -(f - mu_c)^T Sigma^+ (f - mu_c)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features in the space used by ``fit``.
-        y_pred : ignored
-            The score uses the closest class, not the prediction.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-            Values ``<= 0``; higher = closer to a class mean.
-        """
+        """Mahalanobis confidence score ``max_c -(f - mu_c)^T Sigma^+ (f - mu_c)`` (``<= 0``)."""
         return -self.class_distances(X).min(axis=1)
 
 
-# ---------------------------------------------------------------------------
-# Detectors with input pre-processing (gradient step on the input)
-# ---------------------------------------------------------------------------
+# Detectors with input pre-processing
 
-# Tolerance when checking that the inputs lie inside [clip_min, clip_max]
-# (the same as introspection.attacks).
+# Tolerance of the [clip_min, clip_max] input check (as in introspection.attacks).
 _RANGE_TOL = 1e-5
 
 
@@ -935,22 +612,12 @@ def _check_images(x, name="x"):
 
 
 def _sign_nonneg(g):
-    """``+1`` where ``g >= 0`` and ``-1`` elsewhere (a zero component counts as positive).
-
-    This is the sign used by the ODIN and Mahalanobis reference implementations
-    (``(torch.ge(grad, 0).float() - 0.5) * 2``), so every input component moves by
-    exactly ``epsilon``.
-    """
+    """``+1`` where ``g >= 0``, else ``-1``: the sign of the ODIN and Mahalanobis reference code."""
     return np.where(np.asarray(g) >= 0, 1.0, -1.0)
 
 
 class _InputPreprocessing(Detector):
-    """Shared machinery: one signed-gradient step on the input, then clipping.
-
-    Subclasses implement ``_loss_gradient(x_batch)``, the gradient with respect to the
-    input of a per-example loss whose DEcrease raises the confidence score, and
-    ``_score_batch(x_batch)``.
-    """
+    """One signed-gradient step on the input; subclasses define _loss_gradient, _score_batch."""
 
     def _check_params(self):
         eps = self.epsilon
@@ -1000,55 +667,17 @@ class _InputPreprocessing(Detector):
         return np.clip(xb.astype(np.float64) - step, lo, hi).astype(np.float32)
 
     def input_gradient(self, x) -> np.ndarray:
-        """Gradient, with respect to the input, of the loss the perturbation decreases.
-
-        Parameters
-        ----------
-        x : array-like of shape (n_samples, ...)
-            Inputs in the model's pixel scale.
-
-        Returns
-        -------
-        gradient : ndarray of float32, same shape as ``x``
-            See the class docstring for the loss.
-        """
+        """Gradient w.r.t. the input of the loss the pre-processing decreases (see the class)."""
         x = self._check_inputs(x)
         return np.concatenate([self._loss_gradient(x[s]) for s in self._batches(len(x))])
 
     def perturb(self, x) -> np.ndarray:
-        """Pre-processed inputs ``clip(x - epsilon * sign(input_gradient(x)))``.
-
-        A zero gradient component counts as positive (as in the reference code), so
-        before clipping every component moves by exactly ``epsilon``.
-
-        Parameters
-        ----------
-        x : array-like of shape (n_samples, ...)
-            Inputs in the model's pixel scale, within ``[clip_min, clip_max]``.
-
-        Returns
-        -------
-        x_tilde : ndarray of float32, same shape as ``x``
-            Clipped to ``[clip_min, clip_max]``; equal to ``x`` when ``epsilon == 0``.
-        """
+        """Pre-processed inputs ``clip(x - epsilon * sign(input_gradient(x)))``, sign(0) = +1."""
         x = self._check_inputs(x)
         return np.concatenate([self._perturb_batch(x[s]) for s in self._batches(len(x))])
 
     def score(self, X, y_pred=None) -> np.ndarray:
-        """Confidence score of the pre-processed inputs.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Inputs (images) in the model's pixel scale, within ``[clip_min, clip_max]``.
-        y_pred : ignored
-            Present for the common interface.
-
-        Returns
-        -------
-        score : ndarray of shape (n_samples,), dtype float64
-            Higher = more confident the prediction is correct.
-        """
+        """Confidence score of the pre-processed images ``X``, within ``[clip_min, clip_max]``."""
         self._check_ready()
         x = self._check_inputs(X)
         out = [self._score_batch(self._perturb_batch(x[s])) for s in self._batches(len(x))]
@@ -1059,51 +688,27 @@ class _InputPreprocessing(Detector):
 
 
 class ODIN(_InputPreprocessing):
-    """ODIN: temperature scaling and input pre-processing (Liang et al., ICLR 2018).
+    """ODIN: temperature scaling and input pre-processing (Liang, Li & Srikant, ICLR 2018).
 
-    Reference: Liang, Li & Srikant, "Enhancing the reliability of out-of-distribution
-    image detection in neural networks", ICLR 2018 (reference code
-    ``facebookresearch/odin``).
-
-    With ``S(x; T) = softmax(logits(x) / T)`` and ``y_hat`` the classifier's prediction
-    (arg-max of the logits of the unperturbed input), each input is pre-processed by
-    one signed-gradient step that increases the tempered softmax of the prediction::
+    With ``S(x; T) = softmax(logits(x) / T)`` and ``y_hat`` the prediction, the input takes one
+    signed-gradient step that raises ``S_yhat`` and the score is ``max_k S_k(x_tilde; T)``::
 
         x_tilde = clip(x - epsilon * sign(-grad_x log S_yhat(x; T)), clip_min, clip_max)
 
-    and the score is ``max_k S_k(x_tilde; T)``. The gradient is computed in batches
-    with ``tf.GradientTape`` through the model called with ``training=False``;
-    ``input_gradient`` returns ``grad_x (-log S_yhat(x; T))``, the tempered
-    cross-entropy with the predicted label, as in the reference implementation.
-
-    ``epsilon`` is in the units of the model's input (pixels in ``[0, 1]`` here, the
-    normalisation being inside the model). The reference code perturbs the
-    normalised image by ``epsilon / std`` per channel, which is the same step in
-    ``[0, 1]`` pixel units.
+    ``epsilon`` is in the model's input units (``[0, 1]`` pixels; the same step as the reference
+    code's ``epsilon / std``). ``epsilon = 0`` and ``T = 1`` give the Softmax Baseline.
 
     Parameters
     ----------
     model : keras.Model
         Classifier returning LOGITS.
-    temperature : float, default=1000.0
-        Softmax temperature ``T > 0``. The paper tunes ``T`` in
-        ``{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}`` on validation OOD data and
-        finds ``T = 1000`` best; we fix it to that value.
-    epsilon : float, default=0.0014
-        Perturbation magnitude ``>= 0`` (``0`` disables pre-processing). The paper tunes
-        it over 21 evenly spaced values in ``[0, 0.004]``; ``0.0014`` is the value of the
-        reference code for CIFAR-10 DenseNet. Callers should state the value they use.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Range the perturbed input is clipped to; ``None`` = unbounded. Inputs outside
-        the range raise ValueError (a wrong pixel scale).
-    batch_size : int, default=256
-        Inputs per gradient / forward pass.
-
-    Notes
-    -----
-    ``fit`` does nothing: ``T`` and ``epsilon`` are constructor parameters rather than
-    being tuned on OOD validation data, as in the paper. With ``epsilon = 0`` and
-    ``T = 1`` the score is the Softmax Baseline's.
+    temperature : float
+        ``T > 0``; the paper finds 1000 best of {1, ..., 1000} on OOD validation data.
+    epsilon : float
+        ``>= 0`` (0 = no pre-processing); the reference code's CIFAR-10 value, not tuned here.
+    clip_min, clip_max : float or None
+        Clipping range (``None`` = unbounded); inputs outside it raise ValueError.
+    batch_size : int
     """
 
     name = "odin"
@@ -1124,17 +729,7 @@ class ODIN(_InputPreprocessing):
         self._temperature = _check_positive_finite(self.temperature, "temperature")
 
     def fit(self, X=None, y=None) -> ODIN:
-        """Check the parameters; there is nothing to fit.
-
-        Parameters
-        ----------
-        X, y : ignored
-            Present for API consistency.
-
-        Returns
-        -------
-        self : ODIN
-        """
+        """Check the parameters; there is nothing to fit."""
         self._check_params()
         return self
 
@@ -1157,53 +752,28 @@ class ODIN(_InputPreprocessing):
 
 
 class MahalanobisPreprocessed(_InputPreprocessing):
-    """Mahalanobis score with input pre-processing (Lee et al., NeurIPS 2018).
+    """Mahalanobis score with input pre-processing (Lee et al., NeurIPS 2018, Section 2.2).
 
-    Reference: Lee, Lee, Lee & Shin, "A simple unified framework for detecting
-    out-of-distribution samples and adversarial attacks", NeurIPS 2018, Section 2.2
-    ("input pre-processing").
-
-    ``fit(x, y)`` computes the class means and tied covariance of :class:`Mahalanobis`
-    from the model's features (the flattened output of layer ``layer``) of the
-    training images. To score, each input is first moved by one signed-gradient step
-    that DEcreases ``D(x)``, the squared Mahalanobis distance of its features to the
-    closest class mean (i.e. increases the confidence score)::
+    ``fit(x, y)`` fits ``mahalanobis_``, a :class:`Mahalanobis` on the flattened output of layer
+    ``layer`` for the training images (its ``means_``, ``precision_``... are exposed here too).
+    Each input takes one signed-gradient step that decreases ``D``, the squared distance of
+    its features to the closest class mean, and is scored by the Mahalanobis score::
 
         x_tilde = clip(x - epsilon * sign(grad_x D(x)), clip_min, clip_max)
         D(x)    = min_c (f(x) - mu_c)^T Sigma^+ (f(x) - mu_c)
 
-    and the score is the Mahalanobis score of ``f(x_tilde)``. The gradient flows
-    through the closest class only (as in the reference code, which picks the
-    closest class and then differentiates). It is computed in batches with
-    ``tf.GradientTape`` through the sub-model ``keras.Model(model.input,
-    model.get_layer(layer).output)`` called with ``training=False``; ``input_gradient``
-    returns ``grad_x D(x)``. ``epsilon`` is in the units of the model's input
-    (``[0, 1]`` pixels here; the reference code's division of the gradient by the
-    normalisation std makes its step the same in pixel units).
+    As in the reference code the gradient flows through the closest class only; ``epsilon``
+    is in ``[0, 1]`` pixel units.
 
     Parameters
     ----------
-    model : keras.Model
-        Classifier with a layer named ``layer``.
-    layer : str, default="features"
-        Name of the feature layer (the penultimate layer of the models built here).
-    epsilon : float, default=0.0014
-        Perturbation magnitude ``>= 0`` (``0`` = the plain Mahalanobis score of the
-        features). The paper tunes it over ``{0, 0.0005, 0.001, 0.0014, 0.002, 0.005,
-        0.01}`` (reference code's list) on validation data; ``0.0014`` is one of these
-        grid values, not a universal choice. Callers (the book) should state the value
-        they use.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Range the perturbed input is clipped to; ``None`` = unbounded. Inputs outside
-        the range raise ValueError (a wrong pixel scale).
-    batch_size : int, default=256
-        Inputs per gradient / forward pass.
-
-    Attributes
-    ----------
-    mahalanobis_ : Mahalanobis
-        The detector fitted on the training features; its ``classes_``, ``means_``,
-        ``covariance_`` and ``precision_`` are also exposed here.
+    layer : str
+        The feature layer (the penultimate layer of the models built here).
+    epsilon : float
+        ``>= 0`` (0 = plain score); from the grid {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01}.
+    clip_min, clip_max : float or None
+        Clipping range (``None`` = unbounded); inputs outside it raise ValueError.
+    batch_size : int
     """
 
     name = "mahalanobis_preprocessed"
@@ -1241,36 +811,13 @@ class MahalanobisPreprocessed(_InputPreprocessing):
         return f.reshape(len(xb), -1)
 
     def features(self, x) -> np.ndarray:
-        """Flattened features of the (unperturbed) inputs.
-
-        Parameters
-        ----------
-        x : array-like of shape (n_samples, ...)
-            Inputs in the model's pixel scale.
-
-        Returns
-        -------
-        features : ndarray of float32, shape (n_samples, n_features)
-        """
+        """Flattened features of the unperturbed inputs, shape (n_samples, n_features)."""
         self._check_params()
         x = _check_images(x, "x")
         return np.concatenate([self._features_batch(x[s]) for s in self._batches(len(x))])
 
     def fit(self, X, y) -> MahalanobisPreprocessed:
-        """Estimate class means and tied covariance from the features of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Training images, in the model's pixel scale.
-        y : array-like of shape (n_samples,)
-            TRUE labels of the training images.
-
-        Returns
-        -------
-        self : MahalanobisPreprocessed
-            The fitted detector.
-        """
+        """Fit the Mahalanobis detector on the features of images ``X`` (TRUE labels ``y``)."""
         feats = self.features(X)
         self.mahalanobis_ = Mahalanobis().fit(feats, y)
         for attr in ("classes_", "n_features_in_", "means_", "covariance_", "precision_"):

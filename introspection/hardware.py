@@ -1,13 +1,9 @@
-"""The CPU a run is on, and the training arithmetic it computes fastest.
+"""The CPU a run is on, and the training precision it computes fastest.
 
-Mixed bfloat16 training (Keras' ``mixed_bfloat16`` policy) pays only where the CPU
-computes bfloat16 in hardware. Measured with ``benchmarks/training_efficiency.py``
-(one WRN-16-2 training step, 2 cores): about 2x *faster* than float32 with AMX
-(Intel Xeon), 2.7x faster with AVX-512 BF16 and no AMX (AMD EPYC, Zen 4), and
-about 8x *slower* with AVX2 only (no bfloat16 instructions: oneDNN emulates it).
-So ``precision="auto"`` chooses mixed bfloat16 exactly when the CPU's flags list
-``amx_bf16`` or ``avx512_bf16``, and float32 everywhere else, including wherever
-the flags cannot be read (macOS on Apple silicon, Windows, ARM).
+Measured with ``benchmarks/training_efficiency.py`` (one WRN-16-2 step), mixed bfloat16
+is ~2x faster than float32 with AMX, 2.7x with AVX-512 BF16, and ~8x slower with AVX2
+only (oneDNN emulates it). So ``precision="auto"`` takes it exactly when the CPU flags
+list ``amx_bf16`` or ``avx512_bf16``; float32 elsewhere, or where flags are unreadable.
 """
 
 from __future__ import annotations
@@ -32,17 +28,10 @@ TF_START_LINES = (
 
 
 def import_tensorflow():
-    """Import TensorFlow without its start-up lines on stderr.
+    """Import TensorFlow without its start-up lines (:data:`TF_START_LINES`) on stderr.
 
-    The native libraries write :data:`TF_START_LINES` straight to file descriptor 2,
-    which Jupyter kernels copy into the notebook. During the import, descriptor 2
-    goes to a temporary file; what else was written there is passed on to
-    ``sys.stderr``. oneDNN stays on (disabling it costs 1.3-1.6x here).
-
-    Returns
-    -------
-    module
-        ``tensorflow``.
+    They go to fd 2, which Jupyter copies into notebooks: fd 2 is redirected during the
+    import and other lines are passed on. oneDNN stays on (disabling it costs 1.3-1.6x).
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
@@ -126,24 +115,12 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo", system: str | None = None,
              machine: str | None = None) -> dict:
     """What this CPU is and which vector and matrix instructions it has.
 
-    Parameters
-    ----------
-    cpuinfo : str or path-like
-        Linux's CPU description (a test passes a file of its own).
-    system, machine : str, optional
-        ``platform.system()`` and ``platform.machine()`` (by default this machine's).
-
     Returns
     -------
     dict
-        ``model`` (e.g. ``"AMD EPYC"``), ``machine`` (``"x86_64"``, ``"arm64"``...),
-        ``isa`` (the widest of ``"AMX"``, ``"AVX-512 BF16"``, ``"AVX-512"``,
-        ``"AVX2"``; else the architecture, or ``"unknown"``), ``bf16`` (whether a flag
-        of :data:`BF16_FLAGS` is present), ``flags`` (the relevant flags present,
-        sorted) and ``source`` (where it was read: ``"/proc/cpuinfo"``, ``"sysctl"``
-        or ``None`` when nothing could be read). When oneDNN is capped below its
-        bfloat16 instructions (``ONEDNN_MAX_CPU_ISA``, e.g. ``AVX2``, as one emulates
-        an older CPU), ``bf16`` is False and ``isa`` names the cap.
+        ``model``, ``machine``, ``isa`` (widest of AMX, AVX-512 BF16, AVX-512, AVX2; else the
+        architecture or ``"unknown"``), ``bf16``, ``flags``, ``source`` (``None``: unreadable).
+        If ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below bfloat16, ``bf16`` is False, ``isa`` says so.
     """
     system = platform.system() if system is None else system
     machine = (platform.machine() if machine is None else machine).lower()
@@ -172,29 +149,19 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo", system: str | None = None,
 
 
 def choose_precision(requested: str = "auto", info: dict | None = None) -> tuple[str, str]:
-    """The training arithmetic of the base classifier, and why.
+    """The training precision of the base classifier, and the reason in one clause.
 
     Parameters
     ----------
     requested : {"auto", "float32", "mixed_bfloat16"}
-        ``"auto"`` chooses by the hardware (module docstring); the others are kept.
+        "auto" decides by the hardware (module docstring); the others are kept.
     info : dict, optional
-        From :func:`cpu_info` (default: this machine's).
-
-    Returns
-    -------
-    precision : {"float32", "mixed_bfloat16"}
-    reason : str
-        One clause, e.g. ``"auto: AMD EPYC has AVX-512 BF16, which computes bfloat16
-        natively"``.
+        A :func:`cpu_info` result; default this machine's.
 
     Examples
     --------
-    >>> info = {"model": "Some CPU", "isa": "AVX2", "bf16": False}
-    >>> choose_precision("auto", info)
+    >>> choose_precision("auto", {"model": "Some CPU", "isa": "AVX2", "bf16": False})
     ('float32', 'auto: Some CPU has AVX2, without native bfloat16 (neither AMX nor AVX-512 BF16)')
-    >>> choose_precision("mixed_bfloat16", info)[0]
-    'mixed_bfloat16'
     """
     if requested not in ("auto", "float32", "mixed_bfloat16"):
         raise ValueError(

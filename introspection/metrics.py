@@ -1,24 +1,11 @@
-"""Evaluation of misclassification detectors (Hendrycks & Gimpel, 2017).
+"""Evaluation of misclassification detectors (Hendrycks & Gimpel, 2017), Table 2.
 
-Conventions used throughout:
-
-- ``y_true`` is 1 when the classifier's prediction is **correct** (the positive
-  class) and 0 when it is wrong (a natural error, a patch error, an out-of-distribution
-  or an adversarial input).
-- ``score`` is the detector's confidence: higher = more likely correct. An example is
-  *accepted* at threshold ``t`` when ``score >= t``.
-- Metrics: FPR at 95 % TPR, AUROC, AUPR-In (correct as positive) and AUPR-Out
-  (incorrect as positive, score negated). AUPR is scikit-learn's average precision
-  (a step-wise sum over the distinct thresholds, no interpolation).
-- :func:`evaluate` reports **percentages** (0-100), like the paper's Table 2
-  (columns ``fpr_at_95tpr, auroc, aupr_in, aupr_out``); the single-metric
-  functions return fractions (0-1).
-
-Bootstrap confidence intervals resample examples with replacement within each class
-(so each resample keeps both classes, with the original class counts) and take
-percentiles of the resampled metric. All four metrics of a resample are computed from
-one sort of the original scores: a resample is a vector of per-example counts over the
-same sorted order.
+``y_true`` is 1 when the classifier is **correct** (the positive class), 0 for a natural
+error, a patch error, an OOD or an adversarial input; ``score`` is higher = more likely
+correct; both classes must occur. Metrics: FPR at 95 % TPR, AUROC, AUPR-In and AUPR-Out
+(incorrect as positive), AUPR being scikit-learn's average precision. :func:`evaluate`,
+:func:`evaluate_with_ci` (stratified bootstrap) and :func:`evaluation_table` report
+percentages; the single-metric functions fractions.
 """
 
 from __future__ import annotations
@@ -44,14 +31,11 @@ __all__ = [
 #: Names of the metrics reported by :func:`evaluate`, in Table 2's column order.
 METRICS = ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
 
-# Bootstrap replicates are processed in chunks of about this many (replicate, example)
-# cells, to bound memory.
+# Bootstrap chunks hold about this many (replicate, example) cells, to bound memory.
 _CHUNK_CELLS = 1_000_000
 
 
-# ---------------------------------------------------------------------------
 # Input checks
-# ---------------------------------------------------------------------------
 
 
 def _check_inputs(y_true, score):
@@ -96,42 +80,22 @@ def _check_bootstrap_args(n_boot, ci):
         raise ValueError(f"ci must be in (0, 1); got {ci!r}.")
 
 
-# ---------------------------------------------------------------------------
 # Point metrics (scikit-learn)
-# ---------------------------------------------------------------------------
 
 
 def fpr_at_tpr(y_true, score, tpr=0.95):
     """False-positive rate at a given true-positive rate.
 
-    The fraction of negatives (label 0, incorrect predictions) accepted when the
-    threshold is the highest one that accepts at least a fraction ``tpr`` of the
-    positives (label 1, correct predictions).
-
-    Tie / threshold convention: thresholds are the distinct score values; at
-    threshold ``t`` every example with ``score >= t`` is accepted, so tied examples are
-    accepted or rejected together. The result is the **smallest FPR among the ROC
-    points** (from :func:`sklearn.metrics.roc_curve`, ``drop_intermediate=False``)
-    **whose TPR >= tpr**, with no interpolation between ROC points. TPR is computed as
-    ``tps / n_pos`` in floating point, so ``0.95`` is reached exactly when
-    ``tps = 19 * n_pos / 20``.
+    The smallest FPR among the ROC points (:func:`sklearn.metrics.roc_curve`,
+    ``drop_intermediate=False``) whose TPR >= ``tpr``, no interpolation; an example is
+    accepted when ``score >= t``, so tied scores are accepted or rejected together.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = the classifier is correct, 0 = incorrect. Both must occur.
-    score : array-like of shape (n_samples,)
-        Confidence, higher = more likely correct. Finite.
-    tpr : float in (0, 1], default=0.95
-        Target true-positive rate.
+    tpr : float in (0, 1]
 
-    Returns
-    -------
-    fpr : float
-        In [0, 1].
-
-    Example
-    -------
+    Examples
+    --------
     >>> fpr_at_tpr([1, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6, 0.1], tpr=0.95)
     0.5
     """
@@ -142,94 +106,28 @@ def fpr_at_tpr(y_true, score, tpr=0.95):
 
 
 def auroc(y_true, score):
-    """Area under the ROC curve, "correct" as the positive class.
-
-    Uses :func:`sklearn.metrics.roc_auc_score` (trapezoidal rule; a tied
-    positive/negative pair counts 1/2).
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = correct, 0 = incorrect. Both must occur.
-    score : array-like of shape (n_samples,)
-        Confidence, higher = more likely correct.
-
-    Returns
-    -------
-    auroc : float
-        In [0, 1]; 0.5 = uninformative.
-
-    Example
-    -------
-    >>> auroc([1, 0, 1, 0], [0.9, 0.1, 0.5, 0.5])
-    0.875
-    """
+    """Area under the ROC curve, "correct" positive (scikit-learn; a tied pair counts 1/2)."""
     y, s = _check_inputs(y_true, score)
     return float(roc_auc_score(y, s))
 
 
 def aupr_in(y_true, score):
-    """Area under the precision-recall curve with "correct" as the positive class.
-
-    scikit-learn's average precision (:func:`sklearn.metrics.average_precision_score`):
-    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct thresholds, step-wise, without
-    interpolation.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = correct, 0 = incorrect. Both must occur.
-    score : array-like of shape (n_samples,)
-        Confidence, higher = more likely correct.
-
-    Returns
-    -------
-    aupr_in : float
-        In [0, 1].
-    """
+    """Area under the precision-recall curve, "correct" positive (step-wise average precision)."""
     y, s = _check_inputs(y_true, score)
     return float(average_precision_score(y, s))
 
 
 def aupr_out(y_true, score):
-    """Area under the precision-recall curve with "incorrect" as the positive class.
-
-    Average precision (as :func:`aupr_in`) of ``1 - y_true`` against ``-score``.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = correct, 0 = incorrect. Both must occur.
-    score : array-like of shape (n_samples,)
-        Confidence, higher = more likely correct.
-
-    Returns
-    -------
-    aupr_out : float
-        In [0, 1].
-    """
+    """Area under the precision-recall curve, "incorrect" positive (AP of ``1 - y``, ``-score``)."""
     y, s = _check_inputs(y_true, score)
     return float(average_precision_score(1 - y, -s))
 
 
 def evaluate(y_true, score):
-    """Compute the four metrics of the paper's Table 2, in percent.
+    """Compute the four metrics of the paper's Table 2, in percent (FPR: lower is better).
 
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = correct, 0 = incorrect. Both must occur.
-    score : array-like of shape (n_samples,)
-        Confidence, higher = more likely correct.
-
-    Returns
-    -------
-    metrics : dict
-        ``{"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}`` -> float in [0, 100].
-        FPR: lower is better; the others: higher is better.
-
-    Example
-    -------
+    Examples
+    --------
     >>> evaluate([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1])
     {'fpr_at_95tpr': 0.0, 'auroc': 100.0, 'aupr_in': 100.0, 'aupr_out': 100.0}
     """
@@ -242,39 +140,17 @@ def evaluate(y_true, score):
     }
 
 
-# ---------------------------------------------------------------------------
 # Vectorised metrics of weighted resamples (one sort for everything)
-# ---------------------------------------------------------------------------
 
 
 def _group_ids(score):
-    """Order-independent ids of the distinct scores, 0 = highest score.
-
-    Returns ``(ids, n_groups)`` where ``ids[i]`` is the rank of ``score[i]`` among the
-    distinct values sorted in decreasing order.
-    """
+    """Return ``(ids, n_groups)``: each score's rank among the distinct values, 0 = highest."""
     uniq, inverse = np.unique(score, return_inverse=True)
     return (uniq.size - 1 - inverse).astype(np.intp), uniq.size
 
 
 def _metrics_from_group_counts(tp, fp, n_pos, n_neg, tpr=0.95):
-    """All four metrics (fractions) of resamples given per-threshold class counts.
-
-    Parameters
-    ----------
-    tp, fp : ndarray of shape (n_resamples, n_groups)
-        Number of positives / negatives of each resample whose score equals the
-        ``g``-th largest distinct score of the original sample (zero allowed).
-    n_pos, n_neg : int
-        Total positives / negatives of every resample (``tp.sum(1)``, ``fp.sum(1)``).
-    tpr : float
-        Target TPR of the FPR metric.
-
-    Returns
-    -------
-    metrics : dict of str -> ndarray of shape (n_resamples,)
-        Same definitions as the scikit-learn based functions.
-    """
+    """The four metrics (fractions) of resamples from ``tp``/``fp`` counts per distinct score."""
     tp = tp.astype(np.float64, copy=False)
     fp = fp.astype(np.float64, copy=False)
     tps = np.cumsum(tp, axis=1)  # positives with score >= the g-th distinct score
@@ -282,18 +158,16 @@ def _metrics_from_group_counts(tp, fp, n_pos, n_neg, tpr=0.95):
     # AUROC: trapezoids between consecutive ROC points starting at (0, 0),
     # sum_g fp_g * (tps_g + tps_{g-1}) / 2 / (n_pos * n_neg).
     area = np.einsum("ij,ij->i", fp, 2.0 * tps - tp) / (2.0 * n_pos * n_neg)
-    # FPR at the first (highest) threshold whose TPR (tps / n_pos, as in roc_curve)
-    # reaches the target: FPR is non-decreasing along the curve, so this is the
-    # smallest qualifying FPR.
+    # FPR is non-decreasing along the curve: the first threshold reaching the TPR
+    # (tps / n_pos, as in roc_curve) gives the smallest qualifying FPR.
     first = np.argmax(tps / n_pos >= tpr, axis=1)
     fpr_at = fps[np.arange(tp.shape[0]), first] / n_neg
     # AP-In: sum_g (recall increment) * precision_g. Counts are integers, so
     # max(accepted, 1) only changes empty leading thresholds, whose increment is 0.
     precision = tps / np.maximum(tps + fps, 1.0)
     ap_in = np.einsum("ij,ij->i", tp, precision) / n_pos
-    # AP-Out: the same from the low-score end, negatives as positives: at the g-th
-    # score the examples with score <= it are n_neg - fps_{g-1} negatives and
-    # n_pos - tps_{g-1} positives.
+    # AP-Out from the low-score end: at the g-th score, score <= it holds
+    # n_neg - fps_{g-1} negatives and n_pos - tps_{g-1} positives.
     negs = n_neg - fps + fp
     precision_out = negs / np.maximum(negs + (n_pos - tps + tp), 1.0)
     ap_out = np.einsum("ij,ij->i", fp, precision_out) / n_neg
@@ -301,12 +175,7 @@ def _metrics_from_group_counts(tp, fp, n_pos, n_neg, tpr=0.95):
 
 
 def _stratified_draws(rng, n_pos, n_neg, n_boot, chunk):
-    """Yield ``(pos_draws, neg_draws)`` index arrays, ``chunk`` replicates at a time.
-
-    ``pos_draws`` has shape (b, n_pos) with values in ``[0, n_pos)`` (indices into the
-    positives), likewise ``neg_draws``. Both the vectorised and the generic bootstrap
-    consume this generator, so they see identical resamples for the same seed.
-    """
+    """Yield ``chunk`` replicates of per-class draws, shared by both bootstrap paths."""
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
@@ -345,52 +214,22 @@ def _percentile_interval(values, ci):
     return float(lo), float(hi)
 
 
-# ---------------------------------------------------------------------------
 # Bootstrap confidence intervals
-# ---------------------------------------------------------------------------
 
 
 def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_state=0):
-    """Percentile bootstrap confidence interval of one metric.
+    """Stratified percentile bootstrap confidence interval ``(lo, hi)`` of one metric.
 
-    Each replicate resamples, with replacement, ``n_pos`` of the positives and
-    ``n_neg`` of the negatives (stratified by class, so every replicate has both
-    classes and the original class balance); the interval is the
-    ``(1 - ci) / 2`` and ``(1 + ci) / 2`` percentiles (linear interpolation) of the
-    replicated metric.
+    Each replicate resamples ``n_pos`` positives and ``n_neg`` negatives with replacement;
+    the bounds are the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` percentiles of the metric.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = correct, 0 = incorrect. Both must occur.
-    score : array-like of shape (n_samples,)
-        Confidence, higher = more likely correct.
-    metric : str or callable, default="auroc"
-        A key of :func:`evaluate` (``"fpr_at_95tpr"``, ``"auroc"``, ``"aupr_in"``,
-        ``"aupr_out"``): computed by the fast vectorised path, **in percent** like
-        :func:`evaluate`. Or any callable ``metric(y_true, score) -> float``, called
-        once per replicate, in its own units (e.g. :func:`auroc` gives fractions).
-        For the same ``random_state`` both paths use the same resamples.
-    n_boot : int, default=1000
-        Number of bootstrap replicates (at least 1).
-    ci : float in (0, 1), default=0.95
-        Coverage of the interval.
-    random_state : int, numpy.random.Generator or None, default=0
+    metric : str or callable
+        A name in :data:`METRICS` (vectorised, in percent), or ``metric(y_true, score)``
+        called per replicate, in its own units; both see the same resamples.
+    random_state : int, numpy.random.Generator or None
         Seed of :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    (lo, hi) : tuple of float
-        Lower and upper bounds.
-
-    Example
-    -------
-    >>> rng = np.random.default_rng(0)
-    >>> y = rng.integers(0, 2, 500)
-    >>> s = y + rng.normal(0, 1, 500)
-    >>> lo, hi = bootstrap_ci(y, s, metric="auroc", n_boot=200)
-    >>> bool(lo <= evaluate(y, s)["auroc"] <= hi)
-    True
     """
     y, s = _check_inputs(y_true, score)
     _check_bootstrap_args(n_boot, ci)
@@ -416,28 +255,9 @@ def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_sta
 def evaluate_with_ci(y_true, score, n_boot=1000, ci=0.95, random_state=0):
     """:func:`evaluate` plus stratified percentile-bootstrap intervals of each metric.
 
-    All four metrics of a replicate come from the same resample; see
-    :func:`bootstrap_ci` for the resampling scheme. The replicates are vectorised
-    (about 0.15 s for 4000 examples and ``n_boot=1000`` on one CPU core).
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        1 (or True) = correct, 0 = incorrect. Both must occur.
-    score : array-like of shape (n_samples,)
-        Confidence, higher = more likely correct.
-    n_boot : int, default=1000
-        Number of bootstrap replicates; 0 skips the bootstrap (bounds are NaN).
-    ci : float in (0, 1), default=0.95
-        Coverage of the intervals.
-    random_state : int, numpy.random.Generator or None, default=0
-        Seed of :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    metrics : dict
-        The keys of :func:`evaluate` followed by ``<metric>_lo`` and ``<metric>_hi``
-        for each metric, all in percent.
+    All metrics of a replicate share its resample (:func:`bootstrap_ci`); vectorised, about
+    0.15 s for 4000 examples and ``n_boot=1000``; ``n_boot=0`` gives NaN bounds. Returns the
+    keys of :func:`evaluate`, then ``<metric>_lo`` and ``<metric>_hi``, in percent.
     """
     y, s = _check_inputs(y_true, score)
     _check_bootstrap_args(n_boot, ci)
@@ -450,9 +270,7 @@ def evaluate_with_ci(y_true, score, n_boot=1000, ci=0.95, random_state=0):
     return out
 
 
-# ---------------------------------------------------------------------------
 # Table 2
-# ---------------------------------------------------------------------------
 
 
 def _table_columns():
@@ -461,16 +279,7 @@ def _table_columns():
 
 
 def check_correct_mask(in_correct) -> np.ndarray:
-    """Validate a "prediction correct" mask of the in-distribution examples.
-
-    Parameters
-    ----------
-    in_correct : array-like of bool or 0/1, shape (N,)
-
-    Returns
-    -------
-    ndarray of bool, shape (N,)
-    """
+    """Validate a "prediction correct" mask (1-D, bool or 0/1) and return it as bool."""
     correct = np.asarray(in_correct)
     if correct.ndim != 1:
         raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
@@ -482,18 +291,7 @@ def check_correct_mask(in_correct) -> np.ndarray:
 
 
 def check_in_scores(correct: np.ndarray, in_scores) -> dict:
-    """Validate each method's scores of the in-distribution examples.
-
-    Parameters
-    ----------
-    correct : ndarray of bool, shape (N,)
-        From :func:`check_correct_mask`.
-    in_scores : mapping of str to array-like, shape (N,)
-
-    Returns
-    -------
-    dict of str to ndarray of float64
-    """
+    """Validate each method's in-distribution scores against ``correct``; return float64 arrays."""
     in_arrays = {}
     for m in in_scores:
         arr = np.asarray(in_scores[m], dtype=np.float64)
@@ -518,50 +316,25 @@ def evaluation_table(
 ) -> pd.DataFrame:
     """Rows shaped like the paper's Table 2: one per (dataset, method).
 
-    For the row of dataset ``d`` and method ``m`` the evaluated sample is the
-    in-distribution test examples followed by all of ``d``'s examples::
+    The row of dataset ``d`` and method ``m`` scores the in-distribution test examples, then
+    ``d``'s as negatives (in-distribution errors are negatives in every row)::
 
         y_true = concat(in_correct as 1/0, zeros(len(ood_scores[d][m])))
         score  = concat(in_scores[m], ood_scores[d][m])
 
-    Every example of ``d`` counts as a misclassification (label 0), and the
-    in-distribution examples the classifier gets wrong (``in_correct == False``) are
-    negatives **in every row**, not only in the "errors" row. ``n_pos`` is the number
-    of correct in-distribution examples; ``n_neg`` = in-distribution errors + the
-    dataset's examples.
-
     Parameters
     ----------
-    in_correct : array-like of bool, shape (n_in,)
-        True where the classifier's prediction on the in-distribution test example is
-        correct.
     in_scores : mapping of str -> array-like of shape (n_in,)
-        Method name -> scores of the in-distribution examples. Its order gives the
-        order of the methods.
+        Method -> in-distribution scores; its order is the methods' order.
     ood_scores : mapping of str -> mapping of str -> array-like
-        Dataset name -> (method name -> scores of that dataset's examples). Its order
-        gives the order of the datasets. Every dataset must have exactly the methods
-        of ``in_scores``; within a dataset all methods must score the same number of
-        examples.
-    experiment : str
-        Value of the ``experiment`` column (e.g. ``"mnist"``, ``"cifar10"``).
-    n_boot : int, default=1000
-        Bootstrap replicates per row (0 = no intervals, bounds NaN).
-    random_state : int or None, default=0
-        Seed used for **every** row, so rows of the same dataset resample the same
-        examples for every method (a paired bootstrap).
-    ci : float in (0, 1), default=0.95
-        Coverage of the intervals.
-    progress : bool, default=False
-        Show a tqdm progress bar over the rows.
+        Dataset -> (method -> scores), the methods of ``in_scores``; rows dataset-major.
+    random_state : int or None
+        The same seed for every row: a paired bootstrap across methods.
 
     Returns
     -------
-    table : pandas.DataFrame
-        Columns ``experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in,
-        aupr_out``, then ``<metric>_lo, <metric>_hi`` for each metric, then
-        ``n_pos, n_neg``. Metrics in percent. Rows dataset-major, in the given dict
-        orders.
+    pandas.DataFrame
+        Table 2's columns, metrics in percent with ``_lo``/``_hi`` bounds, ``n_pos``, ``n_neg``.
     """
     correct = check_correct_mask(in_correct)
     if not in_scores:

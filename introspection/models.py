@@ -1,15 +1,9 @@
-"""Model builders: the paper's MNIST CNN, Wide ResNets, and Introspection-Net.
+"""Model builders: the paper's MNIST CNN, Wide ResNets, airbench and Introspection-Net.
 
-Every classifier built here outputs **logits** (the final ``Dense`` has no
-activation, and its layer is named ``"logits"``); the softmax is applied separately
-(:func:`introspection.detectors.softmax`). Logits are never recovered from
-probabilities. Each classifier also names the layer that feeds the logits
-``"features"`` (the penultimate representation, used e.g. by the Trust Score).
-
-Inputs are float32 images in [0, 1] with a channel axis.
-Saved models hold Keras' standard layers only; they are saved and loaded in the
-native ``.keras`` format only, and loaded in Keras' safe mode (no arbitrary code from
-the file is run).
+Every classifier outputs **logits** (layer ``"logits"``, float32, no activation; the
+softmax is :func:`introspection.detectors.softmax`) and names its penultimate layer
+``"features"`` (used e.g. by the Trust Score). Inputs are float32 images in [0, 1].
+Models hold Keras' standard layers only, saved and loaded as ``.keras`` in safe mode.
 """
 
 from __future__ import annotations
@@ -42,25 +36,9 @@ __all__ = [
 def paper_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "paper_cnn"):
     """The CNN of the paper's Table 1 (MNIST), with logits as output.
 
-    conv3x3(32, valid) - conv3x3(32, valid) - maxpool - dropout 0.2 -
-    conv3x3(64, same) - conv3x3(64, same) - maxpool - dropout 0.25 -
-    conv3x3(128, same) - dropout 0.25 - flatten - dense 128 relu - batchnorm -
-    dropout 0.25 - dense 10 (logits). All convolutions use ReLU.
-
-    Parameters
-    ----------
-    input_shape : tuple of int
-        Shape of one image, ``(28, 28, 1)`` for MNIST.
-    num_classes : int
-        Number of classes (size of the logits).
-    name : str
-        Model name.
-
-    Returns
-    -------
-    keras.Model
-        Maps images in [0, 1] to logits. With the default arguments it has
-        730,602 parameters (trainable ones and BatchNorm statistics), as Table 1.
+    conv3x3(32, valid) x2 - maxpool - dropout 0.2 - conv3x3(64, same) x2 - maxpool -
+    dropout 0.25 - conv3x3(128, same) - dropout 0.25 - flatten - dense 128 relu - batchnorm -
+    dropout 0.25 - dense 10; ReLU convolutions. 730,602 parameters by default, as Table 1.
     """
     import keras
     from keras import layers
@@ -117,47 +95,24 @@ def wide_resnet(
 ):
     """Pre-activation Wide ResNet WRN-depth-width (Zagoruyko & Komodakis, 2016).
 
-    Three groups of ``(depth - 4) / 6`` basic blocks with ``16 * width``,
-    ``32 * width`` and ``64 * width`` channels (strides 1, 2, 2), after a 3x3 stem
-    convolution with 16 channels. A block is BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3
-    with a 1x1 convolution on the shortcut when the shape changes. Convolutions have
-    no bias. The head is BN-ReLU-global average pooling (the ``"features"`` layer)
-    and a dense layer giving the logits.
+    A 16-channel stem, then three groups of ``(depth - 4) / 6`` bias-free blocks
+    BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3 (16k, 32k, 64k channels for k = ``width``,
+    strides 1, 2, 2; 1x1 shortcut when the shape changes), then BN-ReLU-global average
+    pooling (``"features"``) and a dense layer. WRN-28-10 has 36,497,146 parameters (36.5M).
 
     Parameters
     ----------
     depth : int
-        Total depth; ``depth - 4`` must be a positive multiple of 6 (16, 22, 28, 40...).
-    width : int
-        Widening factor k >= 1.
-    input_shape : tuple of int
-        Shape of one image.
-    num_classes : int
-        Number of classes.
-    dropout : float
-        Dropout rate between the two convolutions of a block (0 disables it).
+        ``depth - 4`` a positive multiple of 6 (16, 22, 28, 40...).
     weight_decay : float
-        The SGD weight decay of the original recipe (5e-4), applied as an L2 penalty
-        ``weight_decay / 2 * ||w||^2`` on convolution and dense kernels (0 disables it).
+        L2 penalty ``weight_decay / 2 * ||w||^2`` on the kernels (the recipe's 5e-4).
     input_mean, input_std : sequence of float, optional
-        Per-channel statistics of the training images in [0, 1]. When given, the
-        model standardises its input with a fixed ``Normalization`` layer, so attacks
-        still work in the [0, 1] pixel scale.
+        Per-channel statistics: a fixed ``Normalization`` layer, so attacks stay in [0, 1].
     fused_batchnorm : bool
-        Use :func:`fused_batch_normalization` layers: the same computation in
-        training with TensorFlow's fused kernel, 1.8x (bf16) and 1.35x (fp32) faster training
-        steps on CPU (README, "Benchmarks"). Such a model holds a layer class of this package,
-        so build one for training only and copy its weights into a standard model
-        (``fused_batchnorm=False``, same weights) to save it, as
-        :func:`introspection.pipeline.base_model` does.
+        :func:`fused_batch_normalization` layers (faster on CPU): for training only; copy
+        the weights into a standard model to save it, as ``pipeline.base_model`` does.
     name : str, optional
-        Model name; defaults to ``"wrn_<depth>_<width>"``.
-
-    Returns
-    -------
-    keras.Model
-        Maps images in [0, 1] to logits. WRN-28-10 has 36,497,146 parameters
-        (the published 36.5M) and WRN-28-8 23,369,210, counting BatchNorm statistics.
+        Defaults to ``"wrn_<depth>_<width>"``.
     """
     import keras
     from keras import layers, regularizers
@@ -232,46 +187,24 @@ def airbench_net(
 ):
     """The fast CIFAR-10 network of airbench94 (Jordan 2024, arXiv 2404.00498), with ReLU.
 
-    A fixed 2x2 whitening convolution (24 channels, no padding, weights set from the
-    training images by :func:`init_airbench_net`), then three groups of
-    conv3x3 - maxpool 2 - BN - ReLU - conv3x3 - BN - ReLU with ``widths`` channels,
-    a global max pooling (the ``"features"`` layer), a bias-free dense layer and a
-    fixed scaling of the logits by ``logit_scale`` (the ``"logits"`` layer). Batch
-    normalisation has no scale (gamma), only a bias. Airbench uses GELU; ReLU trains
-    1.3x faster here on CPU (benchmarks/cifar10_recipe.py).
+    A fixed 2x2 whitening convolution (:func:`init_airbench_net`), three groups of
+    conv3x3 - maxpool - BN - ReLU - conv3x3 - BN - ReLU, global max pooling
+    (``"features"``), a bias-free dense layer and a fixed ``logit_scale`` (``"logits"``).
+    BN has no gamma. ReLU replaces GELU: 1.3x faster on CPU (benchmarks/cifar10_recipe.py).
+    1,973,920 parameters with the default widths.
 
     Parameters
     ----------
     widths : tuple of 3 int
         Channels of the three groups (airbench94: 64, 256, 256).
-    input_shape : tuple of int
-        Shape of one image.
-    num_classes : int
-        Number of classes.
     weight_decay : float
-        L2 penalty ``weight_decay / 2 * ||w||^2`` on convolution and dense kernels
-        (airbench94's decoupled 0.0153 per 1024 images at its learning rate).
-    logit_scale : float
-        Fixed factor of the logits (airbench94: 1/9).
-    batchnorm_momentum : float
-        Keras' momentum of the moving statistics (airbench94: 0.6).
+        L2 penalty ``weight_decay / 2 * ||w||^2`` on the kernels (airbench94's decoupled
+        0.0153 per 1024 images at its learning rate).
+    logit_scale, batchnorm_momentum : float
+        Airbench94's 1/9 and 0.6 (Keras' momentum of the moving statistics).
     kernel_init : {"torch", "keras"}
-        Initial kernels: PyTorch's default, as airbench94 (uniform with variance
-        ``1 / (3 fan_in)``), or Keras' Glorot uniform (variance
-        ``2 / (fan_in + fan_out)``, three times larger for a 256 -> 256 convolution).
-        With batch normalisation the scale of a kernel sets its effective learning
-        rate.
-    input_mean, input_std : sequence of float, optional
-        Per-channel statistics of the training images: a fixed ``Normalization``
-        layer standardises the input, so attacks work in the [0, 1] pixel scale.
-    name : str
-        Model name.
-
-    Returns
-    -------
-    keras.Model
-        Maps images in [0, 1] to logits; 1,973,920 parameters with the default widths
-        (BatchNorm statistics included).
+        PyTorch's default (uniform, variance ``1 / (3 fan_in)``, as airbench94) or Glorot
+        uniform; with batch norm the kernel scale sets the effective learning rate.
     """
     import keras
     from keras import layers, regularizers
@@ -289,9 +222,8 @@ def airbench_net(
         else "glorot_uniform"
     )
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    # The stem runs in float32 whatever the policy: the whitening multiplies the
-    # weakest patch directions by up to 1/sqrt(eps) = 45, and in bfloat16 their
-    # outputs came out with 4-11 % relative error (fp16, airbench's, is 8x finer).
+    # The stem runs in float32 whatever the policy: the whitening scales weak patch
+    # directions by up to 1/sqrt(eps) = 45, and bfloat16 gave them 4-11 % relative error.
     x = _standardize(inputs, input_mean, input_std, dtype="float32")
     channels = 2 * input_shape[-1] * 4
     x = layers.Conv2D(
@@ -332,23 +264,15 @@ def airbench_net(
 def init_airbench_net(model, x_train, n_images: int = 5000, eps: float = 5e-4) -> None:
     """Set the whitening and identity ("Dirac") initial weights of :func:`airbench_net`.
 
-    The 2x2 ``"whiten"`` convolution gets the eigenvectors of the covariance of the
-    2x2 patches of ``n_images`` standardised training images, each divided by the
-    square root of its eigenvalue plus ``eps``, and their negatives (so that the
-    ReLU keeps both signs). In every other 3x3 convolution the first
-    ``in_channels`` filters are set to the identity, an implicit residual
-    connection. The rest keeps Keras' initialisation.
+    ``"whiten"`` gets the eigenvectors of the 2x2-patch covariance of ``n_images``
+    standardised training images, divided by ``sqrt(eigenvalue + eps)``, and their
+    negatives (so the ReLU keeps both signs). In every other 3x3 convolution the first
+    ``in_channels`` filters are the identity, an implicit residual connection.
 
     Parameters
     ----------
-    model : keras.Model
-        From :func:`airbench_net`, freshly built.
     x_train : ndarray of float32, shape (N, 32, 32, C)
         Training images in [0, 1].
-    n_images : int
-        How many of the first images estimate the patch covariance.
-    eps : float
-        Added to the eigenvalues.
     """
     x = np.asarray(x_train[:n_images], dtype=np.float32)
     if "standardize" in [layer.name for layer in model.layers]:
@@ -379,28 +303,9 @@ def introspection_net(
 ):
     """Introspection-Net (Section 3.1): a small regression net on the logits.
 
-    Dense(128, relu) - Dropout(0.2) - Dense(128, relu) - Dropout(0.2) -
-    BatchNormalization - Dense(128, relu) - Dense(1, sigmoid).
-
-    We read "3 dense layers with 128 neurons" as three hidden layers plus a
-    one-unit output; the sigmoid keeps the predicted confidence in [0, 1]
-    (trained with the mean squared error against labels 1 = correct, 0 = not).
-
-    Parameters
-    ----------
-    num_inputs : int
-        Number of logits (classes).
-    hidden : int
-        Units of each hidden layer.
-    dropout : float
-        Dropout rate after the first two hidden layers.
-    name : str
-        Model name.
-
-    Returns
-    -------
-    keras.Model
-        Maps logits ``(N, num_inputs)`` to confidences ``(N, 1)`` in [0, 1].
+    Dense(128, relu) - Dropout(0.2) - Dense(128, relu) - Dropout(0.2) - BatchNorm -
+    Dense(128, relu) - Dense(1, sigmoid): we read "3 dense layers with 128 neurons" as
+    three hidden layers plus a one-unit output; the sigmoid keeps the confidence in [0, 1].
     """
     import keras
     from keras import layers
@@ -417,20 +322,7 @@ def introspection_net(
 
 
 def feature_model(model, layer: str = "features"):
-    """A model returning ``(features, logits)`` of a classifier built here.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A classifier from :func:`paper_cnn` or :func:`wide_resnet`.
-    layer : str
-        Name of the layer whose output is the feature space.
-
-    Returns
-    -------
-    keras.Model
-        Same input; outputs the layer's activations and the logits.
-    """
+    """A model with the same input returning ``(output of layer, logits)``."""
     import keras
 
     try:
@@ -450,21 +342,7 @@ def _check_batch(x, batch_size):
 
 
 def predict_logits(model, x, batch_size: int = 256) -> np.ndarray:
-    """Logits of ``model`` on ``x``, computed in inference mode, batch by batch.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A classifier returning logits.
-    x : ndarray of float32
-        Inputs in the model's pixel scale.
-    batch_size : int
-        Number of inputs per forward pass.
-
-    Returns
-    -------
-    ndarray of float32, shape (N, num_classes)
-    """
+    """Logits ``(N, num_classes)`` of ``model`` on ``x``, in inference mode, batch by batch."""
     x = _check_batch(x, batch_size)
     if len(x) == 0:
         return np.zeros((0, model.outputs[0].shape[-1]), dtype=np.float32)
@@ -476,25 +354,7 @@ def predict_logits(model, x, batch_size: int = 256) -> np.ndarray:
 
 
 def predict_features(model, x, layer: str = "features", batch_size: int = 256):
-    """Penultimate features and logits of a classifier on ``x``.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A classifier from :func:`paper_cnn` or :func:`wide_resnet`.
-    x : ndarray of float32
-        Inputs.
-    layer : str
-        Name of the feature layer.
-    batch_size : int
-        Number of inputs per forward pass.
-
-    Returns
-    -------
-    features : ndarray of float32, shape (N, D)
-        The layer's activations, flattened per example.
-    logits : ndarray of float32, shape (N, num_classes)
-    """
+    """Features ``(N, D)`` (flattened per example) and logits of a classifier on ``x``."""
     x = _check_batch(x, batch_size)
     fm = feature_model(model, layer)
     feats, logits = [], []
@@ -511,23 +371,11 @@ def predict_features(model, x, layer: str = "features", batch_size: int = 256):
 def fused_batch_normalization():
     """Keras' ``BatchNormalization`` computed in training by TensorFlow's fused kernel.
 
-    Keras 3 normalises a batch with separate element-wise operations in float32
-    (moments, then ``tf.nn.batch_normalization``, each with its gradient). On CPU
-    these passes over the activations cost more than the convolutions of a Wide
-    ResNet, and most of what mixed bfloat16 would save. This subclass computes the
-    same thing in training with ``tf.compat.v1.nn.fused_batch_norm`` (one oneDNN
-    kernel forward and one backward; statistics in float32 also for bfloat16
-    inputs) and updates the moving statistics exactly as Keras does (momentum,
-    biased batch variance). Everything else (inference, masks, renormalisation,
-    axes other than the last of a 4-D input, other backends) is Keras' own code.
-    Outputs agree with Keras' layer to float32 round-off (tests/test_models.py).
-
-    Returns
-    -------
-    type
-        A subclass of ``keras.layers.BatchNormalization`` with the same
-        constructor and weights (``gamma``, ``beta``, ``moving_mean``,
-        ``moving_variance``), so weights copy to and from the standard layer.
+    On CPU Keras 3's separate element-wise batch-norm passes cost more than a Wide
+    ResNet's convolutions. This subclass trains with ``tf.compat.v1.nn.fused_batch_norm``
+    and updates the moving statistics exactly as Keras; the rest (inference, masks, other
+    axes or backends) is Keras' code. Same constructor and weights as the standard layer;
+    outputs agree to float32 round-off (tests/test_models.py).
     """
     import keras
 
@@ -558,8 +406,7 @@ def fused_batch_normalization():
                 data_format="NHWC",
                 is_training=True,
             )
-            # The kernel returns the Bessel-corrected variance; Keras averages the
-            # biased one.
+            # The kernel returns the Bessel-corrected variance; Keras averages the biased one.
             n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), "float32")
             variance = variance * (n - 1.0) / n
             m = self.momentum
@@ -577,9 +424,7 @@ def dtype_policy(policy: str):
     Parameters
     ----------
     policy : {"float32", "mixed_bfloat16"}
-        ``"mixed_bfloat16"``: layers compute in bfloat16 and keep float32 weights
-        (Keras mixed precision). The ``"logits"`` layer of the classifiers built here
-        stays float32 in any case.
+        Mixed: bfloat16 compute, float32 weights; the ``"logits"`` layer stays float32.
 
     Examples
     --------
@@ -599,35 +444,15 @@ def dtype_policy(policy: str):
 
 
 def count_params(model) -> int:
-    """All parameters of a model: trainable weights and BatchNorm statistics.
-
-    Parameters
-    ----------
-    model : keras.Model
-
-    Returns
-    -------
-    int
-    """
+    """All parameters of a model: trainable weights and BatchNorm statistics."""
     return int(sum(int(np.prod(w.shape)) for w in model.weights))
 
 
 def forward_flops(model) -> int:
     """Floating-point operations of one image's forward pass through the weight layers.
 
-    Counts the multiply-adds (two operations each) of every ``Conv2D`` and ``Dense``
-    layer, as FLOP counts of networks are usually given; normalisation, activations
-    and pooling add a few percent and are left out. A training step costs about three
-    times this per image (forward, and the two products of the backward pass).
-
-    Parameters
-    ----------
-    model : keras.Model
-        A built functional model with a fixed image size.
-
-    Returns
-    -------
-    int
+    Two per multiply-add of every ``Conv2D`` and ``Dense`` layer (normalisation,
+    activations and pooling left out); a training step costs about three times this.
     """
     total = 0
     for layer in model.layers:
@@ -649,19 +474,7 @@ def _check_keras_path(path) -> Path:
 
 
 def save_model(model, path) -> Path:
-    """Save a model to a ``.keras`` file atomically (temporary file, then rename).
-
-    Parameters
-    ----------
-    model : keras.Model
-    path : str or path-like
-        Destination, ending in ``.keras``.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-    """
+    """Save a model to a ``.keras`` file atomically (temporary file, then rename)."""
     path = _check_keras_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
@@ -675,19 +488,7 @@ def save_model(model, path) -> Path:
 
 
 def load_model(path, compile: bool = False):
-    """Load a ``.keras`` model in safe mode.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A file written by :func:`save_model`.
-    compile : bool
-        Whether to restore the training configuration too.
-
-    Returns
-    -------
-    keras.Model
-    """
+    """Load a ``.keras`` model (from :func:`save_model`) in safe mode."""
     import keras
 
     path = _check_keras_path(path)

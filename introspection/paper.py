@@ -1,8 +1,7 @@
-"""What the paper reports, in one place (Aigrain & Detyniecki, 2019, arXiv 1905.09186).
+"""The paper's reported numbers (Aigrain & Detyniecki, 2019, arXiv 1905.09186).
 
-Every number of the paper that the book compares with lives here: Table 1's
-accuracy, Section 2.3's max-logit statistics, Section 3.3's mean max softmax, and
-Table 2 (shipped as ``introspection/data/paper_table2.csv``).
+Table 1's accuracy, Section 2.3's max-logit statistics, Section 3.3's mean max softmax
+and Table 2 (``introspection/data/paper_table2.csv``).
 """
 
 from __future__ import annotations
@@ -27,17 +26,9 @@ MAX_SOFTMAX = {"cifar10": {"deepfool": 54.0, "cifar10": 94.8}}
 
 
 def table2(experiment: str | None = None):
-    """The paper's Table 2 (percentages).
+    """The paper's Table 2 in percent: all rows, or one experiment's ("mnist", "cifar10").
 
-    Parameters
-    ----------
-    experiment : {"mnist", "cifar10"}, optional
-        Keep only this experiment's rows.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out.
+    Columns: experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out.
     """
     import pandas as pd
 

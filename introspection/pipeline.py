@@ -1,22 +1,11 @@
 """The book's stages, each computed once and cached as artifacts.
 
-Every notebook of the book calls one stage function of this module; a stage first
-asks for the results of the stages before it (loaded from the artifacts when their
-parameters are unchanged, recomputed otherwise), so any notebook can be run on its
-own, and a re-run resumes where the last one stopped.
-
-=====================  ==============================================================
-stage                  artifacts (under ``<artifacts_dir>/<experiment>/``)
-=====================  ==============================================================
-base_model             ``base_model.keras`` and ``base_model_history`` (JSON)
-misclassifications     ``data_<dataset>`` (images, sources, logits, features) per
-                       dataset, ``partition`` and ``generation_stats``
-introspection_net      ``introspection_net.keras``, its history, ``scores``
-evaluation             ``table2.csv`` and ``summary.json`` in the results folder
-=====================  ==============================================================
-
-The artifacts of a stage are keyed by :meth:`introspection.config.Config.stage_params`:
-a change of any parameter of the stage or of an earlier stage recomputes it.
+Every notebook calls one stage; a stage loads the earlier stages' artifacts when their
+parameters (:meth:`introspection.config.Config.stage_params`) are unchanged and recomputes
+them otherwise, so any notebook runs on its own and a re-run resumes. Stages:
+:func:`base_model`, :func:`misclassifications` (Section 2.2), :func:`fit_detectors`,
+:func:`evaluate` (Table 2); :class:`Stages` chains them lazily. Artifacts live under
+``<artifacts_dir>/<experiment>/``.
 """
 
 from __future__ import annotations
@@ -170,31 +159,18 @@ def run_stage(
     params: dict | None = None,
     record: bool = True,
 ) -> tuple:
-    """Load a stage's artifact, or compute it and save it; time the stage.
+    """Load a stage's artifact, or compute it and save it; return ``(value, StageRun)``.
 
     Parameters
     ----------
-    cfg : Config
-    stage : str
-        The stage (its parameters key the artifact unless ``params`` is given).
     name : str or dict
-        The artifact; or several, ``{artifact: store}``, which ``compute`` returns
-        together as ``{artifact: value}`` (and the stage returns so).
-    compute : callable
-        ``compute()`` returns the value when it is not cached.
+        The artifact, or ``{artifact: store}`` for several, returned by ``compute()`` as a dict.
     store : {"json", "arrays", "scores", "model"}
-        How the value is stored: JSON, a dict of arrays, ``{dataset: {method:
-        scores}}``, or a Keras model.
+        JSON, a dict of arrays, ``{dataset: {method: scores}}`` or a Keras model.
     params : dict, optional
         The artifact's key (default ``cfg.stage_params(stage)``).
     record : bool
-        Record the stage's compute time (the run page's figure); otherwise the
-        returned timing is only this call's.
-
-    Returns
-    -------
-    value
-    run : StageRun
+        Record the stage's compute time; otherwise the timing is only this call's.
     """
     t0 = time.perf_counter()
     params = cfg.stage_params(stage) if params is None else params
@@ -213,41 +189,18 @@ def run_stage(
     return value, StageRun(stage, reused, seconds, seconds)
 
 
-# --------------------------------------------------------------------------------------
 # Data
-# --------------------------------------------------------------------------------------
 
 
 def load_in_distribution(cfg: Config):
-    """The in-distribution test images used as the pool of sources.
-
-    Parameters
-    ----------
-    cfg : Config
-
-    Returns
-    -------
-    x_test : ndarray of float32, shape (n_source, H, W, C)
-        The first ``n_source`` test images, in [0, 1].
-    y_test : ndarray of int64, shape (n_source,)
-    """
+    """The source pool: the first ``n_source`` in-distribution test images (in [0, 1]), labels."""
     _, (x, y) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     n = cfg["n_source"] or len(x)
     return datasets.to_float(x[:n]), y[:n].astype(np.int64)
 
 
 def load_training_data(cfg: Config):
-    """The base classifier's training images (a seeded subset of ``n_train`` if set).
-
-    Parameters
-    ----------
-    cfg : Config
-
-    Returns
-    -------
-    x_train : ndarray of float32
-    y_train : ndarray of int64
-    """
+    """Base-classifier training images in [0, 1] and labels (a seeded ``n_train`` subset if set)."""
     (x, y), _ = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     if cfg["n_train"] is not None and cfg["n_train"] < len(x):
         idx = np.sort(
@@ -259,19 +212,16 @@ def load_training_data(cfg: Config):
     return datasets.to_float(x), y.astype(np.int64)
 
 
-# --------------------------------------------------------------------------------------
 # Stage 1: base classifier
-# --------------------------------------------------------------------------------------
 
 
 @dataclass
 class BaseModel:
     """The trained base classifier, its history and test accuracy.
 
-    ``origin`` says where the weights came from: ``"trained"`` (now), ``"cache"``
-    (this artifacts folder, trained earlier) or ``"published"`` (the committed
-    weights of the profile, :func:`introspection.config.published_weights_dir`);
-    ``note`` says why published weights were not used, when some exist.
+    ``origin``: ``"trained"`` (now), ``"cache"`` or ``"published"``
+    (:func:`introspection.config.published_weights_dir`); ``note``: why published weights
+    were not used, when some exist.
     """
 
     model: object
@@ -302,10 +252,7 @@ def _forget_downstream(root: Path) -> None:
 
 
 def _import_published(cfg: Config, params: dict) -> str | None:
-    """Copy the profile's published base classifier into the cache when it matches.
-
-    Returns None when copied, else why not (``"none published"`` when there is none).
-    """
+    """Copy the profile's published weights into the cache if they match; return None or why not."""
     src = config.published_weights_dir(cfg.profile, cfg.experiment)
     if src is None or not (src / "base_model.json").is_file():
         return "none published"
@@ -323,23 +270,9 @@ def _import_published(cfg: Config, params: dict) -> str | None:
 def build_classifier(cfg: Config, x_train, for_training: bool = False):
     """The untrained base classifier of a configuration; ``for_training``: the copy that trains.
 
-    A Wide ResNet trains with fused batch normalisation (same computation, faster
-    on CPU: :func:`introspection.models.fused_batch_normalization`); the saved model
-    has Keras' standard layers and the same weights. The airbench network's training
-    copy gets its whitening and identity initialisation from ``x_train``
-    (:func:`introspection.models.init_airbench_net`).
-
-    Parameters
-    ----------
-    cfg : Config
-    x_train : ndarray of float32
-        The training images: the input standardisation's statistics (and the
-        whitening) come from them.
-    for_training : bool
-
-    Returns
-    -------
-    keras.Model
+    That copy of a Wide ResNet uses fused batch normalisation (faster on CPU, same weights);
+    that of the airbench net is initialised from ``x_train`` (whitening, identity init).
+    ``x_train`` also gives the input standardisation's statistics.
     """
     import keras
 
@@ -370,21 +303,7 @@ def build_classifier(cfg: Config, x_train, for_training: bool = False):
 
 
 def training_arguments(cfg: Config) -> dict:
-    """The recipe of a configuration's base classifier: ``train_classifier``'s arguments.
-
-    See :func:`introspection.training.train_classifier`.
-
-    Parameters
-    ----------
-    cfg : Config
-
-    Returns
-    -------
-    dict
-        ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``, ``schedule``,
-        ``augment``, and for CIFAR-10 ``momentum``, ``bias_lr_scale``, ``crop_pad``,
-        ``crop_fill`` and ``lookahead``.
-    """
+    """The base classifier's recipe: :func:`introspection.training.train_classifier`'s arguments."""
     out = {k: cfg[k] for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")}
     out["augment"] = cfg.experiment if cfg["augment"] else "none"
     if cfg.experiment != "mnist":
@@ -398,30 +317,10 @@ def base_model(
 ) -> BaseModel:
     """The base classifier: from the cache, from the published weights, or trained now.
 
-    In that order: a model trained with the same parameters in this artifacts folder;
-    else the profile's published weights (:func:`introspection.config.published_weights_dir`)
-    when their parameters match, verified by hash and loaded in Keras' safe mode
-    (whatever precision this machine would train in); else it is trained, resuming
-    after the last finished epoch if an earlier run was interrupted. Replacing the
-    cached model deletes the artifacts of later stages, made from other weights.
-
-    Parameters
-    ----------
-    cfg : Config
-    verbose : int
-        Keras' verbosity while training (1: a progress bar per epoch).
-    retrain : bool
-        Train from scratch, ignoring the cache and the published weights.
-    progress : bool
-        While training, one progress bar over the epochs.
-
-    Returns
-    -------
-    BaseModel
-        ``model`` (logits output), ``history`` (per-epoch metrics, the final test
-        accuracy under ``"test_accuracy"``, the precision and the CPU it trained on
-        under ``"trained_on"``), ``test_accuracy`` on the whole test set, ``run``
-        (computed or reused, wall time), ``origin`` and ``note``.
+    Published weights (:func:`introspection.config.published_weights_dir`) are used if their
+    parameters match, verified by hash and loaded in Keras' safe mode; ``retrain`` ignores them
+    and the cache. Training resumes after the last finished epoch of an interrupted run.
+    Replacing the cached model deletes the artifacts of later stages.
     """
     t0 = time.perf_counter()
     params = cfg.stage_params("base_model")
@@ -479,8 +378,7 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, prog
         # Resumes after the last finished epoch if a previous run was interrupted.
         backup_dir=backup,
     )
-    # Mixed precision keeps float32 weights: everything downstream (attacks, detectors)
-    # uses a float32 model of standard Keras layers holding them.
+    # Mixed precision keeps float32 weights; downstream uses a float32 model of standard layers.
     model = trained
     if precision != "float32" or cfg.info["model"] != "paper_cnn":
         model = build_classifier(cfg, x_train)
@@ -504,19 +402,12 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, prog
 def training_cost(cfg: Config, base: BaseModel) -> dict:
     """What the base classifier's training cost: epochs, time, images/s and FLOP.
 
-    Parameters
-    ----------
-    cfg : Config
-    base : BaseModel
-
     Returns
     -------
     dict
-        ``epochs``; ``seconds`` (the sum of the epochs' wall times, each including the
-        evaluation of the test set); ``images_per_second`` (training images over
-        those seconds); ``forward_gflop`` (one image's forward pass,
-        :func:`introspection.models.forward_flops`); ``training_pflop`` (three forward
-        passes per training image seen: forward and backward).
+        ``epochs``, ``seconds`` (sum of the epochs' wall times, test evaluation included),
+        ``images_per_second``, ``forward_gflop`` (one image) and ``training_pflop`` (three
+        forward passes per training image seen).
     """
     n_train = base.history.get("train_images") or (
         cfg["n_train"] or datasets.DATASETS[cfg.info["in_distribution"]]["n_train"]
@@ -536,33 +427,15 @@ def training_cost(cfg: Config, base: BaseModel) -> dict:
 def jpeg_cost(cfg: Config, model, quality: int = 75, seed: int = 0) -> dict:
     """Test accuracy on the lossless and the JPEG-decoded images of the offline CIFAR-10.
 
-    In the offline copy (:data:`introspection.datasets.OFFLINE_LOSSLESS`) the first
-    1,000 test images are bit-exact and the other 9,000 JPEG-decoded. Besides the
-    accuracy on each part, the first images are re-encoded here as they were
-    (:func:`introspection.datasets.jpeg_roundtrip`): the same images, lossless and
-    compressed, give the cost of the compression without the sampling difference of
-    two sets of images. The mean change of the pixels under one more round trip
-    tells which images were already compressed (a JPEG-decoded image barely changes).
-
-    Parameters
-    ----------
-    cfg : Config
-        A CIFAR-10 configuration.
-    model : keras.Model
-        The base classifier.
-    quality : int
-        JPEG quality of the re-encoding (the offline copy's: 75, with 4:2:0).
-    seed : int
-        Seed of the bootstrap of the paired difference.
+    The offline copy's first 1,000 test images are lossless, the other 9,000 JPEG-decoded
+    (:data:`introspection.datasets.OFFLINE_LOSSLESS`). Re-encoding the first ones at
+    ``quality`` (the offline copy's: 75, 4:2:0) gives the cost of compression on the same images.
 
     Returns
     -------
     dict
-        ``table``: a DataFrame, one row per set of test images (images, accuracy in
-        %, the mean absolute pixel change in grey levels of one more round trip of
-        its first 1,000 images); ``paired``: the accuracy lost by compressing the
-        lossless images, in points, and its 95 % bootstrap interval
-        (``scipy.stats.bootstrap``), as ``(difference, low, high)``.
+        ``table``: per set, accuracy (%) and pixel change of one more JPEG round trip (small:
+        already compressed); ``paired``: ``(points lost to compression, 95 % CI low, high)``.
     """
     import pandas as pd
     from scipy import stats
@@ -596,9 +469,7 @@ def jpeg_cost(cfg: Config, model, quality: int = 75, seed: int = 0) -> dict:
     return {"table": table, "paired": (float(lost.mean()), interval.low, interval.high)}
 
 
-# --------------------------------------------------------------------------------------
 # Stage 2: misclassified data
-# --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -607,21 +478,14 @@ class DataSet:
 
     Attributes
     ----------
-    name : str
-        Dataset name (``"mnist"``, ``"errors"``, ``"fgsm"``, ``"gaussian"``...).
-    x : ndarray of float32
-        The images, in [0, 1].
     source_index : ndarray of int64
-        Index of each image's source within ``pool``.
-    pool : str
-        The pool of source images (``"mnist_test"``, ``"gaussian"``...).
+        Index of each image's source within ``pool`` (e.g. ``"mnist_test"``, ``"gaussian"``).
     y : ndarray of int64
-        True label of the source image (-1 for OOD data, which has none).
+        True label of the source image (-1 for OOD data).
     logits, features : ndarray of float32
         The base classifier's logits and penultimate features.
     correct : ndarray of bool
-        Whether the classifier's prediction is correct (False for every OOD,
-        adversarial and patch example).
+        Whether the prediction is correct (False for every OOD, adversarial and patch example).
     """
 
     name: str
@@ -727,16 +591,10 @@ def _attack_fn(cfg: Config, model, name: str):
 def source_order(cfg: Config, n_pool: int):
     """Each side's in-distribution sources in the order they are tried, and its target.
 
-    Parameters
-    ----------
-    cfg : Config
-    n_pool : int
-        Size of the in-distribution test pool.
-
     Returns
     -------
     order : dict
-        ``{"train": indices, "test": indices}``, a seeded permutation of each side of
+        ``{"train": indices, "test": indices}``, seeded permutations of the sides of
         :func:`introspection.splits.partition_sources`.
     targets : dict
         ``{"train": n_train_other, "test": n_test}``.
@@ -759,29 +617,9 @@ def _patch_fill(cfg: Config):
 def generate_set(cfg: Config, model, name: str, x_pool, y_pool, order: dict, targets: dict):
     """One misclassified set of :data:`~introspection.config.ATTACKS`, both sides.
 
-    Parameters
-    ----------
-    cfg : Config
-    model : keras.Model
-        The base classifier.
-    name : str
-        ``"errors"``, ``"bim"``, ``"fgsm"`` or ``"deepfool"``.
-    x_pool, y_pool : ndarray
-        The in-distribution test pool.
-    order : dict
-        ``{"train": indices, "test": indices}``: each side's sources, in the order
-        they are tried.
-    targets : dict
-        ``{"train": n, "test": n}``: the examples each side needs.
-
-    Returns
-    -------
-    x : ndarray
-        The examples, training side first.
-    source_index : ndarray of int
-        Their source in ``x_pool``.
-    stats : dict
-        Per side, how many sources were tried and kept; the mean perturbation norms.
+    ``order`` and ``targets`` come from :func:`source_order`. Returns ``(x, source_index,
+    stats)``: the examples (training side first), their sources in ``x_pool``, and per side
+    the sources tried and kept, with the mean perturbation norms.
     """
     xs, srcs, st = [], [], {}
     for side in ("train", "test"):
@@ -853,27 +691,13 @@ def _dataset_names(cfg: Config) -> list[str]:
 def misclassifications(cfg: Config, model=None, progress: bool = True) -> Generation:
     """Generate (or load) every dataset of Section 2.2 with the classifier's logits.
 
-    The in-distribution test pool (``n_source`` images) is split once, by seed,
-    into a training side and a test side. Patch errors and attacks are made from
-    correctly classified source images of each side, in a seeded order, until
-    ``n_train_other`` (training side) and ``n_test`` (test side) misclassified
-    examples exist, so no more images are attacked than needed. OOD sets get
-    ``n_train_other + n_test`` images each, split the same way.
-
-    Parameters
-    ----------
-    cfg : Config
-    model : keras.Model, optional
-        The base classifier; loaded (or trained) by :func:`base_model` if omitted.
-    progress : bool
-        Show a progress bar over the datasets.
-
-    Returns
-    -------
-    Generation
+    The source pool is split once, by seed, into a training and a test side. Patch errors
+    and attacks are made from correctly classified sources of each side, in a seeded order,
+    until ``n_train_other`` and ``n_test`` examples exist (no more images are attacked than
+    needed). OOD sets get ``n_train_other + n_test`` images, split the same way. ``model``
+    defaults to :func:`base_model`'s.
     """
-    # Text progress bars (on stderr, which the rendered book leaves out): widget
-    # bars would render as raw text in the static HTML.
+    # Text bars, not widgets: widgets render as raw text in the book's static HTML.
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -976,17 +800,7 @@ def _load_generation(cfg, params, names, x_pool, y_pool, t0) -> Generation:
 
 
 def introspection_sets(cfg: Config, gen: Generation) -> splits.Splits:
-    """Section 3.2's training, validation and test sets (indices into ``gen``).
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-
-    Returns
-    -------
-    introspection.splits.Splits
-    """
+    """Section 3.2's training, validation and test sets (indices into ``gen``)."""
     parts = {n: splits.Part(d.pool, d.source_index, d.correct) for n, d in gen.sets.items()}
     return splits.make_splits(
         parts,
@@ -1000,9 +814,7 @@ def introspection_sets(cfg: Config, gen: Generation) -> splits.Splits:
     )
 
 
-# --------------------------------------------------------------------------------------
 # Stage 4: Introspection-Net and the baselines
-# --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -1013,8 +825,7 @@ class Fitted:
     history: dict
     trust_fit_size: int
     run: StageRun
-    #: The stage parameters they were fitted with (set by :func:`fit_detectors`):
-    #: :func:`score_test_sets` caches its scores only for detectors fitted there.
+    #: Stage parameters of the fit: :func:`score_test_sets` caches only scores of these.
     params: dict | None = None
 
 
@@ -1028,23 +839,9 @@ def _trust_features(space: str, model, x) -> np.ndarray:
 def trust_fit_data(cfg: Config, model, space: str):
     """The Trust Score's fitting data: ``trust_n_fit`` base-training images in ``space``.
 
-    A seeded subset of the base classifier's training data with its true labels. The
-    classifier's features and logits of the subset are computed once and cached (the
-    artifact ``trust_fit_data``, keyed by the base model's parameters and the subset
-    size): every chapter from the evaluation on fits the Trust Score again, and this
-    inference is most of that cost.
-
-    Parameters
-    ----------
-    cfg : Config
-    model : keras.Model
-        The base classifier of ``cfg`` (from :func:`base_model`).
-    space : {"features", "logits", "pixels"}
-
-    Returns
-    -------
-    X : ndarray, shape (n_fit, d)
-    y : ndarray, shape (n_fit,)
+    ``space`` is ``"features"``, ``"logits"`` or ``"pixels"``; returns ``(X, y)``, true labels.
+    The features and logits of this seeded subset are cached (``trust_fit_data``): every
+    chapter from the evaluation on refits the Trust Score, and this inference dominates.
     """
     if space not in ("features", "logits", "pixels"):
         raise ValueError(f"space must be 'features', 'logits' or 'pixels'; got {space!r}.")
@@ -1081,23 +878,14 @@ def fit_introspection_net(
     exclude=(),
     verbose: int = 0,
 ):
-    """Train one Introspection-Net on Section 3.2's training set (not cached).
+    """Train one Introspection-Net on Section 3.2's training set and return it (not cached).
 
     Parameters
     ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
     seed : int, optional
         Seed of its weights and data order (default ``cfg.seed``, the paper's network).
     exclude : sequence of str
         Datasets removed from its training and validation sets.
-    verbose : int
-        Keras' verbosity.
-
-    Returns
-    -------
-    introspection.detectors.IntrospectionNet
     """
     logits = {n: d.logits for n, d in gen.sets.items()}
     train, val = sets.train, sets.val
@@ -1122,24 +910,8 @@ def fit_detectors(
 ) -> Fitted:
     """Train Introspection-Net (or load it) and fit the Softmax Baseline and Trust Score.
 
-    Introspection-Net trains on the logits of ``sets.train`` and validates on
-    ``sets.val``. The Trust Score is fitted on ``trust_n_fit`` images of the base
-    classifier's training data (seeded subset, true labels) in the feature space
-    ``trust_feature``.
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    model : keras.Model, optional
-        The base classifier (needed for the Trust Score's training features).
-    verbose : int
-        Keras' verbosity while training Introspection-Net.
-
-    Returns
-    -------
-    Fitted
+    The Trust Score is fitted on ``trust_n_fit`` base-training images (true labels) in the
+    ``trust_feature`` space; ``model`` (the base classifier) defaults to :func:`base_model`'s.
     """
     t0 = time.perf_counter()
     params = cfg.stage_params("introspection_net")
@@ -1173,24 +945,9 @@ def fit_detectors(
 def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted) -> dict:
     """Every method's score on every test example, grouped by dataset.
 
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    fitted : Fitted
-
-    Returns
-    -------
-    dict
-        ``{dataset: {"label": ndarray, method: ndarray of scores, ...}}`` for the
-        test examples of each dataset.
-
-    Notes
-    -----
-    The scores of detectors from :func:`fit_detectors` with these parameters are
-    cached (the artifact ``test_scores``): every chapter from the evaluation on
-    needs them, and the Trust Score's neighbour queries take a while.
+    Returns ``{dataset: {"label": ..., method: scores}}``. The scores of detectors fitted by
+    :func:`fit_detectors` with the current parameters are cached (``test_scores``): the Trust
+    Score's neighbour queries take a while.
     """
     params = cfg.stage_params("introspection_net")
     cache = fitted.params == params
@@ -1208,60 +965,20 @@ def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: F
 
 
 def score_examples(cfg: Config, fitted: Fitted, ds: DataSet, rows) -> dict:
-    """The paper's three methods' scores of some examples of one dataset.
-
-    Parameters
-    ----------
-    cfg : Config
-    fitted : Fitted
-    ds : DataSet
-    rows : array of int
-        Rows of ``ds`` to score.
-
-    Returns
-    -------
-    dict
-        Method name to scores; the Trust Score looks in the ``trust_feature`` space
-        with the classifier's predictions.
-    """
+    """The paper's three methods' scores of some rows of one dataset, by method name."""
     return {method: score_with(det, ds, rows) for method, det in fitted.detectors.items()}
 
 
 def score_with(det, ds: DataSet, rows) -> np.ndarray:
-    """A detector's scores of some rows of a set, on what it reads.
-
-    Parameters
-    ----------
-    det : introspection.detectors.Detector
-    ds : DataSet
-    rows : array of int
-
-    Returns
-    -------
-    ndarray
-    """
+    """A detector's scores of some rows of a set, on what it reads."""
     return det.score(ds.read(det.reads)[rows], ds.logits[rows].argmax(1))
 
 
-# --------------------------------------------------------------------------------------
 # Stage 5: evaluation
-# --------------------------------------------------------------------------------------
 
 
 def evaluate(cfg: Config, scores: dict):
-    """Table 2 for this experiment, with bootstrap 95% CIs, written to the results folder.
-
-    Parameters
-    ----------
-    cfg : Config
-    scores : dict
-        From :func:`score_test_sets`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per dataset x method; also written to ``<results_dir>/table2.csv``.
-    """
+    """Table 2 with bootstrap 95 % CIs (a row per dataset x method), written to ``table2.csv``."""
     table = scores_table(cfg, scores, cfg["n_boot"])
     write_table(cfg, table, "table2.csv", index=False)
     return table
@@ -1269,10 +986,6 @@ def evaluate(cfg: Config, scores: dict):
 
 class Stages:
     """The paper's stages of one run, each computed or loaded when it is first read.
-
-    Parameters
-    ----------
-    cfg : Config
 
     Examples
     --------
@@ -1329,17 +1042,10 @@ def scores_table(cfg: Config, scores: dict, n_boot: int):
 
     Parameters
     ----------
-    cfg : Config
     scores : dict
-        ``{dataset: {"label": ..., method: scores}}`` as from :func:`score_test_sets`;
-        only the in-distribution entry needs ``"label"``.
+        As from :func:`score_test_sets`; only the in-distribution entry needs ``"label"``.
     n_boot : int
         Bootstrap resamples of the 95 % CIs (0 = none).
-
-    Returns
-    -------
-    pandas.DataFrame
-        As :func:`introspection.metrics.evaluation_table`.
     """
     in_name = cfg.info["in_distribution"]
     methods = [m for m in scores[in_name] if m != "label"]
@@ -1354,21 +1060,7 @@ def scores_table(cfg: Config, scores: dict, n_boot: int):
 
 
 def write_table(cfg: Config, table, name: str, index: bool = True) -> Path:
-    """Write a DataFrame as CSV into the results folder, atomically.
-
-    Parameters
-    ----------
-    cfg : Config
-    table : pandas.DataFrame
-    name : str
-        File name, e.g. ``"logit_tests.csv"``.
-    index : bool
-        Whether to write the index.
-
-    Returns
-    -------
-    pathlib.Path
-    """
+    """Write a DataFrame as CSV ``<results_dir>/<name>``, atomically; return its path."""
     path = cfg.results_dir / name
     tmp = path.with_name(f".{path.name}.tmp")
     table.to_csv(tmp, index=index, float_format="%.6g")
@@ -1377,18 +1069,7 @@ def write_table(cfg: Config, table, name: str, index: bool = True) -> Path:
 
 
 def write_summary(cfg: Config, **entries) -> Path:
-    """Write ``<results_dir>/summary.json``: configuration, versions and the given entries.
-
-    Parameters
-    ----------
-    cfg : Config
-    **entries
-        JSON-serialisable values (base accuracy, set sizes, wall times...).
-
-    Returns
-    -------
-    pathlib.Path
-    """
+    """Write ``<results_dir>/summary.json``: the configuration, versions and ``entries``."""
     import platform
 
     from . import hardware
@@ -1408,8 +1089,7 @@ def write_summary(cfg: Config, **entries) -> Path:
             "cores": os.cpu_count(),
             "platform": platform.platform(),
         },
-        # What this machine trains in; the weights used say what they were trained in
-        # (``base_model`` entry, from the chapters).
+        # What this machine would train in; the weights' own is in the ``base_model`` entry.
         "precision": {"parameter": cfg["precision"], "chosen": chosen, "reason": reason},
         **entries,
     }
@@ -1420,24 +1100,14 @@ def write_summary(cfg: Config, **entries) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------------------
 # Helpers for the chapters
-# --------------------------------------------------------------------------------------
 
 
 def record_timing(cfg: Config, stage: str, seconds: float, part: str | None = None) -> None:
     """Record the wall time of a stage without artifacts (logit analysis, evaluation).
 
-    Parameters
-    ----------
-    cfg : Config
-    stage : str
-        One of :data:`introspection.config.STAGES`.
-    seconds : float
-    part : str, optional
-        For a stage computed by several chapters (the evaluation: Table 2 and the
-        differences with the paper), the part this time is for. A stage's time is
-        the sum of its parts (:func:`stage_timings`).
+    ``part`` names one chapter's share of a stage computed by several (the evaluation);
+    a stage's time is the sum of its parts.
     """
     name = f"timing_{stage}" + (f"__{part}" if part else "")
     artifacts.save_json(
@@ -1463,18 +1133,7 @@ def _stage_seconds(cfg: Config, stage: str) -> float | None:
 
 
 def stage_timings(cfg: Config) -> dict:
-    """Wall time of each stage's last computation (seconds), from the artifacts.
-
-    Parameters
-    ----------
-    cfg : Config
-
-    Returns
-    -------
-    dict
-        Stage name to seconds (the sum of its parts, see :func:`record_timing`), for
-        the stages that have a current record.
-    """
+    """Seconds of each stage's last computation (sum of its parts), for stages with a record."""
     from .config import STAGES
 
     seconds = {stage: _stage_seconds(cfg, stage) for stage in STAGES}
@@ -1484,15 +1143,8 @@ def stage_timings(cfg: Config) -> dict:
 def generation_table(gen: Generation):
     """Counts and yields of every generated dataset, one row per dataset.
 
-    Parameters
-    ----------
-    gen : Generation
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns: examples, attempted source images, success rate (%), patch tries and
-        yield (errors), mean L-inf and L2 perturbation norms (attacks), mean max logit.
+    Columns: examples, attempted sources, success rate (%), patch tries and yield (errors),
+    mean L-inf and L2 perturbation norms (attacks), mean max logit.
     """
     import pandas as pd
 
@@ -1519,20 +1171,8 @@ def generation_table(gen: Generation):
 def sample_images(ds: DataSet, n: int = 8, seed: int = 0):
     """A few images of a dataset with the classifier's prediction as titles.
 
-    Parameters
-    ----------
-    ds : DataSet
-    n : int
-        Number of images.
-    seed : int
-        Seed of the choice.
-
-    Returns
-    -------
-    images : ndarray
-    titles : list of str
-        ``"pred 3 (0.99)"``: predicted class and its softmax probability, plus the
-        true label of the source when there is one.
+    Returns ``(images, titles)``; a title reads ``"pred 3 (0.99)"`` (predicted class, its
+    softmax probability), plus the source's true label when there is one.
     """
     idx = np.sort(np.random.default_rng(seed).choice(len(ds.x), min(n, len(ds.x)), replace=False))
     prob = detectors.softmax(ds.logits[idx])
@@ -1548,18 +1188,8 @@ def sample_images(ds: DataSet, n: int = 8, seed: int = 0):
 def analysis_logits(cfg: Config, gen: Generation, sets: splits.Splits) -> dict:
     """Logits of ``n_analysis`` test examples per dataset, for Figures 1 and 2.
 
-    For the in-distribution set, only correctly classified examples are used (the
-    paper compares "correctly classified MNIST images" with the misclassifications).
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-
-    Returns
-    -------
-    dict of str to ndarray (n, K)
+    In-distribution, only correctly classified examples: the paper compares "correctly
+    classified MNIST images" with the misclassifications.
     """
     in_name = cfg.info["in_distribution"]
     out = {}
@@ -1571,18 +1201,7 @@ def analysis_logits(cfg: Config, gen: Generation, sets: splits.Splits) -> dict:
 
 
 def set_sizes(sets: splits.Splits):
-    """Examples per dataset in the training, validation and test sets.
-
-    Parameters
-    ----------
-    sets : introspection.splits.Splits
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; columns train, validation, test, and the number of examples
-        labelled "correct" in each.
-    """
+    """Examples per dataset in the train, validation and test sets, and those labelled "correct"."""
     import pandas as pd
 
     names = list(sets.test.counts())
@@ -1604,9 +1223,7 @@ def set_sizes(sets: splits.Splits):
     return df
 
 
-# --------------------------------------------------------------------------------------
 # Checks behind the differences with the paper
-# --------------------------------------------------------------------------------------
 
 
 def trust_score_spaces(
@@ -1616,24 +1233,10 @@ def trust_score_spaces(
     model=None,
     spaces=("features", "logits", "pixels"),
 ):
-    """AUROC of the Trust Score per dataset in several feature spaces.
+    """AUROC (%) of the Trust Score per dataset, one column per feature space.
 
-    The paper does not say where the Trust Score looks for neighbours; this shows
-    how much that choice moves its row of Table 2.
-
-    Parameters
-    ----------
-    cfg : Config
-    gen : Generation
-    sets : introspection.splits.Splits
-    model : keras.Model, optional
-        The base classifier.
-    spaces : sequence of {"features", "logits", "pixels"}
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index dataset; one AUROC column (%) per space.
+    The paper does not say where the Trust Score looks for neighbours; this shows how much
+    that choice moves its row of Table 2.
     """
     import pandas as pd
 
@@ -1657,22 +1260,10 @@ def trust_score_spaces(
 
 
 def evaluate_correct_only(cfg: Config, scores: dict):
-    """Table 2 with the in-distribution natural errors left out of every row.
+    """Table 2 with the in-distribution natural errors left out of every row (not written).
 
-    The paper does not say how it counts the classifier's own mistakes on
-    in-distribution test images; this variant keeps only the correctly classified
-    ones as positives (no negatives from the in-distribution set).
-
-    Parameters
-    ----------
-    cfg : Config
-    scores : dict
-        From :func:`score_test_sets`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        As :func:`evaluate` (not written to the results folder).
+    The paper does not say how it counts the classifier's own mistakes on in-distribution
+    test images; this variant keeps only the correctly classified ones, as positives.
     """
     in_name = cfg.info["in_distribution"]
     keep = scores[in_name]["label"].astype(bool)

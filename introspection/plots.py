@@ -1,36 +1,11 @@
 """Figures of the book: one message each, the same colours in every chapter.
 
-Colours go by a dataset's **role** in an experiment, not by its name, because the same
-dataset is in-distribution in one experiment and out-of-distribution in the other
-(CIFAR-10 is the *cross-dataset* OOD set of the MNIST experiment and the
-in-distribution set of the CIFAR-10 one):
-
-=================  ==========================================  ===============
-role               datasets                                    colour
-=================  ==========================================  ===============
-in_distribution    ``"mnist"`` / ``"cifar10"`` (its own name)  blue
-errors             ``"errors"`` (black-patch errors)           orange
-fgsm               ``"fgsm"``                                  vermillion
-bim                ``"bim"``                                   reddish purple
-deepfool           ``"deepfool"``                              sky blue
-gaussian           ``"gaussian"``                              grey
-uniform            ``"uniform"``                               black
-cross_dataset      ``"cifar10"`` / ``"mnist"`` (the other one) bluish green
-fashion_mnist      ``"fashion_mnist"``                         yellow
-=================  ==========================================  ===============
-
-The palette is Okabe & Ito's colour-blind-safe set (8 colours, black included) plus a
-grey. The three detectors have their own fixed colours (:data:`METHOD_COLORS`).
-
-Every figure function returns a :class:`matplotlib.figure.Figure` created through
-:mod:`matplotlib.pyplot` (so notebooks show it inline; close it with
-``plt.close(fig)``). The module's look (light grid, no top/right spines, small fonts)
-is applied with :func:`matplotlib.pyplot.style.context` while a figure is built, so
-global ``rcParams`` are never changed. Nothing is shown or printed; write a figure
-with :func:`save_figure`.
-
-Metric conventions follow :mod:`introspection.metrics`: "correct" is the positive
-class, a score is a confidence (higher = more likely correct), tables hold percentages.
+Colours go by a dataset's role in an experiment (:data:`ROLES`, :data:`ROLE_COLORS`), not
+its name: CIFAR-10 is in-distribution in one experiment, cross-dataset OOD in the other.
+Palette: Okabe & Ito's colour-blind-safe set plus a grey; detectors have fixed colours
+(:data:`METHOD_COLORS`). Figure functions return a pyplot Figure built in the module's
+style context (global rcParams untouched) and show nothing; :func:`save_figure` writes it.
+Metrics follow :mod:`introspection.metrics`: "correct" is positive, tables hold percent.
 """
 
 from __future__ import annotations
@@ -80,9 +55,7 @@ __all__ = [
     "subsample_indices",
 ]
 
-# ---------------------------------------------------------------------------
 # Names, roles and colours
-# ---------------------------------------------------------------------------
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO = {
@@ -237,9 +210,8 @@ def _styled(func):
     def wrapper(*args, **kwargs):
         with plt.style.context(_STYLE):
             result = func(*args, **kwargs)
-            # The first figure of a Jupyter session loads pyplot's backend, which turns
-            # interactive mode on; leaving the context would turn it off again and no
-            # later figure would be shown inline. Keep the mode the backend chose.
+            # A session's first figure loads the backend, which turns interactive mode on;
+            # leaving the context would turn it off (no more inline figures): keep it.
             interactive = matplotlib.is_interactive()
         matplotlib.interactive(interactive)
         return result
@@ -256,29 +228,13 @@ def _check_experiment(experiment: str) -> tuple[str, ...]:
 
 
 def dataset_role(name: str, experiment: str) -> str:
-    """Role of a dataset in an experiment.
+    """Role of a dataset in an experiment (:data:`ROLES`); ValueError if not part of it.
 
-    Parameters
-    ----------
-    name : str
-        Dataset name, one of :data:`EXPERIMENTS` ``[experiment]``.
-    experiment : {"mnist", "cifar10"}
-        The experiment (named after its in-distribution dataset).
+    ``"in_distribution"`` for the experiment's own dataset, ``"cross_dataset"`` for the
+    other experiment's, otherwise the dataset's name.
 
-    Returns
-    -------
-    role : str
-        One of :data:`ROLES`: ``"in_distribution"`` for the experiment's own dataset,
-        ``"cross_dataset"`` for the other experiment's dataset (CIFAR-10 in the MNIST
-        experiment, MNIST in the CIFAR-10 one), otherwise the dataset's name.
-
-    Raises
-    ------
-    ValueError
-        Unknown experiment, or a dataset that is not part of it.
-
-    Example
-    -------
+    Examples
+    --------
     >>> dataset_role("cifar10", "mnist"), dataset_role("cifar10", "cifar10")
     ('cross_dataset', 'in_distribution')
     """
@@ -296,53 +252,12 @@ def dataset_role(name: str, experiment: str) -> str:
 
 
 def dataset_color(name: str, experiment: str) -> str:
-    """Hex colour of a dataset, fixed by its role (:data:`ROLE_COLORS`).
-
-    Parameters
-    ----------
-    name : str
-        Dataset name.
-    experiment : {"mnist", "cifar10"}
-        The experiment.
-
-    Returns
-    -------
-    color : str
-        ``"#RRGGBB"``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`dataset_role`.
-
-    Example
-    -------
-    >>> dataset_color("mnist", "mnist") == dataset_color("cifar10", "cifar10")
-    True
-    """
+    """Hex colour ``"#RRGGBB"`` of a dataset, fixed by its role (:data:`ROLE_COLORS`)."""
     return ROLE_COLORS[dataset_role(name, experiment)]
 
 
 def dataset_label(name: str, experiment: str) -> str:
-    """Display name of a dataset (:data:`DATASET_LABELS`).
-
-    Parameters
-    ----------
-    name : str
-        Dataset name.
-    experiment : {"mnist", "cifar10"}
-        The experiment (checked: the dataset must belong to it).
-
-    Returns
-    -------
-    label : str
-        E.g. ``"CIFAR-10"``, ``"Gaussian noise"``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`dataset_role`.
-    """
+    """Display name of a dataset (:data:`DATASET_LABELS`), checked against the experiment."""
     if name in _EXTRA_DATASETS:
         _check_experiment(experiment)
         return DATASET_LABELS[name]
@@ -351,18 +266,7 @@ def dataset_label(name: str, experiment: str) -> str:
 
 
 def method_label(name: str) -> str:
-    """Display name of a detector; unknown names are returned unchanged.
-
-    Parameters
-    ----------
-    name : str
-        Detector name, e.g. ``"trust_score"``.
-
-    Returns
-    -------
-    label : str
-        E.g. ``"Trust Score"``.
-    """
+    """Display name of a detector (:data:`METHOD_LABELS`); unknown names unchanged."""
     return METHOD_LABELS.get(name, name)
 
 
@@ -377,9 +281,7 @@ def _method_colors(methods: Sequence[str]) -> dict[str, str]:
     return colors
 
 
-# ---------------------------------------------------------------------------
 # Input helpers
-# ---------------------------------------------------------------------------
 
 
 def _finite_array(values, name: str, ndim: int) -> np.ndarray:
@@ -420,27 +322,7 @@ def _grid(n: int, ncols: int, panel_size: tuple[float, float], **kwargs):
 
 
 def subsample_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of a seeded random subsample without replacement, in increasing order.
-
-    Parameters
-    ----------
-    n_total : int
-        Number of examples to draw from.
-    n : int
-        Subsample size; all ``n_total`` indices are returned when ``n >= n_total``.
-    seed : int, default=0
-        Seed of :func:`numpy.random.default_rng`; the draw is
-        ``default_rng(seed).choice(n_total, n, replace=False)``, sorted.
-
-    Returns
-    -------
-    idx : numpy.ndarray of int64, shape (min(n, n_total),)
-
-    Example
-    -------
-    >>> subsample_indices(5, 10).tolist()
-    [0, 1, 2, 3, 4]
-    """
+    """Sorted int64 indices of a seeded subsample without replacement; all if n >= n_total."""
     if n_total < 0 or n < 1:
         raise ValueError(f"need n_total >= 0 and n >= 1; got n_total={n_total}, n={n}.")
     if n >= n_total:
@@ -449,9 +331,7 @@ def subsample_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(rng.choice(n_total, size=n, replace=False)).astype(np.int64)
 
 
-# ---------------------------------------------------------------------------
 # Training
-# ---------------------------------------------------------------------------
 
 _METRIC_AXIS_LABELS = {
     "loss": "loss (training objective)",
@@ -472,33 +352,16 @@ def learning_curves(
     title: str | None = None,
     reference: Mapping[str, float] | None = None,
 ):
-    """Training and validation curves, one panel per metric.
+    """Training and validation curves, one panel per metric, x = epoch (1-based).
 
     Parameters
     ----------
     history : mapping of str -> sequence of float, or keras.callbacks.History
-        Per-epoch values, Keras style: ``loss``, ``accuracy``, ``val_loss``,
-        ``val_accuracy``, ... (a ``History`` object's ``.history`` is used).
-    metrics : sequence of str, default=("loss", "accuracy")
-        Metric base names; the panel of ``m`` plots ``history[m]`` ("train") and
-        ``history["val_" + m]`` ("validation"), whichever exist (at least one must).
-    title : str, optional
-        Figure title.
+        Keras-style per-epoch values (``loss``, ``val_loss``, ...).
+    metrics : sequence of str
+        Base names: panel ``m`` plots ``history[m]`` and/or ``history["val_" + m]``.
     reference : mapping of str -> float, optional
-        Paper values, e.g. ``{"val_accuracy": 0.9965}``; drawn as a dashed horizontal
-        line labelled "paper" in the panel of the key's base metric (``val_`` removed).
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        ``len(metrics)`` axes; x = epoch (1-based), lines with markers (so a one-epoch
-        history shows points).
-
-    Raises
-    ------
-    ValueError
-        Empty ``metrics``, a metric absent from the history, series of different
-        lengths, or a reference key whose metric has no panel.
+        Paper values, e.g. ``{"val_accuracy": 0.9965}``: a dashed line in the key's panel.
     """
     hist = getattr(history, "history", history)
     if not isinstance(hist, Mapping):
@@ -555,9 +418,7 @@ def learning_curves(
     return fig
 
 
-# ---------------------------------------------------------------------------
 # Images
-# ---------------------------------------------------------------------------
 
 
 @_styled
@@ -574,25 +435,9 @@ def image_grid(
     Parameters
     ----------
     images : array-like, shape (N, H, W), (N, H, W, 1) or (N, H, W, 3)
-        Float images in [0, 1] (values outside are clipped for display).
+        Floats in [0, 1]; values outside are clipped.
     titles : sequence of str, optional
-        One title per image, e.g. ``"pred 3 (0.99)"``.
-    ncols : int, default=8
-        Images per row (fewer if N is smaller).
-    cmap : str, default="gray"
-        Colour map of single-channel images (shown with ``vmin=0, vmax=1``).
-    suptitle : str, optional
-        Figure title.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        Exactly N axes (unused grid cells are removed).
-
-    Raises
-    ------
-    ValueError
-        Bad shape, empty input or a wrong number of titles.
+        One per image, e.g. ``"pred 3 (0.99)"``.
     """
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 4 and x.shape[-1] == 1:
@@ -623,9 +468,7 @@ def image_grid(
     return fig
 
 
-# ---------------------------------------------------------------------------
 # Section 2: logit statistics (Figures 1 and 2)
-# ---------------------------------------------------------------------------
 
 
 def _check_datasets(values: Mapping, experiment: str, what: str) -> None:
@@ -647,38 +490,17 @@ def logit_distributions(
 ):
     """Distribution of a per-example logit statistic per dataset (the paper's Figure 1).
 
-    Step histograms, density-normalised, on bins common to all datasets (``bins``
-    equal-width bins spanning every value), coloured by role.
+    Density-normalised step histograms on ``bins`` common equal-width bins, coloured by role.
 
     Parameters
     ----------
     values : mapping of str -> array-like of shape (n_d,)
-        Dataset name -> the statistic of each of its examples (e.g. the mean or the
-        maximum of the logits). Its order is the legend order.
-    experiment : {"mnist", "cifar10"}
-        The experiment, for colours and labels.
-    xlabel : str, default="mean logit"
-        Name of a statistic of the logits; the axis reads ``"<xlabel> (logit units)"``.
-    bins : int, default=50
-        Number of common bins.
+        Dataset name -> the statistic per example (e.g. max logit); order = legend order.
+    xlabel : str
+        The statistic; the axis reads ``"<xlabel> (logit units)"``.
     reference : mapping of str -> (float, float), optional
-        Dataset name -> the paper's (mean, std) of the statistic, drawn above the
-        histograms as a white diamond (mean) with a horizontal error bar (± std) in the
-        dataset's colour, e.g. :data:`introspection.paper.MAX_LOGIT` with
-        ``xlabel="max logit"``.
-    title : str, optional
-        Axes title.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        One axes: one step-histogram patch per dataset (``ax.patches``) and one
-        error-bar container per reference entry (``ax.containers``).
-
-    Raises
-    ------
-    ValueError
-        Empty or non-finite values, an unknown dataset, ``bins < 1``.
+        Dataset -> the paper's (mean, std), drawn as a diamond with a ± std bar, e.g.
+        :data:`introspection.paper.MAX_LOGIT` with ``xlabel="max logit"``.
     """
     _check_datasets(values, experiment, "values")
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
@@ -739,35 +561,14 @@ def min_max_scatter(
     seed: int = 0,
     title: str | None = None,
 ):
-    """Minimum vs maximum of the logits and of the softmax (the paper's Figure 2).
+    """Min vs max of the logits (left) and of the softmax (right): the paper's Figure 2.
 
     Parameters
     ----------
     logits : mapping of str -> array-like of shape (n_d, n_classes)
-        Dataset name -> logits of its examples. Its order is the drawing and legend
-        order.
-    experiment : {"mnist", "cifar10"}
-        The experiment, for colours and labels.
-    n : int, default=300
-        At most ``n`` examples per dataset are drawn: the rows
-        ``subsample_indices(n_d, n, seed)`` (the same seeded draw for every dataset).
-    seed : int, default=0
-        Seed of the subsample.
-    title : str, optional
-        Figure title.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        Two axes. Left: one scatter per dataset of (min logit, max logit); right: of
-        (min softmax probability, max softmax probability), the softmax computed
-        stably with :func:`scipy.special.softmax`. Collections are in dataset order.
-
-    Raises
-    ------
-    ValueError
-        Empty input, an unknown dataset, logits that are not finite 2-D arrays with at
-        least 2 classes, ``n < 1``.
+        Dataset name -> logits; order = drawing and legend order.
+    n : int
+        At most ``n`` examples per dataset: rows ``subsample_indices(n_d, n, seed)``.
     """
     _check_datasets(logits, experiment, "logits")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -805,9 +606,7 @@ def min_max_scatter(
     return fig
 
 
-# ---------------------------------------------------------------------------
 # Section 3: detectors
-# ---------------------------------------------------------------------------
 
 _FPR_LABEL = "false positive rate (incorrect accepted)"
 _TPR_LABEL = "true positive rate (correct accepted)"
@@ -844,43 +643,19 @@ def roc_grid(
     ncols: int = 4,
     title: str | None = None,
 ):
-    """One small ROC panel per misclassification dataset, detectors overlaid.
+    """One ROC panel per misclassification dataset, detectors overlaid, AUROC written in.
 
-    The sample of dataset ``d``'s panel is the one of
-    :func:`introspection.metrics.evaluation_table`::
-
-        y_true = concat(in_correct as 1/0, zeros(len(ood_scores[d][m])))
-        score  = concat(in_scores[m], ood_scores[d][m])
+    Panel ``d`` is the sample of :func:`introspection.metrics.evaluation_table`:
+    ``in_scores[m]`` (positive where ``in_correct``) against ``ood_scores[d][m]`` (negative).
 
     Parameters
     ----------
     in_correct : array-like of bool, shape (n_in,)
-        True where the classifier is correct on the in-distribution test example.
+        True where the classifier is right on the in-distribution test example.
     in_scores : mapping of str -> array-like of shape (n_in,)
-        Detector name -> scores of the in-distribution examples (its order is the
-        legend order).
+        Detector name -> scores; order = legend order.
     ood_scores : mapping of str -> mapping of str -> array-like
-        Dataset name -> (detector name -> scores of that dataset's examples); each
-        dataset must have exactly the detectors of ``in_scores``. Its order is the
-        panel order.
-    experiment : {"mnist", "cifar10"}
-        The experiment, for the panel titles.
-    ncols : int, default=4
-        Panels per row.
-    title : str, optional
-        Figure title.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        ``len(ood_scores)`` axes, each titled with the dataset's display name, with one
-        ROC line per detector and its AUROC (%) written in the panel in the
-        detector's colour; one legend for the whole figure.
-
-    Raises
-    ------
-    ValueError
-        Empty inputs, an unknown dataset, mismatched detectors or lengths.
+        Dataset name -> {detector -> scores}, same detectors as ``in_scores``; panel order.
     """
     correct = check_correct_mask(in_correct)
     if not in_scores:
@@ -947,42 +722,22 @@ def metric_comparison(
     experiment: str | None = None,
     title: str | None = None,
 ):
-    """Our metric with its confidence interval next to the paper's, per dataset and detector.
+    """Our metric with its CI next to the paper's, per dataset and detector.
 
-    Horizontal grouped bars: one group per dataset (top to bottom in the table's
-    order), one bar per detector (fixed colours) whose length is our value and whose
-    error bar is our CI (``<metric>_lo`` to ``<metric>_hi``; omitted where NaN); the
-    paper's value is a white diamond on the bar. Only the (dataset, method) rows present
-    in both tables are drawn; a paper value that is NaN simply has no diamond.
+    Horizontal grouped bars (our value; CI error bar where not NaN), one group per dataset
+    in table order; the paper's value is a white diamond. Only (dataset, method) rows
+    present in both tables are drawn.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Our results, e.g. from :func:`introspection.metrics.evaluation_table`: columns
-        ``dataset``, ``method``, ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` (percent)
-        and, unless ``experiment`` is given, ``experiment``.
+        E.g. :func:`introspection.metrics.evaluation_table`: ``dataset``, ``method``,
+        ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` (%), and ``experiment`` unless given.
     paper : pandas.DataFrame
-        The paper's Table 2 (``/work/shared/paper/table2.csv`` layout): columns
-        ``experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out``
-        (percent).
-    metric : {"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}, default="auroc"
-        The metric to compare.
+        The paper's Table 2 (:func:`introspection.paper.table2`).
+    metric : {"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}
     experiment : {"mnist", "cifar10"}, optional
-        Which experiment's rows to use; default: the single value of
-        ``table["experiment"]``.
-    title : str, optional
-        Axes title.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        One axes: one bar per drawn row (``ax.patches``), and one scatter labelled
-        "paper" holding the non-NaN paper values.
-
-    Raises
-    ------
-    ValueError
-        Unknown metric or experiment, missing columns, or no row in common.
+        Default: the single value of ``table["experiment"]``.
     """
     if metric not in METRICS:
         raise ValueError(f"Unknown metric {metric!r}; expected one of {list(METRICS)}.")
@@ -1066,31 +821,16 @@ def metric_comparison(
     return fig
 
 
-# ---------------------------------------------------------------------------
 # Output
-# ---------------------------------------------------------------------------
 
 
 @_styled
 def auroc_grid(
     table: pd.DataFrame, experiment: str, index: str = "dataset", columns: str = "method"
 ) -> pd.DataFrame:
-    """AUROC of a long table as a grid, in the table's order, with readers' labels.
+    """AUROC of a long table as an ``index`` x ``columns`` grid for :func:`heatmap`.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Rows with ``auroc`` and the ``index`` and ``columns`` columns (e.g.
-        ``detectors.csv``).
-    experiment : {"mnist", "cifar10"}
-    index, columns : str
-        The columns that become the rows and the columns of the grid; datasets and
-        methods get their display names.
-
-    Returns
-    -------
-    pandas.DataFrame
-        For :func:`heatmap`.
+    Rows and columns keep the table's order and get display names.
     """
     grid = table.pivot(index=index, columns=columns, values="auroc")
     grid = grid.loc[list(dict.fromkeys(table[index])), list(dict.fromkeys(table[columns]))]
@@ -1116,24 +856,9 @@ def heatmap(
     xlabel: str | None = None,
     ylabel: str | None = None,
 ):
-    """A table of percentages as an annotated heatmap (rows top to bottom as given).
+    """A table of percentages as an annotated heatmap (one decimal; NaN cells blank).
 
-    Parameters
-    ----------
-    values : pandas.DataFrame
-        Numbers to show; the index and columns label the rows and columns. NaN cells
-        are left blank.
-    title : str, optional
-    colorbar_label : str
-    vmin, vmax : float
-        Colour range (``cividis`` is readable with every colour-vision deficiency).
-    cmap : str
-    xlabel, ylabel : str, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One annotation per finite cell, one decimal.
+    The default ``cmap="cividis"`` is readable with every colour-vision deficiency.
     """
     if not isinstance(values, pd.DataFrame) or values.empty:
         raise ValueError("values must be a non-empty DataFrame.")
@@ -1169,22 +894,14 @@ def heatmap(
 
 @_styled
 def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metric="auroc"):
-    """One metric of Introspection-Net per dataset: every seed, and the bootstrap CI.
+    """Introspection-Net's metric per dataset: a dot per seed, mean ± std, bootstrap CI.
 
     Parameters
     ----------
     seeds : pandas.DataFrame
         Rows ``seed, dataset, <metric>`` (:func:`introspection.beyond.seed_table`).
     table2 : pandas.DataFrame
-        The run's Table 2, for the first seed's bootstrap interval.
-    experiment : {"mnist", "cifar10"}
-    metric : str
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Per dataset (one row each): a dot per seed, their mean ± std as a bar, and the
-        bootstrap 95 % CI of the published run as a thin line below.
+        The run's Table 2, whose bootstrap 95 % CI (first seed) is drawn under each row.
     """
     datasets = list(dict.fromkeys(seeds.dataset))
     ours = table2[table2.method == "introspection_net"].set_index("dataset")
@@ -1211,22 +928,10 @@ def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metr
 
 @_styled
 def adaptive_curves(table: pd.DataFrame, paper_eps: float, *, title: str | None = None):
-    """Evasion rate against the attack radius, per detector.
+    """Evasion rate (%) against the L-inf radius per detector, from ``adaptive.csv`` rows.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``adaptive.csv`` rows: ``epsilon`` (NaN = unbounded), ``detector``, ``attack``,
-        ``evasion_rate`` (%).
-    paper_eps : float
-        The paper's L-inf budget, marked on the axis.
-    title : str, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        A solid line per detector for the best adaptive attack, a dashed one for plain
-        PGD (the detector ignored); the unbounded attack at the right end.
+    Solid: best adaptive attack; dashed: plain PGD (detector ignored). ``epsilon`` NaN
+    (unbounded) is drawn at the right end; ``paper_eps`` (Table 2's budget) is marked.
     """
     finite = sorted(table.epsilon.dropna().unique())
     unbounded_x = finite[-1] * 2 if finite else 1.0
@@ -1260,30 +965,10 @@ def adaptive_curves(table: pd.DataFrame, paper_eps: float, *, title: str | None 
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
-    """Write a figure as PNG atomically.
+    """Write a figure to ``path`` (must end in ``.png``) atomically; return the path.
 
-    The image is written to a temporary file in the destination folder, then moved into
-    place with :func:`os.replace`, so a reader never sees a half-written file. Parent
-    folders are created.
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-        The figure.
-    path : str or os.PathLike
-        Destination; must end in ``.png``.
-    dpi : int, default=120
-        Resolution.
-
-    Returns
-    -------
-    path : pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    ValueError
-        ``path`` does not end in ``.png``.
+    The PNG goes to a temporary file in the destination folder, then :func:`os.replace`
+    moves it into place, so no reader sees a half-written file. Parents are created.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -1306,20 +991,8 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
 def protocol_moves(cells: pd.DataFrame, choice: str, experiment: str, metric: str = "auroc"):
     """How one open choice moves a metric of every Table 2 cell (chapter 12).
 
-    Parameters
-    ----------
-    cells : pandas.DataFrame
-        From :func:`introspection.protocol.protocol_study`.
-    choice : str
-        The open choice whose readings are drawn.
-    experiment : {"mnist", "cifar10"}
-    metric : str
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One panel per method, a row per dataset: a marker per reading, the paper's
-        value as a white diamond.
+    One panel per method, a row per dataset: a marker per reading of ``choice``, the
+    paper's value as a white diamond. ``cells``: :func:`introspection.protocol.protocol_study`.
     """
     rows = cells[cells.choice == choice]
     readings = list(dict.fromkeys(rows.reading))

@@ -1,12 +1,9 @@
 """The protocol study (chapter 12): how Table 2 moves with what the paper leaves open.
 
-Each open choice has readings, each a set of parameter overrides of the profile (or,
-for the errors row, another set of positives). A reading regenerates only the set it
-concerns, with the same source images in the same order; Introspection-Net is then
-retrained on the new training sets with the same seed, and every Table 2 cell is
-recomputed without intervals. Each reading is also calibrated against what the paper
-reports outside Table 2: Section 2.3's max-logit means and standard deviations
-(MNIST) and Section 3.3's mean max softmax (CIFAR-10).
+Each open choice has readings (profile overrides, or other positives for the errors
+row). A reading remakes only its set, from the same sources, retrains Introspection-Net
+and recomputes Table 2; it is calibrated against Section 2.3's max logits (MNIST) and
+Section 3.3's mean max softmax (CIFAR-10). Entry point: :func:`protocol_study`.
 """
 
 from __future__ import annotations
@@ -37,24 +34,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Reading:
-    """One reading of an open choice.
+    """One reading of an open choice: a label and the profile overrides it applies.
 
-    Attributes
-    ----------
-    choice : str
-        ``"errors"``, ``"bim"``, ``"fgsm"``, ``"softmax"``, ``"trust"``, or
-        ``"defaults"`` for several choices at once (:data:`BEFORE`).
-    label : str
-        What the reading does, for the tables.
-    overrides : dict
-        Parameters that differ from the profile.
-    positives : {"clean", "patched"}
-        The positives of the errors row: the clean test images, or the patched test
-        images the classifier still gets right (misclassification detection on a
-        patched test set).
-    remakes : tuple of str
-        The sets a reading of several choices makes again; a reading of one attack
-        choice with overrides makes its own set again (:attr:`sets`).
+    ``choice``: ``"errors"``, ``"bim"``, ``"fgsm"``, ``"softmax"``, ``"trust"`` or ``"defaults"``
+    (:data:`BEFORE`); ``positives="patched"``: the errors row's positives are the patched
+    test images still classified right; ``remakes``: sets a multi-choice reading remakes.
     """
 
     choice: str
@@ -74,9 +58,8 @@ class Reading:
 #: The profile's own reading, first in every choice (its values: ``Config.table``).
 OURS = "profile"
 
-#: The reading of every open choice as the book made it before this study: MNIST's BIM
-#: at eps 0.3 (step 0.03, 20 steps), the softmax in float64, the Trust Score unfiltered.
-#: Run with bootstrap intervals, for the before/after counts of the results page.
+#: Every open choice as the book read it before this study (MNIST's BIM at eps 0.3, step 0.03,
+#: 20 steps; float64 softmax; unfiltered Trust Score); with intervals, for the before/after counts.
 BEFORE = "defaults before the study"
 
 _BEFORE = {  # (the earlier attack budgets, the sets they change)
@@ -92,16 +75,7 @@ def _eps_text(eps: float, experiment: str) -> str:
 def readings(experiment: str) -> list[Reading]:
     """Every reading studied for one experiment, each choice starting with the profile's.
 
-    Budgets are absolute values; a reading that equals the profile's is skipped when
-    the study runs.
-
-    Parameters
-    ----------
-    experiment : {"mnist", "cifar10"}
-
-    Returns
-    -------
-    list of Reading
+    Budgets are absolute; a reading equal to the profile's is skipped when the study runs.
     """
     mnist = experiment == "mnist"
     # BIM: step eps/10 (MNIST) or eps/8 (CIFAR-10), 20 steps, as the profiles.
@@ -285,23 +259,12 @@ def _reading(cfg, r, base, scorer, model):
 def protocol_study(cfg: Config, progress: bool = True):
     """Run (or load) every reading of :func:`readings` and compare it with the paper.
 
-    Parameters
-    ----------
-    cfg : Config
-    progress : bool
-        Show a progress bar over the readings.
-
     Returns
     -------
-    cells : pandas.DataFrame
-        One row per reading x dataset x method: the four metrics (percent), no
-        intervals; columns ``choice, reading, dataset, method, <metric>`` and
-        ``paper_<metric>``.
-    calibration : pandas.DataFrame
-        Per reading, the max-logit mean and standard deviation and the mean max
-        softmax of the set it regenerates and of the correctly classified clean test
-        images, beside the paper's values where it reports them. A reading that
-        cannot make its set (too few misclassified examples) has only a ``note``.
+    cells, calibration : pandas.DataFrame
+        Per reading x dataset x method, the four metrics (%) and ``paper_<metric>``
+        (intervals only for :data:`BEFORE`); per reading, the max-logit mean and std and
+        mean max softmax of its set beside the paper's, or a ``note`` if it cannot make it.
     """
     import pandas as pd
 
@@ -317,7 +280,7 @@ def protocol_study(cfg: Config, progress: bool = True):
 
 
 def _study(cfg: Config, todo: list, progress: bool) -> dict:
-    """Every reading of ``todo`` run or loaded, gathered (:func:`protocol_study`)."""
+    """Every reading of ``todo`` run or loaded, gathered."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -395,18 +358,8 @@ TEXT_SUPPORT = {
 def within(cells, points: float = 5.0):
     """How many cells of each reading lie within ``points`` of the paper's value.
 
-    Parameters
-    ----------
-    cells : pandas.DataFrame
-        From :func:`protocol_study`.
-    points : float
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index (choice, reading); columns ``within`` (cells within ``points``), ``cells``
-        (cells the paper reports) and ``row_within`` / ``row_cells``, the same for the
-        row the choice concerns (all rows for the softmax and Trust Score choices).
+    Index (choice, reading); columns ``within``, ``cells`` (cells the paper reports), and
+    ``row_within``, ``row_cells`` for the choice's row (all rows for softmax and trust).
     """
     import pandas as pd
 
@@ -431,20 +384,11 @@ def within(cells, points: float = 5.0):
 
 
 def calibration_error(calibration):
-    """Distance of each reading's set to the paper's statistics outside Table 2.
+    """Distance of each reading's set to the paper's statistics outside Table 2 (``error``).
 
-    Parameters
-    ----------
-    calibration : pandas.DataFrame
-        From :func:`protocol_study`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The rows the paper has a value for, with ``error``: for the max logit (MNIST,
-        Section 2.3) the 2-Wasserstein distance between normal laws of our and the
-        paper's mean and standard deviation, ``sqrt(dmean**2 + dstd**2)``; for the mean
-        max softmax (CIFAR-10, Section 3.3) the absolute difference in points.
+    For the max logit (MNIST, Section 2.3) the 2-Wasserstein distance of normal laws,
+    ``sqrt(dmean**2 + dstd**2)``; for the mean max softmax (CIFAR-10, Section 3.3) the
+    absolute difference in points. Only rows the paper has a value for are kept.
     """
     c = calibration.copy()
     d_mean = c.max_logit_mean - c.paper_max_logit_mean.astype(float)
@@ -457,15 +401,7 @@ def calibration_error(calibration):
 def best_calibrated(calibration) -> dict:
     """For each attack choice with a calibration target, the reading closest to it.
 
-    Parameters
-    ----------
-    calibration : pandas.DataFrame
-        From :func:`protocol_study`.
-
-    Returns
-    -------
-    dict
-        ``{choice: (reading, error, error of ours)}``.
+    Returns ``{choice: (reading, error, error of the profile's reading)}``.
     """
     c = calibration_error(calibration)
     out = {}
@@ -481,20 +417,8 @@ def best_calibrated(calibration) -> dict:
 def remaining(cells, metric: str = "auroc", points: float = 5.0):
     """The profile's cells still more than ``points`` from the paper, and what moved them.
 
-    Parameters
-    ----------
-    cells : pandas.DataFrame
-        From :func:`protocol_study`.
-    metric : str
-    points : float
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (dataset, method) whose profile value differs from the paper's by
-        more than ``points``: ``profile``, ``paper``, the reading that came closest
-        (``closest``, ``closest_value``), and ``closes`` (whether it lands within
-        ``points``).
+    One row per such (dataset, method): ``profile``, ``paper``, the closest reading
+    (``closest``, ``closest_value``) and ``closes`` (it lands within ``points``).
     """
     import pandas as pd
 
@@ -526,20 +450,9 @@ def remaining(cells, metric: str = "auroc", points: float = 5.0):
 def before_after(cells, table2, points: float = 5.0):
     """Table 2 against the paper's, under the book's earlier defaults and the profile's.
 
-    Parameters
-    ----------
-    cells : pandas.DataFrame
-        From :func:`protocol_study` (its :data:`BEFORE` reading has intervals).
-    table2 : pandas.DataFrame
-        The profile's Table 2 with intervals (``table2.csv``).
-    points : float
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index: :data:`BEFORE` and :data:`OURS`; columns ``inside_ci`` (cells whose
-        paper value lies inside our 95 % interval), ``within`` (cells within
-        ``points`` of it) and ``cells`` (cells the paper reports).
+    ``cells`` is :func:`protocol_study`'s (its :data:`BEFORE` reading has intervals),
+    ``table2`` the profile's ``table2.csv``. Index :data:`BEFORE`, :data:`OURS`; columns
+    ``inside_ci`` (paper value inside our 95 % CI), ``within`` (within ``points``), ``cells``.
     """
     import pandas as pd
 

@@ -1,22 +1,10 @@
 """Section 3.2's training, validation and test sets for Introspection-Net.
 
-The paper trains Introspection-Net on 5000 in-distribution examples plus 700 of
-each other dataset (patch errors, each OOD set, each attack), holds 10% of it out
-for validation, and tests on 2000 examples of each dataset. Labels are 1 where the
-base classifier's prediction is correct and 0 otherwise, so every OOD, adversarial
-and patch-error example is a 0, and so is a natural in-distribution error.
-
-No image may feed both sides: every example has a *source* (the image it was made
-from: an index into a named pool such as the MNIST test set), each pool is split
-once, by seed, into a training half and a test half, and an example can only be
-drawn for the side its source belongs to. Adversarial and patch examples made
-from the same test image as an in-distribution example therefore land on the same
-side. :func:`make_splits` asserts it.
-
-The sets are described by indices, not copies of the data: a :class:`Split` says,
-for each example, which dataset it comes from and which row of that dataset's
-arrays it is. :func:`gather` then collects any per-row array (logits, features,
-images) in that order.
+5000 in-distribution + 700 of each other dataset for training (10% held out for
+validation), 2000 of each for testing; label 1 where the base classifier is right.
+Each source image pool is split once into a training and a test half, so no image
+(nor an attack or patch made from it) feeds both sides: :func:`make_splits`
+asserts it. A :class:`Split` holds indices, not data; :func:`gather` collects rows.
 """
 
 from __future__ import annotations
@@ -31,18 +19,10 @@ __all__ = ["Part", "Split", "Splits", "partition_sources", "make_splits", "gathe
 
 @dataclass(frozen=True)
 class Part:
-    """One dataset's candidate examples.
+    """One dataset's candidate examples: their source image and whether the classifier is right.
 
-    Parameters
-    ----------
-    pool : str
-        Name of the pool of source images, e.g. ``"mnist_test"``. Datasets derived
-        from the same images (the in-distribution test set, its patch errors and its
-        adversarial examples) share a pool.
-    source_index : ndarray of int, shape (N,)
-        Index of each example's source image within the pool.
-    correct : ndarray of bool, shape (N,)
-        Whether the base classifier's prediction on the example is correct.
+    ``pool`` names the source images (e.g. ``"mnist_test"``), shared by every dataset
+    made from them; ``source_index`` and ``correct`` have shape (N,).
     """
 
     pool: str
@@ -65,18 +45,10 @@ class Part:
 
 @dataclass(frozen=True)
 class Split:
-    """A set of examples drawn from several datasets.
+    """Examples of several datasets, as arrays of shape (M,).
 
-    Attributes
-    ----------
-    dataset : ndarray of str, shape (M,)
-        Dataset of each example.
-    index : ndarray of int, shape (M,)
-        Row of each example within its dataset's arrays.
-    label : ndarray of int, shape (M,)
-        1 if the base classifier's prediction is correct, else 0.
-    source : ndarray of int, shape (M,)
-        Index of each example's source image within its dataset's pool.
+    Per example: its ``dataset``, ``index`` (row in that dataset's arrays), ``label``
+    (1 if the base classifier is right, else 0) and ``source`` (image in the pool).
     """
 
     dataset: np.ndarray
@@ -115,19 +87,7 @@ class Splits:
 def partition_sources(n_sources: int, train_fraction: float = 0.5, seed: int = 0):
     """Split source indices ``0..n_sources-1`` into disjoint training and test pools.
 
-    Parameters
-    ----------
-    n_sources : int
-        Size of the pool.
-    train_fraction : float
-        Fraction (0 < f < 1) of sources given to the training side.
-    seed : int
-        Seed of the permutation.
-
-    Returns
-    -------
-    train, test : ndarray of int
-        Sorted, disjoint, together ``0..n_sources-1``.
+    Returns sorted ``(train, test)`` arrays, ``train_fraction`` (in (0, 1)) in ``train``.
     """
     if int(n_sources) != n_sources or n_sources < 2:
         raise ValueError(f"n_sources must be an integer >= 2, got {n_sources}.")
@@ -166,39 +126,12 @@ def make_splits(
 
     Parameters
     ----------
-    parts : mapping of str to Part
-        Every dataset's candidate examples, the in-distribution one included.
-    in_distribution : str
-        Key of the in-distribution dataset in ``parts``.
-    n_train_in : int
-        In-distribution examples in training + validation (paper: 5000).
-    n_train_other : int
-        Examples of every other dataset in training + validation (paper: 700).
-    n_test : int
-        Test examples of every dataset (paper: 2000).
+    n_train_in, n_train_other, n_test : int
+        Train + validation examples (paper: 5000 in-distribution, 700 each other), test (2000).
     val_fraction : float
-        Fraction of the training examples held out for validation (paper: 10%),
-        drawn at random (seeded) across datasets.
-    train_fraction : float
-        Fraction of each source pool given to the training side.
+        Share of training held out for validation (paper: 10%).
     partition : mapping of str to (ndarray, ndarray), optional
-        For some or all pools, the ``(train_sources, test_sources)`` decided
-        beforehand (e.g. by the generator of the misclassified examples, which then
-        only attacks as many images as needed); they must be disjoint. Other pools
-        are split with :func:`partition_sources`.
-    seed : int
-        Seed of every random choice: the same seed gives the same sets.
-
-    Returns
-    -------
-    Splits
-        ``train``, ``val``, ``test`` and the source partition of each pool.
-
-    Raises
-    ------
-    ValueError
-        If a size is not a positive integer, or a dataset has too few examples on a
-        side to draw the requested number.
+        Disjoint ``(train_sources, test_sources)`` for some pools, else :func:`partition_sources`.
     """
     if in_distribution not in parts:
         raise ValueError(f"in_distribution {in_distribution!r} is not one of {list(parts)}.")
@@ -267,17 +200,7 @@ def make_splits(
 def gather(split: Split, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     """Collect the rows of a split from per-dataset arrays, in the split's order.
 
-    Parameters
-    ----------
-    split : Split
-    arrays : mapping of str to ndarray
-        For each dataset in the split, an array whose first axis is indexed by
-        ``split.index`` (logits, features, images...).
-
-    Returns
-    -------
-    ndarray
-        ``len(split)`` rows.
+    ``arrays`` maps each dataset to an array whose first axis ``split.index`` indexes.
     """
     missing = sorted(set(split.dataset.tolist()) - set(arrays))
     if missing:

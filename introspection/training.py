@@ -1,24 +1,12 @@
-"""Training the base classifiers and Introspection-Net.
+"""Training the base classifiers (Sections 2.1, 3.2) and Introspection-Net (Section 3.1).
 
-Base classifiers follow the paper where it is explicit and the original recipes
-where it is not:
+- MNIST: RMSprop, batch 64, 30 epochs, "slight rotations, zooms and shifts" (here up to
+  10 degrees, 10 %, 10 %); the paper gives no schedule: RMSprop's 1e-3, cosine decay.
+- CIFAR-10 (Zagoruyko & Komodakis 2016): Nesterov SGD 0.9, learning rate 0.1 divided by
+  5 at 30/60/80 % of training, batch 128, 4-pixel-padded random crops, flips.
+- Introspection-Net: RMSprop, mean squared error, 60 epochs, 10 % held out.
 
-- MNIST (Section 2.1): RMSprop, batch 64, 30 epochs, "slight rotations, zooms and
-  shifts" (here: rotations of up to 10 degrees, zooms of up to 10%, shifts of up to
-  10%). The paper gives no learning-rate schedule; we use RMSprop's default 1e-3
-  with a cosine decay to zero.
-- CIFAR-10 (Section 3.2, Zagoruyko & Komodakis 2016): SGD with Nesterov momentum
-  0.9, learning rate 0.1 divided by 5 at 30%, 60% and 80% of training (epochs
-  60/120/160 of 200 in the original), batch 128, 4-pixel-padding random crops and
-  horizontal flips; weight decay is in the model (:func:`introspection.models.wide_resnet`).
-
-Introspection-Net (Section 3.1): RMSprop, mean squared error, 60 epochs, 10% of
-its training data held out for validation.
-
-Runs are seeded: :func:`keras.utils.set_random_seed` is called with the given seed
-before training (weights must be built after seeding too, which
-:func:`build_and_train_classifier` does), and the data order and augmentation
-draw from the same seed.
+Runs are seeded (:func:`keras.utils.set_random_seed`, data order, augmentation).
 """
 
 from __future__ import annotations
@@ -64,29 +52,15 @@ _OPTIMIZERS = ("rmsprop", "sgd", "adam")
 
 
 def augmentation(kind: str, seed: int = 0, pad: int = 4, fill: str = "zeros"):
-    """The paper's data augmentation as Keras layers.
+    """The paper's data augmentation as Keras layers (active with ``training=True`` only).
 
     Parameters
     ----------
     kind : {"mnist", "cifar10", "none"}
-        ``"mnist"``: random rotations (up to 10 degrees), zooms (up to 10%) and
-        shifts (up to 10% of the size). ``"cifar10"``: padding by ``pad`` pixels,
-        a random 32x32 crop (:func:`padded_random_crop`) and a random horizontal
-        flip. ``"none"``: identity. Every image of a batch draws its own
-        transformation.
-    seed : int
-        Seed of the random layers.
-    pad : int
-        CIFAR-10's padding (the Wide ResNet recipe: 4; airbench: 2).
-    fill : {"zeros", "reflect"}
-        How CIFAR-10's padding is filled (the Wide ResNet recipe: zeros; airbench:
-        reflection).
-
-    Returns
-    -------
-    keras.Sequential
-        Transforms batches of float images in [0, 1] when called with
-        ``training=True``; the identity otherwise.
+        MNIST: per-image rotations up to 10 degrees, zooms and shifts up to 10 %;
+        CIFAR-10: :func:`padded_random_crop` and horizontal flips.
+    pad, fill : int, {"zeros", "reflect"}
+        CIFAR-10's padding (Wide ResNet recipe: 4, zeros; airbench: 2, reflection).
     """
     import keras
     from keras import layers
@@ -114,27 +88,9 @@ def padded_random_crop(
 ):
     """Pad images by ``pad`` pixels and crop a random window of the original size.
 
-    The crop of the Wide ResNet recipe: each image of a batch is shifted by its own
-    random offset, uniform over the ``(2 * pad + 1) ** 2`` integer positions. (Keras'
-    ``RandomCrop`` crops a whole batch at one position, and at inference resizes
-    rather than passing the image through.)
-
-    Parameters
-    ----------
-    pad : int
-        Padding on each side (> 0); 4 for CIFAR-10.
-    seed : int, optional
-        Seed of the layer's random generator.
-    fill : {"zeros", "reflect"}
-        Zero padding, or a reflection of the image without repeating its edge.
-    name : str
-        Layer name.
-
-    Returns
-    -------
-    keras.layers.Layer
-        Maps ``(N, H, W, C)`` to ``(N, H, W, C)``: random crops with
-        ``training=True``, the identity otherwise.
+    The Wide ResNet recipe's crop: one uniform integer offset per image (Keras'
+    ``RandomCrop`` uses one per batch), the identity unless ``training=True``. ``fill``:
+    ``"zeros"`` or ``"reflect"`` (a reflection without repeating the edge).
     """
     import keras
     import tensorflow as tf
@@ -171,25 +127,14 @@ def padded_random_crop(
 
 
 def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
-    """A learning-rate schedule over ``total_steps`` optimisation steps.
+    """A learning-rate schedule (a float if constant) over ``total_steps`` optimisation steps.
 
     Parameters
     ----------
-    name : {"constant", "cosine", "step"}
-        ``"cosine"``: cosine decay from ``learning_rate`` to 0. ``"step"``: the Wide
-        ResNet recipe, divided by 5 at 30%, 60% and 80% of the steps.
-        ``"warmup_cosine"``: airbench's shape with Keras' cosine decay, a linear
-        warm-up from ``0.2 * learning_rate`` to ``learning_rate`` over the first
-        23% of the steps, then a cosine decay to ``0.07 * learning_rate``.
-        ``"constant"``: no decay.
-    learning_rate : float
-        Initial learning rate (> 0).
-    total_steps : int
-        Number of steps of the whole training (> 0).
-
-    Returns
-    -------
-    float or keras.optimizers.schedules.LearningRateSchedule
+    name : {"constant", "cosine", "step", "warmup_cosine"}
+        ``"cosine"``: decay to 0. ``"step"``: Wide ResNet's, divided by 5 at 30, 60 and 80 %
+        of the steps. ``"warmup_cosine"``: airbench's, linear warm-up from 0.2x over 23 % of
+        the steps, then cosine decay to 0.07x. ``"constant"``: no decay.
     """
     import keras
 
@@ -324,16 +269,7 @@ class _EpochBar:
 
 
 class _Lookahead:
-    """Airbench's Lookahead: every ``every`` steps the weights move to their average.
-
-    Every ``every`` training steps, an exponential average of all floating-point
-    variables of the model (the batch-normalisation statistics included) moves
-    towards the current values, ``avg = decay * avg + (1 - decay) * w``, and the
-    model's variables are set to it; ``decay`` grows as ``0.95**5 * (t / T)**3``
-    with the step ``t`` of ``T``, so early training is untouched and late steps
-    are averaged. At the end the model takes the average (airbench94). A run
-    resumed from a checkpoint starts the average again from the restored weights.
-    """
+    """Airbench's Lookahead: every ``every`` steps the weights move to their average."""
 
     def __new__(cls, total_steps: int, steps_per_epoch: int, every: int = 5):
         import keras
@@ -392,56 +328,23 @@ def train_classifier(
 
     Parameters
     ----------
-    model : keras.Model
-        A classifier returning logits, e.g. from :mod:`introspection.models`.
-    x_train : ndarray of float32, shape (N, H, W, C)
-        Training images in [0, 1].
-    y_train : ndarray of int, shape (N,)
-        Integer labels.
-    epochs, batch_size : int
-        Length of training and minibatch size.
     optimizer : {"rmsprop", "sgd", "adam"}
-        ``"sgd"`` uses Nesterov momentum 0.9.
-    learning_rate : float
-        Initial learning rate.
-    schedule : {"constant", "cosine", "step"}
-        See :func:`learning_rate_schedule`.
-    augment : {"none", "mnist", "cifar10"}
-        See :func:`augmentation`.
-    momentum : float
-        Nesterov momentum of ``"sgd"``.
+    schedule, augment, crop_pad, crop_fill :
+        See :func:`learning_rate_schedule` and :func:`augmentation`.
     bias_lr_scale : float
-        With ``"sgd"``: factor of the learning rate of the batch-normalisation
-        biases (``beta``); airbench uses 64.
-    crop_pad, crop_fill :
-        CIFAR-10's translation: see :func:`augmentation`.
+        With ``"sgd"``: learning-rate factor of the batch-norm biases (airbench: 64).
     lookahead : bool
-        Airbench's Lookahead averaging of the weights every 5 steps (see
-        ``_Lookahead``); the model ends with the averaged weights.
-    validation_data : tuple of ndarray, optional
-        ``(x_val, y_val)`` evaluated after each epoch.
+        Airbench's Lookahead averaging every 5 steps; the model ends with the average.
     seed : int
-        Seeds Keras (weights of layers built later, dropout), the data order and
-        the augmentation.
-    verbose : int
-        Keras' verbosity (0 silent, 1 progress bar, 2 one line per epoch).
-    progress : bool
-        One progress bar over the epochs (use with ``verbose=0``).
-    callbacks : list of keras.callbacks.Callback, optional
-        Extra callbacks.
+        Seeds Keras (layers built later, dropout), the data order and the augmentation.
     backup_dir : str or path-like, optional
-        Where to keep a checkpoint at the end of every epoch and the per-epoch
-        history (Keras' ``BackupAndRestore`` and ``CSVLogger``). An interrupted run
-        called again with the same directory resumes after the last finished
-        epoch; the directory is removed when training completes. A resumed run is
-        not bit-identical to an uninterrupted one (the data order restarts).
+        Checkpoint and history after each epoch; an interrupted run resumes from it (not
+        bit-identically, the data order restarts); removed when training completes.
 
     Returns
     -------
     dict
-        The Keras history: per-epoch ``loss``, ``accuracy``, ``epoch_seconds``,
-        ``learning_rate`` (at the start of each epoch) and the ``val_`` metrics
-        when validation data is given.
+        Per epoch: ``loss``, ``accuracy``, ``epoch_seconds``, ``learning_rate``, ``val_*``.
     """
     import keras
     import tensorflow as tf
@@ -463,10 +366,8 @@ def train_classifier(
     ds = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
     ds = ds.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment != "none":
-        # A sequential map: the random layers draw from stateful seed generators, so
-        # parallel calls would make the augmentation (and the run) irreproducible.
-        # Prefetching still overlaps it with the training step. (Inside the training
-        # step instead, epochs took as long on CIFAR-10 and 6 % longer on MNIST.)
+        # Sequential: the random layers draw from stateful seed generators, so parallel
+        # calls would make the run irreproducible; prefetching still overlaps it.
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=None)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     val = None
@@ -519,42 +420,16 @@ def train_introspection_net(
     verbose: int = 0,
     steps_per_execution: int = 32,
 ) -> dict:
-    """Train Introspection-Net to regress "prediction correct" (1) vs not (0).
+    """Train Introspection-Net to regress "prediction correct" (1) vs not (0); return its history.
 
     Parameters
     ----------
-    model : keras.Model
-        From :func:`introspection.models.introspection_net`.
-    logits : ndarray of float32, shape (N, K)
-        The base classifier's logits of the training examples.
-    labels : ndarray, shape (N,)
-        1 where the classifier's prediction is correct, 0 otherwise.
     validation_data : tuple of ndarray, optional
-        ``(logits_val, labels_val)``. If omitted, the last ``validation_split``
-        fraction of a seeded shuffle of the data is held out.
-    validation_split : float
-        Fraction held out when ``validation_data`` is omitted (paper: 10%).
-    epochs : int
-        Paper: 60.
-    batch_size : int
-        The paper does not say; 32 is Keras' default.
-    learning_rate : float
-        RMSprop learning rate (Keras' default 1e-3).
-    seed : int
-        Seeds Keras and the shuffles.
-    verbose : int
-        Keras' verbosity.
+        ``(logits_val, labels_val)``; None holds out ``validation_split`` (paper: 10 %).
+    epochs, batch_size : int
+        The paper's 60 epochs; its batch size is not given (Keras' default).
     steps_per_execution : int
-        Training steps run per call of the compiled training function. The network
-        is tiny, so one step per call is dominated by Python and dispatch overhead;
-        32 steps per call train about 2x faster here and give the same weights and
-        losses (the batches, their order and the dropout draws do not change).
-
-    Returns
-    -------
-    dict
-        Per-epoch ``loss`` (MSE), ``accuracy`` (at threshold 0.5) and their
-        ``val_`` counterparts, and ``epoch_seconds``.
+        Steps per call of the compiled training function: same weights, about 2x faster.
     """
     import keras
 
