@@ -60,9 +60,9 @@ cfg.table("misclassifications")
 # with the classifier's logits and penultimate features.
 
 # %%
-base = pipeline.base_model(cfg, verbose=0)
-gen = pipeline.misclassifications(cfg, base.model)
-print(base.run.line())
+run = pipeline.stages(cfg)
+gen = run.gen
+print(run.base.run.line())
 print(gen.run.line())
 
 # %% [markdown]

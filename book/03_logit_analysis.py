@@ -60,9 +60,8 @@ cfg.table("logit_analysis")
 # paper's comparison.
 
 # %%
-gen = pipeline.misclassifications(cfg)
-sets = pipeline.introspection_sets(cfg, gen)
-logits = pipeline.analysis_logits(cfg, gen, sets)
+run = pipeline.stages(cfg)
+logits = pipeline.analysis_logits(cfg, run.gen, run.sets)
 in_name = cfg.info["in_distribution"]
 stats = analysis.logit_statistics(logits)
 analysis.display_table(stats, 2)

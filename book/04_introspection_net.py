@@ -59,17 +59,15 @@ cfg.table("introspection_net")
 # wrong. No source image appears on both the training and the test side.
 
 # %%
-base = pipeline.base_model(cfg, verbose=0)
-gen = pipeline.misclassifications(cfg, base.model)
-sets = pipeline.introspection_sets(cfg, gen)
-sizes = pipeline.set_sizes(sets)
+run = pipeline.stages(cfg)
+sizes = pipeline.set_sizes(run.sets)
 sizes
 
 # %% [markdown]
 # ## Training Introspection-Net, fitting the baselines
 
 # %%
-fitted = pipeline.fit_detectors(cfg, gen, sets, base.model, verbose=0)
+fitted = run.fitted
 print(fitted.run.line())
 fig = plots.learning_curves(fitted.history, title="Introspection-Net (MSE loss; accuracy at 0.5)")
 plots.save_figure(fig, cfg.results_dir / "introspection_net_learning_curves.png");

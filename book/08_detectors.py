@@ -56,7 +56,7 @@ mahalanobis_eps: "float or None" = None  # Mahalanobis pre-processing step in [0
 import pandas as pd
 from IPython.display import Markdown, display
 
-from introspection import analysis, beyond, config, paper, pipeline, plots
+from introspection import analysis, config, more_detectors, paper, pipeline, plots
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -74,8 +74,8 @@ cfg.table("detectors")
 
 # %%
 run = pipeline.stages(cfg)
-extra = beyond.extra_detector_scores(cfg, run.gen, run.sets, run.model)
-table = beyond.detector_table(cfg, run.scores, extra)
+extra = more_detectors.extra_detector_scores(cfg, run.gen, run.sets, run.model)
+table = more_detectors.detector_table(cfg, run.scores, extra)
 print(f"Introspection-Net trained on {cfg['n_train_other']} examples of each kind; "
       f"{cfg['n_test']} test examples of each dataset")
 print(extra.run.line())
@@ -108,7 +108,7 @@ display(Markdown(analysis.table2_markdown(table, paper_table, labels, plots.METH
 # ## The best detector of each row
 
 # %%
-best = beyond.best_per_row(table)
+best = more_detectors.best_per_row(table)
 best["best"] = best["best"].map(plots.method_label)
 best["runner-up"] = best["runner-up"].map(plots.method_label)
 analysis.display_table(best, 1)

@@ -48,7 +48,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from introspection import analysis, beyond, config, pipeline, plots
+from introspection import analysis, config, more_detectors, pipeline, plots, unseen
 
 t0 = time.perf_counter()
 cfg = config.configure(
@@ -67,8 +67,8 @@ cfg.table("unseen")
 # %%
 run = pipeline.stages(cfg)
 table2 = run.table2
-loo, timing = beyond.leave_one_out(cfg, run.gen, run.sets)
-full, unseen = beyond.leave_one_out_table(cfg, loo, run.scores, table2)
+loo, timing = unseen.leave_one_out(cfg, run.gen, run.sets)
+full, held_out = unseen.leave_one_out_table(cfg, loo, run.scores, table2)
 print(timing.line())
 print(f"{len(full)} rows written to leave_one_out.csv in the results folder")
 
@@ -95,7 +95,7 @@ plots.save_figure(fig, cfg.results_dir / "leave_one_out.png");
 # interval), trained without it, and the two baselines of the paper.
 
 # %%
-shown = unseen.copy()
+shown = held_out.copy()
 shown.index = [plots.dataset_label(d, cfg.experiment) for d in shown.index]
 analysis.display_table(shown, 1)
 
@@ -108,16 +108,16 @@ def named(kinds):
     return f" ({', '.join(plots.dataset_label(d, cfg.experiment) for d in kinds)})" if kinds else ""
 
 
-worst = unseen.change.idxmin()
-lost = unseen.index[unseen.unseen < unseen["seen lo"]].tolist()
-below = unseen.index[unseen.unseen < unseen.softmax_baseline].tolist()
+worst = held_out.change.idxmin()
+lost = held_out.index[held_out.unseen < held_out["seen lo"]].tolist()
+below = held_out.index[held_out.unseen < held_out.softmax_baseline].tolist()
 display(Markdown(
     "Held out of training, a kind of misclassification changes Introspection-Net's AUROC on it "
-    f"by {unseen.change.mean():+.1f} points on average (median {unseen.change.median():+.1f}); "
+    f"by {held_out.change.mean():+.1f} points on average (median {held_out.change.median():+.1f}); "
     f"the largest drop is on {plots.dataset_label(worst, cfg.experiment)} "
-    f"({unseen.loc[worst, 'seen']:.1f} seen, {unseen.loc[worst, 'unseen']:.1f} unseen). The "
+    f"({held_out.loc[worst, 'seen']:.1f} seen, {held_out.loc[worst, 'unseen']:.1f} unseen). The "
     f"unseen value falls below the seen network's 95 % interval on {len(lost)} of the "
-    f"{len(unseen)} kinds{named(lost)}, and below the Softmax Baseline, which trains on no "
+    f"{len(held_out)} kinds{named(lost)}, and below the Softmax Baseline, which trains on no "
     f"misclassified data at all, on {len(below)}{named(below)}."))
 
 # %% [markdown]
@@ -130,16 +130,16 @@ display(Markdown(
 # was trained on FGSM, BIM and DeepFool examples, never on these.
 
 # %%
-attacked = beyond.unseen_attacks(cfg, run.gen, run.model)
-attack_stats = pd.DataFrame(beyond.unseen_attack_stats(cfg)).T
+attacked = unseen.unseen_attacks(cfg, run.gen, run.model)
+attack_stats = pd.DataFrame(unseen.unseen_attack_stats(cfg)).T
 attack_stats["success rate (%)"] = 100 * attack_stats["success_rate"]
 analysis.display_table(attack_stats[
     ["attempted", "kept", "success rate (%)", "mean_l2", "mean_linf", "seconds"]].astype(float), 3)
 
 # %%
-extra = beyond.extra_detector_scores(cfg, run.gen, run.sets, run.model)
-attacked_scores = beyond.unseen_attack_scores(cfg, attacked, run.fitted, run.model)
-unseen_table = beyond.unseen_attack_table(cfg, run.scores, extra, attacked_scores)
+extra = more_detectors.extra_detector_scores(cfg, run.gen, run.sets, run.model)
+attacked_scores = unseen.unseen_attack_scores(cfg, attacked, run.fitted, run.model)
+unseen_table = unseen.unseen_attack_table(cfg, run.scores, extra, attacked_scores)
 labels = {n: plots.dataset_label(n, cfg.experiment) for n in unseen_table.dataset.unique()}
 display(Markdown(analysis.table2_markdown(unseen_table, None, labels, plots.METHOD_LABELS)))
 
@@ -149,7 +149,7 @@ display(Markdown(analysis.table2_markdown(unseen_table, None, labels, plots.METH
 # on them).
 
 # %% tags=["full-width"]
-detectors_table = beyond.detector_table(cfg, run.scores, extra)
+detectors_table = more_detectors.detector_table(cfg, run.scores, extra)
 both = pd.concat([detectors_table[detectors_table.dataset.isin(["fgsm", "bim", "deepfool"])],
                   unseen_table])
 fig = plots.heatmap(plots.auroc_grid(both, cfg.experiment), title="AUROC (%): attacks seen in training (top) and never seen")
@@ -175,7 +175,7 @@ display(Markdown(" ".join(parts)))
 # The stage's compute time: the leave-one-out trainings (recorded by leave_one_out) and
 # the two attacks, a part of their own (as first computed, also when this run reused them).
 pipeline.record_timing(
-    cfg, "unseen", sum(s["seconds"] for s in beyond.unseen_attack_stats(cfg).values()),
+    cfg, "unseen", sum(s["seconds"] for s in unseen.unseen_attack_stats(cfg).values()),
     part="attacks",
 )
 

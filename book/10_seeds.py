@@ -38,7 +38,7 @@ n_seeds: "int or None" = None  # networks trained, with seeds seed, seed+1, ... 
 # %%
 from IPython.display import Markdown, display
 
-from introspection import analysis, beyond, config, pipeline, plots
+from introspection import analysis, config, pipeline, plots, seeds
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -54,16 +54,16 @@ cfg.table("seeds")
 # %%
 run = pipeline.stages(cfg)
 table2 = run.table2
-by_seed, timing = beyond.seed_scores(cfg, run.gen, run.sets, run.fitted)
-seeds = beyond.seed_table(cfg, by_seed, run.scores)
+by_seed, timing = seeds.seed_scores(cfg, run.gen, run.sets, run.fitted)
+by_seed_table = seeds.seed_table(cfg, by_seed, run.scores)
 print(timing.line())
-print(f"{len(seeds)} rows written to seeds.csv in the results folder")
+print(f"{len(by_seed_table)} rows written to seeds.csv in the results folder")
 
 # %% [markdown]
 # ## AUROC per seed
 
 # %%
-fig = plots.seed_spread(seeds, table2, cfg.experiment)
+fig = plots.seed_spread(by_seed_table, table2, cfg.experiment)
 plots.save_figure(fig, cfg.results_dir / "seeds_auroc.png");
 
 # %% [markdown]
@@ -75,7 +75,7 @@ plots.save_figure(fig, cfg.results_dir / "seeds_auroc.png");
 # randomness moves the result as much as the test sample does.
 
 # %%
-summary = beyond.seed_summary(seeds, table2)
+summary = seeds.seed_summary(by_seed_table, table2)
 summary.index = [plots.dataset_label(d, cfg.experiment) for d in summary.index]
 analysis.display_table(summary, 2)
 

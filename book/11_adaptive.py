@@ -60,7 +60,7 @@ adaptive_steps: "int or None" = None  # PGD steps per run (None: the profile's)
 # %%
 from IPython.display import Markdown, display
 
-from introspection import analysis, beyond, config, pipeline, plots
+from introspection import adaptive, analysis, config, pipeline, plots
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -78,7 +78,7 @@ cfg.table("adaptive")
 # %%
 print(f"Table 2's BIM budget: L-inf {cfg['bim_eps']:.4g} in the [0, 1] pixel scale")
 run = pipeline.stages(cfg)
-table, timing = beyond.adaptive_attacks(cfg, run.gen, run.sets, run.fitted, run.scores, run.model)
+table, timing = adaptive.adaptive_attacks(cfg, run.gen, run.sets, run.fitted, run.scores, run.model)
 print(timing.line())
 print(f"{len(table)} rows written to adaptive.csv in the results folder")
 

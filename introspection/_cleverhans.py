@@ -1,7 +1,8 @@
 """Adapted third-party code: cleverhans 4.0.0's Carlini-Wagner L2 attack, for Keras 3.
 
 Used only by :func:`introspection.attacks.carlini_wagner_l2`. ``_attack`` is cleverhans'
-code, changed in one place (one bisection constant per example).
+code, changed in one place (one bisection constant per example), split into a method per
+step and without its per-step bests, which nothing reads.
 
 cleverhans is distributed under the MIT licence, reproduced here:
 
@@ -80,137 +81,95 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
         super().__init__(*args, **kwargs)
         decay = self.max_iterations if lr_schedule == "cosine" else None
         self.optimizer = ResettableAdam(self.learning_rate, decay_steps=decay)
+        self._compare = tf.equal if self.targeted else tf.not_equal
 
     def _attack(self, x):
-        if self.clip_min is not None:
-            if not np.all(tf.math.greater_equal(x, self.clip_min)):
-                raise CarliniWagnerL2Exception(
-                    f"The input is smaller than the minimum value of {self.clip_min}r"
-                )
-
-        if self.clip_max is not None:
-            if not np.all(tf.math.less_equal(x, self.clip_max)):
-                raise CarliniWagnerL2Exception(
-                    f"The input is greater than the maximum value of {self.clip_max}!"
-                )
-
+        self._check_range(x)
         y, _ = get_or_guess_labels(self.model_fn, x, y=self.y, targeted=self.targeted)
-
         original_x = tf.cast(x, tf.float32)
         shape = original_x.shape
-
         if not y.shape.as_list()[0] == original_x.shape.as_list()[0]:
             raise CarliniWagnerL2Exception("x and y do not have the same shape!")
+        x = self._to_tanh_space(original_x)
+        lab = tf.argmax(y, axis=1)
 
-        # [clip_min, clip_max] -> [-1, 1] -> tanh-space
-        x = original_x
-        x = (x - self.clip_min) / (self.clip_max - self.clip_min)
-        x = tf.clip_by_value(x, 0.0, 1.0)
-
-        x = (x * 2.0) - 1.0
-
-        x = tf.atanh(x * 0.999999)
-
-        lower_bound = tf.zeros(shape[:1])
-        upper_bound = tf.ones(shape[:1]) * 1e10
-
+        lower = tf.zeros(shape[:1])
+        upper = tf.ones(shape[:1]) * 1e10
         # The fix: one constant per example (cleverhans 4 gives it the image's shape).
         const = tf.ones(shape[:1]) * self.initial_const
-
-        best_l2 = tf.fill(shape[:1], 1e10)
-        best_score = tf.fill(shape[:1], -1)
-        best_score = tf.cast(best_score, tf.int32)
-        best_attack = original_x
-
-        compare_fn = tf.equal if self.targeted else tf.not_equal
-
+        # Each example's best attack so far: its squared L2 distance, prediction and image.
+        best = tf.fill(shape[:1], 1e10), tf.cast(tf.fill(shape[:1], -1), tf.int32), original_x
         modifier = tf.Variable(tf.zeros(shape, dtype=x.dtype), trainable=True)
-
         for outer_step in range(self.binary_search_steps):
-            modifier.assign(tf.zeros(shape, dtype=x.dtype))
-            for var in self.optimizer.variables():
-                var.assign(tf.zeros(var.shape, dtype=var.dtype))
-
-            current_best_l2 = tf.fill(shape[:1], 1e10)
-            current_best_score = tf.fill(shape[:1], -1)
-            current_best_score = tf.cast(current_best_score, tf.int32)
-
             # The last iteration (if we run many steps) repeat the search once.
             if self.binary_search_steps >= 10 and outer_step == self.binary_search_steps - 1:
-                const = upper_bound
+                const = upper
+            best = self._descend(x, y, lab, modifier, const, best)
+            lower, upper, const = self._bisect(lab, best[1], lower, upper, const)
+        return best[2]
 
-            prev = None
-
-            for iteration in range(self.max_iterations):
-                x_new, loss, preds, l2_dist = self.attack_step(x, y, modifier, const)
-
-                # check if we made progress, abort otherwise
-                if self.abort_early and iteration % ((self.max_iterations // 10) or 1) == 0:
-                    if prev is not None and loss > prev * 0.9999:
-                        break
-
-                    prev = loss
-
-                lab = tf.argmax(y, axis=1)
-
-                pred_with_conf = (
-                    preds - self.confidence if self.targeted else preds + self.confidence
-                )
-                pred_with_conf = tf.argmax(pred_with_conf, axis=1)
-
-                pred = tf.argmax(preds, axis=1)
-                pred = tf.cast(pred, tf.int32)
-
-                mask = tf.math.logical_and(
-                    tf.less(l2_dist, current_best_l2), compare_fn(pred_with_conf, lab)
-                )
-
-                current_best_l2 = set_with_mask(current_best_l2, l2_dist, mask)
-                current_best_score = set_with_mask(current_best_score, pred, mask)
-
-                mask = tf.math.logical_and(
-                    tf.less(l2_dist, best_l2), compare_fn(pred_with_conf, lab)
-                )
-
-                best_l2 = set_with_mask(best_l2, l2_dist, mask)
-                best_score = set_with_mask(best_score, pred, mask)
-
-                # mask is [batch_size]; best_attack is [batch_size, *image_shape]
-                mask = tf.reshape(mask, [-1, 1, 1, 1])
-                mask = tf.tile(mask, [1, *best_attack.shape[1:]])
-
-                best_attack = set_with_mask(best_attack, x_new, mask)
-
-            # adjust binary search parameters
-            lab = tf.argmax(y, axis=1)
-            lab = tf.cast(lab, tf.int32)
-
-            upper_mask = tf.math.logical_and(
-                compare_fn(best_score, lab),
-                tf.not_equal(best_score, -1),
+    def _check_range(self, x):
+        if self.clip_min is not None and not np.all(tf.math.greater_equal(x, self.clip_min)):
+            raise CarliniWagnerL2Exception(
+                f"The input is smaller than the minimum value of {self.clip_min}r"
             )
-            upper_bound = set_with_mask(
-                upper_bound, tf.math.minimum(upper_bound, const), upper_mask
+        if self.clip_max is not None and not np.all(tf.math.less_equal(x, self.clip_max)):
+            raise CarliniWagnerL2Exception(
+                f"The input is greater than the maximum value of {self.clip_max}!"
             )
 
-            const_mask = tf.math.logical_and(
-                upper_mask,
-                tf.less(upper_bound, 1e9),
+    def _to_tanh_space(self, x):
+        # [clip_min, clip_max] -> [0, 1] -> [-1, 1] -> tanh-space
+        x = (x - self.clip_min) / (self.clip_max - self.clip_min)
+        x = tf.clip_by_value(x, 0.0, 1.0)
+        x = (x * 2.0) - 1.0
+        return tf.atanh(x * 0.999999)
+
+    def _descend(self, x, y, lab, modifier, const, best):
+        """One bisection step: Adam from zero, keeping each example's best attack."""
+        best_l2, best_score, best_attack = best
+        modifier.assign(tf.zeros(modifier.shape, dtype=x.dtype))
+        for var in self.optimizer.variables():
+            var.assign(tf.zeros(var.shape, dtype=var.dtype))
+        prev = None
+        for iteration in range(self.max_iterations):
+            x_new, loss, preds, l2_dist = self.attack_step(x, y, modifier, const)
+
+            # check if we made progress, abort otherwise
+            if self.abort_early and iteration % ((self.max_iterations // 10) or 1) == 0:
+                if prev is not None and loss > prev * 0.9999:
+                    break
+                prev = loss
+
+            pred_with_conf = preds - self.confidence if self.targeted else preds + self.confidence
+            pred_with_conf = tf.argmax(pred_with_conf, axis=1)
+            pred = tf.cast(tf.argmax(preds, axis=1), tf.int32)
+
+            mask = tf.math.logical_and(
+                tf.less(l2_dist, best_l2), self._compare(pred_with_conf, lab)
             )
-            const = set_with_mask(const, (lower_bound + upper_bound) / 2.0, const_mask)
+            best_l2 = set_with_mask(best_l2, l2_dist, mask)
+            best_score = set_with_mask(best_score, pred, mask)
+            # mask is [batch_size]; best_attack is [batch_size, *image_shape]
+            mask = tf.tile(tf.reshape(mask, [-1, 1, 1, 1]), [1, *best_attack.shape[1:]])
+            best_attack = set_with_mask(best_attack, x_new, mask)
+        return best_l2, best_score, best_attack
 
-            lower_mask = tf.math.logical_not(upper_mask)
-            lower_bound = set_with_mask(
-                lower_bound, tf.math.maximum(lower_bound, const), lower_mask
-            )
+    def _bisect(self, lab, best_score, lower, upper, const):
+        """Adjust the binary search's bounds and constants after a step."""
+        lab = tf.cast(lab, tf.int32)
+        upper_mask = tf.math.logical_and(
+            self._compare(best_score, lab), tf.not_equal(best_score, -1)
+        )
+        upper = set_with_mask(upper, tf.math.minimum(upper, const), upper_mask)
+        const_mask = tf.math.logical_and(upper_mask, tf.less(upper, 1e9))
+        const = set_with_mask(const, (lower + upper) / 2.0, const_mask)
 
-            const_mask = tf.math.logical_and(
-                lower_mask,
-                tf.less(upper_bound, 1e9),
-            )
-            const = set_with_mask(const, (lower_bound + upper_bound) / 2, const_mask)
+        lower_mask = tf.math.logical_not(upper_mask)
+        lower = set_with_mask(lower, tf.math.maximum(lower, const), lower_mask)
+        const_mask = tf.math.logical_and(lower_mask, tf.less(upper, 1e9))
+        const = set_with_mask(const, (lower + upper) / 2, const_mask)
 
-            const_mask = tf.math.logical_not(const_mask)
-            const = set_with_mask(const, const * 10, const_mask)
-
-        return best_attack
+        const_mask = tf.math.logical_not(const_mask)
+        const = set_with_mask(const, const * 10, const_mask)
+        return lower, upper, const

@@ -10,16 +10,25 @@ Entry points: :func:`joint_pgd` (L-inf PGD on margin + gated detector term),
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import models, splits
+from .config import Config
+from .pipeline import (
+    Fitted,
+    Generation,
+    classifier,
+    load_in_distribution,
+    progress_bar,
+    run_stage,
+    write_table,
+)
+
 __all__ = [
-    "pick_targets",
-    "threshold_at_tpr",
-    "joint_pgd",
-    "representation_matching",
-    "spsa_gradient",
-    "evades",
+    "ADAPTIVE_EPS_FACTORS", "ADAPTIVE_DETECTORS", "adaptive_attacks", "pick_targets",
+    "threshold_at_tpr", "joint_pgd", "representation_matching", "spsa_gradient", "evades",
 ]
 
 
@@ -145,26 +154,10 @@ def evades(fm, x, y, accept: Callable) -> np.ndarray:
 
 
 def joint_pgd(
-    fm,
-    x,
-    y,
-    *,
-    score: Callable | None,
-    tau: float,
-    scale: float,
-    accept: Callable,
-    eps: float,
-    steps: int = 40,
-    step_size: float | None = None,
-    lam: float = 1.0,
-    kappa: float = 0.0,
-    restarts: int = 1,
-    gradient: str = "exact",
-    spsa_samples: int = 32,
-    spsa_delta: float = 0.01,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
-    seed: int = 0,
+    fm, x, y, *, score: Callable | None, tau: float, scale: float, accept: Callable, eps: float,
+    steps: int = 40, step_size: float | None = None, lam: float = 1.0, kappa: float = 0.0,
+    restarts: int = 1, gradient: str = "exact", spsa_samples: int = 32, spsa_delta: float = 0.01,
+    clip_min: float = 0.0, clip_max: float = 1.0, seed: int = 0,
 ):
     """L-inf PGD on the joint loss: misclassify *and* get accepted by the detector.
 
@@ -191,73 +184,60 @@ def joint_pgd(
 
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
-    alpha = 2.5 * eps / steps if step_size is None else step_size
     rng = np.random.default_rng(seed)
     yt_all = tf.constant(y, dtype=tf.int64)
-
     grad_fn = _grad_fn(fm, None if lam == 0.0 else score)
     consts = [tf.constant(v, tf.float32) for v in (tau, scale, lam, kappa)]
 
-    def grad(xb, yb):
-        return grad_fn(xb, yb, *consts)
+    def grad(xb, todo):
+        if gradient == "exact":
+            return grad_fn(tf.constant(xb), tf.gather(yt_all, todo), *consts).numpy()
 
-    def loss_np(xb, yb):
-        return _losses(fm, score, tf.constant(xb), tf.constant(yb), tau, scale, lam, kappa).numpy()
+        def loss_np(v, yb=y[todo]):
+            return _losses(fm, score, tf.constant(v), tf.constant(yb), tau, scale, lam,
+                           kappa).numpy()
 
-    best = x.copy()
-    success = np.zeros(len(x), bool)
+        return spsa_gradient(loss_np, xb, samples=spsa_samples, delta=spsa_delta, rng=rng)
+
+    best, success = x.copy(), np.zeros(len(x), bool)
+    box = dict(eps=eps, alpha=2.5 * eps / steps if step_size is None else step_size,
+               clip=(clip_min, clip_max))
     for r in range(restarts):
         todo = np.flatnonzero(~success)
         if len(todo) == 0:
             break
         x0 = x[todo]
-        xa = x0.copy()
+        start = x0.copy()
         if r > 0:
-            xa = np.clip(
+            start = np.clip(
                 x0 + rng.uniform(-eps, eps, x0.shape).astype(np.float32), clip_min, clip_max
             )
-        active = np.arange(len(todo))
-        for _ in range(steps):
-            if len(active) == 0:
-                break
-            xb, yb = xa[active], y[todo[active]]
-            if gradient == "exact":
-                g = grad(tf.constant(xb), tf.gather(yt_all, todo[active])).numpy()
-            else:
-                g = spsa_gradient(
-                    lambda v, yb=yb: loss_np(v, yb),
-                    xb,
-                    samples=spsa_samples,
-                    delta=spsa_delta,
-                    rng=rng,
-                )
-            xb = xb - alpha * np.sign(g)
-            xb = np.clip(np.clip(xb, x0[active] - eps, x0[active] + eps), clip_min, clip_max)
-            xa[active] = xb
-            ok = evades(fm, xb, yb, accept)
-            if ok.any():
-                idx = todo[active[ok]]
-                best[idx] = xb[ok]
-                success[idx] = True
-                active = active[~ok]
-        left = ~success[todo]
-        best[todo[left]] = xa[left]
+        _descend(fm, x0, start, y[todo], todo, grad, accept, steps, box, best, success)
     return best.astype(np.float32), success
 
 
+def _descend(fm, x0, xa, y, todo, grad, accept, steps, box, best, success) -> None:
+    """Signed-gradient steps from ``xa``; ``best``/``success`` (rows ``todo``) updated in place."""
+    eps, alpha, (lo, hi) = box["eps"], box["alpha"], box["clip"]
+    active = np.arange(len(todo))
+    for _ in range(steps):
+        if len(active) == 0:
+            break
+        xb = xa[active] - alpha * np.sign(grad(xa[active], todo[active]))
+        xb = np.clip(np.clip(xb, x0[active] - eps, x0[active] + eps), lo, hi)
+        xa[active] = xb
+        ok = evades(fm, xb, y[active], accept)
+        if ok.any():
+            best[todo[active[ok]]] = xb[ok]
+            success[todo[active[ok]]] = True
+            active = active[~ok]
+    left = ~success[todo]
+    best[todo[left]] = xa[left]
+
+
 def representation_matching(
-    fm,
-    x,
-    y,
-    targets,
-    *,
-    layer: str,
-    accept: Callable,
-    eps: float,
-    steps: int = 40,
-    step_size: float | None = None,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
+    fm, x, y, targets, *, layer: str, accept: Callable, eps: float, steps: int = 40,
+    step_size: float | None = None, clip_min: float = 0.0, clip_max: float = 1.0,
 ):
     """L-inf PGD toward the logits (``layer="logits"``) or features of natural ``targets``.
 
@@ -299,3 +279,205 @@ def representation_matching(
         active = active[~ok]
     best[~success] = xa[~success]
     return best, success
+
+
+# The stage: every attack at every radius against the paper's three detectors
+
+#: L-inf radii of the adaptive attacks, as multiples of the paper's BIM/FGSM budget;
+#: ``None`` is the unbounded attack (the whole pixel range).
+ADAPTIVE_EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, None)
+
+#: The paper's three detectors, each attacked in turn.
+ADAPTIVE_DETECTORS = ("softmax_baseline", "trust_score", "introspection_net")
+
+
+def _acceptors(cfg: Config, fitted: Fitted, taus: dict) -> dict:
+    space = cfg["trust_feature"]
+    if space == "pixels":
+        raise ValueError(
+            "The adaptive attacks need the Trust Score on features or logits, not pixels."
+        )
+    dets = fitted.detectors
+
+    def make(m):
+        det, tau = dets[m], taus[m]
+        if m == "trust_score":
+            return lambda f, z: det.score(f if space == "features" else z, z.argmax(1)) >= tau
+        return lambda f, z: det.score(z) >= tau
+
+    return {m: make(m) for m in ADAPTIVE_DETECTORS}
+
+
+def _accept_all(f, z):
+    return np.ones(len(z), bool)
+
+
+def _evasion(fm, attack, todo, x, y, accept) -> dict:
+    """Run ``attack(indices) -> x_adv`` on ``todo``; which evade each detector."""
+    out = {m: np.zeros(len(x), bool) for m in ADAPTIVE_DETECTORS}
+    if len(todo) == 0:
+        return out
+    x_adv = attack(todo)
+    for m in ADAPTIVE_DETECTORS:
+        out[m][todo] = evades(fm, x_adv, y[todo], accept[m])
+    return out
+
+
+def adaptive_attacks(
+    cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted, paper_scores: dict,
+    model=None, progress: bool = True,
+):
+    """Evasion rate of adaptive white-box attacks against each of the paper's detectors.
+
+    An input *evades* when misclassified and scored at least the threshold accepting 95 %
+    of correct clean test images. The first ``adaptive_n`` correct test-side sources are
+    attacked at each radius ``factor * bim_eps`` (:data:`ADAPTIVE_EPS_FACTORS`) by ``pgd``
+    (detector ignored), ``joint_pgd`` (``lam`` in {1, 10} x ``kappa`` in {0, median margin};
+    not the Trust Score, which has no gradient), ``logit_matching`` and ``feature_matching``
+    (toward an accepted image of the runner-up class); ``adaptive (best)``: any of them. An
+    evasion counts at every larger radius; SPSA joint PGD on ``spsa_n`` images checks for
+    obfuscated gradients. Cached as ``adaptive_results``.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, StageRun)
+        Columns ``epsilon`` (empty = unbounded), ``eps_factor``, ``detector``, ``attack``,
+        ``evasion_rate`` (%), ``n``; written to ``adaptive.csv``.
+    """
+    import pandas as pd
+
+    def compute():
+        model_ = classifier(cfg, model)
+        rows = _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model_, progress)
+        return pd.DataFrame(rows).to_dict(orient="list")
+
+    stored, run = run_stage(cfg, "adaptive", "adaptive_results", compute)
+    table = pd.DataFrame(stored)
+    table = table[["epsilon", "eps_factor", "detector", "attack", "evasion_rate", "n"]]
+    write_table(cfg, table, "adaptive.csv", index=False)
+    return table, run
+
+
+@dataclass
+class _Attacked:
+    """What the adaptive attacks of one run share: sources, targets and thresholds."""
+
+    fm: object
+    x: np.ndarray
+    y: np.ndarray
+    targets: np.ndarray
+    taus: dict
+    scales: dict
+    accept: dict
+    kappa: float
+
+
+def _adaptive_setup(cfg, gen, sets, fitted, paper_scores, model) -> _Attacked:
+    """The correctly classified test-side sources, their targets and the thresholds."""
+    fm = models.feature_model(model)
+    in_name = cfg.info["in_distribution"]
+    label = paper_scores[in_name]["label"].astype(bool)
+    taus = {m: threshold_at_tpr(paper_scores[in_name][m][label]) for m in ADAPTIVE_DETECTORS}
+    scales = {m: float(np.std(paper_scores[in_name][m][label])) or 1.0 for m in taus}
+    accept = _acceptors(cfg, fitted, taus)
+
+    # Sources: correctly classified test-side images.
+    ds_in = gen[in_name]
+    x_pool, y_pool = load_in_distribution(cfg)
+    test_src = np.sort(gen.partition[ds_in.pool][1])
+    _, z_src = models.predict_features(model, x_pool[test_src])
+    ok = z_src.argmax(1) == y_pool[test_src]
+    src = test_src[ok][: cfg["adaptive_n"]]
+    x, y, z = x_pool[src], y_pool[src], z_src[ok][: cfg["adaptive_n"]]
+    margins = np.sort(z, axis=1)
+    kappa = float(np.median(margins[:, -1] - margins[:, -2]))
+
+    # Targets: natural test images accepted by every detector.
+    rows = sets.test.of(in_name)
+    cand = rows.index[rows.label == 1]
+    f_c, z_c = ds_in.features[cand], ds_in.logits[cand]
+    allowed = np.all([accept[m](f_c, z_c) for m in ADAPTIVE_DETECTORS], axis=0)
+    pick = pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.stream("adaptive"))
+    return _Attacked(fm, x, y, ds_in.x[cand][pick], taus, scales, accept, kappa)
+
+
+def _attack_at(cfg, a: _Attacked, fitted, eps: float, evaded: dict) -> None:
+    """Every attack at one radius; ``evaded`` gathers who evades which detector."""
+    steps, restarts, seed = cfg["adaptive_steps"], cfg["adaptive_restarts"], cfg.stream("adaptive")
+
+    def pgd(t):
+        return joint_pgd(
+            a.fm, a.x[t], a.y[t], score=None, tau=0.0, scale=1.0, accept=_accept_all,
+            eps=eps, steps=steps, restarts=restarts, seed=seed,
+        )[0]  # fmt: skip
+
+    res = _evasion(a.fm, pgd, np.arange(len(a.x)), a.x, a.y, a.accept)
+    for m in ADAPTIVE_DETECTORS:
+        evaded[(m, "pgd")] |= res[m]
+
+    def accept_all_three(f, zz):
+        return np.all([a.accept[m](f, zz) for m in ADAPTIVE_DETECTORS], axis=0)
+
+    for layer, key in (("logits", "logit_matching"), ("features", "feature_matching")):
+        todo = np.flatnonzero(~np.all([evaded[(m, key)] for m in ADAPTIVE_DETECTORS], axis=0))
+
+        def match(t, layer=layer):
+            return representation_matching(
+                a.fm, a.x[t], a.y[t], a.targets[t], layer=layer, accept=accept_all_three,
+                eps=eps, steps=steps,
+            )[0]  # fmt: skip
+
+        res = _evasion(a.fm, match, todo, a.x, a.y, a.accept)
+        for m in ADAPTIVE_DETECTORS:
+            evaded[(m, key)] |= res[m]
+    configs = [(lam, kap) for lam in (1.0, 10.0) for kap in (0.0, a.kappa)]
+    for m in ("softmax_baseline", "introspection_net"):
+        for lam, kap in configs:
+            todo = np.flatnonzero(~evaded[(m, "joint_pgd")])
+            if len(todo) == 0:
+                break
+            _, ok_m = joint_pgd(
+                a.fm, a.x[todo], a.y[todo], score=fitted.detectors[m].score_tensor,
+                tau=a.taus[m], scale=a.scales[m], accept=a.accept[m], eps=eps, steps=steps,
+                lam=lam, kappa=kap, restarts=restarts, seed=seed,
+            )  # fmt: skip
+            evaded[(m, "joint_pgd")][todo[ok_m]] = True
+
+
+def _row(eps, factor, detector, attack, evaded) -> dict:
+    return {"epsilon": eps, "eps_factor": factor, "detector": detector, "attack": attack,
+            "evasion_rate": 100 * float(evaded.mean()), "n": len(evaded)}
+
+
+def _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model, progress) -> list[dict]:
+    """The rows of :func:`adaptive_attacks`, computed."""
+    a = _adaptive_setup(cfg, gen, sets, fitted, paper_scores, model)
+    base_eps = cfg["bim_eps"]
+    names = ("pgd", "joint_pgd", "logit_matching", "feature_matching")
+    evaded = {(m, n): np.zeros(len(a.x), bool) for m in ADAPTIVE_DETECTORS for n in names}
+    rows_out = []
+    for factor in progress_bar(list(ADAPTIVE_EPS_FACTORS), "adaptive attacks (radii)", progress):
+        eps = 1.0 if factor is None else factor * base_eps
+        _attack_at(cfg, a, fitted, eps, evaded)
+        for m in ADAPTIVE_DETECTORS:
+            # the Trust Score has no gradient: no joint PGD
+            own = [n for n in names if not (m == "trust_score" and n == "joint_pgd")]
+            best = np.any([evaded[(m, n)] for n in own], axis=0)
+            for n, v in [*[(n, evaded[(m, n)]) for n in own], ("adaptive (best)", best)]:
+                rows_out.append(_row(None if factor is None else eps, factor, m, n, v))
+    return rows_out + _spsa_rows(cfg, a, fitted, base_eps)
+
+
+def _spsa_rows(cfg, a: _Attacked, fitted, eps: float) -> list[dict]:
+    """Gradient-free check at the paper's radius: SPSA joint PGD on Introspection-Net."""
+    n_s = min(cfg["spsa_n"], len(a.x))
+    m = "introspection_net"
+    kw = dict(score=fitted.detectors[m].score_tensor, tau=a.taus[m], scale=a.scales[m],
+              accept=a.accept[m], eps=eps, steps=cfg["adaptive_steps"], lam=1.0,
+              kappa=a.kappa, restarts=1, seed=cfg.stream("adaptive"))
+    _, exact = joint_pgd(a.fm, a.x[:n_s], a.y[:n_s], **kw)
+    _, spsa = joint_pgd(
+        a.fm, a.x[:n_s], a.y[:n_s], gradient="spsa", spsa_samples=cfg["spsa_samples"], **kw
+    )
+    return [_row(eps, 1.0, m, "joint_pgd (exact, SPSA subset)", exact),
+            _row(eps, 1.0, m, "joint_pgd (SPSA)", spsa)]

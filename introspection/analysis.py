@@ -7,7 +7,9 @@ the page when the profile changes. Main entry points: :func:`claims`,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,43 +19,18 @@ from . import paper as _paper
 from .metrics import METRICS
 
 __all__ = [
-    "display_table",
-    "LOWER_IS_BETTER",
-    "logit_statistics",
-    "welch_tests",
-    "max_logit_comparison",
-    "compare_with_paper",
-    "table2_markdown",
-    "claims",
-    "claims_markdown",
-    "load_results",
-    "runs_table",
-    "auroc_side_by_side",
-    "logit_claims",
-    "min_max_separation",
-    "table2_vs_paper_markdown",
-    "versions_table",
-    "claims_for_experiment",
-    "confidence_table",
-    "softmax_precision_check",
-    "TRAINING_FREE",
-    "reproduction_summary",
-    "difference_checks",
-    "detector_ranking",
-    "adaptive_rates",
-    "adaptive_headline",
-    "beyond_table",
-]
+    "display_table", "LOWER_IS_BETTER", "logit_statistics", "welch_tests",
+    "max_logit_comparison", "compare_with_paper", "table2_markdown", "claims",
+    "claims_markdown", "load_results", "runs_table", "auroc_side_by_side", "logit_claims",
+    "min_max_separation", "table2_vs_paper_markdown", "versions_table", "claims_for_experiment",
+    "confidence_table", "softmax_precision_check", "TRAINING_FREE", "reproduction_summary",
+    "difference_checks", "detector_ranking", "adaptive_rates", "adaptive_headline", "beyond_table",
+]  # fmt: skip
 
 #: Detectors that never see a misclassified example (the paper's future-work question).
 TRAINING_FREE = (
-    "softmax_baseline",
-    "max_logit",
-    "energy",
-    "odin",
-    "mahalanobis",
-    "mahalanobis_preprocessed",
-)
+    "softmax_baseline", "max_logit", "energy", "odin", "mahalanobis", "mahalanobis_preprocessed"
+)  # fmt: skip
 
 #: Metrics where a lower value is better.
 LOWER_IS_BETTER = {"fpr_at_95tpr"}
@@ -76,11 +53,22 @@ def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     return out.where(table.notna(), "–")
 
 
+def _markdown(head, rows) -> str:
+    """A Markdown table: the ``head`` cells, then one line per row of cells."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(map(str, cells)) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def _paper_max_logit(name: str, experiment: str):
+    """Section 2.3's (mean, std) max logit of a set, for MNIST only; else None."""
+    return _paper.MAX_LOGIT.get(name) if experiment == "mnist" else None
+
+
 def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Mean and std of the per-example mean, max and min logit, per dataset (Section 2.3).
 
-    ``logits`` maps each dataset to its (N, K) logits; columns ``n`` and
-    ``{mean,max,min}_logit`` with their ``_std``.
+    ``logits``: dataset -> (N, K) logits; columns ``n``, ``{mean,max,min}_logit`` and ``_std``.
     """
     rows = []
     for name, z in logits.items():
@@ -96,11 +84,10 @@ def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFrame:
-    """Welch's t-test of each dataset's values against the ``reference`` dataset's.
+    """Welch's t-test (the paper's is Student's) of each dataset's values against ``reference``.
 
-    The paper reports Student's; Welch's does not assume equal variances. Columns ``mean``,
-    ``reference_mean``, ``difference``, ``t``, ``p_value`` and ``lower`` (below the
-    reference with p < 0.0001, the paper's claim).
+    Columns ``mean``, ``reference_mean``, ``difference``, ``t``, ``p_value`` and ``lower``
+    (below the reference with p < 0.0001, the paper's claim).
     """
     if reference not in values:
         raise ValueError(f"reference {reference!r} is not one of {list(values)}.")
@@ -111,45 +98,33 @@ def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFram
             continue
         v = np.asarray(v, dtype=np.float64)
         t, p = stats.ttest_ind(ref, v, equal_var=False)
-        rows.append(
-            {
-                "dataset": name,
-                "mean": v.mean(),
-                "reference_mean": ref.mean(),
-                "difference": ref.mean() - v.mean(),
-                "t": float(t),
-                "p_value": float(p),
-                "lower": bool(v.mean() < ref.mean() and p < 1e-4),
-            }
-        )
+        rows.append({
+            "dataset": name, "mean": v.mean(), "reference_mean": ref.mean(),
+            "difference": ref.mean() - v.mean(), "t": float(t), "p_value": float(p),
+            "lower": bool(v.mean() < ref.mean() and p < 1e-4),
+        })  # fmt: skip
     return pd.DataFrame(rows).set_index("dataset")
 
 
 def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.DataFrame:
-    """Our max-logit mean ± std per dataset beside the paper's (Section 2.3, MNIST only).
+    """Our max-logit mean ± std per dataset (:func:`logit_statistics`) beside the paper's.
 
-    ``stats_table`` is :func:`logit_statistics`'s; ``paper`` is empty unless
-    ``in_distribution`` is ``"mnist"``.
+    The paper's (Section 2.3) is empty unless ``in_distribution`` is ``"mnist"``.
     """
     rows = []
     for name, r in stats_table.iterrows():
-        paper = _paper.MAX_LOGIT.get(name) if in_distribution == "mnist" else None
-        rows.append(
-            {
-                "dataset": name,
-                "ours": f"{r['max_logit']:.1f} ± {r['max_logit_std']:.1f}",
-                "paper": f"{paper[0]} ± {paper[1]}" if paper else "",
-            }
-        )
+        paper = _paper_max_logit(name, in_distribution)
+        ours = f"{r['max_logit']:.1f} ± {r['max_logit_std']:.1f}"
+        paper = f"{paper[0]} ± {paper[1]}" if paper else ""
+        rows.append({"dataset": name, "ours": ours, "paper": paper})
     return pd.DataFrame(rows).set_index("dataset")
 
 
 def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Long table of dataset x method x metric: ours with CI, the paper's, the difference.
 
-    ``table`` is our Table 2 (:func:`introspection.metrics.evaluation_table`), ``paper`` the
-    paper's; columns dataset, method, metric, ours, lo, hi, paper, difference (ours − paper)
-    and ``outside_ci`` (the paper's value lies outside our 95% CI).
+    Columns dataset, method, metric, ours, lo, hi, paper, difference (ours − paper) and
+    ``outside_ci`` (the paper's value lies outside our 95% CI).
     """
     merged = table.merge(
         paper, on=["experiment", "dataset", "method"], how="left", suffixes=("", "_paper")
@@ -159,19 +134,11 @@ def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame
         for m in METRICS:
             p = r.get(f"{m}_paper", np.nan)
             lo, hi = r.get(f"{m}_lo", np.nan), r.get(f"{m}_hi", np.nan)
-            rows.append(
-                {
-                    "dataset": r["dataset"],
-                    "method": r["method"],
-                    "metric": m,
-                    "ours": r[m],
-                    "lo": lo,
-                    "hi": hi,
-                    "paper": p,
-                    "difference": r[m] - p,
-                    "outside_ci": bool(np.isfinite(p) and np.isfinite(lo) and not lo <= p <= hi),
-                }
-            )
+            rows.append({
+                "dataset": r["dataset"], "method": r["method"], "metric": m, "ours": r[m],
+                "lo": lo, "hi": hi, "paper": p, "difference": r[m] - p,
+                "outside_ci": bool(np.isfinite(p) and np.isfinite(lo) and not lo <= p <= hi),
+            })  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -184,21 +151,17 @@ def _best(values: pd.Series, metric: str) -> set:
 
 
 def table2_markdown(
-    table: pd.DataFrame,
-    paper: pd.DataFrame | None = None,
-    labels: Mapping[str, str] | None = None,
-    methods: Mapping[str, str] | None = None,
-) -> str:
+    table: pd.DataFrame, paper: pd.DataFrame | None = None,
+    labels: Mapping[str, str] | None = None, methods: Mapping[str, str] | None = None,
+) -> str:  # fmt: skip
     """Table 2 as Markdown, the best method per dataset and metric in bold, as in the paper.
 
     Each cell reads ``ours [lo, hi]``, then ``(paper)`` when ``paper`` is given;
     ``labels`` and ``methods`` map dataset and method names to display names.
     """
-    labels = dict(labels or {})
-    methods = dict(methods or {})
+    labels, methods = dict(labels or {}), dict(methods or {})
     pap = None if paper is None else paper.set_index(["dataset", "method"])
-    head = ["dataset", "method", "FPR at 95% TPR ↓", "AUROC ↑", "AUPR-In ↑", "AUPR-Out ↑"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for dataset, block in table.groupby("dataset", sort=False):
         block = block.set_index("method")
         best = {m: _best(block[m], m) for m in METRICS}
@@ -213,8 +176,9 @@ def table2_markdown(
                 if pap is not None and (dataset, method) in pap.index:
                     text += f" ({pap.loc[(dataset, method), m]:.1f})"
                 cells.append(text)
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append(cells)
+    head = ["dataset", "method", "FPR at 95% TPR ↓", "AUROC ↑", "AUPR-In ↑", "AUPR-Out ↑"]
+    return _markdown(head, rows)
 
 
 def _verdict(n_ok: int, n_all: int) -> str:
@@ -223,134 +187,108 @@ def _verdict(n_ok: int, n_all: int) -> str:
     return "reproduced" if n_ok == n_all else ("partly" if n_ok > 0 else "not reproduced")
 
 
+def _yes(holds: bool) -> str:
+    return "reproduced" if holds else "not reproduced"
+
+
+_THREE = ("softmax_baseline", "trust_score", "introspection_net")
+
+
+def _claim(claim: str, verdict: str, evidence: str) -> dict:
+    return {"claim": claim, "verdict": verdict, "evidence": evidence}
+
+
 def claims(
     table: pd.DataFrame, experiment: str, close_margin: float = 5.0, large_margin: float = 5.0
 ) -> pd.DataFrame:
     """The paper's claims about Table 2 (Sections 3.3 and 4), checked on our table.
 
-    Parameters
-    ----------
-    experiment : {"mnist", "cifar10"}
-    close_margin : float
-        AUROC points within which the three methods count as "close" on errors.
-    large_margin : float
-        Mean AUROC points over the better baseline for "a large margin" (Section 4 gives none).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns claim, verdict ("reproduced", "partly", "not reproduced"), evidence.
+    ``close_margin``: AUROC points within which the three methods are "close" on errors;
+    ``large_margin``: mean AUROC points over the better baseline for "a large margin"
+    (Section 4 gives none). Columns claim, verdict ("reproduced", "partly", "not
+    reproduced"), evidence.
     """
     t = table.set_index(["dataset", "method"])
-    methods = ("softmax_baseline", "trust_score", "introspection_net")
     present = set(t.index.get_level_values(0))
 
     def a(d, m):
         return float(t.loc[(d, m), "auroc"])
 
-    rows = []
-    targets = [d for d in ("bim", "fgsm", *_OOD[experiment]) if d in present]
-    wins = [
-        d
-        for d in targets
-        if a(d, "introspection_net") > max(a(d, "softmax_baseline"), a(d, "trust_score"))
-    ]
-    rows.append(
-        {
-            "claim": "Introspection-Net has the best AUROC on BIM, FGSM and every OOD set",
-            "verdict": _verdict(len(wins), len(targets)),
-            "evidence": "; ".join(
-                f"{d}: {a(d, 'introspection_net'):.1f} vs "
-                f"{a(d, 'softmax_baseline'):.1f} (softmax), "
-                f"{a(d, 'trust_score'):.1f} (trust)"
-                for d in targets
-            ),
-        }
-    )
-    ood = [d for d in _OOD[experiment] if d in present]
-    near = [d for d in ood if a(d, "introspection_net") >= 99.0]
-    rows.append(
-        {
-            "claim": "Introspection-Net is close to perfect on OOD data (AUROC >= 99)",
-            "verdict": _verdict(len(near), len(ood)),
-            "evidence": ", ".join(f"{d}: {a(d, 'introspection_net'):.1f}" for d in ood),
-        }
-    )
+    rows = _best_claims(a, present, experiment)
     if "errors" in present:
-        vals = [a("errors", m) for m in methods]
-        spread = max(vals) - min(vals)
-        rows.append(
-            {
-                "claim": f"The three methods are close on errors (AUROC within {close_margin:g})",
-                "verdict": "reproduced" if spread <= close_margin else "not reproduced",
-                "evidence": ", ".join(f"{m}: {v:.1f}" for m, v in zip(methods, vals, strict=True))
-                + f" (spread {spread:.1f})",
-            }
-        )
-    net = t.xs("introspection_net", level="method").auroc
-    rows.append(
-        {
-            "claim": "Errors are Introspection-Net's hardest task: its lowest AUROC (Section 3.3)",
-            "verdict": "reproduced" if net.idxmin() == "errors" else "not reproduced",
-            "evidence": f"lowest: {net.idxmin()} ({net.min():.1f})"
-            + (f"; errors {net['errors']:.1f}" if "errors" in net.index else ""),
-        }
-    )
-    mean = {m: float(t.xs(m, level="method").auroc.mean()) for m in methods}
-    best_base = max(mean["softmax_baseline"], mean["trust_score"])
-    margin = mean["introspection_net"] - best_base
-    evidence = ", ".join(f"{m}: {v:.1f}" for m, v in mean.items())
-    rows.append(
-        {
-            "claim": "Introspection-Net is overall better than both baselines: the best mean "
-            "AUROC over the rows (Section 3.3)",
-            "verdict": "reproduced" if margin > 0 else "not reproduced",
-            "evidence": f"mean AUROC {evidence}",
-        }
-    )
-    rows.append(
-        {
-            "claim": f"... by a large margin (Section 4): at least {large_margin:g} points of "
-            "mean AUROC over the better baseline",
-            "verdict": "reproduced" if margin >= large_margin else "not reproduced",
-            "evidence": f"margin {margin:+.1f} points",
-        }
-    )
+        rows.append(_close_on_errors(a, close_margin))
+    rows += _overall_claims(t, large_margin)
     if experiment == "cifar10" and "deepfool" in present:
         s, n = a("deepfool", "softmax_baseline"), a("deepfool", "introspection_net")
-        rows.append(
-            {
-                "claim": "On CIFAR-10 the Softmax Baseline beats Introspection-Net on DeepFool",
-                "verdict": "reproduced" if s > n else "not reproduced",
-                "evidence": f"AUROC softmax {s:.1f} vs Introspection-Net {n:.1f}",
-            }
-        )
+        rows.append(_claim(
+            "On CIFAR-10 the Softmax Baseline beats Introspection-Net on DeepFool",
+            _yes(s > n), f"AUROC softmax {s:.1f} vs Introspection-Net {n:.1f}",
+        ))  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _best_claims(a, present: set, experiment: str) -> list:
+    """Best AUROC on the attacks and OOD sets; close to perfect on OOD."""
+    targets = [d for d in ("bim", "fgsm", *_OOD[experiment]) if d in present]
+    net = {d: a(d, "introspection_net") for d in targets}
+    wins = [d for d in targets if net[d] > max(a(d, "softmax_baseline"), a(d, "trust_score"))]
+    evidence = "; ".join(
+        f"{d}: {net[d]:.1f} vs {a(d, 'softmax_baseline'):.1f} (softmax), "
+        f"{a(d, 'trust_score'):.1f} (trust)"
+        for d in targets
+    )
+    ood = [d for d in _OOD[experiment] if d in present]
+    near = [d for d in ood if net[d] >= 99.0]
+    return [
+        _claim("Introspection-Net has the best AUROC on BIM, FGSM and every OOD set",
+               _verdict(len(wins), len(targets)), evidence),
+        _claim("Introspection-Net is close to perfect on OOD data (AUROC >= 99)",
+               _verdict(len(near), len(ood)), ", ".join(f"{d}: {net[d]:.1f}" for d in ood)),
+    ]  # fmt: skip
+
+
+def _close_on_errors(a, close_margin: float) -> dict:
+    vals = [a("errors", m) for m in _THREE]
+    spread = max(vals) - min(vals)
+    evidence = ", ".join(f"{m}: {v:.1f}" for m, v in zip(_THREE, vals, strict=True))
+    return _claim(
+        f"The three methods are close on errors (AUROC within {close_margin:g})",
+        _yes(spread <= close_margin), evidence + f" (spread {spread:.1f})",
+    )  # fmt: skip
+
+
+def _overall_claims(t: pd.DataFrame, large_margin: float) -> list:
+    """Errors the net's hardest task; the best mean AUROC; by a large margin."""
+    net = t.xs("introspection_net", level="method").auroc
+    errors = f"; errors {net['errors']:.1f}" if "errors" in net.index else ""
+    mean = {m: float(t.xs(m, level="method").auroc.mean()) for m in _THREE}
+    margin = mean["introspection_net"] - max(mean["softmax_baseline"], mean["trust_score"])
+    evidence = ", ".join(f"{m}: {v:.1f}" for m, v in mean.items())
+    return [
+        _claim("Errors are Introspection-Net's hardest task: its lowest AUROC (Section 3.3)",
+               _yes(net.idxmin() == "errors"), f"lowest: {net.idxmin()} ({net.min():.1f}){errors}"),
+        _claim("Introspection-Net is overall better than both baselines: the best mean "
+               "AUROC over the rows (Section 3.3)", _yes(margin > 0), f"mean AUROC {evidence}"),
+        _claim(f"... by a large margin (Section 4): at least {large_margin:g} points of "
+               "mean AUROC over the better baseline",
+               _yes(margin >= large_margin), f"margin {margin:+.1f} points"),
+    ]  # fmt: skip
 
 
 def claims_markdown(claims_table: pd.DataFrame) -> str:
     """The claims checklist (:func:`claims`) as a Markdown table."""
-    mark = {
-        "reproduced": "✔ reproduced",
-        "partly": "◐ partly",
-        "not reproduced": "✘ not reproduced",
-        "not tested": "not tested",
-    }
-    lines = ["| claim | verdict | evidence |", "|---|---|---|"]
-    for _, r in claims_table.iterrows():
-        lines.append(f"| {r['claim']} | {mark.get(r['verdict'], r['verdict'])} | {r['evidence']} |")
-    return "\n".join(lines)
+    mark = {"reproduced": "✔ reproduced", "partly": "◐ partly",
+            "not reproduced": "✘ not reproduced", "not tested": "not tested"}  # fmt: skip
+    rows = [(r["claim"], mark.get(r["verdict"], r["verdict"]), r["evidence"])
+            for _, r in claims_table.iterrows()]  # fmt: skip
+    return _markdown(["claim", "verdict", "evidence"], rows)
 
 
 def load_results(root) -> tuple[dict, dict]:
     """The ``table2.csv`` and ``summary.json`` of each experiment in a profile's results folder.
 
-    Returns two dicts keyed by experiment (those with both files); each summary's
-    ``wall_seconds`` are updated from ``stage_seconds.json``, which every stage writes.
+    Two dicts keyed by experiment; ``wall_seconds`` updated from ``stage_seconds.json``.
     """
-    import json
-    from pathlib import Path
-
     root = Path(root)
     tables, summaries = {}, {}
     for exp in ("mnist", "cifar10"):
@@ -365,14 +303,17 @@ def load_results(root) -> tuple[dict, dict]:
     return tables, summaries
 
 
+_ORIGIN = {"trained": "trained by this run", "cache": "trained earlier, reused",
+           "published": "the published ones"}  # fmt: skip
+
+
 def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
     """Base accuracy beside the paper's, wall time per stage, machine: a column per experiment."""
     cols = {}
     for exp, s in summaries.items():
         paper = _paper.ACCURACY.get(exp)
         col = {
-            "profile": s["profile"],
-            "test accuracy (%)": f"{100 * s['base_accuracy']:.2f}",
+            "profile": s["profile"], "test accuracy (%)": f"{100 * s['base_accuracy']:.2f}",
             "paper (%)": f"{100 * paper:.2f}" if paper else "not stated",
         }
         col.update({f"{k} (s)": f"{v:.0f}" for k, v in s.get("wall_seconds", {}).items()})
@@ -384,20 +325,15 @@ def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
             if "precision" in weights
             else "—"
         )
-        col["base classifier weights"] = {
-            "trained": "trained by this run",
-            "cache": "trained earlier, reused",
-            "published": "the published ones",
-        }.get(weights.get("origin"), "—")
+        col["base classifier weights"] = _ORIGIN.get(weights.get("origin"), "—")
         cols[exp] = col
     return pd.DataFrame(cols)
 
 
 def auroc_side_by_side(
-    tables: Mapping[str, pd.DataFrame],
-    paper: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame], paper: pd.DataFrame,
     methods: Mapping[str, str] | None = None,
-) -> pd.DataFrame:
+) -> pd.DataFrame:  # fmt: skip
     """AUROC of every experiment, dataset and method: ours with 95% CI, and the paper's.
 
     Index (experiment, dataset); columns (ours | paper, method).
@@ -418,29 +354,24 @@ def auroc_side_by_side(
 
 
 def logit_claims(
-    tests: pd.DataFrame,
-    stats_table: pd.DataFrame,
-    experiment: str,
-    in_distribution: str,
+    tests: pd.DataFrame, stats_table: pd.DataFrame, experiment: str, in_distribution: str,
     separation: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+) -> pd.DataFrame:  # fmt: skip
     """The claims of Section 2.3 about the logits, checked on our statistics as :func:`claims`.
 
-    ``tests`` is :func:`welch_tests` on the mean logit, ``stats_table``
-    :func:`logit_statistics`; ``separation`` (:func:`min_max_separation`) adds Figure 2's claim.
+    ``tests``: :func:`welch_tests` on the mean logit; ``stats_table``: :func:`logit_statistics`;
+    ``separation`` (:func:`min_max_separation`) adds Figure 2's claim.
     """
     lower = tests.index[tests["lower"]].tolist()
-    rows = [
-        {
-            "claim": "The mean logit is significantly lower (p < 0.0001) for every other dataset "
-            "than for correctly classified in-distribution images",
-            "verdict": _verdict(len(lower), len(tests)),
-            "evidence": "; ".join(
-                f"{d}: {r['mean']:.3g} vs {r['reference_mean']:.3g}, p = {r['p_value']:.1e}"
-                for d, r in tests.iterrows()
-            ),
-        }
-    ]
+    rows = [_claim(
+        "The mean logit is significantly lower (p < 0.0001) for every other dataset "
+        "than for correctly classified in-distribution images",
+        _verdict(len(lower), len(tests)),
+        "; ".join(
+            f"{d}: {r['mean']:.3g} vs {r['reference_mean']:.3g}, p = {r['p_value']:.1e}"
+            for d, r in tests.iterrows()
+        ),
+    )]  # fmt: skip
     order = [d for d in (in_distribution, "bim", "fgsm", "deepfool") if d in stats_table.index]
     paper = " > ".join(f"{_paper.MAX_LOGIT[d][0]:g}" for d in ("mnist", "bim", "fgsm", "deepfool"))
     wording = {
@@ -455,23 +386,18 @@ def logit_claims(
         v = stats_table.loc[order, column]
         below = [d for d in order[1:] if v[d] < v[in_distribution]]
         evidence = (f"{d}: {v[d]:.1f} ± {stats_table.loc[d, column + '_std']:.1f}" for d in order)
-        rows.append(
-            {"claim": claim, "verdict": _verdict(len(below), 3), "evidence": ", ".join(evidence)}
-        )
+        rows.append(_claim(claim, _verdict(len(below), 3), ", ".join(evidence)))
     if separation is not None and len(separation):
         better = separation.index[separation["logits"] > separation["softmax"]].tolist()
-        rows.append(
-            {
-                "claim": "The min and max of the logits separate in-distribution images from "
-                "the other sets better than those of the softmax (Figure 2)",
-                "verdict": _verdict(len(better), len(separation)),
-                "evidence": "AUROC of a logistic regression on (min, max), logits vs softmax: "
-                + "; ".join(
-                    f"{d}: {r['logits']:.1f} vs {r['softmax']:.1f}"
-                    for d, r in separation.iterrows()
-                ),
-            }
+        pairs = "; ".join(
+            f"{d}: {r['logits']:.1f} vs {r['softmax']:.1f}" for d, r in separation.iterrows()
         )
+        rows.append(_claim(
+            "The min and max of the logits separate in-distribution images from "
+            "the other sets better than those of the softmax (Figure 2)",
+            _verdict(len(better), len(separation)),
+            "AUROC of a logistic regression on (min, max), logits vs softmax: " + pairs,
+        ))  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -513,81 +439,54 @@ def min_max_separation(
 
 
 def table2_vs_paper_markdown(
-    table: pd.DataFrame,
-    paper: pd.DataFrame,
-    labels: Mapping[str, str] | None = None,
+    table: pd.DataFrame, paper: pd.DataFrame, labels: Mapping[str, str] | None = None,
     methods: Mapping[str, str] | None = None,
-) -> str:
+) -> str:  # fmt: skip
     """Our Table 2 beside the paper's in Markdown: paper → ours [95% CI] (difference) per metric.
 
     A cell whose paper value lies outside our CI is marked ⚠, its difference in bold.
     """
-    labels = dict(labels or {})
-    methods = dict(methods or {})
+    labels, methods = dict(labels or {}), dict(methods or {})
+    names = {"fpr_at_95tpr": "FPR95 ↓", "auroc": "AUROC", "aupr_in": "AUPR-In",
+             "aupr_out": "AUPR-Out"}  # fmt: skip
     d = compare_with_paper(table, paper)
-    names = {
-        "fpr_at_95tpr": "FPR95 ↓",
-        "auroc": "AUROC",
-        "aupr_in": "AUPR-In",
-        "aupr_out": "AUPR-Out",
-    }
-    head = ["dataset", "method", *names.values()]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for (dataset, method), block in d.groupby(["dataset", "method"], sort=False):
         cells = [labels.get(dataset, dataset), methods.get(method, method)]
         for metric in names:
             r = block[block.metric == metric].iloc[0]
+            ours = f"{r['ours']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}]"
             if not np.isfinite(r["paper"]):
-                cells.append(f"{r['ours']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}]")
+                cells.append(ours)
                 continue
             diff = f"{r['difference']:+.1f}"
-            mark = " ⚠" if r["outside_ci"] else ""
-            cells.append(
-                f"{r['paper']:.1f} → {r['ours']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}] "
-                f"({'**' + diff + '**' if r['outside_ci'] else diff}){mark}"
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            diff, mark = (f"**{diff}**", " ⚠") if r["outside_ci"] else (diff, "")
+            cells.append(f"{r['paper']:.1f} → {ours} ({diff}){mark}")
+        rows.append(cells)
+    return _markdown(["dataset", "method", *names.values()], rows)
 
 
 def versions_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
     """Library versions and machine of each experiment's run, one column per experiment."""
     cols = {}
     for exp, s in summaries.items():
-        col = dict(s.get("versions", {}))
-        col.update(
-            {
-                "CPU": s["machine"]["cpu"],
-                "cores": s["machine"]["cores"],
-                "platform": s["machine"].get("platform", ""),
-            }
-        )
-        cols[exp] = col
+        m = s["machine"]
+        cols[exp] = {**s.get("versions", {}), "CPU": m["cpu"], "cores": m["cores"],
+                     "platform": m.get("platform", "")}  # fmt: skip
     return pd.DataFrame(cols).fillna("")
 
 
 def claims_for_experiment(folder, table: pd.DataFrame, experiment: str) -> pd.DataFrame:
     """Every claim checked for one experiment: the logit claims, then the Table 2 claims.
 
-    The logit claims need the ``logit_tests.csv`` and ``logit_stats.csv`` that the
-    logit-analysis chapter writes into ``folder``; they are left out otherwise.
+    The logit claims are left out unless chapter 03 wrote its tables into ``folder``.
     """
-    from pathlib import Path
-
-    folder = Path(folder)
+    files = {n: Path(folder) / f"logit_{n}.csv" for n in ("tests", "stats", "separation")}
+    found = {n: pd.read_csv(f, index_col=0) for n, f in files.items() if f.is_file()}
     parts = []
-    tests, stats_file = folder / "logit_tests.csv", folder / "logit_stats.csv"
-    separation = folder / "logit_separation.csv"
-    if tests.is_file() and stats_file.is_file():
-        parts.append(
-            logit_claims(
-                pd.read_csv(tests, index_col=0),
-                pd.read_csv(stats_file, index_col=0),
-                experiment,
-                experiment,
-                pd.read_csv(separation, index_col=0) if separation.is_file() else None,
-            )
-        )
+    if "tests" in found and "stats" in found:
+        parts.append(logit_claims(found["tests"], found["stats"], experiment, experiment,
+                                  found.get("separation")))  # fmt: skip
     parts.append(claims(table, experiment))
     return pd.concat(parts, ignore_index=True)
 
@@ -602,16 +501,13 @@ def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.Da
     rows = []
     for name, z in logits.items():
         z = np.asarray(z, dtype=np.float64)
-        paper_logit = _paper.MAX_LOGIT.get(name) if experiment == "mnist" else None
-        rows.append(
-            {
-                "dataset": name,
-                "max softmax (%)": 100 * softmax(z, axis=1).max(1).mean(),
-                "paper max softmax (%)": _paper.MAX_SOFTMAX.get(experiment, {}).get(name, np.nan),
-                "max logit": z.max(1).mean(),
-                "paper max logit": paper_logit[0] if paper_logit else np.nan,
-            }
-        )
+        paper_logit = _paper_max_logit(name, experiment)
+        rows.append({
+            "dataset": name, "max softmax (%)": 100 * softmax(z, axis=1).max(1).mean(),
+            "paper max softmax (%)": _paper.MAX_SOFTMAX.get(experiment, {}).get(name, np.nan),
+            "max logit": z.max(1).mean(),
+            "paper max logit": paper_logit[0] if paper_logit else np.nan,
+        })  # fmt: skip
     return pd.DataFrame(rows).set_index("dataset")
 
 
@@ -620,11 +516,10 @@ def softmax_precision_check(
 ) -> pd.DataFrame:
     """Softmax Baseline AUROC with the softmax in float64 and in float32.
 
-    In float32 (Keras) a max probability above 1 − 6·10⁻⁸ rounds to 1.0, so confident
-    examples tie and the AUROC moves. ``in_correct``: whether the classifier is right on
-    each in-distribution test example. Columns ``auroc float64``, ``auroc float32`` (%)
-    and the fractions whose float32 max softmax is exactly 1 (``ties in-distribution``,
-    ``ties dataset``).
+    In float32 (Keras) a max probability above 1 − 6·10⁻⁸ rounds to 1.0: confident examples
+    tie. ``in_correct``: the classifier is right on each in-distribution test example.
+    Columns ``auroc float64``, ``auroc float32`` (%), and the fractions whose float32 max
+    softmax is exactly 1: ``ties in-distribution``, ``ties dataset``.
     """
     from .metrics import auroc
 
@@ -648,34 +543,21 @@ def softmax_precision_check(
     return pd.DataFrame(rows).set_index("dataset")
 
 
-def _read_beyond(folder):
-    from pathlib import Path
-
-    folder = Path(folder)
-    out = {}
-    for name in ("detectors", "leave_one_out", "seeds", "unseen_attacks", "adaptive", "protocol"):
-        f = folder / f"{name}.csv"
-        if f.is_file():
-            out[name] = pd.read_csv(f)
-    return out
+_BEYOND = ("detectors", "leave_one_out", "seeds", "unseen_attacks", "adaptive", "protocol")
 
 
 def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[str, float]):
     """Headline numbers of the chapters beyond the paper, one column per experiment.
 
-    ``root`` is a profile's results folder, ``tables`` each experiment's Table 2 and
-    ``paper_eps`` its L-inf budget (``bim_eps``). Rows: kinds where Introspection-Net is
-    best of eight detectors, or a training-free one within its 95 % CI; AUROC change on a
-    kind left out of training; seed-to-seed std; AUROC on CW-L2 and PGD; evasion at Table
-    2's ε; cells within 5 points of the paper. Missing results are left empty.
+    ``root``: a profile's results folder; ``paper_eps``: each experiment's ``bim_eps``.
+    Missing results are left empty.
     """
-    from pathlib import Path
-
     from .protocol import OURS, within
 
     cols = {}
     for exp, t2 in tables.items():
-        b = _read_beyond(Path(root) / exp)
+        files = {n: Path(root) / exp / f"{n}.csv" for n in _BEYOND}
+        b = {n: pd.read_csv(f) for n, f in files.items() if f.is_file()}
         col = {}
         if "detectors" in b:
             rank = detector_ranking(b["detectors"])
@@ -720,17 +602,14 @@ def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[st
 
 
 def reproduction_summary(
-    tables: Mapping[str, pd.DataFrame],
-    summaries: Mapping[str, dict],
-    paper: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame], summaries: Mapping[str, dict], paper: pd.DataFrame,
     checklists: Mapping[str, pd.DataFrame] | None = None,
-) -> pd.DataFrame:
+) -> pd.DataFrame:  # fmt: skip
     """Per experiment: claims reproduced and how far the AUROC cells are from the paper's.
 
-    ``tables`` and ``summaries`` come from :func:`load_results`; ``checklists`` holds the
-    claims per experiment (as :func:`claims_for_experiment`), default :func:`claims`.
-    Columns ``profile``, ``base_accuracy`` (%), ``reproduced``, ``partly``, ``claims``,
-    ``mean_gap`` (mean |AUROC − paper|), ``outside_ci``, ``cells``.
+    ``tables``, ``summaries``: :func:`load_results`; ``checklists``: the claims per
+    experiment (:func:`claims_for_experiment`), default :func:`claims`. ``mean_gap`` is
+    the mean |AUROC − paper|.
     """
     rows = {}
     for exp, t in tables.items():
@@ -741,32 +620,25 @@ def reproduction_summary(
             "profile": summaries[exp]["profile"],
             "base_accuracy": 100 * summaries[exp]["base_accuracy"],
             "reproduced": int((c.verdict == "reproduced").sum()),
-            "partly": int((c.verdict == "partly").sum()),
-            "claims": len(c),
-            "mean_gap": a.difference.abs().mean(),
-            "outside_ci": int(a.outside_ci.sum()),
+            "partly": int((c.verdict == "partly").sum()), "claims": len(c),
+            "mean_gap": a.difference.abs().mean(), "outside_ci": int(a.outside_ci.sum()),
             "cells": len(a),
-        }
+        }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def difference_checks(
-    table: pd.DataFrame,
-    paper: pd.DataFrame,
-    correct_only: pd.DataFrame,
-    trust_spaces: pd.DataFrame,
-    softmax_precision: pd.DataFrame | None = None,
-    softmax_dtype: str = "float32",
-    min_gap: float = 2.0,
-) -> pd.DataFrame:
+    table: pd.DataFrame, paper: pd.DataFrame, correct_only: pd.DataFrame,
+    trust_spaces: pd.DataFrame, softmax_precision: pd.DataFrame | None = None,
+    softmax_dtype: str = "float32", min_gap: float = 2.0,
+) -> pd.DataFrame:  # fmt: skip
     """For each AUROC cell far from the paper's, its AUROC under each check of chapter 06.
 
-    A cell is kept when the paper's value is outside our 95 % CI by ``min_gap`` points or
-    more. Checks: natural errors left out of the negatives (``correct_only``); for the
-    Trust Score its other feature spaces (``trust_spaces``); for the Softmax Baseline the
-    arithmetic other than ``softmax_dtype`` (``softmax_precision``). Index (dataset,
-    method), largest gap first; columns ``ours``, ``paper``, ``gap``, one per check,
-    ``closest`` (the check nearest the paper), ``closest_value``, ``closes`` (% of the gap).
+    Kept: cells whose paper value is outside our 95 % CI, ``min_gap`` points or more away.
+    Checks: natural errors left out (``correct_only``); the Trust Score's other feature
+    spaces (``trust_spaces``); the softmax arithmetic other than ``softmax_dtype``
+    (``softmax_precision``). Largest gap first; ``closest`` is the check nearest the paper,
+    ``closes`` the % of the gap it closes.
     """
     d = compare_with_paper(table, paper)
     d = d[(d.metric == "auroc") & d.outside_ci & (d.difference.abs() >= min_gap)]
@@ -775,32 +647,21 @@ def difference_checks(
     other = "float64" if softmax_dtype == "float32" else "float32"
     rows = []
     for _, r in d.iterrows():
-        key = (r["dataset"], r["method"])
-        checks = {"natural errors left out": co.get(key, np.nan)}
+        checks = {"natural errors left out": co.get((r["dataset"], r["method"]), np.nan)}
         if r["method"] == "trust_score" and r["dataset"] in trust_spaces.index:
             for space, v in trust_spaces.loc[r["dataset"]].items():
                 checks[f"Trust Score on {space}"] = v
-        if (
-            r["method"] == "softmax_baseline"
-            and softmax_precision is not None
-            and r["dataset"] in softmax_precision.index
-        ):
+        if (r["method"] == "softmax_baseline" and softmax_precision is not None
+                and r["dataset"] in softmax_precision.index):  # fmt: skip
             checks[f"a {other} softmax"] = softmax_precision.loc[r["dataset"], f"auroc {other}"]
         gaps = {k: abs(v - r["paper"]) for k, v in checks.items() if np.isfinite(v)}
         best = min(gaps, key=gaps.get) if gaps else None
-        rows.append(
-            {
-                "dataset": r["dataset"],
-                "method": r["method"],
-                "ours": r["ours"],
-                "paper": r["paper"],
-                "gap": r["difference"],
-                **checks,
-                "closest": best,
-                "closest_value": checks[best] if best else np.nan,
-                "closes": 100 * (1 - gaps[best] / abs(r["difference"])) if best else np.nan,
-            }
-        )
+        rows.append({
+            "dataset": r["dataset"], "method": r["method"], "ours": r["ours"],
+            "paper": r["paper"], "gap": r["difference"], **checks, "closest": best,
+            "closest_value": checks[best] if best else np.nan,
+            "closes": 100 * (1 - gaps[best] / abs(r["difference"])) if best else np.nan,
+        })  # fmt: skip
     out = pd.DataFrame(rows, columns=None if rows else ["dataset", "method", "ours", "paper"])
     return out.set_index(["dataset", "method"])
 
@@ -808,9 +669,8 @@ def difference_checks(
 def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
     """Per kind of misclassification: the best of eight detectors against Introspection-Net.
 
-    Columns ``best``, ``best_auroc``, ``net``, ``net_lo``, ``net_hi``, ``free`` and
-    ``free_auroc`` (best of :data:`TRAINING_FREE`), ``free_reaches`` (within the net's CI
-    or above), ``free_above``, ``logits_reach`` (the same for the logit-only detectors).
+    ``free``: the best of :data:`TRAINING_FREE`; ``free_reaches``: within the net's CI or
+    above; ``logits_reach``: the same for the logit-only detectors.
     """
     rows = {}
     for d in dict.fromkeys(table.dataset):
@@ -821,25 +681,20 @@ def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
             [m for m in ("max_logit", "energy", "softmax_baseline") if m in block.index]
         ].auroc
         rows[d] = {
-            "best": block.auroc.idxmax(),
-            "best_auroc": block.auroc.max(),
-            "net": net.auroc,
-            "net_lo": net.auroc_lo,
-            "net_hi": net.auroc_hi,
-            "free": free.idxmax(),
-            "free_auroc": free.max(),
-            "free_reaches": bool(free.max() >= net.auroc_lo),
+            "best": block.auroc.idxmax(), "best_auroc": block.auroc.max(), "net": net.auroc,
+            "net_lo": net.auroc_lo, "net_hi": net.auroc_hi, "free": free.idxmax(),
+            "free_auroc": free.max(), "free_reaches": bool(free.max() >= net.auroc_lo),
             "free_above": bool(free.max() > net.auroc_hi),
             "logits_reach": bool(logit.max() >= net.auroc_lo),
-        }
+        }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def adaptive_rates(table: pd.DataFrame, epsilon: float) -> pd.DataFrame:
     """Evasion rates (%) of each detector at L-inf radius ``epsilon`` and unbounded.
 
-    ``table`` is ``adaptive.csv``; columns ``pgd`` (plain PGD), ``adaptive`` (best adaptive
-    attack) and ``unbounded`` (best adaptive attack without a bound).
+    ``table``: ``adaptive.csv``; columns ``pgd``, ``adaptive`` (the best adaptive attack),
+    ``unbounded``.
     """
     at = table[np.isclose(table.epsilon.astype(float), epsilon)]
     unb = table[table.epsilon.isna()]
@@ -849,13 +704,10 @@ def adaptive_rates(table: pd.DataFrame, epsilon: float) -> pd.DataFrame:
         return float(v.iloc[0]) if len(v) else np.nan
 
     rows = {
-        m: {
-            "pgd": rate(at, m, "pgd"),
-            "adaptive": rate(at, m, "adaptive (best)"),
-            "unbounded": rate(unb, m, "adaptive (best)"),
-        }
+        m: {"pgd": rate(at, m, "pgd"), "adaptive": rate(at, m, "adaptive (best)"),
+            "unbounded": rate(unb, m, "adaptive (best)")}
         for m in dict.fromkeys(table.detector)
-    }
+    }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -864,11 +716,9 @@ def adaptive_headline(
 ) -> pd.DataFrame:
     """Per experiment: Table 2's attack AUROC beside what the adaptive attacks get past.
 
-    Columns ``auroc`` (Introspection-Net, mean of BIM and FGSM), ``epsilon`` and the
-    evasion rates (%) at it: ``pgd``, ``adaptive``, ``softmax_adaptive``, ``trust_adaptive``.
+    ``auroc``: Introspection-Net's, mean of BIM and FGSM; then the evasion rates (%) at
+    ``epsilon``.
     """
-    from pathlib import Path
-
     rows = {}
     for exp, t2 in tables.items():
         f = Path(root) / exp / "adaptive.csv"
@@ -877,11 +727,10 @@ def adaptive_headline(
         r = adaptive_rates(pd.read_csv(f), paper_eps[exp])
         attacks = t2[t2.dataset.isin(["bim", "fgsm"]) & (t2.method == "introspection_net")]
         rows[exp] = {
-            "auroc": attacks.auroc.mean(),
-            "epsilon": paper_eps[exp],
+            "auroc": attacks.auroc.mean(), "epsilon": paper_eps[exp],
             "pgd": r.loc["introspection_net", "pgd"],
             "adaptive": r.loc["introspection_net", "adaptive"],
             "softmax_adaptive": r.loc["softmax_baseline", "adaptive"],
             "trust_adaptive": r.loc["trust_score", "adaptive"],
-        }
+        }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -22,37 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = [
-    "ArtifactError",
-    "ArtifactNotFoundError",
-    "CorruptArtifactError",
-    "StaleArtifactError",
-    "library_versions",
-    "canonical_params",
-    "file_sha256",
-    "save_arrays",
-    "load_arrays",
-    "save_model",
-    "load_model",
-    "save_json",
-    "load_json",
-    "read_manifest",
-    "names",
-    "exists",
-    "copy",
-    "remove",
-]
+__all__ = ["ArtifactError", "ArtifactNotFoundError", "CorruptArtifactError", "StaleArtifactError",
+           "library_versions", "canonical_params", "file_sha256", "save_arrays", "load_arrays",
+           "save_model", "load_model", "save_json", "load_json", "read_manifest", "names", "exists",
+           "copy", "remove"]
 
 _SUFFIX = {"arrays": ".npz", "model": ".keras", "json": ".data.json"}
-_LIBRARIES = (
-    "introspection",
-    "numpy",
-    "tensorflow-cpu",
-    "tensorflow",
-    "keras",
-    "scikit-learn",
-    "cleverhans",
-)
+_LIBRARIES = ("introspection", "numpy", "tensorflow-cpu", "tensorflow", "keras", "scikit-learn",
+              "cleverhans")
 
 
 class ArtifactError(Exception):
@@ -95,9 +72,8 @@ def _to_jsonable(obj):
         return os.fspath(obj)
     if obj is None or isinstance(obj, (str, bool, int, float)):
         return obj
-    raise TypeError(
-        f"Cannot record a parameter of type {type(obj).__name__} in a manifest: {obj!r}"
-    )
+    kind = type(obj).__name__
+    raise TypeError(f"Cannot record a parameter of type {kind} in a manifest: {obj!r}")
 
 
 def canonical_params(params: Mapping | None) -> dict:
@@ -107,11 +83,8 @@ def canonical_params(params: Mapping | None) -> dict:
 
 def file_sha256(path) -> str:
     """SHA-256 of a file's bytes, as a hex string."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _check_name(name: str) -> str:
@@ -121,17 +94,15 @@ def _check_name(name: str) -> str:
 
 
 def _paths(root, name: str, kind: str) -> tuple[Path, Path]:
-    root = Path(root)
-    _check_name(name)
-    return root / f"{name}{_SUFFIX[kind]}", root / f"{name}.json"
+    """The data file and the manifest of artifact ``name``."""
+    return Path(root) / f"{_check_name(name)}{_SUFFIX[kind]}", Path(root) / f"{name}.json"
 
 
 def _atomic_write(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -141,22 +112,18 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def _write_json(path: Path, obj, indent: int) -> None:
+    text = json.dumps(obj, indent=indent, sort_keys=True)
+    _atomic_write(path, lambda p: p.write_text(text))
+
+
 def _write_manifest(root, name: str, kind: str, params, seed, extra: dict) -> dict:
     data_path, manifest_path = _paths(root, name, kind)
-    manifest = {
-        "name": name,
-        "kind": kind,
-        "file": data_path.name,
-        "sha256": file_sha256(data_path),
-        "bytes": data_path.stat().st_size,
-        "params": canonical_params(params),
-        "seed": seed,
-        "versions": library_versions(),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        **extra,
-    }
-    text = json.dumps(manifest, indent=2, sort_keys=True)
-    _atomic_write(manifest_path, lambda p: p.write_text(text))
+    manifest = {"name": name, "kind": kind, "file": data_path.name,
+                "sha256": file_sha256(data_path), "bytes": data_path.stat().st_size,
+                "params": canonical_params(params), "seed": seed, "versions": library_versions(),
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), **extra}
+    _write_json(manifest_path, manifest, indent=2)
     return manifest
 
 
@@ -177,8 +144,10 @@ def read_manifest(root, name: str) -> dict:
     return manifest
 
 
-def _verified(root, name: str, kind: str, params) -> tuple[Path, dict]:
+def _verified(root, name: str, kind: str | None, params) -> tuple[Path, dict]:
+    """The data file and manifest of an artifact checked against both (``kind`` None: any)."""
     manifest = read_manifest(root, name)
+    kind = manifest["kind"] if kind is None else kind
     if manifest["kind"] != kind:
         raise ArtifactError(f"Artifact {name!r} holds {manifest['kind']}, not {kind}.")
     data_path, _ = _paths(root, name, kind)
@@ -196,15 +165,10 @@ def _verified(root, name: str, kind: str, params) -> tuple[Path, dict]:
     if params is not None:
         expected = canonical_params(params)
         if manifest.get("params") != expected:
-            changed = sorted(
-                k
-                for k in set(expected) | set(manifest.get("params", {}))
-                if expected.get(k) != manifest.get("params", {}).get(k)
-            )
-            raise StaleArtifactError(
-                f"Artifact {name!r} was made with other parameters "
-                f"(differing: {', '.join(changed)})."
-            )
+            stored = manifest.get("params", {})
+            changed = sorted(k for k in {*expected, *stored} if expected.get(k) != stored.get(k))
+            raise StaleArtifactError(f"Artifact {name!r} was made with other parameters "
+                                     f"(differing: {', '.join(changed)}).")
     return data_path, manifest
 
 
@@ -216,18 +180,14 @@ def names(root, pattern: str = "*") -> list[str]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(
-        p.name[: -len(".json")]
-        for p in root.glob(f"{pattern}.json")
-        if not p.name.endswith(_SUFFIX["json"])
-    )
+    manifests = [p.name for p in root.glob(f"{pattern}.json")]
+    return sorted(m[: -len(".json")] for m in manifests if not m.endswith(_SUFFIX["json"]))
 
 
 def exists(root, name: str, params: Mapping | None = None) -> bool:
     """Whether a complete, uncorrupted artifact exists (with these ``params``, if given)."""
     try:
-        kind = read_manifest(root, name)["kind"]
-        _verified(root, name, kind, params)
+        _verified(root, name, None, params)
     except ArtifactError:
         return False
     return True
@@ -253,10 +213,8 @@ def save_arrays(
             np.savez(f, **data)
 
     _atomic_write(data_path, write)
-    extra = {
-        "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in data.items()}
-    }
-    return _write_manifest(root, name, "arrays", params, seed, extra)
+    shapes = {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in data.items()}
+    return _write_manifest(root, name, "arrays", params, seed, {"arrays": shapes})
 
 
 def load_arrays(root, name: str, *, params: Mapping | None = None) -> dict[str, np.ndarray]:
@@ -285,9 +243,8 @@ def load_model(root, name: str, *, params: Mapping | None = None, compile: bool 
 
 def save_json(root, name: str, obj, *, params=None, seed=None) -> dict:
     """Save a JSON document (e.g. a training history), atomically, with a manifest (returned)."""
-    text = json.dumps(_to_jsonable(obj), indent=1, sort_keys=True)
-    data_path, _ = _paths(root, name, "json")
-    _atomic_write(data_path, lambda p: p.write_text(text))
+    doc = _to_jsonable(obj)
+    _write_json(_paths(root, name, "json")[0], doc, indent=1)
     return _write_manifest(root, name, "json", params, seed, {})
 
 
@@ -304,18 +261,15 @@ def copy(src_root, dst_root, name: str, *, params: Mapping | None = None) -> dic
     """
     import shutil
 
-    kind = read_manifest(src_root, name)["kind"]
-    data_src, manifest = _verified(src_root, name, kind, params)
-    data_dst, manifest_dst = _paths(dst_root, name, kind)
+    data_src, manifest = _verified(src_root, name, None, params)
+    data_dst, manifest_dst = _paths(dst_root, name, manifest["kind"])
     _atomic_write(data_dst, lambda p: shutil.copyfile(data_src, p))
-    text = json.dumps(manifest, indent=2, sort_keys=True)
-    _atomic_write(manifest_dst, lambda p: p.write_text(text))
+    _write_json(manifest_dst, manifest, indent=2)
     return manifest
 
 
 def remove(root, name: str) -> None:
     """Delete an artifact, manifest first (then it no longer exists); a missing one is no error."""
-    manifest_path = Path(root) / f"{_check_name(name)}.json"
-    manifest_path.unlink(missing_ok=True)
+    (Path(root) / f"{_check_name(name)}.json").unlink(missing_ok=True)
     for suffix in _SUFFIX.values():
         (Path(root) / f"{name}{suffix}").unlink(missing_ok=True)

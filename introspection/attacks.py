@@ -27,15 +27,8 @@ from cleverhans.tf2.utils import clip_eta  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 __all__ = [
-    "DEEPFOOL_STEP_EPS",
-    "Generated",
-    "bim",
-    "carlini_wagner_l2",
-    "deepfool",
-    "deepfool_perturb",
-    "fgsm",
-    "patch_errors",
-    "predict_labels",
+    "DEEPFOOL_STEP_EPS", "Generated", "bim", "carlini_wagner_l2", "deepfool", "deepfool_perturb",
+    "fgsm", "patch_errors", "predict_labels",
 ]
 
 #: Added to DeepFool's step as in the reference (LTS4/DeepFool), so that it lands just
@@ -66,7 +59,7 @@ class Generated(NamedTuple):
     stats: dict
 
 
-# Validation helpers
+# Validation
 
 
 def _as_images(x: Any) -> np.ndarray:
@@ -100,24 +93,21 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
     return y
 
 
-def _check_clip(clip_min: float, clip_max: float) -> tuple[float, float]:
+def _check_clip(x: np.ndarray, clip_min: float, clip_max: float) -> tuple[float, float]:
+    """Validate the pixel range and check that ``x`` lies inside it."""
     clip_min, clip_max = float(clip_min), float(clip_max)
     if not (math.isfinite(clip_min) and math.isfinite(clip_max)):
         raise ValueError("clip_min and clip_max must be finite")
     if not clip_min < clip_max:
         raise ValueError(f"clip_min must be < clip_max; got {clip_min} >= {clip_max}")
+    if x.size:
+        lo, hi = float(x.min()), float(x.max())
+        if lo < clip_min - _RANGE_TOL or hi > clip_max + _RANGE_TOL:
+            raise ValueError(
+                f"x values lie in [{lo:g}, {hi:g}], outside [clip_min, clip_max] = "
+                f"[{clip_min:g}, {clip_max:g}] (wrong pixel scale?)"
+            )
     return clip_min, clip_max
-
-
-def _check_in_range(x: np.ndarray, clip_min: float, clip_max: float) -> None:
-    if x.size == 0:
-        return
-    lo, hi = float(x.min()), float(x.max())
-    if lo < clip_min - _RANGE_TOL or hi > clip_max + _RANGE_TOL:
-        raise ValueError(
-            f"x values lie in [{lo:g}, {hi:g}], outside [clip_min, clip_max] = "
-            f"[{clip_min:g}, {clip_max:g}] (wrong pixel scale?)"
-        )
 
 
 def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -138,7 +128,7 @@ def _check_nonneg_float(value: Any, name: str) -> float:
     return value
 
 
-# Inference helpers
+# Inference
 
 
 # Traced logits per (model, sample shape), so TensorFlow does not retrace every batch.
@@ -150,9 +140,8 @@ def _logits_fn(model: Any, sample_shape: tuple[int, ...]):
     per_model = _LOGITS_FNS.setdefault(model, {})
     key = tuple(int(d) for d in sample_shape)
     if key not in per_model:
-        spec = tf.TensorSpec((None, *key), tf.float32)
 
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[tf.TensorSpec((None, *key), tf.float32)])
         def logits(x):
             return model(x, training=False)
 
@@ -174,12 +163,32 @@ def predict_labels(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
     if x.ndim < 2:
         raise ValueError(f"x must have a batch dimension; got shape {x.shape}")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    if len(x) == 0:
-        return np.empty(0, dtype=np.int64)
     return _predict_with(_logits_fn(model, x.shape[1:]), x, batch_size)
 
 
-# Statistics helpers
+def _clean_correct(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int):
+    """Return the indices of the inputs classified correctly, and the traced logits fn."""
+    fn = _logits_fn(model, x.shape[1:])
+    if len(x) == 0:
+        return np.empty(0, dtype=np.int64), fn
+    n_out = int(fn(tf.constant(x[:1])).shape[-1])
+    if y.max() >= n_out:
+        raise ValueError(f"y holds class id {int(y.max())} but the model has {n_out} outputs")
+    pred = _predict_with(fn, x, batch_size)
+    return np.flatnonzero(pred == y).astype(np.int64), fn
+
+
+def _prepare_attack(model: Any, x: Any, y: Any, clip_min: float, clip_max: float, batch_size: int):
+    """Validate the inputs; return them with the correctly classified indices and logits fn."""
+    x = _as_images(x)
+    y = _as_labels(y, len(x))
+    clip_min, clip_max = _check_clip(x, clip_min, clip_max)
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    correct, fn = _clean_correct(model, x, y, batch_size)
+    return x, y, clip_min, clip_max, batch_size, correct, fn
+
+
+# Statistics
 
 
 def _mean_or_none(values: np.ndarray) -> float | None:
@@ -199,47 +208,41 @@ def _perturbation_stats(x_adv: np.ndarray, x_src: np.ndarray) -> dict:
     src_norm = np.linalg.norm(x_src.astype(np.float64).reshape(n, d), axis=1)
     rel = l2[src_norm > 0] / src_norm[src_norm > 0]
     return {
-        "mean_linf": _mean_or_none(linf),
-        "max_linf": _max_or_none(linf),
-        "mean_l2": _mean_or_none(l2),
-        "max_l2": _max_or_none(l2),
-        "mean_rel_l2": _mean_or_none(rel),
+        "mean_linf": _mean_or_none(linf), "max_linf": _max_or_none(linf),
+        "mean_l2": _mean_or_none(l2), "max_l2": _max_or_none(l2), "mean_rel_l2": _mean_or_none(rel),
     }
 
 
-def _finish(
-    x: np.ndarray,
-    attacked_index: np.ndarray,
-    x_adv: np.ndarray,
-    keep: np.ndarray,
-    base_stats: dict,
-) -> Generated:
-    """Filter the attacked examples to the misclassified ones and assemble the stats."""
-    kept_x = np.ascontiguousarray(x_adv[keep], dtype=np.float32)
-    kept_src = attacked_index[keep].astype(np.int64)
-    attempted = int(len(attacked_index))
-    stats = dict(base_stats)
-    stats.update(
-        attempted=attempted,
-        kept=int(len(kept_src)),
-        success_rate=(len(kept_src) / attempted) if attempted else None,
-    )
+def _base_stats(generator: str, x: np.ndarray, correct: np.ndarray, **settings) -> dict:
+    """The statistics every generator starts with, then its ``settings``."""
+    n_input, n_clean_correct = int(len(x)), int(len(correct))
+    return dict(generator=generator, n_input=n_input, n_clean_correct=n_clean_correct, **settings)
+
+
+def _finish(x, kept_x, kept_src, base, attempted, n_success=None, **extra) -> Generated:
+    """The kept examples as a :class:`Generated`, with the statistics common to all.
+
+    ``success_rate`` is ``n_success`` (default: the number kept) over ``attempted``.
+    """
+    kept_x, kept_src = np.ascontiguousarray(kept_x, dtype=np.float32), kept_src.astype(np.int64)
+    n_success = len(kept_src) if n_success is None else n_success
+    stats = {**base, "attempted": int(attempted), "kept": int(len(kept_src)),
+             "success_rate": (n_success / attempted) if attempted else None, **extra}
     stats.update(_perturbation_stats(kept_x, x[kept_src]))
     return Generated(x=kept_x, source_index=kept_src, stats=stats)
 
 
-def _clean_correct(
-    model: Any, x: np.ndarray, y: np.ndarray, batch_size: int
-) -> tuple[np.ndarray, Any]:
-    """Return the indices of the inputs classified correctly, and the traced logits fn."""
-    fn = _logits_fn(model, x.shape[1:])
-    if len(x) == 0:
-        return np.empty(0, dtype=np.int64), fn
-    n_out = int(fn(tf.constant(x[:1])).shape[-1])
-    if y.max() >= n_out:
-        raise ValueError(f"y holds class id {int(y.max())} but the model has {n_out} outputs")
-    pred = _predict_with(fn, x, batch_size)
-    return np.flatnonzero(pred == y).astype(np.int64), fn
+def _attack_batches(x, y, correct, fn, batch_size, attack, base) -> Generated:
+    """Run ``attack(idx)`` (a tensor of adversarial images) on ``correct`` in batches."""
+    x_adv = np.empty((len(correct), *x.shape[1:]), dtype=np.float32)
+    pred = np.empty(len(correct), dtype=np.int64)
+    for start in range(0, len(correct), batch_size):
+        idx = correct[start : start + batch_size]
+        adv = attack(idx)
+        x_adv[start : start + len(idx)] = adv.numpy()
+        pred[start : start + len(idx)] = np.argmax(fn(adv).numpy(), axis=1)
+    keep = pred != y[correct]
+    return _finish(x, x_adv[keep], correct[keep], base, len(correct))
 
 
 # Patch errors
@@ -259,9 +262,7 @@ def _apply_patches(
     return np.where(mask[..., None], fill, images).astype(np.float32)
 
 
-def _position_orders(
-    rng: np.random.Generator, n: int, n_positions: int, n_tries: int
-) -> np.ndarray:
+def _position_orders(rng: np.random.Generator, n: int, n_positions: int, n_tries: int):
     """Per image, ``n_tries`` distinct positions of ``range(n_positions)`` in random order."""
     out = np.empty((n, n_tries), dtype=np.int64)
     chunk = max(1, 2**22 // max(1, n_positions))
@@ -277,45 +278,36 @@ def _position_orders(
     return out
 
 
-def _patch_result(
-    x, correct, base, n_examples, kept_x, kept_local, kept_pos, counts, tries, rounds_run
-) -> Generated:
+def _patch_result(x, correct, base, n_examples, kept, counts, tries, rounds_run) -> Generated:
     """The errors :func:`_patch_rounds` kept, as a :class:`Generated` with its statistics."""
-    n_kept = int(counts.sum())
-    if kept_x:
-        gx = np.concatenate(kept_x)
-        glocal = np.concatenate(kept_local)
-        gpos = np.concatenate(kept_pos)
+    if kept:
+        gx, glocal, gpos = (np.concatenate(parts) for parts in zip(*kept, strict=True))
     else:
         gx = np.empty((0, *x.shape[1:]), dtype=np.float32)
-        glocal = np.empty(0, dtype=np.int64)
-        gpos = np.empty((0, 2), dtype=np.int64)
-    source_index = correct[glocal].astype(np.int64)
+        glocal, gpos = np.empty(0, dtype=np.int64), np.empty((0, 2), dtype=np.int64)
+    n_kept, n_src = int(counts.sum()), len(correct)
     has_error = counts[counts > 0]
-    stats = dict(base)
-    stats.update(
-        attempted=int(len(correct)),
-        kept=int(n_kept),
-        success_rate=(len(has_error) / len(correct)) if len(correct) else None,
-        tries=int(tries),
+    gen = _finish(
+        x, gx, correct[glocal], base, n_src, len(has_error), tries=int(tries),
         **{"yield": (n_kept / tries) if tries else None},
         tries_per_error=(tries / n_kept) if n_kept else None,
-        mean_tries_per_source=(tries / len(correct)) if len(correct) else None,
-        rounds=int(rounds_run),
+        mean_tries_per_source=(tries / n_src) if n_src else None, rounds=int(rounds_run),
         target_reached=bool(n_examples is not None and n_kept >= n_examples),
-        n_sources_with_error=int(len(has_error)),
-        errors_per_source_mean=_mean_or_none(has_error),
+        n_sources_with_error=int(len(has_error)), errors_per_source_mean=_mean_or_none(has_error),
         errors_per_source_max=int(has_error.max()) if len(has_error) else 0,
     )
-    stats.update(_perturbation_stats(gx, x[source_index]))
-    stats["patch_positions"] = gpos.astype(int).tolist()
-    return Generated(x=np.ascontiguousarray(gx), source_index=source_index, stats=stats)
+    gen.stats["patch_positions"] = gpos.astype(int).tolist()
+    return gen
 
 
 def _patch_rounds(try_patches, n_src, n_rounds, batch_size, n_examples, max_per_source, progress):
-    """Run :func:`patch_errors`' rounds: every open source at its next position, in order."""
+    """Run :func:`patch_errors`' rounds: every open source at its next position, in order.
+
+    Returns the kept ``(images, local source ids, positions)`` per batch, the errors per
+    source, the tries and the rounds run.
+    """
     counts = np.zeros(n_src, dtype=np.int64)  # errors per attacked image
-    kept_x, kept_local, kept_pos = [], [], []
+    kept = []
     n_kept = tries = rounds_run = 0
     for rnd in tqdm(range(n_rounds), desc="patch rounds", disable=not progress):
         open_idx = np.arange(n_src)
@@ -333,29 +325,18 @@ def _patch_rounds(try_patches, n_src, n_rounds, batch_size, n_examples, max_per_
                 n_eval, done = int(wrong[-1]) + 1, True
             tries += n_eval
             if len(wrong):
-                kept_x.append(xb[wrong])
-                kept_local.append(local[wrong])
-                kept_pos.append(pos[wrong])
+                kept.append((xb[wrong], local[wrong], pos[wrong]))
                 counts[local[wrong]] += 1
                 n_kept += len(wrong)
             if done:
-                return kept_x, kept_local, kept_pos, counts, tries, rounds_run
-    return kept_x, kept_local, kept_pos, counts, tries, rounds_run
+                return kept, counts, tries, rounds_run
+    return kept, counts, tries, rounds_run
 
 
 def patch_errors(
-    model: Any,
-    x: Any,
-    y: Any,
-    *,
-    n_examples: int | None = None,
-    patch_size: int = 7,
-    max_tries: int = 20,
-    max_per_source: int | None = None,
-    fill=0.0,
-    batch_size: int = 256,
-    seed: int = 0,
-    progress: bool = False,
+    model: Any, x: Any, y: Any, *, n_examples: int | None = None, patch_size: int = 7,
+    max_tries: int = 20, max_per_source: int | None = None, fill=0.0, batch_size: int = 256,
+    seed: int = 0, progress: bool = False,
 ) -> Generated:
     """Errors made by black square patches (the paper's "errors", Section 2.2).
 
@@ -377,7 +358,7 @@ def patch_errors(
     """
     x = _as_images(x)
     y = _as_labels(y, len(x))
-    n, h, w, _ = x.shape
+    _, h, w, _ = x.shape
     patch_size = _check_positive_int(patch_size, "patch_size")
     if patch_size > min(h, w):
         raise ValueError(f"patch_size={patch_size} does not fit in {h}x{w} images")
@@ -387,8 +368,7 @@ def patch_errors(
     if max_per_source is not None:
         max_per_source = _check_positive_int(max_per_source, "max_per_source")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"seed must be an integer; got {seed!r}")
+    seed = _check_positive_int(seed, "seed", minimum=0)
     fill = np.asarray(fill, dtype=np.float32).ravel()
     if fill.size not in (1, x.shape[-1]) or not np.all(np.isfinite(fill)):
         raise ValueError(f"fill must be one finite value or one per channel; got {fill!r}")
@@ -397,17 +377,10 @@ def patch_errors(
     n_positions = (h - patch_size + 1) * n_pos_c
     n_rounds = min(max_tries, n_positions)
     correct, fn = _clean_correct(model, x, y, batch_size)
-    base = {
-        "generator": "patch_errors",
-        "n_input": int(n),
-        "n_clean_correct": int(len(correct)),
-        "patch_size": patch_size,
-        "n_positions": int(n_positions),
-        "max_tries": int(n_rounds),
-        "max_per_source": max_per_source,
-        "n_examples": n_examples,
-        "seed": int(seed),
-    }
+    base = _base_stats(
+        "patch_errors", x, correct, patch_size=patch_size, n_positions=int(n_positions),
+        max_tries=int(n_rounds), max_per_source=max_per_source, n_examples=n_examples, seed=seed,
+    )
     orders = _position_orders(np.random.default_rng(seed), len(correct), n_positions, n_rounds)
 
     def try_patches(local, rnd):
@@ -427,18 +400,6 @@ def patch_errors(
 # FGSM and BIM (cleverhans 4, TF2)
 
 
-def _prepare_attack(
-    model: Any, x: Any, y: Any, clip_min: float, clip_max: float, batch_size: int
-) -> tuple[np.ndarray, np.ndarray, float, float, int, np.ndarray, Any]:
-    x = _as_images(x)
-    y = _as_labels(y, len(x))
-    clip_min, clip_max = _check_clip(clip_min, clip_max)
-    _check_in_range(x, clip_min, clip_max)
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    correct, fn = _clean_correct(model, x, y, batch_size)
-    return x, y, clip_min, clip_max, batch_size, correct, fn
-
-
 def _loss_model(model: Any, loss_on: str):
     """What cleverhans differentiates: the logits, or the probabilities taken as logits."""
     if loss_on == "logits":
@@ -449,15 +410,8 @@ def _loss_model(model: Any, loss_on: str):
 
 
 def fgsm(
-    model: Any,
-    x: Any,
-    y: Any,
-    *,
-    eps: float,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
-    loss_on: str = "logits",
-    batch_size: int = 256,
+    model: Any, x: Any, y: Any, *, eps: float, clip_min: float = 0.0, clip_max: float = 1.0,
+    loss_on: str = "logits", batch_size: int = 256,
 ) -> Generated:
     """Untargeted L-inf FGSM (Goodfellow et al., 2015) with cleverhans 4.
 
@@ -473,11 +427,6 @@ def fgsm(
         ``"probabilities"`` feeds the softmax to the cross-entropy as logits (a
         cleverhans-v3 wrapper of a softmax model): a much weaker gradient.
 
-    Returns
-    -------
-    Generated
-        ``stats`` adds ``eps``, ``loss_on``, ``clip_min``, ``clip_max``.
-
     Examples
     --------
     >>> gen = fgsm(model, x_test, y_test, eps=0.3)   # doctest: +SKIP
@@ -488,32 +437,17 @@ def fgsm(
     x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
         model, x, y, clip_min, clip_max, batch_size
     )
-    base = {
-        "generator": "fgsm",
-        "n_input": int(len(x)),
-        "n_clean_correct": int(len(correct)),
-        "eps": eps,
-        "loss_on": loss_on,
-        "clip_min": clip_min,
-        "clip_max": clip_max,
-    }
-    x_adv = np.empty((len(correct), *x.shape[1:]), dtype=np.float32)
-    pred = np.empty(len(correct), dtype=np.int64)
-    for start in range(0, len(correct), batch_size):
-        idx = correct[start : start + batch_size]
-        adv = fast_gradient_method(
-            loss_model,
-            tf.constant(x[idx]),
-            eps,
-            np.inf,
-            clip_min=clip_min,
-            clip_max=clip_max,
-            y=tf.constant(y[idx], dtype=tf.int64),
-            targeted=False,
+    base = _base_stats(
+        "fgsm", x, correct, eps=eps, loss_on=loss_on, clip_min=clip_min, clip_max=clip_max
+    )
+
+    def attack(idx):
+        return fast_gradient_method(
+            loss_model, tf.constant(x[idx]), eps, np.inf, clip_min=clip_min, clip_max=clip_max,
+            y=tf.constant(y[idx], dtype=tf.int64), targeted=False,
         )
-        x_adv[start : start + len(idx)] = adv.numpy()
-        pred[start : start + len(idx)] = np.argmax(fn(adv).numpy(), axis=1)
-    return _finish(x, correct, x_adv, pred != y[correct], base)
+
+    return _attack_batches(x, y, correct, fn, batch_size, attack, base)
 
 
 def _bim_steps(loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop):
@@ -532,20 +466,9 @@ def _bim_steps(loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, cl
 
 
 def bim(
-    model: Any,
-    x: Any,
-    y: Any,
-    *,
-    eps: float,
-    eps_iter: float | None = None,
-    nb_iter: int = 20,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
-    rand_init: bool = False,
-    early_stop: bool = False,
-    loss_on: str = "logits",
-    seed: int = 0,
-    batch_size: int = 256,
+    model: Any, x: Any, y: Any, *, eps: float, eps_iter: float | None = None, nb_iter: int = 20,
+    clip_min: float = 0.0, clip_max: float = 1.0, rand_init: bool = False,
+    early_stop: bool = False, loss_on: str = "logits", seed: int = 0, batch_size: int = 256,
 ) -> Generated:
     """Untargeted L-inf Basic Iterative Method (Kurakin et al., 2016) with cleverhans 4.
 
@@ -562,11 +485,6 @@ def bim(
         freeze an image once misclassified. Both run the loop here: cleverhans has neither.
     loss_on : {"logits", "probabilities"}
         As for :func:`fgsm`.
-
-    Returns
-    -------
-    Generated
-        ``stats`` as for :func:`fgsm`, plus the settings.
     """
     eps = _check_nonneg_float(eps, "eps")
     eps_iter = eps / 10.0 if eps_iter is None else _check_nonneg_float(eps_iter, "eps_iter")
@@ -578,66 +496,34 @@ def bim(
         model, x, y, clip_min, clip_max, batch_size
     )
     rand_init, early_stop = bool(rand_init), bool(early_stop)
-    base = {
-        "generator": "bim",
-        "n_input": int(len(x)),
-        "n_clean_correct": int(len(correct)),
-        "eps": eps,
-        "eps_iter": eps_iter,
-        "nb_iter": nb_iter,
-        "rand_init": rand_init,
-        "early_stop": early_stop,
-        "loss_on": loss_on,
-        "clip_min": clip_min,
-        "clip_max": clip_max,
-    }
+    base = _base_stats(
+        "bim", x, correct, eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, rand_init=rand_init,
+        early_stop=early_stop, loss_on=loss_on, clip_min=clip_min, clip_max=clip_max,
+    )
     rng = np.random.default_rng(seed) if rand_init else None
-    x_adv = np.empty((len(correct), *x.shape[1:]), dtype=np.float32)
-    pred = np.empty(len(correct), dtype=np.int64)
-    for start in range(0, len(correct), batch_size):
-        idx = correct[start : start + batch_size]
-        xb = tf.constant(x[idx])
-        yb = tf.constant(y[idx], dtype=tf.int64)
+
+    def attack(idx):
+        xb, yb = tf.constant(x[idx]), tf.constant(y[idx], dtype=tf.int64)
         if not (rand_init or early_stop):
-            adv = basic_iterative_method(
-                loss_model,
-                xb,
-                eps,
-                eps_iter,
-                nb_iter,
-                np.inf,
-                clip_min=clip_min,
-                clip_max=clip_max,
-                y=yb,
-                targeted=False,
-                sanity_checks=False,
+            return basic_iterative_method(
+                loss_model, xb, eps, eps_iter, nb_iter, np.inf, clip_min=clip_min,
+                clip_max=clip_max, y=yb, targeted=False, sanity_checks=False,
             )
-        else:
-            eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32) if rand_init else None
-            adv = _bim_steps(
-                loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop
-            )
-        x_adv[start : start + len(idx)] = adv.numpy()
-        pred[start : start + len(idx)] = np.argmax(fn(adv).numpy(), axis=1)
-    return _finish(x, correct, x_adv, pred != y[correct], base)
+        eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32) if rand_init else None
+        return _bim_steps(
+            loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop
+        )
+
+    return _attack_batches(x, y, correct, fn, batch_size, attack, base)
 
 
 # Carlini-Wagner L2 (cleverhans 4, adapted in introspection._cleverhans)
 
 
 def carlini_wagner_l2(
-    model: Any,
-    x: Any,
-    y: Any,
-    *,
-    binary_search_steps: int = 5,
-    max_iterations: int = 100,
-    learning_rate: float = 0.01,
-    initial_const: float = 1.0,
-    confidence: float = 0.0,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
-    batch_size: int = 256,
+    model: Any, x: Any, y: Any, *, binary_search_steps: int = 5, max_iterations: int = 100,
+    learning_rate: float = 0.01, initial_const: float = 1.0, confidence: float = 0.0,
+    clip_min: float = 0.0, clip_max: float = 1.0, batch_size: int = 256,
     lr_schedule: str = "constant",
 ) -> Generated:
     """Untargeted Carlini-Wagner L2 attack (Carlini & Wagner, S&P 2017), cleverhans 4.
@@ -668,41 +554,20 @@ def carlini_wagner_l2(
     x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
         model, x, y, clip_min, clip_max, batch_size
     )
-    base = {
-        "generator": "carlini_wagner_l2",
-        "n_input": int(len(x)),
-        "n_clean_correct": int(len(correct)),
-        "binary_search_steps": binary_search_steps,
-        "max_iterations": max_iterations,
-        "learning_rate": learning_rate,
-        "initial_const": initial_const,
-        "lr_schedule": lr_schedule,
-        "confidence": confidence,
-        "clip_min": clip_min,
-        "clip_max": clip_max,
-    }
-    x_adv = np.empty((len(correct), *x.shape[1:]), dtype=np.float32)
-    pred = np.empty(len(correct), dtype=np.int64)
-    for start in range(0, len(correct), batch_size):
-        idx = correct[start : start + batch_size]
+    settings = dict(
+        binary_search_steps=binary_search_steps, max_iterations=max_iterations,
+        learning_rate=learning_rate, initial_const=initial_const, lr_schedule=lr_schedule,
+        confidence=confidence, clip_min=clip_min, clip_max=clip_max,
+    )
+
+    def attack(idx):
         # No ``y``: given one, cleverhans 4 attacks *targeted*. Untargeted, it uses the
         # predictions, which are the true labels here (only correct inputs are attacked).
-        attack = _cleverhans.CarliniWagnerL2(
-            model,
-            batch_size=len(idx),
-            clip_min=clip_min,
-            clip_max=clip_max,
-            binary_search_steps=binary_search_steps,
-            max_iterations=max_iterations,
-            confidence=confidence,
-            initial_const=initial_const,
-            learning_rate=learning_rate,
-            lr_schedule=lr_schedule,
-        )
-        adv = attack.attack(x[idx])
-        x_adv[start : start + len(idx)] = adv
-        pred[start : start + len(idx)] = np.argmax(fn(tf.constant(adv)).numpy(), axis=1)
-    return _finish(x, correct, x_adv, pred != y[correct], base)
+        cw = _cleverhans.CarliniWagnerL2(model, batch_size=len(idx), **settings)
+        return tf.constant(cw.attack(x[idx]))
+
+    base = _base_stats("carlini_wagner_l2", x, correct, **settings)
+    return _attack_batches(x, y, correct, fn, batch_size, attack, base)
 
 
 # DeepFool
@@ -731,9 +596,7 @@ def _deepfool_grads_fn(model: Any, sample_shape: tuple[int, ...], n_cand: int):
     return grads
 
 
-def _validate_deepfool_args(
-    overshoot: float, max_iter: int, num_classes: int, batch_size: int
-) -> tuple[float, int, int, int]:
+def _validate_deepfool_args(overshoot, max_iter, num_classes, batch_size):
     overshoot = _check_nonneg_float(overshoot, "overshoot")
     max_iter = _check_positive_int(max_iter, "max_iter")
     num_classes = _check_positive_int(num_classes, "num_classes", minimum=2)
@@ -741,89 +604,47 @@ def _validate_deepfool_args(
     return overshoot, max_iter, num_classes, batch_size
 
 
-def _deepfool_core(
-    fn_logits,
-    model: Any,
-    x: np.ndarray,
-    overshoot: float,
-    max_iter: int,
-    num_classes: int,
-    clip_min: float,
-    clip_max: float,
-    batch_size: int,
-    progress: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """DeepFool on validated float32 images; returns (x_adv, n_iter, clean labels k0)."""
-    n = len(x)
-    x_adv = x.copy()
-    n_iter = np.zeros(n, dtype=np.int64)
-    k0_all = np.zeros(n, dtype=np.int64)
-    if n == 0:
-        return x_adv, n_iter, k0_all
-    n_out = int(fn_logits(tf.constant(x[:1])).shape[-1])
-    m = min(num_classes, n_out)  # candidate set: top-m clean classes (incl. k0)
-    if m < 2:
-        raise ValueError(f"the model has {n_out} output(s); DeepFool needs >= 2 classes")
-    grads_fn = _deepfool_grads_fn(model, x.shape[1:], m - 1)
-    d = int(np.prod(x.shape[1:]))
-    scale = np.float32(1.0 + overshoot)
+def _deepfool_step(f: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(|f_l| / ||w_l|| + eps) * w_l / ||w_l||`` toward each row's nearest boundary ``l``."""
+    w_norm = np.linalg.norm(w, axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pert = np.where(w_norm > 0, np.abs(f) / w_norm, np.inf)
+    best = np.argmin(pert, axis=1)
+    rows = np.arange(len(f))
+    pert_l, w_l, wn_l = pert[rows, best], w[rows, best], w_norm[rows, best]
+    ok = np.isfinite(pert_l)  # all-zero gradients: no step possible
+    step = np.zeros_like(w_l)
+    step[ok] = ((pert_l[ok] + DEEPFOOL_STEP_EPS) / wn_l[ok])[:, None] * w_l[ok]
+    return step
 
-    for start in tqdm(range(0, n, batch_size), desc="deepfool", disable=not progress):
-        x0 = x[start : start + batch_size]
-        b = len(x0)
-        x0_flat = x0.reshape(b, d)
-        logits0 = fn_logits(tf.constant(x0)).numpy()
-        order = np.argsort(-logits0, axis=1, kind="stable")[:, :m]
-        k0, cand = order[:, 0].astype(np.int64), order[:, 1:].astype(np.int64)
-        r_tot = np.zeros((b, d), dtype=np.float32)
-        xb = x0_flat.copy()
-        iters = np.zeros(b, dtype=np.int64)
-        active = np.ones(b, dtype=bool)  # clean prediction == k0 by construction
-        for _ in range(max_iter):
-            idx = np.flatnonzero(active)
-            if len(idx) == 0:
-                break
-            f, w = grads_fn(
-                tf.constant(xb[idx].reshape(len(idx), *x.shape[1:])),
-                tf.constant(k0[idx]),
-                tf.constant(cand[idx]),
-            )
-            f = f.numpy()
-            w = w.numpy().reshape(len(idx), m - 1, d)
-            w_norm = np.linalg.norm(w, axis=2)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                pert = np.where(w_norm > 0, np.abs(f) / w_norm, np.inf)
-            best = np.argmin(pert, axis=1)
-            rows = np.arange(len(idx))
-            pert_l, w_l, wn_l = pert[rows, best], w[rows, best], w_norm[rows, best]
-            ok = np.isfinite(pert_l)  # all-zero gradients: no step possible
-            step = np.zeros_like(w_l)
-            step[ok] = ((pert_l[ok] + DEEPFOOL_STEP_EPS) / wn_l[ok])[:, None] * w_l[ok]
-            r_tot[idx] += step
-            xb[idx] = np.clip(x0_flat[idx] + scale * r_tot[idx], clip_min, clip_max)
-            iters[idx] += 1
-            pred = np.argmax(
-                fn_logits(tf.constant(xb[idx].reshape(len(idx), *x.shape[1:]))).numpy(),
-                axis=1,
-            )
-            active[idx[pred != k0[idx]]] = False
-        x_adv[start : start + b] = xb.reshape(b, *x.shape[1:])
-        n_iter[start : start + b] = iters
-        k0_all[start : start + b] = k0
-    return x_adv, n_iter, k0_all
+
+def _deepfool_batch(fn_logits, grads_fn, x0, m, scale, max_iter, clip_min, clip_max):
+    """DeepFool on one batch; returns (x_adv, n_iter). Flipped examples drop out."""
+    b, shape = len(x0), x0.shape[1:]
+    x0_flat = x0.reshape(b, -1)
+    order = np.argsort(-fn_logits(tf.constant(x0)).numpy(), axis=1, kind="stable")[:, :m]
+    k0, cand = order[:, 0].astype(np.int64), order[:, 1:].astype(np.int64)
+    r_tot = np.zeros(x0_flat.shape, dtype=np.float32)
+    xb = x0_flat.copy()
+    iters = np.zeros(b, dtype=np.int64)
+    active = np.ones(b, dtype=bool)  # clean prediction == k0 by construction
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if len(idx) == 0:
+            break
+        x_i = tf.constant(xb[idx].reshape(len(idx), *shape))
+        f, w = grads_fn(x_i, tf.constant(k0[idx]), tf.constant(cand[idx]))
+        r_tot[idx] += _deepfool_step(f.numpy(), w.numpy().reshape(len(idx), m - 1, -1))
+        xb[idx] = np.clip(x0_flat[idx] + scale * r_tot[idx], clip_min, clip_max)
+        iters[idx] += 1
+        logits = fn_logits(tf.constant(xb[idx].reshape(len(idx), *shape))).numpy()
+        active[idx[np.argmax(logits, axis=1) != k0[idx]]] = False
+    return xb.reshape(x0.shape), iters
 
 
 def deepfool_perturb(
-    model: Any,
-    x: Any,
-    *,
-    overshoot: float = 0.02,
-    max_iter: int = 50,
-    num_classes: int = 10,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
-    batch_size: int = 128,
-    progress: bool = False,
+    model: Any, x: Any, *, overshoot: float = 0.02, max_iter: int = 50, num_classes: int = 10,
+    clip_min: float = 0.0, clip_max: float = 1.0, batch_size: int = 128, progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multi-class L2 DeepFool (Moosavi-Dezfooli et al., 2016, Algorithm 2), batched.
 
@@ -846,38 +667,31 @@ def deepfool_perturb(
         The final iterate of **every** input, flipped or not; the iterations run on each.
     """
     x = _as_images(x)
-    clip_min, clip_max = _check_clip(clip_min, clip_max)
-    _check_in_range(x, clip_min, clip_max)
+    clip_min, clip_max = _check_clip(x, clip_min, clip_max)
     overshoot, max_iter, num_classes, batch_size = _validate_deepfool_args(
         overshoot, max_iter, num_classes, batch_size
     )
-    fn = _logits_fn(model, x.shape[1:])
-    x_adv, n_iter, _ = _deepfool_core(
-        fn,
-        model,
-        x,
-        overshoot=overshoot,
-        max_iter=max_iter,
-        num_classes=num_classes,
-        clip_min=clip_min,
-        clip_max=clip_max,
-        batch_size=batch_size,
-        progress=progress,
-    )
+    fn_logits = _logits_fn(model, x.shape[1:])
+    x_adv, n_iter = x.copy(), np.zeros(len(x), dtype=np.int64)
+    if len(x) == 0:
+        return x_adv, n_iter
+    n_out = int(fn_logits(tf.constant(x[:1])).shape[-1])
+    m = min(num_classes, n_out)  # candidate set: top-m clean classes (incl. k0)
+    if m < 2:
+        raise ValueError(f"the model has {n_out} output(s); DeepFool needs >= 2 classes")
+    grads_fn = _deepfool_grads_fn(model, x.shape[1:], m - 1)
+    scale = np.float32(1.0 + overshoot)
+    for start in tqdm(range(0, len(x), batch_size), desc="deepfool", disable=not progress):
+        sl = slice(start, start + batch_size)
+        x_adv[sl], n_iter[sl] = _deepfool_batch(
+            fn_logits, grads_fn, x[sl], m, scale, max_iter, clip_min, clip_max
+        )
     return x_adv, n_iter
 
 
 def deepfool(
-    model: Any,
-    x: Any,
-    y: Any,
-    *,
-    overshoot: float = 0.02,
-    max_iter: int = 50,
-    num_classes: int = 10,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
-    batch_size: int = 128,
+    model: Any, x: Any, y: Any, *, overshoot: float = 0.02, max_iter: int = 50,
+    num_classes: int = 10, clip_min: float = 0.0, clip_max: float = 1.0, batch_size: int = 128,
     progress: bool = False,
 ) -> Generated:
     """DeepFool adversarial examples (see :func:`deepfool_perturb`), kept if misclassified.
@@ -894,32 +708,16 @@ def deepfool(
     x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
         model, x, y, clip_min, clip_max, batch_size
     )
-    x_adv, n_iter, _ = _deepfool_core(
-        fn,
-        model,
-        x[correct],
-        overshoot=overshoot,
-        max_iter=max_iter,
-        num_classes=num_classes,
-        clip_min=clip_min,
-        clip_max=clip_max,
-        batch_size=batch_size,
-        progress=progress,
+    x_adv, n_iter = deepfool_perturb(
+        model, x[correct], overshoot=overshoot, max_iter=max_iter, num_classes=num_classes,
+        clip_min=clip_min, clip_max=clip_max, batch_size=batch_size, progress=progress,
     )
-    pred = _predict_with(fn, x_adv, batch_size) if len(x_adv) else np.empty(0, np.int64)
-    keep = pred != y[correct]
-    base = {
-        "generator": "deepfool",
-        "n_input": int(len(x)),
-        "n_clean_correct": int(len(correct)),
-        "overshoot": overshoot,
-        "max_iter": max_iter,
-        "num_classes": num_classes,
-        "clip_min": clip_min,
-        "clip_max": clip_max,
-        "mean_iter": _mean_or_none(n_iter),
-        "mean_iter_kept": _mean_or_none(n_iter[keep]),
-        "max_iter_run": int(n_iter.max()) if len(n_iter) else 0,
-        "n_hit_max_iter": int(np.sum(n_iter >= max_iter)),
-    }
-    return _finish(x, correct, x_adv, keep, base)
+    keep = _predict_with(fn, x_adv, batch_size) != y[correct]
+    base = _base_stats(
+        "deepfool", x, correct, overshoot=overshoot, max_iter=max_iter, num_classes=num_classes,
+        clip_min=clip_min, clip_max=clip_max, mean_iter=_mean_or_none(n_iter),
+        mean_iter_kept=_mean_or_none(n_iter[keep]),
+        max_iter_run=int(n_iter.max()) if len(n_iter) else 0,
+        n_hit_max_iter=int(np.sum(n_iter >= max_iter)),
+    )
+    return _finish(x, x_adv[keep], correct[keep], base, len(correct))

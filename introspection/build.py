@@ -10,6 +10,7 @@ runs. Entry point: :func:`main`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -22,63 +23,32 @@ from pathlib import Path
 from .config import EXPERIMENTS, PARAMETERS, PROFILES, ConfigError, configure
 
 __all__ = [
-    "CHAPTERS",
-    "CHAPTER_STAGE",
-    "PAPER_CHAPTERS",
-    "BEYOND_CHAPTERS",
-    "main",
-    "parse_value",
-    "provenance",
-    "stamp",
-    "write_toc",
-    "run_page_markdown",
-    "write_run_page",
-    "run_notebooks",
-    "build_html",
-    "check_repository_url",
-    "check_tools",
-    "check_data",
-    "publish_weights",
-    "launch_config",
-    "LAUNCH_BUTTONS",
+    "CHAPTERS", "CHAPTER_STAGE", "PAPER_CHAPTERS", "BEYOND_CHAPTERS", "main", "parse_value",
+    "provenance", "stamp", "write_toc", "run_page_markdown", "write_run_page", "run_notebooks",
+    "build_html", "check_repository_url", "check_tools", "check_data", "publish_weights",
+    "launch_config", "LAUNCH_BUTTONS",
 ]
 
 #: The chapters that reproduce the paper, in order.
 PAPER_CHAPTERS = (
-    "01_base_model",
-    "02_misclassifications",
-    "03_logit_analysis",
-    "04_introspection_net",
-    "05_evaluation",
-    "06_differences",
+    "01_base_model", "02_misclassifications", "03_logit_analysis", "04_introspection_net",
+    "05_evaluation", "06_differences",
 )
 #: The chapters beyond the paper, in order.
 BEYOND_CHAPTERS = ("08_detectors", "09_unseen", "10_seeds", "11_adaptive", "12_protocol")
 #: The chapter notebooks, in order, run once per experiment.
 CHAPTERS = PAPER_CHAPTERS + BEYOND_CHAPTERS
 #: The pipeline stage whose parameters (its own and its upstream stages') determine
-#: each chapter: a chapter is stale only when one of these changes.
-CHAPTER_STAGE = {
-    "01_base_model": "base_model",
-    "02_misclassifications": "misclassifications",
-    "03_logit_analysis": "logit_analysis",
-    "04_introspection_net": "introspection_net",
-    "05_evaluation": "evaluation",
-    "06_differences": "evaluation",
-    "08_detectors": "detectors",
-    "09_unseen": "unseen",
-    "10_seeds": "seeds",
-    "11_adaptive": "adaptive",
-    "12_protocol": "protocol",
-}
+#: each chapter: a chapter is stale only when one of these changes. A chapter's stage is
+#: its name without the number, except for chapter 06, which reads evaluation's results.
+CHAPTER_STAGE = {c: c[3:] for c in CHAPTERS} | {"06_differences": "evaluation"}
 #: Run once per build, after the experiments.
 SUMMARY = "07_summary"
 #: Notebook parameters that are not profile parameters.
 _NOTEBOOK_PARAMS = ("seed", "data_dir", "artifacts_dir")
 _PATH_PARAMS = ("data_dir", "artifacts_dir", "results_dir", "results_root")
 _TITLES = {
-    "mnist": "MNIST, the paper's Table 1 CNN",
-    "wide_resnet": "CIFAR-10, a Wide ResNet",
+    "mnist": "MNIST, the paper's Table 1 CNN", "wide_resnet": "CIFAR-10, a Wide ResNet",
     "airbench": "CIFAR-10, airbench94's network",
 }
 
@@ -104,14 +74,12 @@ def parse_value(text: str):
         return low == "true"
     if low in ("none", "null"):
         return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,43 +91,28 @@ def _parser() -> argparse.ArgumentParser:
         "--experiment", default="all", help=f"one of {', '.join(EXPERIMENTS)} or all (default)"
     )
     b.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
         help="override a parameter (repeatable)",
     )
     b.add_argument("--data-dir", default=None, help="folder of the .npz dataset files")
     b.add_argument("--artifacts-dir", default=None, help="cache of models and arrays")
-    b.add_argument("--no-html", action="store_true", help="execute the notebooks only")
+    flags = {
+        "--no-html": "execute the notebooks only",
+        "--force": "re-execute every notebook from scratch, training the base classifiers again",
+        "--retrain": "train the base classifiers from scratch instead of reusing cached or "
+        "published weights (every notebook after them is re-executed too)",
+        "--publish": "make this profile's results the published book (writes _toc.yml)",
+    }
+    for flag, text in flags.items():
+        b.add_argument(flag, action="store_true", help=text)
     b.add_argument(
-        "--force",
-        action="store_true",
-        help="re-execute every notebook from scratch, training the base classifiers again",
-    )
-    b.add_argument(
-        "--retrain",
-        action="store_true",
-        help="train the base classifiers from scratch instead of reusing cached or published "
-        "weights (every notebook after them is re-executed too)",
-    )
-    b.add_argument(
-        "--publish",
-        action="store_true",
-        help="make this profile's results the published book (writes _toc.yml)",
-    )
-    b.add_argument(
-        "--repository-url",
-        default=os.environ.get("INTROSPECTION_REPOSITORY_URL"),
+        "--repository-url", default=os.environ.get("INTROSPECTION_REPOSITORY_URL"),
         help="public GitHub repository of the book (https://github.com/ORG/REPO): adds "
         "Binder and Colab launch buttons and a repository button to every chapter "
         "(default: $INTROSPECTION_REPOSITORY_URL; none without it)",
     )
     b.add_argument(
-        "--html-only",
-        action="store_true",
+        "--html-only", action="store_true",
         help="build the HTML from the notebooks already executed",
     )
     return p
@@ -180,33 +133,21 @@ def _split_parameters(pairs) -> tuple[dict, dict]:
 
 
 def run_notebooks(
-    profile: str,
-    experiment: str,
-    notebook_params: dict,
-    overrides: dict,
-    root: Path,
-    force: bool = False,
-    retrain: bool = False,
+    profile: str, experiment: str, notebook_params: dict, overrides: dict, root: Path,
+    force: bool = False, retrain: bool = False,
 ) -> dict:
     """Execute one experiment's chapter notebooks with papermill; return their wall seconds.
 
-    Parameters
-    ----------
-    notebook_params : dict
-        ``seed``, ``data_dir``, ``artifacts_dir`` when given.
-    overrides : dict
-        Profile parameters passed to every notebook.
-    retrain : bool
-        Chapter 01 trains the base classifier from scratch; implies ``force``.
+    ``notebook_params``: ``seed``, ``data_dir``, ``artifacts_dir`` when given; ``overrides``:
+    profile parameters passed to every notebook; ``retrain``: chapter 01 trains the base
+    classifier from scratch (implies ``force``).
     """
     import papermill as pm
 
     out_dir = root / "book" / "results" / profile / experiment
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {
-        "experiment": experiment,
-        "profile": profile,
-        "overrides": overrides,
+        "experiment": experiment, "profile": profile, "overrides": overrides,
         # Explicit, so results land beside the notebooks whatever checkout the kernel imports
         # from; relative to the checkout (papermill's cwd), so no machine's path is published.
         "results_dir": str(out_dir.relative_to(root)),
@@ -233,13 +174,8 @@ def _execute(pm, source: Path, target: Path, params: dict, root: Path) -> None:
     made_from = provenance(source.with_suffix(".py"), params)
     try:
         pm.execute_notebook(
-            str(source),
-            str(tmp),
-            parameters=params,
-            kernel_name="python3",
-            progress_bar=True,
-            cwd=str(root),
-            report_mode=False,
+            str(source), str(tmp), parameters=params, kernel_name="python3", progress_bar=True,
+            cwd=str(root), report_mode=False,
         )
     except pm.PapermillExecutionError as err:
         raise SystemExit(
@@ -253,56 +189,36 @@ def _execute(pm, source: Path, target: Path, params: dict, root: Path) -> None:
 def provenance(source: Path, params: dict) -> dict:
     """What an executed notebook was made from: hashes of its source and parameters.
 
-    Parameters
-    ----------
-    source : pathlib.Path
-        The notebook's py:percent source.
-    params : dict
-        The parameters papermill injected. For a chapter, the effective values of its stage's
-        and upstream stages' parameters are hashed (:data:`CHAPTER_STAGE`), paths left out.
-
-    Returns
-    -------
-    dict
-        ``source``, ``source_sha256``, ``parameters``, ``effective_parameters``,
-        ``parameters_sha256``, ``refresh`` (the command that re-executes it).
+    ``params`` are those papermill injected. For a chapter, the effective values of its
+    stage's and upstream stages' parameters are hashed (:data:`CHAPTER_STAGE`), paths left
+    out. Returns ``source``, ``source_sha256``, ``parameters``, ``effective_parameters``,
+    ``parameters_sha256`` and ``refresh`` (the command that re-executes it).
     """
-    import hashlib
-
-    from .artifacts import canonical_params
+    from .artifacts import canonical_params, file_sha256
 
     # Machine-specific paths do not change results: left out of the hashes.
     params = {k: v for k, v in params.items() if k not in _PATH_PARAMS}
-    effective = dict(params)
+    effective = params
+    refresh = f"python -m introspection build --profile {params['profile']}"
     if "experiment" in params:
         cfg = configure(
-            params["experiment"],
-            params["profile"],
-            overrides=params.get("overrides") or {},
+            params["experiment"], params["profile"], overrides=params.get("overrides") or {},
             seed=params.get("seed", 0),
         )
         stage = CHAPTER_STAGE.get(source.stem)
         effective = {
-            "experiment": cfg.experiment,
-            "profile": cfg.profile,
-            "seed": cfg.seed,
+            "experiment": cfg.experiment, "profile": cfg.profile, "seed": cfg.seed,
             **(cfg.stage_params(stage) if stage else cfg.params),
         }
-    effective = canonical_params(effective)
-    refresh = f"python -m introspection build --profile {params['profile']}"
-    if "experiment" in params:
         refresh += f" --experiment {params['experiment']}"
+    effective = canonical_params(effective)
     for k, v in sorted((params.get("overrides") or {}).items()):
         refresh += f" -p {k} {v}"
+    digest = hashlib.sha256(json.dumps(effective, sort_keys=True).encode()).hexdigest()
     return {
-        "source": source.name,
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-        "parameters": canonical_params(params),
-        "effective_parameters": effective,
-        "parameters_sha256": hashlib.sha256(
-            json.dumps(effective, sort_keys=True).encode()
-        ).hexdigest(),
-        "refresh": refresh,
+        "source": source.name, "source_sha256": file_sha256(source),
+        "parameters": canonical_params(params), "effective_parameters": effective,
+        "parameters_sha256": digest, "refresh": refresh,
     }
 
 
@@ -340,31 +256,22 @@ def terminal_text(text: str) -> str:
 
 
 def tidy(nb, root: Path) -> None:
-    """Make an executed notebook readable and machine-independent, in place.
-
-    Stream outputs are merged and shown as a terminal would (:func:`terminal_text`);
-    papermill's input and output paths are made relative to ``root``.
-    """
+    """Merge a notebook's streams as a terminal shows them; make papermill's paths relative."""
     for cell in nb.cells:
+        if "outputs" not in cell:
+            continue
         merged = []
-        for out in cell.get("outputs", []):
-            last = merged[-1] if merged else None
-            if (
-                out.get("output_type") == "stream"
-                and last is not None
-                and last.get("output_type") == "stream"
-                and last.get("name") == out.get("name")
-            ):
+        for out in cell["outputs"]:
+            last = merged[-1] if merged else {}
+            kinds = (last.get("output_type"), out.get("output_type"))
+            if kinds == ("stream", "stream") and last.get("name") == out.get("name"):
                 last["text"] += out["text"]
             else:
                 merged.append(out)
         for out in merged:
             if out.get("output_type") == "stream":
                 out["text"] = terminal_text(out["text"])
-        if "outputs" in cell:
-            cell["outputs"] = [
-                o for o in merged if o.get("output_type") != "stream" or o["text"]
-            ]
+        cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"]]
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if meta.get(key):
@@ -401,40 +308,39 @@ def _strings(node):
             yield from _strings(v)
 
 
-def page_problems(nb) -> list[str]:
-    """What a reader should not see in an executed notebook (:data:`PAGE_PROBLEMS`).
+def _output_texts(out) -> list[str]:
+    """The texts a reader sees of one cell output."""
+    if out.get("output_type") == "stream":
+        texts = [out.get("text", "")]
+    else:
+        data = out.get("data", {})
+        texts = [data.get(k, "") for k in ("text/plain", "text/html", "text/markdown")]
+        texts += [out.get("evalue", "")]
+    return ["".join(t) if isinstance(t, list) else str(t) for t in texts]
 
-    One line per problem: what, the cell, and the offending text.
-    """
+
+def _snippet(text: str, m: re.Match) -> str:
+    return repr(text[max(0, m.start() - 40):m.end() + 40])
+
+
+def page_problems(nb) -> list[str]:
+    """What a reader should not see in a notebook (:data:`PAGE_PROBLEMS`): what, cell, text."""
     found = []
     what, pattern = PAGE_PROBLEMS[0]
     for text in _strings(nb):
-        m = pattern.search(text)
-        if m:
-            found.append(f"{what}: {text[max(0, m.start() - 40):m.end() + 40]!r}")
+        if m := pattern.search(text):
+            found.append(f"{what}: {_snippet(text, m)}")
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream":
-                texts = [out.get("text", "")]
-            else:
-                data = out.get("data", {})
-                texts = [data.get(k, "") for k in ("text/plain", "text/html", "text/markdown")]
-                texts += [out.get("evalue", "")]
-            for text in texts:
-                text = "".join(text) if isinstance(text, list) else str(text)
+            for text in _output_texts(out):
                 for what, pattern in PAGE_PROBLEMS[1:]:
-                    m = pattern.search(text)
-                    if m:
-                        snippet = text[max(0, m.start() - 40):m.end() + 40]
-                        found.append(f"{what} in cell {i}: {snippet!r}")
+                    if m := pattern.search(text):
+                        found.append(f"{what} in cell {i}: {_snippet(text, m)}")
     return found
 
 
 def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None) -> None:
-    """Record :func:`provenance` in an executed notebook's metadata, tidying it (:func:`tidy`).
-
-    ``record``: the provenance taken when its execution started (default: now).
-    """
+    """Put ``record`` (default: :func:`provenance` now) in a notebook's metadata; tidy it."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
@@ -444,39 +350,27 @@ def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None
 
 
 def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -> Path:
-    """Write a profile's table of contents to ``path`` (default ``_build/toc-<profile>.yml``).
-
-    Lists the chapters of ``experiments`` that have been executed.
-    """
-    lines = [
-        "format: jb-book",
-        "root: book/intro",
-        "parts:",
-        "  - caption: The paper and our choices",
-        "    chapters:",
-        "      - file: book/methods",
-        "      - file: book/run_it_yourself",
-    ]
+    """Write the table of contents of the executed chapters to ``path`` (or ``_build/``)."""
     results = root / "book" / "results" / profile
+    lines = [
+        "format: jb-book", "root: book/intro", "parts:", "  - caption: The paper and our choices",
+        "    chapters:", "      - file: book/methods", "      - file: book/run_it_yourself",
+    ]
 
-    def executed(exp, chapters):
+    def files(exp, chapters):
         # Only chapters that have been executed: a profile may be published in parts.
-        return [c for c in chapters if (results / exp / f"{c}.ipynb").is_file()]
+        done = [c for c in chapters if (results / exp / f"{c}.ipynb").is_file()]
+        return [f"      - file: book/results/{profile}/{exp}/{c}" for c in done]
 
     for exp in experiments:
         lines += [f"  - caption: {_title(profile, exp)} ({profile} profile)", "    chapters:"]
-        lines += [
-            f"      - file: book/results/{profile}/{exp}/{c}" for c in executed(exp, PAPER_CHAPTERS)
-        ]
+        lines += files(exp, PAPER_CHAPTERS)
     for exp in experiments:
-        beyond = executed(exp, BEYOND_CHAPTERS)
-        if beyond:
+        if beyond := files(exp, BEYOND_CHAPTERS):
             lines += [f"  - caption: Beyond the paper — {_title(profile, exp)}", "    chapters:"]
-            lines += [f"      - file: book/results/{profile}/{exp}/{c}" for c in beyond]
+            lines += beyond
     lines += [
-        "  - caption: Results",
-        "    chapters:",
-        f"      - file: book/results/{profile}/{SUMMARY}",
+        "  - caption: Results", "    chapters:", f"      - file: book/results/{profile}/{SUMMARY}",
         "      - file: book/references",
     ]
     path = path or root / "_build" / f"toc-{profile}.yml"
@@ -498,10 +392,61 @@ def _chapter_parameters(source: Path) -> list[tuple[str, str, str, str]]:
 
 
 def _chapter_title(source: Path) -> str:
-    for line in source.read_text().splitlines():
-        if line.startswith("# # "):
-            return line[4:].strip()
-    return source.stem
+    lines = source.read_text().splitlines()
+    return next((line[4:].strip() for line in lines if line.startswith("# # ")), source.stem)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+_RUN_PAGE_INTRO = """\
+# Run it yourself
+
+Everything in this book is computed by code you can run. Set the folder of the
+datasets first (`mnist.npz`, `fashion_mnist.npz`, `cifar10.npz`):
+
+```bash
+pip install -r requirements.txt
+export INTROSPECTION_DATA_DIR=/path/to/datasets
+```
+
+**The whole book**, for one profile (executes what is not up to date, then
+builds the HTML):
+
+```bash
+python -m introspection build --profile quick [--experiment mnist|cifar10|all] [-p NAME VALUE ...]
+```
+
+**One chapter**, with [papermill](https://papermill.readthedocs.io). A chapter
+reuses what earlier chapters computed with the same parameters and computes what
+is missing, so any chapter runs on its own.
+
+## Profiles
+
+| profile | what it is |
+|---|---|"""
+
+_RUN_PAGE_END = """\
+Every other parameter of the pipeline can be set through `overrides` (papermill)
+or `-p NAME VALUE` (build); `introspection.config.PARAMETERS` lists them all, with
+their meaning and allowed values. A wrong value stops the run at once with one
+line naming the parameter.
+
+## In the cloud: Binder and Colab
+
+A book built from its public GitHub repository gets a launch button (rocket icon)
+on every chapter:
+
+```bash
+python -m introspection build --profile cpu --repository-url https://github.com/ORG/REPO
+```
+
+(or set `INTROSPECTION_REPOSITORY_URL`). Binder installs `requirements.txt`,
+this package included. On Colab, install the package in the notebook's first cell,
+`!pip install git+https://github.com/ORG/REPO`; the datasets are then downloaded by
+Keras, since no `INTROSPECTION_DATA_DIR` is set there.
+"""
 
 
 def run_page_markdown(root: Path, published: str = "cpu") -> str:
@@ -510,115 +455,45 @@ def run_page_markdown(root: Path, published: str = "cpu") -> str:
     Built from the notebooks' ``parameters`` cells, the profiles and the stage times recorded
     by the ``published`` profile (``stage_seconds.json``), so it cannot drift from them.
     """
-    seconds = {}
-    for exp in EXPERIMENTS:
-        f = root / "book" / "results" / published / exp / "stage_seconds.json"
-        seconds[exp] = json.loads(f.read_text()) if f.is_file() else {}
-
-    def minutes(exp, stage):
-        v = seconds[exp].get(stage)
-        return "–" if v is None else (f"{v / 60:.1f} min" if v >= 60 else f"{v:.0f} s")
-
-    lines = [
-        "# Run it yourself",
-        "",
-        "Everything in this book is computed by code you can run. Set the folder of the",
-        "datasets first (`mnist.npz`, `fashion_mnist.npz`, `cifar10.npz`):",
-        "",
-        "```bash",
-        "pip install -r requirements.txt",
-        "export INTROSPECTION_DATA_DIR=/path/to/datasets",
-        "```",
-        "",
-        "**The whole book**, for one profile (executes what is not up to date, then",
-        "builds the HTML):",
-        "",
-        "```bash",
-        "python -m introspection build --profile quick [--experiment mnist|cifar10|all] "
-        "[-p NAME VALUE ...]",
-        "```",
-        "",
-        "**One chapter**, with [papermill](https://papermill.readthedocs.io). A chapter",
-        "reuses what earlier chapters computed with the same parameters and computes what",
-        "is missing, so any chapter runs on its own.",
-        "",
-        "## Profiles",
-        "",
-        "| profile | what it is |",
-        "|---|---|",
-    ]
+    lines = [_RUN_PAGE_INTRO]
     lines += [f"| `{name}` | {p['description']} |" for name, p in PROFILES.items()]
-    machine = {}
-    f = root / "book" / "results" / published / "mnist" / "summary.json"
-    if f.is_file():
-        machine = json.loads(f.read_text()).get("machine", {})
-    where = (
-        f"{machine['cpu']} ({machine.get('isa', '?')}), {machine.get('cores', '?')} cores"
-        if "cpu" in machine
-        else "2 CPU cores"
-    )
-    lines += [
-        "",
-        f"## Chapters and their compute time (`{published}` profile)",
-        "",
+    lines += _chapter_time_lines(root, published)
+    lines += _build_times_lines(root)
+    lines += _chapter_command_lines(root)
+    return "\n".join([*lines, _RUN_PAGE_END])
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _chapter_time_lines(root: Path, published: str) -> list[str]:
+    """The run page's table of each chapter's compute time in the ``published`` profile."""
+    results = root / "book" / "results" / published
+    seconds = {exp: _read_json(results / exp / "stage_seconds.json") for exp in EXPERIMENTS}
+    machine = _read_json(results / "mnist" / "summary.json").get("machine", {})
+    where = "2 CPU cores"
+    if "cpu" in machine:
+        where = f"{machine['cpu']} ({machine.get('isa', '?')}), {machine.get('cores', '?')} cores"
+    lines = [
+        "", f"## Chapters and their compute time (`{published}` profile)", "",
         "The time each chapter's stage took when it was computed for the published",
         f"book, on {where}; a rerun that reuses the cached results takes seconds. The",
         "base classifiers' time is that of their training; with the published weights",
         "(`weights/cpu/`, reused by default) they load in seconds.",
-        "",
-        "| chapter | stage | MNIST | CIFAR-10 |",
-        "|---|---|---|---|",
+        "", "| chapter | stage | MNIST | CIFAR-10 |", "|---|---|---|---|",
     ]
     for c in CHAPTERS:
-        stage = CHAPTER_STAGE[c]
-        title = _chapter_title(root / "book" / f"{c}.py")
-        lines.append(
-            f"| `{c}`: {title} | {stage} | {minutes('mnist', stage)} | "
-            f"{minutes('cifar10', stage)} |"
-        )
-    lines += _build_times_lines(root)
-    lines += ["", "## Commands and parameters of each chapter", ""]
-    for c in (*CHAPTERS, SUMMARY):
-        src = root / "book" / f"{c}.py"
-        lines += [f"### {_chapter_title(src)}", "", "```bash"]
-        if c == SUMMARY:
-            lines.append(f"papermill book/{c}.ipynb out.ipynb -p profile quick")
-        else:
-            lines.append(
-                f"papermill book/{c}.ipynb out.ipynb -p experiment cifar10 -p profile quick"
-            )
-        lines += [
-            "```",
-            "",
-            "| parameter | type | default | meaning |",
-            "|---|---|---|---|",
-        ]
-        for name, typ, value, comment in _chapter_parameters(src):
-            text = comment.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
-            lines.append(f"| `{name}` | {typ} | `{value}` | {text} |")
-        lines.append("")
-    lines += [
-        "Every other parameter of the pipeline can be set through `overrides` (papermill)",
-        "or `-p NAME VALUE` (build); `introspection.config.PARAMETERS` lists them all, with",
-        "their meaning and allowed values. A wrong value stops the run at once with one",
-        "line naming the parameter.",
-        "",
-        "## In the cloud: Binder and Colab",
-        "",
-        "A book built from its public GitHub repository gets a launch button (rocket icon)",
-        "on every chapter:",
-        "",
-        "```bash",
-        "python -m introspection build --profile cpu --repository-url https://github.com/ORG/REPO",
-        "```",
-        "",
-        "(or set `INTROSPECTION_REPOSITORY_URL`). Binder installs `requirements.txt`,",
-        "this package included. On Colab, install the package in the notebook's first cell,",
-        "`!pip install git+https://github.com/ORG/REPO`; the datasets are then downloaded by",
-        "Keras, since no `INTROSPECTION_DATA_DIR` is set there.",
-        "",
-    ]
-    return "\n".join(lines)
+        stage, title = CHAPTER_STAGE[c], _chapter_title(root / "book" / f"{c}.py")
+        mnist, cifar10 = (_duration(seconds[exp].get(stage)) for exp in ("mnist", "cifar10"))
+        lines.append(f"| `{c}`: {title} | {stage} | {mnist} | {cifar10} |")
+    return lines
+
+
+#: Measured builds for the "Run it yourself" page (rows copied from _build/build_times.jsonl).
+BUILD_TIMES = "book/build_times.csv"
 
 
 def _build_times_lines(root: Path) -> list[str]:
@@ -630,9 +505,7 @@ def _build_times_lines(root: Path) -> list[str]:
     with path.open() as f:
         rows = list(csv.DictReader(f))
     lines = [
-        "",
-        "## How long a whole build takes, by machine",
-        "",
+        "", "## How long a whole build takes, by machine", "",
         "Measured end to end (`python -m introspection build`, HTML included) from an",
         "empty artifacts folder; the CPU matters: mixed bfloat16 training is chosen only",
         "where the CPU computes bfloat16 natively (AMX or AVX-512 BF16).",
@@ -640,12 +513,28 @@ def _build_times_lines(root: Path) -> list[str]:
         "| profile | base classifiers | CPU | instruction set | cores | wall time | date |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        minutes = float(r["total_seconds"]) / 60
-        lines.append(
-            f"| `{r['profile']}` | {r['base_models']} | {r['cpu']} | {r['isa']} | {r['cores']} | "
-            f"{minutes:.0f} min | {r['date']} |"
-        )
+    return lines + [
+        f"| `{r['profile']}` | {r['base_models']} | {r['cpu']} | {r['isa']} | {r['cores']} | "
+        f"{float(r['total_seconds']) / 60:.0f} min | {r['date']} |"
+        for r in rows
+    ]
+
+
+def _chapter_command_lines(root: Path) -> list[str]:
+    """The run page's papermill command and parameter table of each notebook."""
+    lines = ["", "## Commands and parameters of each chapter", ""]
+    for c in (*CHAPTERS, SUMMARY):
+        src = root / "book" / f"{c}.py"
+        args = "-p profile quick" if c == SUMMARY else "-p experiment cifar10 -p profile quick"
+        lines += [
+            f"### {_chapter_title(src)}", "", "```bash",
+            f"papermill book/{c}.ipynb out.ipynb {args}", "```", "",
+            "| parameter | type | default | meaning |", "|---|---|---|---|",
+        ]
+        for name, typ, value, comment in _chapter_parameters(src):
+            text = comment.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
+            lines.append(f"| `{name}` | {typ} | `{value}` | {text} |")
+        lines.append("")
     return lines
 
 
@@ -658,20 +547,13 @@ def write_run_page(root: Path) -> Path:
 
 #: Where the launch buttons open a chapter (sphinx-book-theme's ``launch_buttons``).
 LAUNCH_BUTTONS = {
-    "notebook_interface": "jupyterlab",
-    "binderhub_url": "https://mybinder.org",
+    "notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
     "colab_url": "https://colab.research.google.com",
 }
 
 
 def check_repository_url(url: str) -> str:
-    """Validate and normalise a GitHub repository URL (Binder and Colab need GitHub).
-
-    Accepts ``https://github.com/ORG/REPO``, optionally ending in ``/`` or ``.git`` (stripped);
-    raises :class:`~introspection.config.ConfigError` otherwise.
-    """
-    import re
-
+    """Validate a GitHub repository URL (Binder and Colab need GitHub); strip ``/`` or ``.git``."""
     m = re.fullmatch(r"(https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(\.git)?/?", url or "")
     if not m:
         raise ConfigError(
@@ -682,18 +564,12 @@ def check_repository_url(url: str) -> str:
 
 
 def launch_config(root: Path, repository_url: str, branch: str = "main") -> Path:
-    """Write ``_build/_config.launch.yml``: ``_config.yml`` plus repository and launch buttons.
-
-    For ``jupyter-book build --config``. Binder installs ``requirements.txt`` (this package
-    included); on Colab, install it first (see the "Run it yourself" page).
-    """
+    """Write ``_build/_config.launch.yml``: ``_config.yml`` plus repository and launch buttons."""
     import yaml
 
     conf = yaml.safe_load((root / "_config.yml").read_text())
     conf["repository"] = {"url": check_repository_url(repository_url), "branch": branch}
-    conf.setdefault("html", {}).update(
-        {"use_repository_button": True, "use_issues_button": True}
-    )
+    conf.setdefault("html", {}).update({"use_repository_button": True, "use_issues_button": True})
     conf["launch_buttons"] = dict(LAUNCH_BUTTONS)
     out = root / "_build" / "_config.launch.yml"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -704,25 +580,13 @@ def launch_config(root: Path, repository_url: str, branch: str = "main") -> Path
 
 
 def build_html(toc: Path, root: Path, repository_url: str | None = None) -> Path:
-    """Build the HTML book from a clean ``_build/html`` with warnings as errors.
-
-    ``repository_url`` adds the launch buttons (:func:`launch_config`). Returns the path of
-    ``_build/html/index.html``.
-    """
+    """Build the HTML book afresh, warnings as errors (with launch buttons for a repository)."""
     for sub in ("html", "jupyter_execute", ".doctrees"):
         shutil.rmtree(root / "_build" / sub, ignore_errors=True)
     # Jupyter Book 1.x as a library, in this interpreter: no executable on PATH needed.
     cmd = [
-        sys.executable,
-        "-c",
-        "from jupyter_book.cli.main import main; main()",
-        "build",
-        str(root),
-        "--toc",
-        str(toc),
-        "-W",
-        "--keep-going",
-        "--all",
+        sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+        "build", str(root), "--toc", str(toc), "-W", "--keep-going", "--all",
     ]
     if repository_url:
         cmd += ["--config", str(launch_config(root, repository_url))]
@@ -733,11 +597,7 @@ def build_html(toc: Path, root: Path, repository_url: str | None = None) -> Path
 
 
 def check_tools(html: bool = True) -> None:
-    """Check, in a fraction of a second, that what a build runs is installed for this Python.
-
-    ``html``: the HTML book will be built (Jupyter Book 1.x is then needed). Raises
-    :class:`~introspection.config.ConfigError` naming what is missing and how to install it.
-    """
+    """Check that what a build runs (``html``: Jupyter Book 1.x too) is installed here."""
     from importlib import metadata, util
 
     need = ["papermill", "nbformat", "jupytext", "ipykernel"] + (["jupyter_book"] if html else [])
@@ -765,11 +625,7 @@ def check_tools(html: bool = True) -> None:
 
 
 def check_data(data_dir=None, names=("mnist", "fashion_mnist", "cifar10")) -> None:
-    """Check that the datasets every experiment reads can be had, before any work.
-
-    With a data folder (``data_dir`` or ``$INTROSPECTION_DATA_DIR``) the files must be
-    there; without one, Keras' downloader is tried now (offline it fails in seconds).
-    """
+    """Check that the datasets are in the data folder, or else that Keras can download them."""
     from . import datasets
 
     dirs = datasets._candidate_dirs(data_dir)
@@ -789,11 +645,7 @@ def check_data(data_dir=None, names=("mnist", "fashion_mnist", "cifar10")) -> No
 
 
 def publish_weights(profile: str, experiments, notebook_params: dict, overrides: dict) -> list:
-    """Copy each experiment's cached base classifier to ``weights/<profile>/<experiment>``.
-
-    Byte for byte, with manifest and training history: republishing changes no file. Returns
-    the folders written.
-    """
+    """Copy each experiment's cached base classifier (byte for byte) to ``weights/``; list them."""
     from . import artifacts, config
 
     written = []
@@ -807,34 +659,18 @@ def publish_weights(profile: str, experiments, notebook_params: dict, overrides:
     return written
 
 
-#: Measured builds for the "Run it yourself" page (rows copied from _build/build_times.jsonl).
-BUILD_TIMES = "book/build_times.csv"
-
-
 def record_build(root: Path, args, seconds: dict, times: dict) -> dict:
-    """Append this build's wall times and machine to ``_build/build_times.jsonl``; return it.
-
-    Parameters
-    ----------
-    seconds : dict
-        ``notebooks`` and ``total`` wall seconds.
-    times : dict
-        Per experiment, the seconds of each notebook executed.
-    """
+    """Append this build's wall times and machine to ``_build/build_times.jsonl``; return it."""
     from .hardware import cpu_info
 
     cpu = cpu_info()
     record = {
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "profile": args.profile,
-        "experiments": args.experiment,
-        "retrain": bool(args.force or args.retrain),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()), "profile": args.profile,
+        "experiments": args.experiment, "retrain": bool(args.force or args.retrain),
         "notebooks_executed": sum(len(t) for t in times.values()),
         "notebook_seconds": {e: round(sum(t.values()), 1) for e, t in times.items()},
         **{k: round(v, 1) for k, v in seconds.items()},
-        "cpu": cpu["model"],
-        "isa": cpu["isa"],
-        "cores": os.cpu_count(),
+        "cpu": cpu["model"], "isa": cpu["isa"], "cores": os.cpu_count(),
     }
     path = root / "_build" / "build_times.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -843,67 +679,62 @@ def record_build(root: Path, args, seconds: dict, times: dict) -> dict:
     return record
 
 
+def _validate(args) -> tuple[list, dict, dict]:
+    """Check every option before any work: (experiments, notebook parameters, overrides)."""
+    if args.experiment != "all" and args.experiment not in EXPERIMENTS:
+        raise ConfigError(
+            f"--experiment must be one of {', '.join(EXPERIMENTS)} or all; got {args.experiment!r}."
+        )
+    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    notebook_params, overrides = _split_parameters(args.parameter)
+    for name in ("data_dir", "artifacts_dir"):
+        if getattr(args, name):
+            notebook_params[name] = getattr(args, name)
+    for exp in experiments:
+        configure(exp, args.profile, overrides=overrides, **notebook_params)
+    if args.repository_url:
+        args.repository_url = check_repository_url(args.repository_url)
+    check_tools(html=not args.no_html)
+    if not args.html_only:
+        check_data(notebook_params.get("data_dir"))
+    return experiments, notebook_params, overrides
+
+
+def _execute_all(args, experiments, notebook_params: dict, overrides: dict, root: Path) -> dict:
+    """Execute the experiments' chapters, then the summary when anything changed."""
+    import papermill as pm
+
+    retrain = args.force or args.retrain
+    times = {}
+    for exp in experiments:
+        times[exp] = run_notebooks(
+            args.profile, exp, notebook_params, overrides, root, force=args.force, retrain=retrain
+        )
+    source = root / "book" / f"{SUMMARY}.ipynb"
+    target = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
+    params = {"profile": args.profile, "results_root": str(Path("book") / "results" / args.profile)}
+    if retrain or any(times.values()) or not is_current(target, source.with_suffix(".py"), params):
+        _execute(pm, source, target, params, root)
+    ran = sum(len(t) for t in times.values())
+    print(f"{ran} notebook(s) executed, the others up to date", flush=True)
+    return times
+
+
 def main(argv=None) -> int:
     """Entry point of ``python -m introspection``."""
     args = _parser().parse_args(argv)
     root = repo_root()
-    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     try:
-        if args.experiment != "all" and args.experiment not in EXPERIMENTS:
-            raise ConfigError(
-                f"--experiment must be one of {', '.join(EXPERIMENTS)} or all; "
-                f"got {args.experiment!r}."
-            )
-        notebook_params, overrides = _split_parameters(args.parameter)
-        if args.data_dir:
-            notebook_params["data_dir"] = args.data_dir
-        if args.artifacts_dir:
-            notebook_params["artifacts_dir"] = args.artifacts_dir
-        for exp in experiments:  # validate everything before any work
-            configure(exp, args.profile, overrides=overrides, **notebook_params)
-        if args.repository_url:
-            args.repository_url = check_repository_url(args.repository_url)
-        check_tools(html=not args.no_html)
-        if not args.html_only:
-            check_data(notebook_params.get("data_dir"))
+        experiments, notebook_params, overrides = _validate(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     t_all = time.perf_counter()
     times = {}
     if not args.html_only:
-        import papermill as pm
-
-        for exp in experiments:
-            times[exp] = run_notebooks(
-                args.profile,
-                exp,
-                notebook_params,
-                overrides,
-                root,
-                force=args.force,
-                retrain=args.force or args.retrain,
-            )
-        summary_out = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
-        summary_src = root / "book" / f"{SUMMARY}.ipynb"
-        summary_params = {
-            "profile": args.profile,
-            "results_root": str(Path("book") / "results" / args.profile),
-        }
-        if (
-            args.force
-            or args.retrain
-            or any(times.values())
-            or not is_current(summary_out, summary_src.with_suffix(".py"), summary_params)
-        ):
-            _execute(pm, summary_src, summary_out, summary_params, root)
-        ran = sum(len(t) for t in times.values())
-        print(f"{ran} notebook(s) executed, the others up to date", flush=True)
-    built = [
-        e
-        for e in EXPERIMENTS
-        if (root / "book" / "results" / args.profile / e / f"{PAPER_CHAPTERS[-1]}.ipynb").is_file()
-    ]
+        times = _execute_all(args, experiments, notebook_params, overrides, root)
+    results = root / "book" / "results" / args.profile
+    built = [e for e in EXPERIMENTS if (results / e / f"{PAPER_CHAPTERS[-1]}.ipynb").is_file()]
     t_notebooks = time.perf_counter() - t_all
     print(f"notebooks: {t_notebooks:.1f} s", flush=True)
     if args.no_html:

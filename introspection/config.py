@@ -15,57 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
-    "EXPERIMENTS",
-    "PARAMETERS",
-    "PROFILES",
-    "STAGES",
-    "REVISIONS",
-    "KEY_LIBRARIES",
-    "key_versions",
-    "Config",
-    "configure",
-    "ConfigError",
-    "default_results_dir",
+    "EXPERIMENTS", "PARAMETERS", "PROFILES", "STAGES", "REVISIONS", "KEY_LIBRARIES",
+    "key_versions", "Config", "configure", "ConfigError", "default_results_dir",
     "published_weights_dir",
-]
+]  # fmt: skip
 
 #: The two experiments of the paper: in-distribution data, image shape, OOD sets.
 EXPERIMENTS: dict[str, dict] = {
-    "mnist": {
-        "in_distribution": "mnist",
-        "image_shape": (28, 28, 1),
-        "model": "paper_cnn",
-        "cross_dataset": "cifar10",
-        "datasets": [
-            "mnist",
-            "errors",
-            "bim",
-            "fgsm",
-            "deepfool",
-            "gaussian",
-            "uniform",
-            "cifar10",
-            "fashion_mnist",
-        ],
-    },
-    "cifar10": {
-        "in_distribution": "cifar10",
-        "image_shape": (32, 32, 3),
-        "model": "wide_resnet",
-        "cross_dataset": "mnist",
-        "datasets": [
-            "cifar10",
-            "errors",
-            "bim",
-            "fgsm",
-            "deepfool",
-            "gaussian",
-            "uniform",
-            "mnist",
-            "fashion_mnist",
-        ],
-    },
-}
+    "mnist": {"in_distribution": "mnist", "image_shape": (28, 28, 1), "model": "paper_cnn",
+              "cross_dataset": "cifar10",
+              "datasets": ["mnist", "errors", "bim", "fgsm", "deepfool", "gaussian", "uniform",
+                           "cifar10", "fashion_mnist"]},
+    "cifar10": {"in_distribution": "cifar10", "image_shape": (32, 32, 3), "model": "wide_resnet",
+                "cross_dataset": "mnist",
+                "datasets": ["cifar10", "errors", "bim", "fgsm", "deepfool", "gaussian",
+                             "uniform", "mnist", "fashion_mnist"]},
+}  # fmt: skip
 
 #: Misclassification kinds generated from in-distribution test images.
 ATTACKS = ("errors", "bim", "fgsm", "deepfool")
@@ -88,26 +53,16 @@ STREAMS = {
     "adaptive": 0,  # target images and restarts of the adaptive attacks
 }
 
-#: Stages in order; each one's artifacts depend on the parameters of its own and
-#: earlier stages.
+#: Stages in order (the last five beyond the paper); each one's artifacts depend on the
+#: parameters of its own and earlier stages.
 STAGES = (
-    "base_model",
-    "misclassifications",
-    "logit_analysis",
-    "introspection_net",
-    "evaluation",
-    # Beyond the paper.
-    "detectors",
-    "unseen",
-    "seeds",
-    "adaptive",
-    "protocol",
-)
+    "base_model", "misclassifications", "logit_analysis", "introspection_net", "evaluation",
+    "detectors", "unseen", "seeds", "adaptive", "protocol",
+)  # fmt: skip
 
 #: The stages whose results each stage depends on (itself included).
 DEPENDS_ON = {
-    "base_model": ("base_model",),
-    "misclassifications": ("base_model", "misclassifications"),
+    "base_model": ("base_model",), "misclassifications": ("base_model", "misclassifications"),
     "logit_analysis": ("base_model", "misclassifications", "logit_analysis"),
     "introspection_net": ("base_model", "misclassifications", "introspection_net"),
     "evaluation": ("base_model", "misclassifications", "introspection_net", "evaluation"),
@@ -117,21 +72,12 @@ DEPENDS_ON = {
     },
 }
 
-
 #: Revision of each stage's code: bump it with any change that alters its results, so that
 #: its cached artifacts and those downstream are recomputed.
 REVISIONS: dict[str, int] = {
-    "base_model": 3,
-    "misclassifications": 1,
-    "logit_analysis": 1,
-    "introspection_net": 1,
-    "evaluation": 1,
-    "detectors": 1,
-    "unseen": 3,
-    "seeds": 1,
-    "adaptive": 1,
-    "protocol": 1,
-}
+    "base_model": 3, "misclassifications": 1, "logit_analysis": 1, "introspection_net": 1,
+    "evaluation": 1, "detectors": 1, "unseen": 3, "seeds": 1, "adaptive": 1, "protocol": 1,
+}  # fmt: skip
 
 #: Libraries whose installed versions are part of every stage's key: the same code on
 #: another TensorFlow, Keras, scikit-learn or NumPy may give other numbers.
@@ -153,421 +99,181 @@ def key_versions() -> dict[str, str]:
 _UNSET = object()
 
 
-def _p(
-    type_,
-    stage,
-    help_,
-    allowed=None,
-    minimum=None,
-    maximum=None,
-    nullable=False,
-    only=None,
-    neutral=_UNSET,
-):
-    return {
-        "type": type_,
-        "stage": stage,
-        # The one experiment a parameter applies to: left out of the other's stage keys.
-        "only": only,
-        # Left out of the stage keys at this value, which reproduces the behaviour from
-        # before the parameter existed: cached artifacts stay valid.
-        "neutral": neutral,
-        "help": help_,
-        "allowed": allowed,
-        "min": minimum,
-        "max": maximum,
-        "nullable": nullable,
-    }
+def _p(type_, stage, help_, allowed=None, lo=None, hi=None, nullable=False, only=None,
+       neutral=_UNSET):  # fmt: skip
+    """One row of :data:`PARAMETERS`; ``lo``/``hi``: the inclusive range.
 
+    ``only``: the one experiment the parameter applies to (left out of the other's stage
+    keys). ``neutral``: left out of the stage keys at this value, which reproduces the
+    behaviour from before the parameter existed, so cached artifacts stay valid.
+    """
+    return {"type": type_, "stage": stage, "only": only, "neutral": neutral, "help": help_,
+            "allowed": allowed, "min": lo, "max": hi, "nullable": nullable}  # fmt: skip
+
+
+_B, _M, _N = "base_model", "misclassifications", "introspection_net"
 
 #: Every tunable parameter: type, the stage that first uses it, its meaning and range.
 PARAMETERS: dict[str, dict] = {
     # Base classifier.
-    "n_train": _p(
-        int,
-        "base_model",
-        "training images of the base classifier (null = all)",
-        minimum=1,
-        nullable=True,
-    ),
-    "epochs": _p(int, "base_model", "training epochs of the base classifier", minimum=1),
-    "batch_size": _p(int, "base_model", "minibatch size of the base classifier", minimum=1),
-    "optimizer": _p(str, "base_model", "optimizer", allowed=("rmsprop", "sgd", "adam")),
-    "learning_rate": _p(
-        float, "base_model", "learning rate (warmup_cosine: its peak)", minimum=0.0
-    ),
-    "schedule": _p(
-        str,
-        "base_model",
-        "learning-rate schedule (warmup_cosine: linear warm-up from 0.2 x the rate over the "
-        "first 23 % of the steps, then cosine decay to 0.07 x)",
-        allowed=("constant", "cosine", "step", "warmup_cosine"),
-    ),
-    "augment": _p(bool, "base_model", "use the paper's data augmentation"),
-    "precision": _p(
-        str,
-        "base_model",
-        "arithmetic of the base classifier's training: auto (mixed_bfloat16 where the CPU "
-        "has AMX or AVX-512 BF16, else float32), float32 or mixed_bfloat16; the trained "
-        "model is float32",
-        allowed=("auto", "float32", "mixed_bfloat16"),
-    ),
-    "architecture": _p(
-        str,
-        "base_model",
-        "CIFAR-10 classifier: wide_resnet (WRN-depth-width, the paper's family) or airbench "
-        "(airbench94's fast network, with ReLU)",
-        allowed=("wide_resnet", "airbench"),
-        only="cifar10",
-    ),
-    "momentum": _p(
-        float, "base_model", "Nesterov momentum of SGD", minimum=0.0, maximum=0.999, only="cifar10"
-    ),
-    "bias_lr_scale": _p(
-        float,
-        "base_model",
-        "factor of SGD's learning rate for the batch-normalisation biases (airbench: 64)",
-        minimum=0.0,
-        only="cifar10",
-    ),
-    "kernel_init": _p(
-        str,
-        "base_model",
-        "airbench's initial kernels: torch (PyTorch's default, as airbench94) or keras "
-        "(Glorot uniform)",
-        allowed=("torch", "keras"),
-        only="cifar10",
-    ),
-    "crop_pad": _p(
-        int,
-        "base_model",
-        "pixels of the random-translation padding (CIFAR-10)",
-        minimum=1,
-        only="cifar10",
-    ),
-    "crop_fill": _p(
-        str,
-        "base_model",
-        "how the padding is filled: zeros or reflect",
-        allowed=("zeros", "reflect"),
-        only="cifar10",
-    ),
-    "lookahead": _p(
-        bool,
-        "base_model",
-        "airbench's Lookahead: the weights move to their running average every 5 steps",
-        only="cifar10",
-    ),
-    "wrn_depth": _p(int, "base_model", "Wide ResNet depth (CIFAR-10; 6n+4)", minimum=10),
-    "wrn_width": _p(int, "base_model", "Wide ResNet widening factor (CIFAR-10)", minimum=1),
-    "wrn_dropout": _p(float, "base_model", "Wide ResNet dropout rate", minimum=0.0, maximum=0.9),
-    "weight_decay": _p(
-        float, "base_model", "weight decay of the CIFAR-10 classifier (L2)", minimum=0.0
-    ),
+    "n_train": _p(int, _B, "training images of the base classifier (null = all)", lo=1,
+        nullable=True),
+    "epochs": _p(int, _B, "training epochs of the base classifier", lo=1),
+    "batch_size": _p(int, _B, "minibatch size of the base classifier", lo=1),
+    "optimizer": _p(str, _B, "optimizer", allowed=("rmsprop", "sgd", "adam")),
+    "learning_rate": _p(float, _B, "learning rate (warmup_cosine: its peak)", lo=0.0),
+    "schedule": _p(str, _B, "learning-rate schedule (warmup_cosine: linear warm-up from 0.2 x "
+        "the rate over the first 23 % of the steps, then cosine decay to 0.07 x)",
+        allowed=("constant", "cosine", "step", "warmup_cosine")),
+    "augment": _p(bool, _B, "use the paper's data augmentation"),
+    "precision": _p(str, _B, "arithmetic of the base classifier's training: auto (mixed_bfloat16 "
+        "where the CPU has AMX or AVX-512 BF16, else float32), float32 or mixed_bfloat16; the "
+        "trained model is float32", allowed=("auto", "float32", "mixed_bfloat16")),
+    "architecture": _p(str, _B, "CIFAR-10 classifier: wide_resnet (WRN-depth-width, the paper's "
+        "family) or airbench (airbench94's fast network, with ReLU)",
+        allowed=("wide_resnet", "airbench"), only="cifar10"),
+    "momentum": _p(float, _B, "Nesterov momentum of SGD", lo=0.0, hi=0.999, only="cifar10"),
+    "bias_lr_scale": _p(float, _B, "factor of SGD's learning rate for the batch-normalisation "
+        "biases (airbench: 64)", lo=0.0, only="cifar10"),
+    "kernel_init": _p(str, _B, "airbench's initial kernels: torch (PyTorch's default, as "
+        "airbench94) or keras (Glorot uniform)", allowed=("torch", "keras"), only="cifar10"),
+    "crop_pad": _p(int, _B, "pixels of the random-translation padding (CIFAR-10)", lo=1,
+        only="cifar10"),
+    "crop_fill": _p(str, _B, "how the padding is filled: zeros or reflect",
+        allowed=("zeros", "reflect"), only="cifar10"),
+    "lookahead": _p(bool, _B, "airbench's Lookahead: the weights move to their running average "
+        "every 5 steps", only="cifar10"),
+    "wrn_depth": _p(int, _B, "Wide ResNet depth (CIFAR-10; 6n+4)", lo=10),
+    "wrn_width": _p(int, _B, "Wide ResNet widening factor (CIFAR-10)", lo=1),
+    "wrn_dropout": _p(float, _B, "Wide ResNet dropout rate", lo=0.0, hi=0.9),
+    "weight_decay": _p(float, _B, "weight decay of the CIFAR-10 classifier (L2)", lo=0.0),
     # Misclassified data.
-    "n_source": _p(
-        int,
-        "misclassifications",
-        "in-distribution test images used as the pool of sources (null = all)",
-        minimum=2,
-        nullable=True,
-    ),
-    "train_fraction": _p(
-        float,
-        "misclassifications",
-        "fraction of source images on Introspection-Net's training side",
-        minimum=0.0,
-        maximum=1.0,
-    ),
-    "n_train_in": _p(
-        int,
-        "misclassifications",
-        "in-distribution examples for Introspection-Net training (paper: 5000)",
-        minimum=1,
-    ),
-    "n_train_other": _p(
-        int,
-        "misclassifications",
-        "examples of every other dataset for training (paper: 700)",
-        minimum=1,
-    ),
-    "n_test": _p(
-        int, "misclassifications", "test examples of every dataset (paper: 2000)", minimum=1
-    ),
-    "patch_size": _p(int, "misclassifications", "side of the black square of 'errors'", minimum=1),
-    "patch_max_tries": _p(int, "misclassifications", "patch positions tried per image", minimum=1),
-    "patch_max_per_source": _p(
-        int,
-        "misclassifications",
-        "patch errors kept per source image (null = one per error position found)",
-        minimum=1,
-        nullable=True,
-        neutral=None,
-    ),
-    "patch_fill": _p(
-        str,
-        "misclassifications",
-        "value of the patch: zero (black in pixels) or mean (0 after standardisation: the "
-        "training images' channel means)",
-        allowed=("zero", "mean"),
-        neutral="zero",
-    ),
-    "fgsm_eps": _p(
-        float,
-        "misclassifications",
-        "FGSM L-inf budget, pixel scale [0, 1]",
-        minimum=0.0,
-        maximum=1.0,
-    ),
-    "bim_eps": _p(
-        float,
-        "misclassifications",
-        "BIM L-inf budget, pixel scale [0, 1]",
-        minimum=0.0,
-        maximum=1.0,
-    ),
-    "bim_eps_iter": _p(
-        float, "misclassifications", "BIM step size, pixel scale [0, 1]", minimum=0.0, maximum=1.0
-    ),
-    "bim_nb_iter": _p(int, "misclassifications", "BIM iterations", minimum=1),
-    "bim_early_stop": _p(
-        bool,
-        "misclassifications",
-        "BIM stops moving an image once it is misclassified",
-        neutral=False,
-    ),
-    "attack_loss": _p(
-        str,
-        "misclassifications",
-        "what FGSM's and BIM's cross-entropy reads: the logits, or the probabilities taken "
-        "as logits (a cleverhans-v3 wrapper pitfall)",
-        allowed=("logits", "probabilities"),
-        neutral="logits",
-    ),
-    "deepfool_overshoot": _p(float, "misclassifications", "DeepFool overshoot", minimum=0.0),
-    "deepfool_max_iter": _p(int, "misclassifications", "DeepFool maximum iterations", minimum=1),
-    "gaussian_mean": _p(
-        float, "misclassifications", "mean of the Gaussian noise images", minimum=0.0, maximum=1.0
-    ),
-    "gaussian_std": _p(
-        float, "misclassifications", "std of the Gaussian noise images", minimum=0.0
-    ),
+    "n_source": _p(int, _M, "in-distribution test images used as the pool of sources "
+        "(null = all)", lo=2, nullable=True),
+    "train_fraction": _p(float, _M, "fraction of source images on Introspection-Net's training "
+        "side", lo=0.0, hi=1.0),
+    "n_train_in": _p(int, _M, "in-distribution examples for Introspection-Net training "
+        "(paper: 5000)", lo=1),
+    "n_train_other": _p(int, _M, "examples of every other dataset for training (paper: 700)",
+        lo=1),
+    "n_test": _p(int, _M, "test examples of every dataset (paper: 2000)", lo=1),
+    "patch_size": _p(int, _M, "side of the black square of 'errors'", lo=1),
+    "patch_max_tries": _p(int, _M, "patch positions tried per image", lo=1),
+    "patch_max_per_source": _p(int, _M, "patch errors kept per source image (null = one per "
+        "error position found)", lo=1, nullable=True, neutral=None),
+    "patch_fill": _p(str, _M, "value of the patch: zero (black in pixels) or mean (0 after "
+        "standardisation: the training images' channel means)", allowed=("zero", "mean"),
+        neutral="zero"),
+    "fgsm_eps": _p(float, _M, "FGSM L-inf budget, pixel scale [0, 1]", lo=0.0, hi=1.0),
+    "bim_eps": _p(float, _M, "BIM L-inf budget, pixel scale [0, 1]", lo=0.0, hi=1.0),
+    "bim_eps_iter": _p(float, _M, "BIM step size, pixel scale [0, 1]", lo=0.0, hi=1.0),
+    "bim_nb_iter": _p(int, _M, "BIM iterations", lo=1),
+    "bim_early_stop": _p(bool, _M, "BIM stops moving an image once it is misclassified",
+        neutral=False),
+    "attack_loss": _p(str, _M, "what FGSM's and BIM's cross-entropy reads: the logits, or the "
+        "probabilities taken as logits (a cleverhans-v3 wrapper pitfall)",
+        allowed=("logits", "probabilities"), neutral="logits"),
+    "deepfool_overshoot": _p(float, _M, "DeepFool overshoot", lo=0.0),
+    "deepfool_max_iter": _p(int, _M, "DeepFool maximum iterations", lo=1),
+    "gaussian_mean": _p(float, _M, "mean of the Gaussian noise images", lo=0.0, hi=1.0),
+    "gaussian_std": _p(float, _M, "std of the Gaussian noise images", lo=0.0),
     # Logit analysis.
-    "n_analysis": _p(
-        int, "logit_analysis", "examples per dataset in Figure 1 (paper: 1000)", minimum=2
-    ),
-    "n_scatter": _p(
-        int, "logit_analysis", "examples per dataset in Figure 2 (paper: 300)", minimum=1
-    ),
+    "n_analysis": _p(int, "logit_analysis", "examples per dataset in Figure 1 (paper: 1000)",
+        lo=2),
+    "n_scatter": _p(int, "logit_analysis", "examples per dataset in Figure 2 (paper: 300)", lo=1),
     # Introspection-Net and the baselines.
-    "val_fraction": _p(
-        float, "introspection_net", "validation fraction (paper: 0.1)", minimum=0.0, maximum=0.9
-    ),
-    "introspection_epochs": _p(
-        int, "introspection_net", "Introspection-Net epochs (paper: 60)", minimum=1
-    ),
-    "introspection_batch_size": _p(
-        int, "introspection_net", "Introspection-Net batch size", minimum=1
-    ),
-    "softmax_dtype": _p(
-        str,
-        "introspection_net",
-        "arithmetic of the Softmax Baseline: float64, or float32 as Keras' softmax layer",
-        allowed=("float64", "float32"),
-        neutral="float64",
-    ),
-    "trust_feature": _p(
-        str,
-        "introspection_net",
-        "Trust Score feature space",
-        allowed=("features", "logits", "pixels"),
-    ),
-    "trust_alpha": _p(
-        float,
-        "introspection_net",
-        "Trust Score density-filtering fraction",
-        minimum=0.0,
-        maximum=0.99,
-    ),
-    "trust_k": _p(int, "introspection_net", "Trust Score k of the density filter", minimum=1),
-    "trust_n_fit": _p(
-        int, "introspection_net", "base-training images the Trust Score is fitted on", minimum=10
-    ),
+    "val_fraction": _p(float, _N, "validation fraction (paper: 0.1)", lo=0.0, hi=0.9),
+    "introspection_epochs": _p(int, _N, "Introspection-Net epochs (paper: 60)", lo=1),
+    "introspection_batch_size": _p(int, _N, "Introspection-Net batch size", lo=1),
+    "softmax_dtype": _p(str, _N, "arithmetic of the Softmax Baseline: float64, or float32 as "
+        "Keras' softmax layer", allowed=("float64", "float32"), neutral="float64"),
+    "trust_feature": _p(str, _N, "Trust Score feature space",
+        allowed=("features", "logits", "pixels")),
+    "trust_alpha": _p(float, _N, "Trust Score density-filtering fraction", lo=0.0, hi=0.99),
+    "trust_k": _p(int, _N, "Trust Score k of the density filter", lo=1),
+    "trust_n_fit": _p(int, _N, "base-training images the Trust Score is fitted on", lo=10),
     # Evaluation.
-    "n_boot": _p(int, "evaluation", "bootstrap resamples of the 95% CIs (0 = none)", minimum=0),
+    "n_boot": _p(int, "evaluation", "bootstrap resamples of the 95% CIs (0 = none)", lo=0),
     # Beyond the paper: more detectors.
-    "detector_n_fit": _p(
-        int,
-        "detectors",
-        "base-training images the Mahalanobis class means and covariance are fitted on",
-        minimum=10,
-    ),
-    "odin_temperature": _p(float, "detectors", "ODIN softmax temperature T", minimum=1e-6),
-    "odin_eps": _p(
-        float,
-        "detectors",
-        "ODIN input pre-processing step, pixel scale [0, 1]",
-        minimum=0.0,
-        maximum=1.0,
-    ),
-    "mahalanobis_eps": _p(
-        float,
-        "detectors",
-        "Mahalanobis input pre-processing step, pixel scale [0, 1]",
-        minimum=0.0,
-        maximum=1.0,
-    ),
+    "detector_n_fit": _p(int, "detectors", "base-training images the Mahalanobis class means "
+        "and covariance are fitted on", lo=10),
+    "odin_temperature": _p(float, "detectors", "ODIN softmax temperature T", lo=1e-6),
+    "odin_eps": _p(float, "detectors", "ODIN input pre-processing step, pixel scale [0, 1]",
+        lo=0.0, hi=1.0),
+    "mahalanobis_eps": _p(float, "detectors", "Mahalanobis input pre-processing step, pixel "
+        "scale [0, 1]", lo=0.0, hi=1.0),
     # Beyond the paper: attacks nobody trained on.
-    "unseen_n": _p(
-        int,
-        "unseen",
-        "test-side source images attacked with CW-L2 and PGD (never trained on)",
-        minimum=1,
-    ),
-    "cw_binary_steps": _p(int, "unseen", "CW-L2 bisection steps on the constant c", minimum=1),
-    "cw_max_iter": _p(int, "unseen", "CW-L2 Adam steps per bisection step", minimum=1),
-    "cw_lr": _p(float, "unseen", "CW-L2 Adam learning rate (tanh space)", minimum=1e-6),
-    "cw_lr_schedule": _p(
-        str,
-        "unseen",
-        "CW-L2 step size within each bisection step: constant, or cosine decay to zero",
-        allowed=("constant", "cosine"),
-    ),
+    "unseen_n": _p(int, "unseen", "test-side source images attacked with CW-L2 and PGD (never "
+        "trained on)", lo=1),
+    "cw_binary_steps": _p(int, "unseen", "CW-L2 bisection steps on the constant c", lo=1),
+    "cw_max_iter": _p(int, "unseen", "CW-L2 Adam steps per bisection step", lo=1),
+    "cw_lr": _p(float, "unseen", "CW-L2 Adam learning rate (tanh space)", lo=1e-6),
+    "cw_lr_schedule": _p(str, "unseen", "CW-L2 step size within each bisection step: constant, "
+        "or cosine decay to zero", allowed=("constant", "cosine")),
     # Beyond the paper: adaptive attacks.
-    "adaptive_n": _p(
-        int, "adaptive", "test-side source images attacked by the adaptive attacks", minimum=1
-    ),
-    "adaptive_steps": _p(int, "adaptive", "PGD steps per run of the adaptive attacks", minimum=1),
-    "adaptive_restarts": _p(
-        int, "adaptive", "runs per setting (the first from the image, then random)", minimum=1
-    ),
-    "spsa_n": _p(int, "adaptive", "images of the gradient-free (SPSA) check", minimum=1),
-    "spsa_samples": _p(int, "adaptive", "SPSA perturbation pairs per step", minimum=1),
+    "adaptive_n": _p(int, "adaptive", "test-side source images attacked by the adaptive attacks",
+        lo=1),
+    "adaptive_steps": _p(int, "adaptive", "PGD steps per run of the adaptive attacks", lo=1),
+    "adaptive_restarts": _p(int, "adaptive", "runs per setting (the first from the image, then "
+        "random)", lo=1),
+    "spsa_n": _p(int, "adaptive", "images of the gradient-free (SPSA) check", lo=1),
+    "spsa_samples": _p(int, "adaptive", "SPSA perturbation pairs per step", lo=1),
     # Beyond the paper: seeds.
-    "n_seeds": _p(int, "seeds", "Introspection-Net trainings with different seeds", minimum=2),
-}
+    "n_seeds": _p(int, "seeds", "Introspection-Net trainings with different seeds", lo=2),
+}  # fmt: skip
 
 # Values shared by every profile; profiles and experiments override them.
 _BASE = {
-    "n_train": None,
-    "augment": True,
-    "precision": "auto",
-    "optimizer": "rmsprop",
-    "learning_rate": 1e-3,
-    "schedule": "cosine",
-    "batch_size": 64,
-    "architecture": "wide_resnet",
-    "momentum": 0.9,
-    "bias_lr_scale": 1.0,
-    "kernel_init": "torch",
-    "crop_pad": 4,
-    "crop_fill": "zeros",
-    "lookahead": False,
-    "wrn_depth": 16,
-    "wrn_width": 2,
-    "wrn_dropout": 0.0,
-    "weight_decay": 5e-4,
-    "n_source": None,
-    "train_fraction": 0.5,
-    "n_train_in": 5000,
-    "n_train_other": 700,
-    "n_test": 2000,
-    "patch_size": 7,
-    "patch_max_tries": 50,
-    "patch_max_per_source": None,
-    "patch_fill": "zero",
-    "attack_loss": "logits",
-    "bim_early_stop": False,
+    "n_train": None, "augment": True, "precision": "auto", "optimizer": "rmsprop",
+    "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 64, "architecture": "wide_resnet",
+    "momentum": 0.9, "bias_lr_scale": 1.0, "kernel_init": "torch", "crop_pad": 4,
+    "crop_fill": "zeros", "lookahead": False, "wrn_depth": 16, "wrn_width": 2,
+    "wrn_dropout": 0.0, "weight_decay": 5e-4,
+    "n_source": None, "train_fraction": 0.5, "n_train_in": 5000, "n_train_other": 700,
+    "n_test": 2000, "patch_size": 7, "patch_max_tries": 50, "patch_max_per_source": None,
+    "patch_fill": "zero", "attack_loss": "logits", "bim_early_stop": False,
     # Chapter 12's protocol study: Keras computes the softmax in float32; the paper's
     # Trust Score runs on "a filtered version of the training set".
     "softmax_dtype": "float32",
-    "fgsm_eps": 0.3,
-    "bim_eps": 0.3,
-    "bim_eps_iter": 0.03,
-    "bim_nb_iter": 20,
-    "deepfool_overshoot": 0.02,
-    "deepfool_max_iter": 50,
-    "gaussian_mean": 0.5,
-    "gaussian_std": 0.25,
-    "n_analysis": 1000,
-    "n_scatter": 300,
-    "val_fraction": 0.1,
-    "introspection_epochs": 60,
-    "introspection_batch_size": 32,
-    "trust_feature": "features",
-    "trust_alpha": 0.1,
-    "trust_k": 10,
-    "trust_n_fit": 10000,
-    "n_boot": 1000,
-    "detector_n_fit": 10000,
-    "odin_temperature": 1000.0,
-    "odin_eps": 0.0014,
-    "mahalanobis_eps": 0.0014,
-    "n_seeds": 5,
-    "unseen_n": 1000,
-    "cw_binary_steps": 3,
-    "cw_max_iter": 300,
-    "cw_lr": 0.05,
+    "fgsm_eps": 0.3, "bim_eps": 0.3, "bim_eps_iter": 0.03, "bim_nb_iter": 20,
+    "deepfool_overshoot": 0.02, "deepfool_max_iter": 50, "gaussian_mean": 0.5,
+    "gaussian_std": 0.25, "n_analysis": 1000, "n_scatter": 300,
+    "val_fraction": 0.1, "introspection_epochs": 60, "introspection_batch_size": 32,
+    "trust_feature": "features", "trust_alpha": 0.1, "trust_k": 10, "trust_n_fit": 10000,
+    "n_boot": 1000, "detector_n_fit": 10000, "odin_temperature": 1000.0, "odin_eps": 0.0014,
+    "mahalanobis_eps": 0.0014, "n_seeds": 5,
+    "unseen_n": 1000, "cw_binary_steps": 3, "cw_max_iter": 300, "cw_lr": 0.05,
     "cw_lr_schedule": "constant",
-    "adaptive_n": 300,
-    "adaptive_steps": 40,
-    "adaptive_restarts": 2,
-    "spsa_n": 50,
+    "adaptive_n": 300, "adaptive_steps": 40, "adaptive_restarts": 2, "spsa_n": 50,
     "spsa_samples": 32,
-}
+}  # fmt: skip
 
 # The recipe of each experiment's classifier (Section 2.1; Zagoruyko & Komodakis 2016)
 # and its attack budgets (L-inf 0.3 on MNIST, BIM 0.1; 8/255 on CIFAR-10).
 _EXPERIMENT_DEFAULTS = {
     "mnist": {
-        "epochs": 30,
-        "batch_size": 64,
-        "optimizer": "rmsprop",
-        "learning_rate": 1e-3,
+        "epochs": 30, "batch_size": 64, "optimizer": "rmsprop", "learning_rate": 1e-3,
         "schedule": "cosine",
         # Calibrated to Section 2.3's BIM max logits, 10.8 +- 5.2 (chapter 12): eps 0.3
         # gave 28.0 +- 7.0, eps 0.1 gives 11.8 +- 3.9.
-        "bim_eps": 0.1,
-        "bim_eps_iter": 0.01,
+        "bim_eps": 0.1, "bim_eps_iter": 0.01,
     },
     "cifar10": {
-        "epochs": 200,
-        "batch_size": 128,
-        "optimizer": "sgd",
-        "learning_rate": 0.1,
-        "schedule": "step",
-        "wrn_depth": 28,
-        "wrn_width": 8,
-        "fgsm_eps": 8 / 255,
-        "bim_eps": 8 / 255,
-        "bim_eps_iter": 1 / 255,
-        "patch_max_tries": 20,
+        "epochs": 200, "batch_size": 128, "optimizer": "sgd", "learning_rate": 0.1,
+        "schedule": "step", "wrn_depth": 28, "wrn_width": 8,
+        "fgsm_eps": 8 / 255, "bim_eps": 8 / 255, "bim_eps_iter": 1 / 255, "patch_max_tries": 20,
         # A constant Adam step leaves a noise floor of about one step per pixel, large
         # against CIFAR-10's small minimal perturbations (book/methods.md, chapter 9).
         "cw_lr_schedule": "cosine",
     },
-}
+}  # fmt: skip
 
 _SMALL_SETS = {
-    "n_train_in": 200,
-    "n_train_other": 40,
-    "n_test": 100,
-    "n_analysis": 100,
-    "n_scatter": 100,
-    "introspection_epochs": 10,
-    "trust_n_fit": 1000,
-    "n_boot": 100,
-    "detector_n_fit": 1000,
-    "n_seeds": 2,
-    "unseen_n": 100,
-    "cw_binary_steps": 2,
-    "cw_max_iter": 30,
-    "adaptive_n": 40,
-    "adaptive_steps": 10,
-    "adaptive_restarts": 1,
-    "spsa_n": 10,
-    "spsa_samples": 8,
-}
+    "n_train_in": 200, "n_train_other": 40, "n_test": 100, "n_analysis": 100, "n_scatter": 100,
+    "introspection_epochs": 10, "trust_n_fit": 1000, "n_boot": 100, "detector_n_fit": 1000,
+    "n_seeds": 2, "unseen_n": 100, "cw_binary_steps": 2, "cw_max_iter": 30, "adaptive_n": 40,
+    "adaptive_steps": 10, "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 8,
+}  # fmt: skip
 
 #: Profiles: per experiment, the values that differ from the defaults.
 PROFILES: dict[str, dict] = {
@@ -575,17 +281,9 @@ PROFILES: dict[str, dict] = {
         "description": "whole pipeline on tiny subsets; minutes on 2 cores (CI, first look)",
         "mnist": {**_SMALL_SETS, "n_train": 3000, "epochs": 1, "n_source": 1000, "bim_nb_iter": 10},
         "cifar10": {
-            **_SMALL_SETS,
-            "n_train": 4000,
-            "epochs": 2,
-            "n_source": 1000,
-            "wrn_depth": 10,
-            "wrn_width": 1,
-            "optimizer": "adam",
-            "learning_rate": 2e-3,
-            "schedule": "cosine",
-            "bim_nb_iter": 10,
-            "deepfool_max_iter": 20,
+            **_SMALL_SETS, "n_train": 4000, "epochs": 2, "n_source": 1000, "wrn_depth": 10,
+            "wrn_width": 1, "optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine",
+            "bim_nb_iter": 10, "deepfool_max_iter": 20,
         },
     },
     "quick": {
@@ -593,52 +291,19 @@ PROFILES: dict[str, dict] = {
         "about 20 minutes on 2 cores (a teacher's laptop, no native bfloat16)",
         # Sized for a CPU without native bfloat16 (float32 training; AMD EPYC, AVX2 only).
         "mnist": {
-            "n_train": 20000,
-            "epochs": 2,
-            "n_train_in": 1000,
-            "n_train_other": 200,
-            "n_test": 400,
-            "n_analysis": 400,
-            "introspection_epochs": 20,
-            "trust_n_fit": 3000,
-            "n_boot": 200,
-            "detector_n_fit": 3000,
-            "n_seeds": 3,
-            "unseen_n": 200,
-            "cw_binary_steps": 2,
-            "cw_max_iter": 100,
-            "adaptive_n": 60,
-            "adaptive_steps": 20,
-            "adaptive_restarts": 1,
-            "spsa_n": 10,
-            "spsa_samples": 16,
+            "n_train": 20000, "epochs": 2, "n_train_in": 1000, "n_train_other": 200,
+            "n_test": 400, "n_analysis": 400, "introspection_epochs": 20, "trust_n_fit": 3000,
+            "n_boot": 200, "detector_n_fit": 3000, "n_seeds": 3, "unseen_n": 200,
+            "cw_binary_steps": 2, "cw_max_iter": 100, "adaptive_n": 60, "adaptive_steps": 20,
+            "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 16,
         },
         "cifar10": {
-            "n_train": 20000,
-            "epochs": 4,
-            "wrn_depth": 10,
-            "wrn_width": 1,
-            "schedule": "cosine",
-            "learning_rate": 0.05,
-            "n_source": 4000,
-            "n_train_in": 800,
-            "n_train_other": 150,
-            "n_test": 300,
-            "n_analysis": 300,
-            "introspection_epochs": 20,
-            "trust_n_fit": 3000,
-            "n_boot": 200,
-            "deepfool_max_iter": 30,
-            "detector_n_fit": 3000,
-            "n_seeds": 3,
-            "unseen_n": 150,
-            "cw_binary_steps": 2,
-            "cw_max_iter": 100,
-            "adaptive_n": 50,
-            "adaptive_steps": 15,
-            "adaptive_restarts": 1,
-            "spsa_n": 10,
-            "spsa_samples": 16,
+            "n_train": 20000, "epochs": 4, "wrn_depth": 10, "wrn_width": 1, "schedule": "cosine",
+            "learning_rate": 0.05, "n_source": 4000, "n_train_in": 800, "n_train_other": 150,
+            "n_test": 300, "n_analysis": 300, "introspection_epochs": 20, "trust_n_fit": 3000,
+            "n_boot": 200, "deepfool_max_iter": 30, "detector_n_fit": 3000, "n_seeds": 3,
+            "unseen_n": 150, "cw_binary_steps": 2, "cw_max_iter": 100, "adaptive_n": 50,
+            "adaptive_steps": 15, "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 16,
         },
     },
     "cpu": {
@@ -647,36 +312,43 @@ PROFILES: dict[str, dict] = {
         # CIFAR-10's classifier is airbench94's network and recipe (benchmarks/cifar10_recipe.py).
         "mnist": {"unseen_n": 500, "adaptive_n": 200},
         "cifar10": {
-            "architecture": "airbench",
-            "epochs": 15,
-            "batch_size": 1024,
-            "optimizer": "sgd",
+            "architecture": "airbench", "epochs": 15, "batch_size": 1024, "optimizer": "sgd",
             # airbench94's decoupled hyperparameters (lr 11.5 and weight decay 0.0153
             # per 1024 images, momentum 0.85) in Keras' terms for the mean loss.
-            "learning_rate": 1.5,
-            "momentum": 0.85,
-            "bias_lr_scale": 64.0,
-            "weight_decay": 1.33e-3,
-            "schedule": "warmup_cosine",
-            "crop_pad": 2,
-            "crop_fill": "reflect",
-            "lookahead": True,
-            "unseen_n": 300,
-            "adaptive_n": 100,
-            "adaptive_steps": 30,
-            "spsa_n": 30,
+            "learning_rate": 1.5, "momentum": 0.85, "bias_lr_scale": 64.0,
+            "weight_decay": 1.33e-3, "schedule": "warmup_cosine", "crop_pad": 2,
+            "crop_fill": "reflect", "lookahead": True, "unseen_n": 300, "adaptive_n": 100,
+            "adaptive_steps": 30, "spsa_n": 30,
         },
     },
     "paper": {
-        "description": "the paper's settings, WRN-28-8 on CIFAR-10: for a GPU",
-        "mnist": {},
+        "description": "the paper's settings, WRN-28-8 on CIFAR-10: for a GPU", "mnist": {},
         "cifar10": {},
     },
-}
+}  # fmt: skip
 
 
 class ConfigError(ValueError):
     """A parameter has a wrong type or value."""
+
+
+def _check_type(name: str, typ: type, value):
+    """``value`` as a ``typ`` (an integral float as an int, an int as a float)."""
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"Parameter {name!r} must be true or false, got {value!r}.")
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if not (isinstance(value, float) and value.is_integer()):
+                raise ConfigError(f"Parameter {name!r} must be an integer, got {value!r}.")
+            value = int(value)
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"Parameter {name!r} must be a number, got {value!r}.")
+        value = float(value)
+    elif typ is str and not isinstance(value, str):
+        raise ConfigError(f"Parameter {name!r} must be a string, got {value!r}.")
+    return value
 
 
 def _check_value(name: str, value):
@@ -685,32 +357,21 @@ def _check_value(name: str, value):
         if spec["nullable"]:
             return None
         raise ConfigError(f"Parameter {name!r} may not be null ({spec['help']}).")
-    typ = spec["type"]
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"Parameter {name!r} must be true or false, got {value!r}.")
-    elif typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise ConfigError(f"Parameter {name!r} must be an integer, got {value!r}.")
-    elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"Parameter {name!r} must be a number, got {value!r}.")
-        value = float(value)
-    elif typ is str and not isinstance(value, str):
-        raise ConfigError(f"Parameter {name!r} must be a string, got {value!r}.")
-    if spec["allowed"] is not None and value not in spec["allowed"]:
-        raise ConfigError(
-            f"Parameter {name!r} must be one of {', '.join(map(str, spec['allowed']))}; "
-            f"got {value!r}."
-        )
+    value = _check_type(name, spec["type"], value)
+    if spec["allowed"] is not None:
+        _check_one_of(name, value, spec["allowed"])
     if spec["min"] is not None and value < spec["min"]:
         raise ConfigError(f"Parameter {name!r} must be >= {spec['min']}, got {value!r}.")
     if spec["max"] is not None and value > spec["max"]:
         raise ConfigError(f"Parameter {name!r} must be <= {spec['max']}, got {value!r}.")
     return value
+
+
+def _check_one_of(name: str, value, known) -> None:
+    if value not in known:
+        raise ConfigError(
+            f"Parameter {name!r} must be one of {', '.join(map(str, known))}; got {value!r}."
+        )
 
 
 def _repo_root() -> Path | None:
@@ -794,6 +455,10 @@ class Config:
         """BIM's step size: ``bim_eps_iter``, or ``bim_eps / 10`` when it is null."""
         return self.params["bim_eps_iter"] or self.params["bim_eps"] / 10
 
+    def _applies(self, name: str) -> bool:
+        """Whether a parameter applies to this experiment (``only``)."""
+        return PARAMETERS[name]["only"] in (None, self.experiment)
+
     def stage_params(self, stage: str) -> dict:
         """Parameters that determine a stage's results: its own and its upstream stages'.
 
@@ -803,20 +468,14 @@ class Config:
         if stage not in STAGES:
             raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
         upto = DEPENDS_ON[stage]
-        out = {
-            "experiment": self.experiment,
-            "seed": self.seed,
-            "revisions": {s: REVISIONS[s] for s in upto},
-            "versions": key_versions(),
-        }
+        out = {"experiment": self.experiment, "seed": self.seed}
+        out["revisions"] = {s: REVISIONS[s] for s in upto}
+        out["versions"] = key_versions()
+        # A parameter without a neutral value (_UNSET) never equals it.
         out.update(
-            {
-                k: v
-                for k, v in self.params.items()
-                if PARAMETERS[k]["stage"] in upto
-                and PARAMETERS[k]["only"] in (None, self.experiment)
-                and not (PARAMETERS[k]["neutral"] is not _UNSET and v == PARAMETERS[k]["neutral"])
-            }
+            (k, v)
+            for k, v in self.params.items()
+            if PARAMETERS[k]["stage"] in upto and self._applies(k) and v != PARAMETERS[k]["neutral"]
         )
         return out
 
@@ -832,14 +491,13 @@ class Config:
             ("profile", self.profile, PROFILES[self.profile]["description"]),
             ("seed", self.seed, "seed of every random choice"),
         ]
+        arch = self.params["architecture"]
         for k, v in self.params.items():
-            if stage is not None and PARAMETERS[k]["stage"] != stage:
-                continue
-            if PARAMETERS[k]["only"] not in (None, self.experiment):
+            if (stage is not None and PARAMETERS[k]["stage"] != stage) or not self._applies(k):
                 continue
             mark = " (overridden)" if k in self.overrides else ""
-            if k.startswith("wrn_") and self.params["architecture"] != "wide_resnet":
-                mark += f" (not used by {self.params['architecture']})"
+            if k.startswith("wrn_") and arch != "wide_resnet":
+                mark += f" (not used by {arch})"
             elif k.startswith("wrn_") and self.experiment != "cifar10":
                 continue
             meaning = PARAMETERS[k]["help"] + mark
@@ -850,17 +508,9 @@ class Config:
         return pd.DataFrame(rows, columns=["parameter", "value", "meaning"]).set_index("parameter")
 
 
-def configure(
-    experiment: str = "mnist",
-    profile: str = "quick",
-    *,
-    seed: int = 0,
-    data_dir=None,
-    artifacts_dir=None,
-    results_dir=None,
-    overrides=None,
-    **params,
-) -> Config:
+def configure(experiment: str = "mnist", profile: str = "quick", *, seed: int = 0,
+              data_dir=None, artifacts_dir=None, results_dir=None, overrides=None,
+              **params) -> Config:  # fmt: skip
     """Resolve a profile and overrides into a validated Config; raise ConfigError if invalid.
 
     Parameters
@@ -879,35 +529,12 @@ def configure(
     **params
         Same, winning over ``overrides``; None means the profile's value, ``"null"`` null.
     """
-    if experiment not in EXPERIMENTS:
-        raise ConfigError(
-            f"Parameter 'experiment' must be one of {', '.join(EXPERIMENTS)}; got {experiment!r}."
-        )
-    if profile not in PROFILES:
-        raise ConfigError(
-            f"Parameter 'profile' must be one of {', '.join(PROFILES)}; got {profile!r}."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"Parameter 'seed' must be a non-negative integer, got {seed!r}.")
-    if overrides is not None and not isinstance(overrides, dict):
-        raise ConfigError(f"Parameter 'overrides' must be a mapping, got {overrides!r}.")
-    merged = dict(overrides or {})
-    merged.update({k: v for k, v in params.items() if v is not None})
-    params = {**_BASE, **_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}
-    given = {}
-    for name, value in merged.items():
-        if name not in PARAMETERS:
-            raise ConfigError(
-                f"Unknown parameter {name!r}. Known parameters: {', '.join(sorted(PARAMETERS))}."
-            )
-        if value is None:
-            continue
-        if value == "null":
-            value = None
-        given[name] = value
-    params.update(given)
-    params = {name: _check_value(name, params[name]) for name in PARAMETERS}
-    _check_consistency(experiment, params)
+    _check_run(experiment, profile, seed, overrides)
+    given = _given(overrides, params)
+    defaults = {**_BASE, **_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}
+    values = {**defaults, **given}
+    values = {name: _check_value(name, values[name]) for name in PARAMETERS}
+    _check_consistency(experiment, values)
     if data_dir is not None:
         data_dir = str(Path(data_dir).expanduser())
         if not Path(data_dir).is_dir():
@@ -919,13 +546,33 @@ def configure(
         Path(results_dir).expanduser() if results_dir else default_results_dir(profile, experiment)
     )
     _check_writable(res, "results_dir")
-    changed = {
-        k: v
-        for k, v in given.items()
-        if v
-        != {**_BASE, **_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}.get(k)
-    }
-    return Config(experiment, profile, seed, data_dir, art, res, params, changed)
+    changed = {k: v for k, v in given.items() if v != defaults.get(k)}
+    return Config(experiment, profile, seed, data_dir, art, res, values, changed)
+
+
+def _check_run(experiment, profile, seed, overrides) -> None:
+    """Check the arguments of :func:`configure` that are not parameters."""
+    _check_one_of("experiment", experiment, EXPERIMENTS)
+    _check_one_of("profile", profile, PROFILES)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"Parameter 'seed' must be a non-negative integer, got {seed!r}.")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"Parameter 'overrides' must be a mapping, got {overrides!r}.")
+
+
+def _given(overrides, params) -> dict:
+    """The parameters given (``params`` over ``overrides``; None skipped, ``"null"`` None)."""
+    merged = dict(overrides or {})
+    merged.update({k: v for k, v in params.items() if v is not None})
+    given = {}
+    for name, value in merged.items():
+        if name not in PARAMETERS:
+            raise ConfigError(
+                f"Unknown parameter {name!r}. Known parameters: {', '.join(sorted(PARAMETERS))}."
+            )
+        if value is not None:
+            given[name] = None if value == "null" else value
+    return given
 
 
 def _check_consistency(experiment: str, p: dict) -> None:
@@ -933,31 +580,26 @@ def _check_consistency(experiment: str, p: dict) -> None:
         raise ConfigError(
             f"Parameter 'wrn_depth' must be 6n+4 (10, 16, 22, 28...), got {p['wrn_depth']}."
         )
-    if p["bim_eps_iter"] is not None and p["bim_eps_iter"] > p["bim_eps"]:
+    if p["bim_eps_iter"] > p["bim_eps"]:
         raise ConfigError("Parameter 'bim_eps_iter' must not exceed 'bim_eps'.")
     if not 0.0 < p["train_fraction"] < 1.0:
         raise ConfigError("Parameter 'train_fraction' must be strictly between 0 and 1.")
     n_pool = p["n_source"] or 10000
     n_train_side = int(round(p["train_fraction"] * n_pool))
-    if p["n_train_in"] > n_train_side:
-        raise ConfigError(
-            f"Parameter 'n_train_in' ({p['n_train_in']}) exceeds the {n_train_side} source images "
-            f"on the training side (n_source x train_fraction)."
-        )
-    if p["n_test"] > n_pool - n_train_side:
-        raise ConfigError(
-            f"Parameter 'n_test' ({p['n_test']}) exceeds the {n_pool - n_train_side} source images "
-            f"on the test side (n_source x (1 - train_fraction))."
-        )
-    if p["unseen_n"] > n_pool - n_train_side:
-        raise ConfigError(
-            f"Parameter 'unseen_n' ({p['unseen_n']}) exceeds the {n_pool - n_train_side} source "
-            f"images on the test side (n_source x (1 - train_fraction))."
-        )
-    if max(p["adaptive_n"], p["spsa_n"]) > n_pool - n_train_side:
+    n_test_side = n_pool - n_train_side
+    for name, n_side, side in (
+        ("n_train_in", n_train_side, "training side (n_source x train_fraction)"),
+        ("n_test", n_test_side, "test side (n_source x (1 - train_fraction))"),
+        ("unseen_n", n_test_side, "test side (n_source x (1 - train_fraction))"),
+    ):
+        if p[name] > n_side:
+            raise ConfigError(
+                f"Parameter {name!r} ({p[name]}) exceeds the {n_side} source images on the {side}."
+            )
+    if max(p["adaptive_n"], p["spsa_n"]) > n_test_side:
         raise ConfigError(
             f"Parameters 'adaptive_n' and 'spsa_n' must not exceed the "
-            f"{n_pool - n_train_side} source images on the test side."
+            f"{n_test_side} source images on the test side."
         )
     if p["spsa_n"] > p["adaptive_n"]:
         raise ConfigError("Parameter 'spsa_n' must not exceed 'adaptive_n'.")

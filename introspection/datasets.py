@@ -18,19 +18,9 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "DATASETS",
-    "ENV_VAR",
-    "DataNotFoundError",
-    "DatasetFileError",
-    "load",
-    "to_float",
-    "gaussian_noise",
-    "uniform_noise",
-    "convert_images",
-    "cifar10_as_mnist",
-    "mnist_as_cifar10",
-    "OFFLINE_LOSSLESS",
-    "jpeg_roundtrip",
+    "DATASETS", "ENV_VAR", "DataNotFoundError", "DatasetFileError", "load", "to_float",
+    "gaussian_noise", "uniform_noise", "convert_images", "cifar10_as_mnist", "mnist_as_cifar10",
+    "OFFLINE_LOSSLESS", "jpeg_roundtrip",
 ]
 
 #: Environment variable naming a directory of ``<name>.npz`` files.
@@ -79,24 +69,20 @@ def _check_arrays(arrays: dict[str, np.ndarray], name: str, origin: str) -> None
         if x.dtype != np.uint8:
             raise DatasetFileError(f"{origin}: x_{split} has dtype {x.dtype}, expected uint8.")
         if x.ndim != 1 + len(image_shape) or x.shape[1:] != image_shape:
-            raise DatasetFileError(
-                f"{origin}: x_{split} has shape {x.shape}, "
-                f"expected (N, {', '.join(map(str, image_shape))})."
-            )
+            raise DatasetFileError(f"{origin}: x_{split} has shape {x.shape}, expected "
+                                   f"(N, {', '.join(map(str, image_shape))}).")
         if y.ndim != 1:
             raise DatasetFileError(f"{origin}: y_{split} has shape {y.shape}, expected (N,).")
         if not np.issubdtype(y.dtype, np.integer):
             raise DatasetFileError(f"{origin}: y_{split} has dtype {y.dtype}, expected integers.")
         if len(y) != len(x):
-            raise DatasetFileError(
-                f"{origin}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels."
-            )
+            raise DatasetFileError(f"{origin}: x_{split} has {len(x)} images but y_{split} has "
+                                   f"{len(y)} labels.")
         if len(y) == 0:
             raise DatasetFileError(f"{origin}: the {split} split is empty.")
         if y.min() < 0 or y.max() >= _NUM_CLASSES:
-            raise DatasetFileError(
-                f"{origin}: y_{split} holds labels in [{y.min()}, {y.max()}], expected 0..9."
-            )
+            raise DatasetFileError(f"{origin}: y_{split} holds labels in [{y.min()}, {y.max()}], "
+                                   "expected 0..9.")
 
 
 def _read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
@@ -138,12 +124,8 @@ def _keras_download(name: str, looked_in: list[Path]) -> dict[str, np.ndarray]:
         ) from None
     finally:
         socket.setdefaulttimeout(previous)
-    arrays = {
-        "x_train": np.asarray(x_train),
-        "y_train": np.asarray(y_train).reshape(-1),
-        "x_test": np.asarray(x_test),
-        "y_test": np.asarray(y_test).reshape(-1),
-    }
+    arrays = {"x_train": np.asarray(x_train), "y_train": np.asarray(y_train).reshape(-1),
+              "x_test": np.asarray(x_test), "y_test": np.asarray(y_test).reshape(-1)}
     _check_arrays(arrays, name, f"keras.datasets.{name}")
     return arrays
 
@@ -210,15 +192,11 @@ def _check_noise_args(n: int, shape) -> tuple[int, ...]:
 
 
 def gaussian_noise(n: int, shape, *, mean: float = 0.5, std: float = 0.25, seed: int = 0):
-    """Gaussian noise images of shape ``(n, *shape)``, float32 clipped to [0, 1].
-
-    ``mean`` and ``std`` are in the [0, 1] pixel scale.
-    """
+    """Gaussian noise images ``(n, *shape)`` in the [0, 1] pixel scale, float32 and clipped."""
     shape = _check_noise_args(n, shape)
     if std <= 0:
         raise ValueError(f"std must be positive, got {std}.")
-    rng = np.random.default_rng(seed)
-    x = rng.normal(mean, std, size=(int(n), *shape))
+    x = np.random.default_rng(seed).normal(mean, std, size=(int(n), *shape))
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
@@ -227,8 +205,8 @@ def uniform_noise(n: int, shape, *, low: float = 0.0, high: float = 1.0, seed: i
     shape = _check_noise_args(n, shape)
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"Need 0 <= low < high <= 1, got low={low}, high={high}.")
-    rng = np.random.default_rng(seed)
-    return rng.uniform(low, high, size=(int(n), *shape)).astype(np.float32)
+    x = np.random.default_rng(seed).uniform(low, high, size=(int(n), *shape))
+    return x.astype(np.float32)
 
 
 # ITU-R BT.601 luma weights, as tf.image.rgb_to_grayscale and PIL's "L" mode.
@@ -244,12 +222,9 @@ def convert_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.nd
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}.")
     x = np.asarray(x)
-    if x.dtype == np.uint8:
-        x = to_float(x)
-    else:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[..., None]
+    x = to_float(x) if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise ValueError(f"Expected (N, H, W[, 1 or 3]) images, got shape {x.shape}.")
     if x.shape[-1] == 3 and channels == 1:
@@ -295,8 +270,7 @@ def jpeg_roundtrip(x: np.ndarray, quality: int = 75, subsampling: str = "4:2:0")
     out = np.empty_like(x)
     for i, image in enumerate(x):
         buf = io.BytesIO()
-        Image.fromarray(image).save(
-            buf, "JPEG", quality=int(quality), subsampling=modes[subsampling]
-        )
+        Image.fromarray(image).save(buf, "JPEG", quality=int(quality),
+                                    subsampling=modes[subsampling])
         out[i] = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     return out

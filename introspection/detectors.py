@@ -13,41 +13,44 @@ import inspect
 from abc import ABC, abstractmethod
 
 import numpy as np
+from scipy.special import logsumexp
 from scipy.special import softmax as _scipy_softmax
-from sklearn.neighbors import KDTree
+from sklearn.neighbors import KDTree, NearestNeighbors
 
-__all__ = [
-    "Detector",
-    "EnergyScore",
-    "IntrospectionNet",
-    "Mahalanobis",
-    "MahalanobisPreprocessed",
-    "MaxLogit",
-    "ODIN",
-    "SoftmaxBaseline",
-    "TrustScore",
-    "softmax",
-]
+__all__ = ["Detector", "EnergyScore", "IntrospectionNet", "Mahalanobis", "MahalanobisPreprocessed",
+           "MaxLogit", "ODIN", "SoftmaxBaseline", "TrustScore", "softmax"]
 
 
 # Input checks
+def _check_real(x, name, dtype):
+    """Return the array ``x`` as finite numbers of ``dtype``, or raise ValueError."""
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}.")
+    x = x.astype(dtype, copy=False)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return x
 
 
 def _check_2d_finite(X, name="X"):
     """Return ``X`` as a finite float64 array of shape (N, D), or raise ValueError."""
     X = np.asarray(X)
     if X.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features); got shape {X.shape}."
-        )
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); "
+                         f"got shape {X.shape}.")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must be non-empty; got shape {X.shape}.")
-    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers; got dtype {X.dtype}.")
-    X = X.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return X
+    return _check_real(X, name, np.float64)
+
+
+def _check_images(x, name="x"):
+    """Return ``x`` as a finite float32 batch of shape (N, ...), or raise ValueError."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must be a batch of inputs, shape (N, ...); got {x.shape}.")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty.")
+    return _check_real(x, name, np.float32)
 
 
 def _check_labels(y, n_samples, name):
@@ -64,9 +67,32 @@ def _check_labels(y, n_samples, name):
     return y
 
 
+def _check_choice(value, name, choices):
+    if value not in choices:
+        quoted = [repr(c) for c in choices]
+        raise ValueError(f"{name} must be {', '.join(quoted[:-1])} or {quoted[-1]}; got {value!r}.")
+
+
+def _check_number(value, name, strict=True):
+    """Return ``value`` as a float, or raise ValueError unless finite and > 0 (or >= 0)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (ok and np.isfinite(value) and (value > 0 if strict else value >= 0)):
+        bound = "> 0" if strict else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}.")
+    return float(value)
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def _batched(f, x, size):
+    """``f`` of consecutive batches of ``size`` rows of ``x``, concatenated."""
+    return np.concatenate([f(x[i : i + size]) for i in range(0, len(x), size)])
+
+
 # Base class
-
-
 class Detector(ABC):
     """Base class of the misclassification detectors.
 
@@ -90,8 +116,7 @@ class Detector(ABC):
     def score_tensor(self, z):
         """The score as a differentiable TensorFlow function of the logits ``z``.
 
-        Only logit-reading detectors have one (the adaptive attacks of chapter 11 follow its
-        gradient); it matches :meth:`score` up to float32 round-off.
+        For the adaptive attacks of chapter 11; matches :meth:`score` up to float32 round-off.
         """
         raise NotImplementedError(f"{type(self).__name__} has no differentiable score.")
 
@@ -100,10 +125,21 @@ class Detector(ABC):
         shown = [f"{p}={getattr(self, p)!r}" for p in params if p != "self" and hasattr(self, p)]
         return f"{type(self).__name__}({', '.join(shown)})"
 
+    def _check_fitted(self, attr):
+        if not hasattr(self, attr):
+            raise ValueError(f"This {type(self).__name__} is not fitted yet; call fit first.")
+
+    def _check_features(self, X):
+        """``X`` checked, with as many features as in ``fit``; the detector must be fitted."""
+        self._check_fitted("n_features_in_")
+        X = _check_2d_finite(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features but {type(self).__name__} was fitted "
+                             f"with {self.n_features_in_}.")
+        return X
+
 
 # Softmax Baseline
-
-
 def softmax(logits, axis=-1):
     """Numerically stable softmax along ``axis``, in float64."""
     return _scipy_softmax(np.asarray(logits, dtype=np.float64), axis=axis)
@@ -112,40 +148,28 @@ def softmax(logits, axis=-1):
 class SoftmaxBaseline(Detector):
     """Maximum softmax probability (Hendrycks & Gimpel, 2017); nothing to fit.
 
-    Parameters
-    ----------
-    dtype : {"float64", "float32"}
-        In float32, as Keras computes it, confident examples (lead > ~17) all score 1.0 and tie.
-
-    Examples
-    --------
-    >>> SoftmaxBaseline().fit(None).score([[2.0, 0.0], [0.0, 0.0]]).round(4)
-    array([0.8808, 0.5   ])
+    ``dtype``: "float64" or "float32"; in float32, as Keras computes it, confident examples
+    (lead > ~17) all score 1.0 and tie.
     """
 
     name = "softmax_baseline"
 
     def __init__(self, dtype="float64"):
-        if dtype not in ("float64", "float32"):
-            raise ValueError(f"dtype must be 'float64' or 'float32'; got {dtype!r}.")
+        _check_choice(dtype, "dtype", ("float64", "float32"))
         self.dtype = dtype
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Maximum softmax probability of each row of logits ``X``, in ``[1/K, 1]``."""
         logits = _check_2d_finite(X, "logits").astype(self.dtype)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(shifted)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
         import tensorflow as tf
-
         return tf.reduce_max(tf.nn.softmax(z, axis=1), axis=1)
 
 
 # Trust Score
-
-
 #: From this many features on, ``TrustScore(algorithm="auto")`` searches by brute force.
 BRUTE_FROM_DIM = 256
 
@@ -167,53 +191,37 @@ class TrustScore(Detector):
 
         score(x) = min_{c != p} d(x, H(c)) / (d(x, H(p)) + min_dist)
 
-    Fit and score in the same feature space, named by ``reads``.
+    Fit and score in the same feature space: ``reads`` = "features", "logits" or "pixels".
 
     Parameters
     ----------
-    k : int
-        Neighbour rank of the density filter's kNN radius (the point itself is the first).
-    alpha : float in [0, 1)
-        A class keeps the points whose radius is ``<= np.percentile(radii, 100 * (1 - alpha))``.
+    k, alpha : int, float in [0, 1)
+        Density filter: a class keeps the points whose radius to their ``k``-th neighbour (the
+        point itself first) is ``<= np.percentile(radii, 100 * (1 - alpha))``.
     filtering : {"density", "none"}
         ``"none"`` keeps every training point (``alpha`` must be 0).
-    min_dist : float
-        Added to the denominator to avoid a division by zero.
     n_jobs : int or None
         Threads querying the per-class trees (``None`` = 1, ``-1`` = all cores).
     score_k : int
         1 (nearest point) is the paper's definition; 2 reproduces google/TrustScore and alibi.
     algorithm : {"auto", "kd_tree", "brute"}
         Both exact; ``"auto"`` uses brute force from :data:`BRUTE_FROM_DIM` features on.
-    reads : {"features", "logits", "pixels"}
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, (50, 2)), rng.normal(5, 1, (50, 2))]
-    >>> y = np.r_[np.zeros(50, int), np.ones(50, int)]
-    >>> ts = TrustScore(k=10, alpha=0.1).fit(X, y)
+    >>> ts = TrustScore(k=10, alpha=0.1).fit(X, np.repeat([0, 1], 50))
     >>> ts.n_kept_per_class_
     array([45, 45])
-    >>> s = ts.score([[0.0, 0.0], [0.0, 0.0]], y_pred=[0, 1])
-    >>> bool(s[0] > 1 > s[1])
-    True
+    >>> ts.score([[0.0, 0.0], [0.0, 0.0]], y_pred=[0, 1]) > 1
+    array([ True, False])
     """
 
     name = "trust_score"
 
-    def __init__(
-        self,
-        k=10,
-        alpha=0.0,
-        filtering="density",
-        min_dist=1e-12,
-        leaf_size=40,
-        n_jobs=None,
-        score_k=1,
-        algorithm="auto",
-        reads="features",
-    ):
+    def __init__(self, k=10, alpha=0.0, filtering="density", min_dist=1e-12, leaf_size=40,
+                 n_jobs=None, score_k=1, algorithm="auto", reads="features"):
         self.reads = reads
         self.algorithm = algorithm
         self.k = k
@@ -225,29 +233,28 @@ class TrustScore(Detector):
         self.score_k = score_k
 
     def _check_params(self):
-        if self.reads not in ("features", "logits", "pixels"):
-            raise ValueError(
-                f"reads must be 'features', 'logits' or 'pixels'; got {self.reads!r}."
-            )
-        if self.algorithm not in ("auto", "kd_tree", "brute"):
-            raise ValueError(
-                f"algorithm must be 'auto', 'kd_tree' or 'brute'; got {self.algorithm!r}."
-            )
-        if self.filtering not in ("density", "none"):
-            raise ValueError(f"filtering must be 'density' or 'none'; got {self.filtering!r}.")
+        _check_choice(self.reads, "reads", ("features", "logits", "pixels"))
+        _check_choice(self.algorithm, "algorithm", ("auto", "kd_tree", "brute"))
+        _check_choice(self.filtering, "filtering", ("density", "none"))
         alpha = float(self.alpha)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1); got {self.alpha!r}.")
         if self.filtering == "none" and alpha != 0.0:
-            raise ValueError(
-                "alpha > 0 has no effect with filtering='none'; use filtering='density'."
-            )
+            raise ValueError("alpha > 0 has no effect with filtering='none'; "
+                             "use filtering='density'.")
         for name in ("k", "leaf_size", "score_k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+            _check_positive_int(getattr(self, name), name)
         if not (np.isfinite(self.min_dist) and self.min_dist >= 0):
             raise ValueError(f"min_dist must be a finite number >= 0; got {self.min_dist!r}.")
+
+    def _kept(self, X, idx, c):
+        """Training rows ``idx`` of class ``c`` that the filter keeps."""
+        if self.filtering == "density":
+            idx = idx[_density_filter(X[idx], self.k, float(self.alpha), self.leaf_size)]
+        if idx.size < self.score_k:
+            raise ValueError(f"class {c!r} keeps {idx.size} training point(s) after filtering, "
+                             f"fewer than score_k={self.score_k}.")
+        return idx
 
     def fit(self, X, y) -> TrustScore:
         """Build one search index per class on the (filtered) data; ``y``: TRUE labels."""
@@ -256,40 +263,26 @@ class TrustScore(Detector):
         y = _check_labels(y, X.shape[0], "y")
         classes = np.unique(y)
         if classes.size < 2:
-            raise ValueError(
-                "TrustScore needs training points of at least two classes; "
-                f"got only {classes.tolist()}."
-            )
-        brute = self.algorithm == "brute" or (
-            self.algorithm == "auto" and X.shape[1] >= BRUTE_FROM_DIM
-        )
-        kept, trees = [], []
-        for c in classes:
-            idx = np.flatnonzero(y == c)
-            if self.filtering == "density":
-                idx = idx[_density_filter(X[idx], self.k, float(self.alpha), self.leaf_size)]
-            if idx.size < self.score_k:
-                raise ValueError(
-                    f"class {c!r} keeps {idx.size} training point(s) after "
-                    f"filtering, fewer than score_k={self.score_k}."
-                )
-            kept.append(idx)
-            if brute:
-                from sklearn.neighbors import NearestNeighbors
-
-                trees.append(NearestNeighbors(algorithm="brute").fit(X[idx]))
-            else:
-                trees.append(KDTree(X[idx], leaf_size=self.leaf_size))
+            raise ValueError("TrustScore needs training points of at least two classes; "
+                             f"got only {classes.tolist()}.")
+        brute = self.algorithm == "brute" or (self.algorithm == "auto"
+                                              and X.shape[1] >= BRUTE_FROM_DIM)
+        kept = [self._kept(X, np.flatnonzero(y == c), c) for c in classes]
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         self.n_samples_per_class_ = np.array([np.sum(y == c) for c in classes])
         self.n_kept_per_class_ = np.array([idx.size for idx in kept])
         self.kept_indices_ = kept
-        self.kdtrees_ = trees
+        self.kdtrees_ = [
+            NearestNeighbors(algorithm="brute").fit(X[idx]) if brute
+            else KDTree(X[idx], leaf_size=self.leaf_size)
+            for idx in kept
+        ]
         return self
 
-    def _class_distances(self, X):
-        """Distance of each row of ``X`` to each class, shape (n_samples, n_classes)."""
+    def class_distances(self, X) -> np.ndarray:
+        """Distance of each example to each class of ``classes_``, shape (n_samples, n_classes)."""
+        X = self._check_features(X)
 
         def query(tree):
             if isinstance(tree, KDTree):
@@ -300,57 +293,31 @@ class TrustScore(Detector):
             columns = [query(tree) for tree in self.kdtrees_]
         else:
             from joblib import Parallel, delayed
-
             columns = Parallel(n_jobs=self.n_jobs, prefer="threads")(
                 delayed(query)(tree) for tree in self.kdtrees_
             )
         return np.column_stack(columns)
 
-    def class_distances(self, X) -> np.ndarray:
-        """Distance of each example to each class of ``classes_``, shape (n_samples, n_classes)."""
-        self._check_fitted()
-        X = self._check_X(X)
-        return self._class_distances(X)
-
-    def _check_fitted(self):
-        if not hasattr(self, "kdtrees_"):
-            raise ValueError("This TrustScore is not fitted yet; call fit(X, y) first.")
-
-    def _check_X(self, X):
-        X = _check_2d_finite(X, "X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but TrustScore was fitted with {self.n_features_in_}."
-            )
-        return X
-
     def score(self, X, y_pred=None) -> np.ndarray:
         """Trust score of each example for its predicted label ``y_pred`` (required)."""
-        self._check_fitted()
-        X = self._check_X(X)
+        X = self._check_features(X)
         if y_pred is None:
             raise ValueError("TrustScore.score needs y_pred, the classifier's predicted labels.")
         y_pred = _check_labels(y_pred, X.shape[0], "y_pred")
-        pos = np.searchsorted(self.classes_, y_pred)
-        pos = np.clip(pos, 0, self.classes_.size - 1)
+        pos = np.clip(np.searchsorted(self.classes_, y_pred), 0, self.classes_.size - 1)
         unknown = self.classes_[pos] != y_pred
         if np.any(unknown):
             missing = np.unique(y_pred[unknown]).tolist()
-            raise ValueError(
-                f"predicted label(s) {missing} have no training points "
-                f"(classes seen in fit: {self.classes_.tolist()})."
-            )
-        d = self._class_distances(X)
+            raise ValueError(f"predicted label(s) {missing} have no training points "
+                             f"(classes seen in fit: {self.classes_.tolist()}).")
+        d = self.class_distances(X)
         rows = np.arange(X.shape[0])
         d_pred = d[rows, pos].copy()
         d[rows, pos] = np.inf
-        d_other = d.min(axis=1)
-        return d_other / (d_pred + self.min_dist)
+        return d.min(axis=1) / (d_pred + self.min_dist)
 
 
 # Introspection-Net
-
-
 class IntrospectionNet(Detector):
     """Introspection-Net (Aigrain & Detyniecki, 2019, Section 3.1) as a detector.
 
@@ -360,14 +327,10 @@ class IntrospectionNet(Detector):
 
     Parameters
     ----------
-    epochs : int
-        Paper: 60.
-    batch_size : int
-        Not given in the paper; Keras' default.
-    learning_rate : float
-        RMSprop learning rate.
-    validation_split : float
-        Held out when ``fit`` gets no ``validation_data``.
+    epochs, batch_size : int
+        60 as in the paper; Keras' default 32 (the paper gives none).
+    learning_rate, validation_split : float
+        RMSprop's learning rate; the fraction held out when ``fit`` gets no ``validation_data``.
     seed : int
         Seeds the weights, dropout and data order.
     model : keras.Model, optional
@@ -376,9 +339,8 @@ class IntrospectionNet(Detector):
 
     name = "introspection_net"
 
-    def __init__(
-        self, epochs=60, batch_size=32, learning_rate=1e-3, validation_split=0.1, seed=0, model=None
-    ):
+    def __init__(self, epochs=60, batch_size=32, learning_rate=1e-3, validation_split=0.1, seed=0,
+                 model=None):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -403,55 +365,30 @@ class IntrospectionNet(Detector):
         keras.utils.set_random_seed(self.seed)
         self.model_ = introspection_net(num_inputs=X.shape[1])
         self.history_ = train_introspection_net(
-            self.model_,
-            X.astype(np.float32),
-            y,
-            validation_data=validation_data,
-            validation_split=self.validation_split,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            seed=self.seed,
+            self.model_, X.astype(np.float32), y, validation_data=validation_data,
+            validation_split=self.validation_split, epochs=self.epochs,
+            batch_size=self.batch_size, learning_rate=self.learning_rate, seed=self.seed,
             verbose=verbose,
         )
         return self
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Predicted confidence in [0, 1] that the classifier is correct, from logits ``X``."""
-        if not hasattr(self, "model_"):
-            raise ValueError("IntrospectionNet is not fitted yet: call fit(logits, labels) first.")
+        self._check_fitted("model_")
         X = _check_2d_finite(X).astype(np.float32)
         n_in = self.model_.input_shape[-1]
         if X.shape[1] != n_in:
             raise ValueError(f"X has {X.shape[1]} columns but the network takes {n_in} logits.")
-        out = [
-            np.asarray(self.model_(X[i : i + 4096], training=False)).reshape(-1)
-            for i in range(0, len(X), 4096)
-        ]
-        return np.concatenate(out).astype(np.float64)
+        out = _batched(lambda b: np.asarray(self.model_(b, training=False)).reshape(-1), X, 4096)
+        return out.astype(np.float64)
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
         import tensorflow as tf
-
-        if not hasattr(self, "model_"):
-            raise ValueError("IntrospectionNet is not fitted yet: call fit(logits, labels) first.")
+        self._check_fitted("model_")
         return tf.reshape(self.model_(z, training=False), (-1,))
 
 
 # Max Logit and Energy (beyond the paper)
-
-
-def _check_positive_finite(value, name):
-    """Return ``value`` as a float, or raise ValueError unless it is finite and > 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not (np.isfinite(value) and value > 0)
-    ):
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}.")
-    return float(value)
-
-
 class MaxLogit(Detector):
     """Maximum logit (Hendrycks, Basart, Mazeika et al., ICML 2022); nothing to fit.
 
@@ -466,7 +403,6 @@ class MaxLogit(Detector):
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
         import tensorflow as tf
-
         return tf.reduce_max(z, axis=1)
 
 
@@ -474,12 +410,8 @@ class EnergyScore(Detector):
     """Negative free energy ``T * logsumexp(logits / T)`` (Liu, Wang, Owens & Li, NeurIPS 2020).
 
     Higher = more in-distribution; ``max_k l_k <= score <= max_k l_k + T log K``, so it tends to
-    the max logit as ``T -> 0``. Nothing to fit (the paper's energy fine-tuning is not here).
-
-    Parameters
-    ----------
-    temperature : float
-        ``T > 0``; the paper uses 1.
+    the max logit as ``T -> 0``. ``temperature``: ``T > 0``, 1 in the paper. Nothing to fit
+    (the paper's energy fine-tuning is not here).
     """
 
     name = "energy"
@@ -489,27 +421,21 @@ class EnergyScore(Detector):
 
     def fit(self, X=None, y=None) -> EnergyScore:
         """Check the temperature; there is nothing to fit."""
-        _check_positive_finite(self.temperature, "temperature")
+        _check_number(self.temperature, "temperature")
         return self
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Negative energy ``T * logsumexp(X / T)`` of each row of logits ``X``."""
-        from scipy.special import logsumexp
-
-        t = _check_positive_finite(self.temperature, "temperature")
-        logits = _check_2d_finite(X, "logits")
-        return t * logsumexp(logits / t, axis=1)
+        t = _check_number(self.temperature, "temperature")
+        return t * logsumexp(_check_2d_finite(X, "logits") / t, axis=1)
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
         import tensorflow as tf
-
-        t = _check_positive_finite(self.temperature, "temperature")
+        t = _check_number(self.temperature, "temperature")
         return t * tf.reduce_logsumexp(z / t, axis=1)
 
 
 # Mahalanobis distance
-
-
 class Mahalanobis(Detector):
     """Mahalanobis confidence score with a tied covariance (Lee, Lee, Lee & Shin, NeurIPS 2018).
 
@@ -520,33 +446,22 @@ class Mahalanobis(Detector):
 
     ``Sigma^+`` is the pseudo-inverse with :func:`scipy.linalg.pinvh`'s cut-off, so a singular
     covariance (dead ReLU units) is handled. Single layer, no feature ensemble; the score
-    ignores the prediction.
-
-    Attributes
-    ----------
-    means_ : ndarray of shape (n_classes, n_features)
-        In the order of ``classes_``.
-    covariance_, precision_ : ndarray of shape (n_features, n_features)
-        ``Sigma`` and ``Sigma^+``.
-    whitening_ : ndarray of shape (n_features, rank)
-        ``W`` with ``W W^T = precision_``: distances are computed in the space ``f W``.
+    ignores the prediction. Fitted: ``means_`` (``classes_`` order), ``covariance_`` (Sigma),
+    ``precision_`` (Sigma^+) and ``whitening_``, ``W`` with ``W W^T = precision_``: distances
+    are computed in the space ``f W``.
     """
 
     name = "mahalanobis"
     reads = "features"
-
-    def __init__(self):
-        pass
 
     def fit(self, X, y) -> Mahalanobis:
         """Estimate class means and tied covariance from features ``X``, TRUE labels ``y``."""
         X = _check_2d_finite(X, "X")
         y = _check_labels(y, X.shape[0], "y")
         classes, inverse = np.unique(y, return_inverse=True)
-        counts = np.bincount(inverse, minlength=classes.size)
         means = np.zeros((classes.size, X.shape[1]))
         np.add.at(means, inverse, X)
-        means /= counts[:, None]
+        means /= np.bincount(inverse, minlength=classes.size)[:, None]
         centred = X - means[inverse]
         covariance = centred.T @ centred / X.shape[0]
         covariance = (covariance + covariance.T) / 2.0
@@ -555,33 +470,19 @@ class Mahalanobis(Detector):
         cutoff = X.shape[1] * np.finfo(np.float64).eps * float(np.abs(eigval).max())
         keep = eigval > cutoff
         if not np.any(keep):
-            raise ValueError(
-                "The within-class covariance is zero: every training point equals its "
-                "class mean, so Mahalanobis distances are undefined."
-            )
-        whitening = eigvec[:, keep] / np.sqrt(eigval[keep])
+            raise ValueError("The within-class covariance is zero: every training point equals "
+                             "its class mean, so Mahalanobis distances are undefined.")
+        self.whitening_ = eigvec[:, keep] / np.sqrt(eigval[keep])
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         self.means_ = means
         self.covariance_ = covariance
-        self.whitening_ = whitening
-        self.precision_ = whitening @ whitening.T
+        self.precision_ = self.whitening_ @ self.whitening_.T
         return self
-
-    def _check_fitted(self):
-        if not hasattr(self, "whitening_"):
-            raise ValueError(f"This {type(self).__name__} is not fitted yet; call fit first.")
 
     def class_distances(self, X) -> np.ndarray:
         """Squared Mahalanobis distance of each example to each class mean (``classes_`` order)."""
-        self._check_fitted()
-        X = _check_2d_finite(X, "X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_}."
-            )
-        z = X @ self.whitening_
+        z = self._check_features(X) @ self.whitening_
         m = self.means_ @ self.whitening_
         return np.column_stack([((z - mc) ** 2).sum(axis=1) for mc in m])
 
@@ -590,57 +491,34 @@ class Mahalanobis(Detector):
         return -self.class_distances(X).min(axis=1)
 
 
-# Detectors with input pre-processing
-
-# Tolerance of the [clip_min, clip_max] input check (as in introspection.attacks).
+# Detectors with input pre-processing: one signed-gradient step on the input, then a score.
+#: Tolerance of the [clip_min, clip_max] input check (as in introspection.attacks).
 _RANGE_TOL = 1e-5
 
 
-def _check_images(x, name="x"):
-    """Return ``x`` as a finite float32 batch of shape (N, ...), or raise ValueError."""
-    x = np.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(f"{name} must be a batch of inputs, shape (N, ...); got {x.shape}.")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty.")
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}.")
-    x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return x
-
-
-def _sign_nonneg(g):
-    """``+1`` where ``g >= 0``, else ``-1``: the sign of the ODIN and Mahalanobis reference code."""
-    return np.where(np.asarray(g) >= 0, 1.0, -1.0)
-
-
 class _InputPreprocessing(Detector):
-    """One signed-gradient step on the input; subclasses define _loss_gradient, _score_batch."""
+    """Subclasses define ``_loss`` (a TensorFlow function of the input) and ``_score_batch``."""
+
+    reads = "images"
+
+    def __init__(self, model, epsilon, clip_min, clip_max, batch_size):
+        self.model = model
+        self.epsilon = epsilon
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
 
     def _check_params(self):
-        eps = self.epsilon
-        if (
-            isinstance(eps, bool)
-            or not isinstance(eps, (int, float, np.integer, np.floating))
-            or not (np.isfinite(eps) and eps >= 0)
-        ):
-            raise ValueError(f"epsilon must be a finite number >= 0; got {eps!r}.")
-        self._epsilon = float(eps)
-        bs = self.batch_size
-        if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {bs!r}.")
+        self._epsilon = _check_number(self.epsilon, "epsilon", strict=False)
+        _check_positive_int(self.batch_size, "batch_size")
         try:
             lo = -np.inf if self.clip_min is None else float(self.clip_min)
             hi = np.inf if self.clip_max is None else float(self.clip_max)
         except (TypeError, ValueError):
             lo = hi = np.nan
         if np.isnan(lo) or np.isnan(hi) or not lo < hi:
-            raise ValueError(
-                f"clip_min must be < clip_max (None = unbounded); got {self.clip_min!r} "
-                f">= {self.clip_max!r}."
-            )
+            raise ValueError("clip_min must be < clip_max (None = unbounded); "
+                             f"got {self.clip_min!r} >= {self.clip_max!r}.")
         self._clip = (lo, hi)
 
     def _check_inputs(self, x):
@@ -649,39 +527,41 @@ class _InputPreprocessing(Detector):
         lo, hi = self._clip
         x_lo, x_hi = float(x.min()), float(x.max())
         if x_lo < lo - _RANGE_TOL or x_hi > hi + _RANGE_TOL:
-            raise ValueError(
-                f"x values lie in [{x_lo:g}, {x_hi:g}], outside [clip_min, clip_max] = "
-                f"[{lo:g}, {hi:g}] (wrong pixel scale? pass clip_min=None / clip_max=None "
-                "to disable clipping)."
-            )
+            raise ValueError(f"x values lie in [{x_lo:g}, {x_hi:g}], outside [clip_min, "
+                             f"clip_max] = [{lo:g}, {hi:g}] (wrong pixel scale? pass "
+                             "clip_min=None / clip_max=None to disable clipping).")
         return x
 
-    def _batches(self, n):
-        return [slice(i, i + self.batch_size) for i in range(0, n, self.batch_size)]
+    def _loss_gradient(self, xb):
+        import tensorflow as tf
+        x = tf.convert_to_tensor(xb, dtype=tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = self._loss(x)
+        return tape.gradient(loss, x).numpy()
 
     def _perturb_batch(self, xb):
         lo, hi = self._clip
         if self._epsilon == 0.0:
             return np.clip(xb, lo, hi).astype(np.float32)
-        step = self._epsilon * _sign_nonneg(self._loss_gradient(xb))
+        # The sign of the ODIN and Mahalanobis reference code: +1 where the gradient is >= 0.
+        step = self._epsilon * np.where(self._loss_gradient(xb) >= 0, 1.0, -1.0)
         return np.clip(xb.astype(np.float64) - step, lo, hi).astype(np.float32)
 
     def input_gradient(self, x) -> np.ndarray:
         """Gradient w.r.t. the input of the loss the pre-processing decreases (see the class)."""
-        x = self._check_inputs(x)
-        return np.concatenate([self._loss_gradient(x[s]) for s in self._batches(len(x))])
+        return _batched(self._loss_gradient, self._check_inputs(x), self.batch_size)
 
     def perturb(self, x) -> np.ndarray:
         """Pre-processed inputs ``clip(x - epsilon * sign(input_gradient(x)))``, sign(0) = +1."""
-        x = self._check_inputs(x)
-        return np.concatenate([self._perturb_batch(x[s]) for s in self._batches(len(x))])
+        return _batched(self._perturb_batch, self._check_inputs(x), self.batch_size)
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Confidence score of the pre-processed images ``X``, within ``[clip_min, clip_max]``."""
         self._check_ready()
         x = self._check_inputs(X)
-        out = [self._score_batch(self._perturb_batch(x[s])) for s in self._batches(len(x))]
-        return np.concatenate(out).astype(np.float64)
+        out = _batched(lambda xb: self._score_batch(self._perturb_batch(xb)), x, self.batch_size)
+        return out.astype(np.float64)
 
     def _check_ready(self):
         """Raise ValueError if the detector cannot score yet (default: always ready)."""
@@ -708,43 +588,31 @@ class ODIN(_InputPreprocessing):
         ``>= 0`` (0 = no pre-processing); the reference code's CIFAR-10 value, not tuned here.
     clip_min, clip_max : float or None
         Clipping range (``None`` = unbounded); inputs outside it raise ValueError.
-    batch_size : int
     """
 
     name = "odin"
-    reads = "images"
 
-    def __init__(
-        self, model, temperature=1000.0, epsilon=0.0014, clip_min=0.0, clip_max=1.0, batch_size=256
-    ):
-        self.model = model
+    def __init__(self, model, temperature=1000.0, epsilon=0.0014, clip_min=0.0, clip_max=1.0,
+                 batch_size=256):
+        super().__init__(model, epsilon, clip_min, clip_max, batch_size)
         self.temperature = temperature
-        self.epsilon = epsilon
-        self.clip_min = clip_min
-        self.clip_max = clip_max
-        self.batch_size = batch_size
 
     def _check_params(self):
         super()._check_params()
-        self._temperature = _check_positive_finite(self.temperature, "temperature")
+        self._temperature = _check_number(self.temperature, "temperature")
 
     def fit(self, X=None, y=None) -> ODIN:
         """Check the parameters; there is nothing to fit."""
         self._check_params()
         return self
 
-    def _loss_gradient(self, xb):
+    def _loss(self, x):
         import tensorflow as tf
-
-        x = tf.convert_to_tensor(xb, dtype=tf.float32)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = tf.cast(self.model(x, training=False), tf.float32)
-            y_hat = tf.argmax(logits, axis=1)
-            log_p = tf.nn.log_softmax(logits / self._temperature, axis=1)
-            # Sum over the batch: the examples are independent in inference mode.
-            loss = -tf.reduce_sum(tf.gather(log_p, y_hat, axis=1, batch_dims=1))
-        return tape.gradient(loss, x).numpy()
+        logits = tf.cast(self.model(x, training=False), tf.float32)
+        y_hat = tf.argmax(logits, axis=1)
+        log_p = tf.nn.log_softmax(logits / self._temperature, axis=1)
+        # Sum over the batch: the examples are independent in inference mode.
+        return -tf.reduce_sum(tf.gather(log_p, y_hat, axis=1, batch_dims=1))
 
     def _score_batch(self, xb):
         logits = np.asarray(self.model(xb, training=False), dtype=np.float64)
@@ -771,79 +639,58 @@ class MahalanobisPreprocessed(_InputPreprocessing):
         The feature layer (the penultimate layer of the models built here).
     epsilon : float
         ``>= 0`` (0 = plain score); from the grid {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01}.
-    clip_min, clip_max : float or None
-        Clipping range (``None`` = unbounded); inputs outside it raise ValueError.
-    batch_size : int
+    clip_min, clip_max
+        As for :class:`ODIN`.
     """
 
     name = "mahalanobis_preprocessed"
-    reads = "images"
 
-    def __init__(
-        self, model, layer="features", epsilon=0.0014, clip_min=0.0, clip_max=1.0, batch_size=256
-    ):
-        self.model = model
+    def __init__(self, model, layer="features", epsilon=0.0014, clip_min=0.0, clip_max=1.0,
+                 batch_size=256):
+        super().__init__(model, epsilon, clip_min, clip_max, batch_size)
         self.layer = layer
-        self.epsilon = epsilon
-        self.clip_min = clip_min
-        self.clip_max = clip_max
-        self.batch_size = batch_size
 
     def _feature_model(self):
-        if getattr(self, "_feature_model_for", None) is not self.model or (
-            getattr(self, "_feature_layer", None) != self.layer
-        ):
+        """The sub-model from the input to ``layer``, rebuilt when ``model`` or ``layer`` change."""
+        model, layer, sub_model = getattr(self, "_feature_cache", (None, None, None))
+        if model is not self.model or layer != self.layer:
             import keras
-
             try:
                 out = self.model.get_layer(self.layer).output
             except ValueError as err:
-                raise ValueError(
-                    f"Model {self.model.name!r} has no layer named {self.layer!r}."
-                ) from err
-            self._feature_sub_model = keras.Model(self.model.input, out)
-            self._feature_model_for = self.model
-            self._feature_layer = self.layer
-        return self._feature_sub_model
+                msg = f"Model {self.model.name!r} has no layer named {self.layer!r}."
+                raise ValueError(msg) from err
+            sub_model = keras.Model(self.model.input, out)
+            self._feature_cache = (self.model, self.layer, sub_model)
+        return sub_model
 
     def _features_batch(self, xb):
-        f = np.asarray(self._feature_model()(xb, training=False))
-        return f.reshape(len(xb), -1)
+        return np.asarray(self._feature_model()(xb, training=False)).reshape(len(xb), -1)
 
     def features(self, x) -> np.ndarray:
         """Flattened features of the unperturbed inputs, shape (n_samples, n_features)."""
         self._check_params()
-        x = _check_images(x, "x")
-        return np.concatenate([self._features_batch(x[s]) for s in self._batches(len(x))])
+        return _batched(self._features_batch, _check_images(x, "x"), self.batch_size)
 
     def fit(self, X, y) -> MahalanobisPreprocessed:
         """Fit the Mahalanobis detector on the features of images ``X`` (TRUE labels ``y``)."""
-        feats = self.features(X)
-        self.mahalanobis_ = Mahalanobis().fit(feats, y)
+        self.mahalanobis_ = Mahalanobis().fit(self.features(X), y)
         for attr in ("classes_", "n_features_in_", "means_", "covariance_", "precision_"):
             setattr(self, attr, getattr(self.mahalanobis_, attr))
         return self
 
     def _check_ready(self):
-        if not hasattr(self, "mahalanobis_"):
-            raise ValueError(
-                "This MahalanobisPreprocessed is not fitted yet; call fit(x, y) first."
-            )
+        self._check_fitted("mahalanobis_")
 
-    def _loss_gradient(self, xb):
+    def _loss(self, x):
         import tensorflow as tf
-
         self._check_ready()
         w = tf.constant(self.mahalanobis_.whitening_, dtype=tf.float32)
         m = tf.constant(self.mahalanobis_.means_ @ self.mahalanobis_.whitening_, tf.float32)
-        x = tf.convert_to_tensor(xb, dtype=tf.float32)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            f = tf.cast(self._feature_model()(x, training=False), tf.float32)
-            z = tf.matmul(tf.reshape(f, (tf.shape(f)[0], -1)), w)
-            d = tf.reduce_sum(tf.square(z[:, None, :] - m[None, :, :]), axis=-1)
-            loss = tf.reduce_sum(tf.reduce_min(d, axis=1))
-        return tape.gradient(loss, x).numpy()
+        f = tf.cast(self._feature_model()(x, training=False), tf.float32)
+        z = tf.matmul(tf.reshape(f, (tf.shape(f)[0], -1)), w)
+        d = tf.reduce_sum(tf.square(z[:, None, :] - m[None, :, :]), axis=-1)
+        return tf.reduce_sum(tf.reduce_min(d, axis=1))
 
     def _score_batch(self, xb):
         return self.mahalanobis_.score(self._features_batch(xb))

@@ -51,8 +51,13 @@ def import_tensorflow():
         sys.stderr.write("\n".join(kept) + "\n")
     return tensorflow
 
+
 #: CPU flags (``/proc/cpuinfo`` spelling) of native bfloat16 arithmetic.
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+_X86 = ("x86_64", "amd64", "i686", "i386")
+# The instruction sets cpu_info names, widest first, and the flag that shows each.
+_ISAS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"),
+         ("avx2", "AVX2"))
 
 
 def _linux_cpuinfo(path: Path) -> tuple[str, set[str]] | None:
@@ -90,17 +95,9 @@ def _macos_sysctl() -> tuple[str, set[str]] | None:
 
 
 def _isa(machine: str, flags: set[str]) -> str:
-    if machine not in ("x86_64", "amd64", "i686", "i386"):
+    if machine not in _X86:
         return machine or "unknown"
-    if "amx_bf16" in flags:
-        return "AMX"
-    if "avx512_bf16" in flags:
-        return "AVX-512 BF16"
-    if "avx512f" in flags:
-        return "AVX-512"
-    if "avx2" in flags:
-        return "AVX2"
-    return "x86-64" if flags else "unknown"
+    return next((isa for flag, isa in _ISAS if flag in flags), "x86-64" if flags else "unknown")
 
 
 def _onednn_allows_bf16(cap: str) -> bool:
@@ -132,20 +129,13 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo", system: str | None = None,
     if read is None:
         read, source = (platform.processor() or "unknown", set()), None
     model, flags = read
-    x86 = machine in ("x86_64", "amd64", "i686", "i386")
     wanted = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
-    isa, bf16 = _isa(machine, flags), x86 and any(f in flags for f in BF16_FLAGS)
+    isa, bf16 = _isa(machine, flags), machine in _X86 and any(f in flags for f in BF16_FLAGS)
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
     if bf16 and not _onednn_allows_bf16(cap):
         isa, bf16 = f"{isa}, oneDNN capped at {cap.strip().upper()}", False
-    return {
-        "model": model or "unknown",
-        "machine": machine,
-        "isa": isa,
-        "bf16": bf16,
-        "flags": sorted(f for f in wanted if f in flags),
-        "source": source,
-    }
+    return {"model": model or "unknown", "machine": machine, "isa": isa, "bf16": bf16,
+            "flags": sorted(f for f in wanted if f in flags), "source": source}
 
 
 def choose_precision(requested: str = "auto", info: dict | None = None) -> tuple[str, str]:

@@ -16,17 +16,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-__all__ = [
-    "METRICS",
-    "aupr_in",
-    "aupr_out",
-    "auroc",
-    "bootstrap_ci",
-    "evaluate",
-    "evaluate_with_ci",
-    "evaluation_table",
-    "fpr_at_tpr",
-]
+__all__ = ["METRICS", "aupr_in", "aupr_out", "auroc", "bootstrap_ci", "evaluate",
+           "evaluate_with_ci", "evaluation_table", "fpr_at_tpr"]
 
 #: Names of the metrics reported by :func:`evaluate`, in Table 2's column order.
 METRICS = ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
@@ -36,19 +27,14 @@ _CHUNK_CELLS = 1_000_000
 
 
 # Input checks
-
-
 def _check_inputs(y_true, score):
     """Return ``(y_true as int8 0/1, score as float64)``, or raise ValueError."""
-    y = np.asarray(y_true)
-    s = np.asarray(score)
+    y, s = np.asarray(y_true), np.asarray(score)
     if y.ndim != 1 or s.ndim != 1:
         raise ValueError(f"y_true and score must be 1-D; got shapes {y.shape} and {s.shape}.")
     if y.shape[0] != s.shape[0]:
         raise ValueError(f"y_true has {y.shape[0]} entries but score has {s.shape[0]}.")
-    if y.dtype == bool:
-        y = y.astype(np.int8)
-    elif not np.issubdtype(y.dtype, np.number):
+    if y.dtype != bool and not np.issubdtype(y.dtype, np.number):
         raise ValueError(f"y_true must be boolean or 0/1; got dtype {y.dtype}.")
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("y_true must contain only 0 (incorrect) and 1 (correct).")
@@ -60,10 +46,8 @@ def _check_inputs(y_true, score):
         raise ValueError("score contains NaN or infinite values.")
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == y.shape[0]:
-        raise ValueError(
-            "y_true must contain both classes (1 = correct, 0 = incorrect); "
-            f"got {n_pos} positive(s) out of {y.shape[0]}."
-        )
+        raise ValueError("y_true must contain both classes (1 = correct, 0 = incorrect); "
+                         f"got {n_pos} positive(s) out of {y.shape[0]}.")
     return y, s
 
 
@@ -81,23 +65,12 @@ def _check_bootstrap_args(n_boot, ci):
 
 
 # Point metrics (scikit-learn)
-
-
 def fpr_at_tpr(y_true, score, tpr=0.95):
-    """False-positive rate at a given true-positive rate.
+    """False-positive rate at the true-positive rate ``tpr``, in (0, 1].
 
     The smallest FPR among the ROC points (:func:`sklearn.metrics.roc_curve`,
     ``drop_intermediate=False``) whose TPR >= ``tpr``, no interpolation; an example is
     accepted when ``score >= t``, so tied scores are accepted or rejected together.
-
-    Parameters
-    ----------
-    tpr : float in (0, 1]
-
-    Examples
-    --------
-    >>> fpr_at_tpr([1, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6, 0.1], tpr=0.95)
-    0.5
     """
     y, s = _check_inputs(y_true, score)
     tpr = _check_tpr(tpr)
@@ -132,17 +105,11 @@ def evaluate(y_true, score):
     {'fpr_at_95tpr': 0.0, 'auroc': 100.0, 'aupr_in': 100.0, 'aupr_out': 100.0}
     """
     y, s = _check_inputs(y_true, score)
-    return {
-        "fpr_at_95tpr": 100.0 * fpr_at_tpr(y, s, tpr=0.95),
-        "auroc": 100.0 * auroc(y, s),
-        "aupr_in": 100.0 * aupr_in(y, s),
-        "aupr_out": 100.0 * aupr_out(y, s),
-    }
+    point_metrics = (fpr_at_tpr, auroc, aupr_in, aupr_out)  # fpr_at_tpr: tpr=0.95 by default
+    return {name: 100.0 * metric(y, s) for name, metric in zip(METRICS, point_metrics, strict=True)}
 
 
 # Vectorised metrics of weighted resamples (one sort for everything)
-
-
 def _group_ids(score):
     """Return ``(ids, n_groups)``: each score's rank among the distinct values, 0 = highest."""
     uniq, inverse = np.unique(score, return_inverse=True)
@@ -151,8 +118,7 @@ def _group_ids(score):
 
 def _metrics_from_group_counts(tp, fp, n_pos, n_neg, tpr=0.95):
     """The four metrics (fractions) of resamples from ``tp``/``fp`` counts per distinct score."""
-    tp = tp.astype(np.float64, copy=False)
-    fp = fp.astype(np.float64, copy=False)
+    tp, fp = tp.astype(np.float64, copy=False), fp.astype(np.float64, copy=False)
     tps = np.cumsum(tp, axis=1)  # positives with score >= the g-th distinct score
     fps = np.cumsum(fp, axis=1)
     # AUROC: trapezoids between consecutive ROC points starting at (0, 0),
@@ -174,8 +140,9 @@ def _metrics_from_group_counts(tp, fp, n_pos, n_neg, tpr=0.95):
     return {"fpr_at_95tpr": fpr_at, "auroc": area, "aupr_in": ap_in, "aupr_out": ap_out}
 
 
-def _stratified_draws(rng, n_pos, n_neg, n_boot, chunk):
-    """Yield ``chunk`` replicates of per-class draws, shared by both bootstrap paths."""
+def _stratified_draws(rng, n_pos, n_neg, n_boot):
+    """Yield chunks of replicates of per-class draws, shared by both bootstrap paths."""
+    chunk = max(1, _CHUNK_CELLS // (n_pos + n_neg))
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
@@ -195,12 +162,10 @@ def _bootstrap_all(y, s, n_boot, random_state):
     """Bootstrap replicates of the four metrics, in percent (dict of (n_boot,) arrays)."""
     rng = np.random.default_rng(random_state)
     ids, n_groups = _group_ids(s)
-    pos_ids = ids[y == 1]
-    neg_ids = ids[y == 0]
+    pos_ids, neg_ids = ids[y == 1], ids[y == 0]
     n_pos, n_neg = pos_ids.size, neg_ids.size
-    chunk = max(1, _CHUNK_CELLS // max(y.size, n_groups))
     parts = {name: [] for name in METRICS}
-    for pos_draw, neg_draw in _stratified_draws(rng, n_pos, n_neg, n_boot, chunk):
+    for pos_draw, neg_draw in _stratified_draws(rng, n_pos, n_neg, n_boot):
         tp = _row_bincount(pos_ids[pos_draw], n_groups)
         fp = _row_bincount(neg_ids[neg_draw], n_groups)
         for name, values in _metrics_from_group_counts(tp, fp, n_pos, n_neg).items():
@@ -215,8 +180,6 @@ def _percentile_interval(values, ci):
 
 
 # Bootstrap confidence intervals
-
-
 def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_state=0):
     """Stratified percentile bootstrap confidence interval ``(lo, hi)`` of one metric.
 
@@ -243,9 +206,8 @@ def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_sta
         raise ValueError(f"metric must be a metric name or a callable; got {metric!r}.")
     rng = np.random.default_rng(random_state)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    chunk = max(1, _CHUNK_CELLS // y.size)
     values = []
-    for pos_draw, neg_draw in _stratified_draws(rng, pos.size, neg.size, n_boot, chunk):
+    for pos_draw, neg_draw in _stratified_draws(rng, pos.size, neg.size, n_boot):
         for p, n in zip(pos_draw, neg_draw, strict=True):
             idx = np.concatenate([pos[p], neg[n]])
             values.append(float(metric(y[idx], s[idx])))
@@ -264,18 +226,14 @@ def evaluate_with_ci(y_true, score, n_boot=1000, ci=0.95, random_state=0):
     out = evaluate(y, s)
     reps = _bootstrap_all(y, s, n_boot, random_state) if n_boot > 0 else None
     for name in METRICS:
-        lo, hi = _percentile_interval(reps[name], ci) if reps is not None else (np.nan, np.nan)
-        out[f"{name}_lo"] = lo
-        out[f"{name}_hi"] = hi
+        bounds = _percentile_interval(reps[name], ci) if reps is not None else (np.nan, np.nan)
+        out[f"{name}_lo"], out[f"{name}_hi"] = bounds
     return out
 
 
 # Table 2
-
-
-def _table_columns():
-    bounds = [f"{name}_{side}" for name in METRICS for side in ("lo", "hi")]
-    return ["experiment", "dataset", "method", *METRICS, *bounds, "n_pos", "n_neg"]
+_BOUNDS = [f"{name}_{side}" for name in METRICS for side in ("lo", "hi")]
+_TABLE_COLUMNS = ["experiment", "dataset", "method", *METRICS, *_BOUNDS, "n_pos", "n_neg"]
 
 
 def check_correct_mask(in_correct) -> np.ndarray:
@@ -296,25 +254,32 @@ def check_in_scores(correct: np.ndarray, in_scores) -> dict:
     for m in in_scores:
         arr = np.asarray(in_scores[m], dtype=np.float64)
         if arr.shape != correct.shape:
-            raise ValueError(
-                f"in_scores[{m!r}] has shape {arr.shape}; expected {correct.shape} like in_correct."
-            )
+            raise ValueError(f"in_scores[{m!r}] has shape {arr.shape}; "
+                             f"expected {correct.shape} like in_correct.")
         in_arrays[m] = arr
     return in_arrays
 
 
-def evaluation_table(
-    in_correct,
-    in_scores: Mapping[str, np.ndarray],
-    ood_scores: Mapping[str, Mapping[str, np.ndarray]],
-    *,
-    experiment: str,
-    n_boot: int = 1000,
-    random_state=0,
-    ci: float = 0.95,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """Rows shaped like the paper's Table 2: one per (dataset, method).
+def check_ood_scores(ood_scores, methods) -> list[tuple[str, str]]:
+    """Check that each dataset scores every method in one 1-D array; return (dataset, method)s."""
+    jobs = []
+    for d, per_method in ood_scores.items():
+        if set(per_method) != set(methods):
+            raise ValueError(f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected "
+                             f"exactly those of in_scores: {methods}.")
+        sizes = {np.asarray(per_method[m]).shape for m in methods}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
+                             f"got shapes {sorted(sizes)}.")
+        jobs.extend((d, m) for m in methods)
+    return jobs
+
+
+def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
+                     ood_scores: Mapping[str, Mapping[str, np.ndarray]], *, experiment: str,
+                     n_boot: int = 1000, random_state=0, ci: float = 0.95,
+                     progress: bool = False) -> pd.DataFrame:
+    """Rows shaped like the paper's Table 2, one per (dataset, method), metrics in percent.
 
     The row of dataset ``d`` and method ``m`` scores the in-distribution test examples, then
     ``d``'s as negatives (in-distribution errors are negatives in every row)::
@@ -334,34 +299,21 @@ def evaluation_table(
     Returns
     -------
     pandas.DataFrame
-        Table 2's columns, metrics in percent with ``_lo``/``_hi`` bounds, ``n_pos``, ``n_neg``.
+        Table 2's columns, with ``_lo``/``_hi`` bounds, ``n_pos`` and ``n_neg``.
     """
     correct = check_correct_mask(in_correct)
     if not in_scores:
         raise ValueError("in_scores is empty.")
     if not ood_scores:
         raise ValueError("ood_scores is empty.")
-    methods = list(in_scores)
     in_arrays = check_in_scores(correct, in_scores)
-    y_in = correct.astype(np.int8)
-    jobs = []
-    for d, per_method in ood_scores.items():
-        if set(per_method) != set(methods):
-            raise ValueError(
-                f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected "
-                f"exactly those of in_scores: {methods}."
-            )
-        sizes = {np.asarray(per_method[m]).shape for m in methods}
-        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
-            raise ValueError(
-                f"ood_scores[{d!r}] must hold 1-D arrays of one common "
-                f"length; got shapes {sorted(sizes)}."
-            )
-        jobs.extend((d, m) for m in methods)
+    jobs = check_ood_scores(ood_scores, list(in_scores))
     if progress:
         from tqdm import tqdm
 
         jobs = tqdm(jobs, desc=f"evaluation_table[{experiment}]")
+    y_in = correct.astype(np.int8)
+    n_pos = int(y_in.sum())
     rows = []
     for d, m in jobs:
         s_out = np.asarray(ood_scores[d][m], dtype=np.float64)
@@ -371,15 +323,6 @@ def evaluation_table(
             res = evaluate_with_ci(y, s, n_boot=n_boot, ci=ci, random_state=random_state)
         except ValueError as err:
             raise ValueError(f"dataset {d!r}, method {m!r}: {err}") from err
-        n_pos = int(y_in.sum())
-        rows.append(
-            {
-                "experiment": experiment,
-                "dataset": d,
-                "method": m,
-                **res,
-                "n_pos": n_pos,
-                "n_neg": int(y.size - n_pos),
-            }
-        )
-    return pd.DataFrame(rows, columns=_table_columns())
+        rows.append({"experiment": experiment, "dataset": d, "method": m, **res,
+                     "n_pos": n_pos, "n_neg": int(y.size - n_pos)})
+    return pd.DataFrame(rows, columns=_TABLE_COLUMNS)

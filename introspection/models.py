@@ -16,20 +16,9 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "paper_cnn",
-    "wide_resnet",
-    "airbench_net",
-    "init_airbench_net",
-    "introspection_net",
-    "feature_model",
-    "predict_logits",
-    "predict_features",
-    "count_params",
-    "forward_flops",
-    "dtype_policy",
-    "fused_batch_normalization",
-    "save_model",
-    "load_model",
+    "paper_cnn", "wide_resnet", "airbench_net", "init_airbench_net", "introspection_net",
+    "feature_model", "predict_logits", "predict_features", "count_params", "forward_flops",
+    "dtype_policy", "fused_batch_normalization", "save_model", "load_model",
 ]
 
 
@@ -71,34 +60,59 @@ def _standardize(x, input_mean, input_std, dtype=None):
         return x
     if input_mean is None or input_std is None:
         raise ValueError("Give both input_mean and input_std, or neither.")
-    std = np.asarray(input_std, dtype="float32")
-    return layers.Normalization(
-        mean=np.asarray(input_mean, dtype="float32"),
-        variance=std**2,
-        dtype=dtype,
-        name="standardize",
-    )(x)
+    mean, std = np.asarray(input_mean, dtype="float32"), np.asarray(input_std, dtype="float32")
+    return layers.Normalization(mean=mean, variance=std**2, dtype=dtype, name="standardize")(x)
+
+
+def _check_positive_int(label, value):
+    if int(value) != value or value < 1:
+        raise ValueError(f"{label} must be a positive integer, got {value}.")
+
+
+def _l2(weight_decay):
+    """The kernels' L2 penalty ``weight_decay / 2 * ||w||^2``, or None for 0."""
+    from keras import regularizers
+
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+    return regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
+
+
+def _wrn_conv(filters, kernel, stride, name, reg):
+    from keras import layers
+
+    return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                         kernel_initializer="he_normal", kernel_regularizer=reg, name=name)
+
+
+def _wrn_block(x, channels, stride, label, projection, reg, batchnorm, dropout):
+    """BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3, added to ``x`` or its 1x1 ``projection``."""
+    from keras import layers
+
+    pre = batchnorm(name=f"{label}_bn1")(x)
+    pre = layers.Activation("relu", name=f"{label}_relu1")(pre)
+    shortcut = _wrn_conv(channels, 1, stride, f"{label}_shortcut", reg)(pre) if projection else x
+    y = _wrn_conv(channels, 3, stride, f"{label}_conv1", reg)(pre)
+    y = batchnorm(name=f"{label}_bn2")(y)
+    y = layers.Activation("relu", name=f"{label}_relu2")(y)
+    if dropout > 0:
+        y = layers.Dropout(dropout, name=f"{label}_dropout")(y)
+    y = _wrn_conv(channels, 3, 1, f"{label}_conv2", reg)(y)
+    return layers.Add(name=f"{label}_add")([shortcut, y])
 
 
 def wide_resnet(
-    depth: int,
-    width: int,
-    *,
-    input_shape=(32, 32, 3),
-    num_classes: int = 10,
-    dropout: float = 0.0,
-    weight_decay: float = 5e-4,
-    input_mean=None,
-    input_std=None,
-    fused_batchnorm: bool = False,
-    name: str | None = None,
+    depth: int, width: int, *, input_shape=(32, 32, 3), num_classes: int = 10,
+    dropout: float = 0.0, weight_decay: float = 5e-4, input_mean=None, input_std=None,
+    fused_batchnorm: bool = False, name: str | None = None,
 ):
     """Pre-activation Wide ResNet WRN-depth-width (Zagoruyko & Komodakis, 2016).
 
     A 16-channel stem, then three groups of ``(depth - 4) / 6`` bias-free blocks
     BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3 (16k, 32k, 64k channels for k = ``width``,
     strides 1, 2, 2; 1x1 shortcut when the shape changes), then BN-ReLU-global average
-    pooling (``"features"``) and a dense layer. WRN-28-10 has 36,497,146 parameters (36.5M).
+    pooling (``"features"``) and a dense layer; named ``"wrn_<depth>_<width>"`` by default.
+    WRN-28-10 has 36,497,146 parameters (36.5M).
 
     Parameters
     ----------
@@ -111,59 +125,26 @@ def wide_resnet(
     fused_batchnorm : bool
         :func:`fused_batch_normalization` layers (faster on CPU): for training only; copy
         the weights into a standard model to save it, as ``pipeline.base_model`` does.
-    name : str, optional
-        Defaults to ``"wrn_<depth>_<width>"``.
     """
     import keras
-    from keras import layers, regularizers
+    from keras import layers
 
     if depth < 10 or (depth - 4) % 6 != 0:
         raise ValueError(f"depth - 4 must be a positive multiple of 6, got depth={depth}.")
-    if int(width) != width or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width}.")
+    _check_positive_int("width", width)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
-    n_blocks = (depth - 4) // 6
-    reg = regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
+    reg = _l2(weight_decay)
     batchnorm = fused_batch_normalization() if fused_batchnorm else layers.BatchNormalization
-
-    def conv(filters, kernel, stride, label):
-        return layers.Conv2D(
-            filters,
-            kernel,
-            strides=stride,
-            padding="same",
-            use_bias=False,
-            kernel_initializer="he_normal",
-            kernel_regularizer=reg,
-            name=label,
-        )
-
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = _standardize(inputs, input_mean, input_std)
-    x = conv(16, 3, 1, "stem")(x)
-    in_channels = 16
-    for group, (channels, stride) in enumerate(
-        [(16 * width, 1), (32 * width, 2), (64 * width, 2)], start=1
-    ):
-        for block in range(n_blocks):
+    x = _wrn_conv(16, 3, 1, "stem", reg)(x)
+    in_channels, groups = 16, [(16 * width, 1), (32 * width, 2), (64 * width, 2)]
+    for group, (channels, stride) in enumerate(groups, start=1):
+        for block in range((depth - 4) // 6):
             s = stride if block == 0 else 1
-            label = f"g{group}b{block}"
-            pre = batchnorm(name=f"{label}_bn1")(x)
-            pre = layers.Activation("relu", name=f"{label}_relu1")(pre)
-            if in_channels != channels or s != 1:
-                shortcut = conv(channels, 1, s, f"{label}_shortcut")(pre)
-            else:
-                shortcut = x
-            y = conv(channels, 3, s, f"{label}_conv1")(pre)
-            y = batchnorm(name=f"{label}_bn2")(y)
-            y = layers.Activation("relu", name=f"{label}_relu2")(y)
-            if dropout > 0:
-                y = layers.Dropout(dropout, name=f"{label}_dropout")(y)
-            y = conv(channels, 3, 1, f"{label}_conv2")(y)
-            x = layers.Add(name=f"{label}_add")([shortcut, y])
+            projection = in_channels != channels or s != 1
+            x = _wrn_block(x, channels, s, f"g{group}b{block}", projection, reg, batchnorm, dropout)
             in_channels = channels
     x = batchnorm(name="head_bn")(x)
     x = layers.Activation("relu", name="head_relu")(x)
@@ -173,17 +154,9 @@ def wide_resnet(
 
 
 def airbench_net(
-    widths=(64, 256, 256),
-    *,
-    input_shape=(32, 32, 3),
-    num_classes: int = 10,
-    weight_decay: float = 1.33e-3,
-    logit_scale: float = 1 / 9,
-    batchnorm_momentum: float = 0.6,
-    kernel_init: str = "torch",
-    input_mean=None,
-    input_std=None,
-    name: str = "airbench",
+    widths=(64, 256, 256), *, input_shape=(32, 32, 3), num_classes: int = 10,
+    weight_decay: float = 1.33e-3, logit_scale: float = 1 / 9, batchnorm_momentum: float = 0.6,
+    kernel_init: str = "torch", input_mean=None, input_std=None, name: str = "airbench",
 ):
     """The fast CIFAR-10 network of airbench94 (Jordan 2024, arXiv 2404.00498), with ReLU.
 
@@ -207,56 +180,37 @@ def airbench_net(
         uniform; with batch norm the kernel scale sets the effective learning rate.
     """
     import keras
-    from keras import layers, regularizers
+    from keras import layers
 
     if len(widths) != 3 or any(int(w) != w or w < 1 for w in widths):
         raise ValueError(f"widths must be three positive integers, got {widths!r}.")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
-    reg = regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
+    reg = _l2(weight_decay)
     if kernel_init not in ("torch", "keras"):
         raise ValueError(f"kernel_init must be 'torch' or 'keras', got {kernel_init!r}.")
-    init = (
-        keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform")
-        if kernel_init == "torch"
-        else "glorot_uniform"
-    )
+    init = "glorot_uniform"
+    if kernel_init == "torch":
+        init = keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform")
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     # The stem runs in float32 whatever the policy: the whitening scales weak patch
     # directions by up to 1/sqrt(eps) = 45, and bfloat16 gave them 4-11 % relative error.
     x = _standardize(inputs, input_mean, input_std, dtype="float32")
     channels = 2 * input_shape[-1] * 4
-    x = layers.Conv2D(
-        channels, 2, use_bias=False, trainable=False, dtype="float32", name="whiten"
-    )(x)
+    x = layers.Conv2D(channels, 2, use_bias=False, trainable=False, dtype="float32",
+                      name="whiten")(x)
     x = layers.Activation("relu", dtype="float32", name="whiten_relu")(x)
     for group, width in enumerate(widths, start=1):
         for i in (1, 2):
             label = f"g{group}c{i}"
-            x = layers.Conv2D(
-                int(width),
-                3,
-                padding="same",
-                use_bias=False,
-                kernel_initializer=init,
-                kernel_regularizer=reg,
-                name=label,
-            )(x)
+            x = layers.Conv2D(int(width), 3, padding="same", use_bias=False,
+                              kernel_initializer=init, kernel_regularizer=reg, name=label)(x)
             if i == 1:
                 x = layers.MaxPooling2D(2, name=f"g{group}_pool")(x)
-            x = layers.BatchNormalization(
-                scale=False, momentum=batchnorm_momentum, name=f"{label}_bn"
-            )(x)
+            x = layers.BatchNormalization(scale=False, momentum=batchnorm_momentum,
+                                          name=f"{label}_bn")(x)
             x = layers.Activation("relu", name=f"{label}_relu")(x)
     x = layers.GlobalMaxPooling2D(name="features")(x)
-    x = layers.Dense(
-        num_classes,
-        use_bias=False,
-        kernel_initializer=init,
-        kernel_regularizer=reg,
-        dtype="float32",
-        name="head",
-    )(x)
+    x = layers.Dense(num_classes, use_bias=False, kernel_initializer=init, kernel_regularizer=reg,
+                     dtype="float32", name="head")(x)
     logits = layers.Rescaling(logit_scale, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
@@ -293,8 +247,7 @@ def init_airbench_net(model, x_train, n_images: int = 5000, eps: float = 5e-4) -
             k = np.array(layer.kernel)
             n = min(k.shape[2], k.shape[3])
             k[:, :, :, :n] = 0.0
-            centre = (k.shape[0] // 2, k.shape[1] // 2)
-            k[centre[0], centre[1], np.arange(n), np.arange(n)] = 1.0
+            k[k.shape[0] // 2, k.shape[1] // 2, np.arange(n), np.arange(n)] = 1.0
             layer.kernel.assign(k)
 
 
@@ -332,34 +285,31 @@ def feature_model(model, layer: str = "features"):
     return keras.Model(model.input, [features, model.output], name=f"{model.name}_features")
 
 
-def _check_batch(x, batch_size):
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+def _batches(x, batch_size) -> list[np.ndarray]:
+    """``x`` as float32, in batches of ``batch_size`` examples."""
+    _check_positive_int("batch_size", batch_size)
     x = np.asarray(x, dtype=np.float32)
     if x.ndim < 2:
         raise ValueError(f"Expected a batch of inputs, got shape {x.shape}.")
-    return x
+    return [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
 
 
 def predict_logits(model, x, batch_size: int = 256) -> np.ndarray:
     """Logits ``(N, num_classes)`` of ``model`` on ``x``, in inference mode, batch by batch."""
-    x = _check_batch(x, batch_size)
-    if len(x) == 0:
+    batches = _batches(x, batch_size)
+    if not batches:
         return np.zeros((0, model.outputs[0].shape[-1]), dtype=np.float32)
-    out = [
-        np.asarray(model(x[i : i + batch_size], training=False))
-        for i in range(0, len(x), batch_size)
-    ]
+    out = [np.asarray(model(batch, training=False)) for batch in batches]
     return np.concatenate(out).astype(np.float32)
 
 
 def predict_features(model, x, layer: str = "features", batch_size: int = 256):
     """Features ``(N, D)`` (flattened per example) and logits of a classifier on ``x``."""
-    x = _check_batch(x, batch_size)
+    batches = _batches(x, batch_size)
     fm = feature_model(model, layer)
     feats, logits = [], []
-    for i in range(0, len(x), batch_size):
-        f, z = fm(x[i : i + batch_size], training=False)
+    for batch in batches:
+        f, z = fm(batch, training=False)
         feats.append(np.asarray(f).reshape(len(z), -1))
         logits.append(np.asarray(z))
     if not feats:
@@ -382,13 +332,8 @@ def fused_batch_normalization():
     class FusedBatchNormalization(keras.layers.BatchNormalization):
         def call(self, inputs, training=None, mask=None):
             fused = (
-                training
-                and self.trainable
-                and mask is None
-                and not self.renorm
-                and not self.synchronized
-                and len(inputs.shape) == 4
-                and self.axis in (3, -1)
+                training and self.trainable and mask is None and not self.renorm
+                and not self.synchronized and len(inputs.shape) == 4 and self.axis in (3, -1)
                 and keras.backend.backend() == "tensorflow"
             )
             if not fused:
@@ -399,12 +344,7 @@ def fused_batch_normalization():
             gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels])
             beta = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels])
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs,
-                gamma,
-                beta,
-                epsilon=self.epsilon,
-                data_format="NHWC",
-                is_training=True,
+                inputs, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True
             )
             # The kernel returns the Bessel-corrected variance; Keras averages the biased one.
             n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), "float32")
@@ -457,7 +397,7 @@ def forward_flops(model) -> int:
     total = 0
     for layer in model.layers:
         kind = type(layer).__name__
-        if kind in ("Conv2D", "FusedConv2D"):
+        if kind == "Conv2D":
             h, w, c_out = layer.output.shape[1:]
             kh, kw, c_in, _ = layer.kernel.shape
             total += 2 * h * w * c_out * kh * kw * (c_in // layer.groups)

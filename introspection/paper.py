@@ -15,10 +15,7 @@ ACCURACY = {"mnist": 0.9965, "cifar10": None}
 
 #: Section 2.3: max logit, mean and standard deviation, MNIST experiment.
 MAX_LOGIT = {
-    "mnist": (16.5, 5.0),
-    "bim": (10.8, 5.2),
-    "fgsm": (8.8, 2.6),
-    "deepfool": (3.4, 2.3),
+    "mnist": (16.5, 5.0), "bim": (10.8, 5.2), "fgsm": (8.8, 2.6), "deepfool": (3.4, 2.3),
 }
 
 #: Section 3.3: mean max softmax probability (%) on CIFAR-10, DeepFool and clean images.

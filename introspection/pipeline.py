@@ -23,34 +23,13 @@ from . import artifacts, attacks, config, datasets, detectors, metrics, models, 
 from .config import ATTACKS, Config
 
 __all__ = [
-    "DataSet",
-    "Generation",
-    "StageRun",
-    "load_in_distribution",
-    "load_training_data",
-    "build_classifier",
-    "training_arguments",
-    "base_model",
-    "training_cost",
-    "jpeg_cost",
-    "misclassifications",
-    "source_order",
-    "generate_set",
-    "introspection_sets",
-    "fit_introspection_net",
-    "fit_detectors",
-    "score_test_sets",
-    "score_examples",
-    "score_with",
-    "scores_table",
-    "evaluate",
-    "run_stage",
-    "Stages",
-    "stages",
-    "write_summary",
-    "write_table",
-    "trust_score_spaces",
-    "evaluate_correct_only",
+    "DataSet", "Generation", "StageRun", "load_in_distribution", "load_training_data",
+    "build_classifier", "training_arguments", "base_model", "training_cost", "jpeg_cost",
+    "misclassifications", "source_order", "generate_set", "introspection_sets",
+    "fit_introspection_net", "fit_detectors", "score_test_sets", "score_examples", "score_with",
+    "scores_table", "evaluate", "run_stage", "Scores", "classifier", "progress_bar",
+    "variant_scores", "variants_table", "Stages", "stages", "write_summary", "write_table",
+    "trust_score_spaces", "evaluate_correct_only",
 ]
 
 
@@ -113,51 +92,29 @@ def _timer_record(
     return StageRun(stage, reused, seconds, compute)
 
 
-def _load_scores(cfg: Config, name: str, params: dict) -> dict:
+def _load(cfg: Config, name: str, store: str, params: dict):
+    """An artifact as :func:`run_stage` stores it (``scores``: ``{dataset: {method: array}}``)."""
+    kind = "arrays" if store == "scores" else store
+    value = getattr(artifacts, f"load_{kind}")(cfg.artifacts_dir, name, params=params)
+    if store != "scores":
+        return value
     out: dict = {}
-    for key, v in artifacts.load_arrays(cfg.artifacts_dir, name, params=params).items():
+    for key, v in value.items():
         d, m = key.split("__", 1)
         out.setdefault(d, {})[m] = v
     return out
 
 
-def _save_scores(cfg: Config, name: str, scores: dict, params: dict) -> None:
-    arrays = {f"{d}__{m}": np.asarray(v) for d, per in scores.items() for m, v in per.items()}
-    artifacts.save_arrays(cfg.artifacts_dir, name, arrays, params=params, seed=cfg.seed)
-
-
-#: How :func:`run_stage` stores a value: (load, save).
-_STORES = {
-    "json": (
-        lambda cfg, name, params: artifacts.load_json(cfg.artifacts_dir, name, params=params),
-        lambda cfg, name, v, params: artifacts.save_json(
-            cfg.artifacts_dir, name, v, params=params, seed=cfg.seed
-        ),
-    ),
-    "arrays": (
-        lambda cfg, name, params: artifacts.load_arrays(cfg.artifacts_dir, name, params=params),
-        lambda cfg, name, v, params: artifacts.save_arrays(
-            cfg.artifacts_dir, name, v, params=params, seed=cfg.seed
-        ),
-    ),
-    "scores": (_load_scores, _save_scores),
-    "model": (
-        lambda cfg, name, params: artifacts.load_model(cfg.artifacts_dir, name, params=params),
-        lambda cfg, name, v, params: artifacts.save_model(
-            cfg.artifacts_dir, name, v, params=params, seed=cfg.seed
-        ),
-    ),
-}
+def _save(cfg: Config, name: str, store: str, value, params: dict) -> None:
+    if store == "scores":
+        value = {f"{d}__{m}": np.asarray(v) for d, per in value.items() for m, v in per.items()}
+    kind = "arrays" if store == "scores" else store
+    getattr(artifacts, f"save_{kind}")(cfg.artifacts_dir, name, value, params=params, seed=cfg.seed)
 
 
 def run_stage(
-    cfg: Config,
-    stage: str,
-    name: str | dict,
-    compute,
-    store: str = "json",
-    params: dict | None = None,
-    record: bool = True,
+    cfg: Config, stage: str, name: str | dict, compute, store: str = "json",
+    params: dict | None = None, record: bool = True,
 ) -> tuple:
     """Load a stage's artifact, or compute it and save it; return ``(value, StageRun)``.
 
@@ -177,11 +134,11 @@ def run_stage(
     names = name if isinstance(name, dict) else {name: store}
     reused = all(artifacts.exists(cfg.artifacts_dir, n, params) for n in names)
     if reused:
-        value = {n: _STORES[st][0](cfg, n, params) for n, st in names.items()}
+        value = {n: _load(cfg, n, st, params) for n, st in names.items()}
     else:
         value = compute() if isinstance(name, dict) else {name: compute()}
         for n, st in names.items():
-            _STORES[st][1](cfg, n, value[n], params)
+            _save(cfg, n, st, value[n], params)
     value = value if isinstance(name, dict) else value[name]
     if record:
         return value, _timer_record(cfg, stage, t0, reused)
@@ -281,23 +238,17 @@ def build_classifier(cfg: Config, x_train, for_training: bool = False):
         return models.paper_cnn(input_shape=cfg.info["image_shape"])
     if cfg["architecture"] == "airbench":
         model = models.airbench_net(
-            input_shape=cfg.info["image_shape"],
-            weight_decay=cfg["weight_decay"],
-            kernel_init=cfg["kernel_init"],
-            input_mean=x_train.mean(axis=(0, 1, 2)),
+            input_shape=cfg.info["image_shape"], weight_decay=cfg["weight_decay"],
+            kernel_init=cfg["kernel_init"], input_mean=x_train.mean(axis=(0, 1, 2)),
             input_std=x_train.std(axis=(0, 1, 2)),
         )
         if for_training:
             models.init_airbench_net(model, x_train)
         return model
     return models.wide_resnet(
-        cfg["wrn_depth"],
-        cfg["wrn_width"],
-        input_shape=cfg.info["image_shape"],
-        dropout=cfg["wrn_dropout"],
-        weight_decay=cfg["weight_decay"],
-        input_mean=x_train.mean(axis=(0, 1, 2)),
-        input_std=x_train.std(axis=(0, 1, 2)),
+        cfg["wrn_depth"], cfg["wrn_width"], input_shape=cfg.info["image_shape"],
+        dropout=cfg["wrn_dropout"], weight_decay=cfg["weight_decay"],
+        input_mean=x_train.mean(axis=(0, 1, 2)), input_std=x_train.std(axis=(0, 1, 2)),
         fused_batchnorm=for_training,
     )
 
@@ -367,13 +318,8 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, prog
     with models.dtype_policy(precision):
         trained = build_classifier(cfg, x_train, for_training=True)
     history = training.train_classifier(
-        trained,
-        x_train,
-        y_train,
-        **training_arguments(cfg),
-        validation_data=(x_test, y_test.astype(np.int64)),
-        seed=cfg.seed,
-        verbose=verbose,
+        trained, x_train, y_train, **training_arguments(cfg),
+        validation_data=(x_test, y_test.astype(np.int64)), seed=cfg.seed, verbose=verbose,
         progress=progress,
         # Resumes after the last finished epoch if a previous run was interrupted.
         backup_dir=backup,
@@ -389,11 +335,8 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, prog
     history["train_images"] = len(x_train)
     info = hardware.cpu_info()
     history["trained_on"] = {
-        "precision": precision,
-        "precision_reason": reason,
-        "cpu": info["model"],
-        "isa": info["isa"],
-        "cores": os.cpu_count(),
+        "precision": precision, "precision_reason": reason, "cpu": info["model"],
+        "isa": info["isa"], "cores": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
     }
     return history, model
@@ -416,11 +359,9 @@ def training_cost(cfg: Config, base: BaseModel) -> dict:
     seconds = float(sum(base.history.get("epoch_seconds", [])))
     forward = models.forward_flops(base.model)
     return {
-        "epochs": epochs,
-        "seconds": seconds,
+        "epochs": epochs, "seconds": seconds,
         "images_per_second": n_train * epochs / seconds if seconds else float("nan"),
-        "forward_gflop": forward / 1e9,
-        "training_pflop": 3 * forward * n_train * epochs / 1e15,
+        "forward_gflop": forward / 1e9, "training_pflop": 3 * forward * n_train * epochs / 1e15,
     }
 
 
@@ -455,8 +396,7 @@ def jpeg_cost(cfg: Config, model, quality: int = 75, seed: int = 0) -> dict:
         correct.append(ok)
         again = datasets.jpeg_roundtrip(images[:n], quality=quality)
         rows[label] = {
-            "images": len(images),
-            "accuracy (%)": 100 * float(ok.mean()),
+            "images": len(images), "accuracy (%)": 100 * float(ok.mean()),
             "pixel change of one more round trip": float(
                 np.abs(again.astype(np.int16) - images[:n]).mean()
             ),
@@ -555,11 +495,9 @@ def _generate_until(fn, x, y, candidates: np.ndarray, target: int, name: str, si
         )
     xs, src = np.concatenate(kept_x), np.concatenate(kept_src)
     return (
-        xs,
-        src,
+        xs, src,
         {
-            "attempted": attempted,
-            "successes": successes,
+            "attempted": attempted, "successes": successes,
             "success_rate": successes / attempted if attempted else None,
         },
     )
@@ -572,14 +510,8 @@ def _attack_fn(cfg: Config, model, name: str):
         )
     if name == "bim":
         return lambda x, y: attacks.bim(
-            model,
-            x,
-            y,
-            eps=cfg["bim_eps"],
-            eps_iter=cfg.bim_step,
-            nb_iter=cfg["bim_nb_iter"],
-            early_stop=cfg["bim_early_stop"],
-            loss_on=cfg["attack_loss"],
+            model, x, y, eps=cfg["bim_eps"], eps_iter=cfg.bim_step, nb_iter=cfg["bim_nb_iter"],
+            early_stop=cfg["bim_early_stop"], loss_on=cfg["attack_loss"],
         )
     if name == "deepfool":
         return lambda x, y: attacks.deepfool(
@@ -626,14 +558,9 @@ def generate_set(cfg: Config, model, name: str, x_pool, y_pool, order: dict, tar
         if name == "errors":
             cand = order[side]
             g = attacks.patch_errors(
-                model,
-                x_pool[cand],
-                y_pool[cand],
-                n_examples=targets[side],
-                patch_size=cfg["patch_size"],
-                max_tries=cfg["patch_max_tries"],
-                max_per_source=cfg["patch_max_per_source"],
-                fill=_patch_fill(cfg),
+                model, x_pool[cand], y_pool[cand], n_examples=targets[side],
+                patch_size=cfg["patch_size"], max_tries=cfg["patch_max_tries"],
+                max_per_source=cfg["patch_max_per_source"], fill=_patch_fill(cfg),
                 seed=cfg.stream(f"patches_{side}"),
             )
             if len(g.x) < targets[side]:
@@ -660,10 +587,7 @@ def _ood_images(cfg: Config, name: str, n: int):
     shape = cfg.info["image_shape"]
     if name == "gaussian":
         x = datasets.gaussian_noise(
-            n,
-            shape,
-            mean=cfg["gaussian_mean"],
-            std=cfg["gaussian_std"],
+            n, shape, mean=cfg["gaussian_mean"], std=cfg["gaussian_std"],
             seed=cfg.stream("gaussian"),
         )
         return x, np.arange(n)
@@ -697,21 +621,51 @@ def misclassifications(cfg: Config, model=None, progress: bool = True) -> Genera
     needed). OOD sets get ``n_train_other + n_test`` images, split the same way. ``model``
     defaults to :func:`base_model`'s.
     """
+    t0 = time.perf_counter()
+    params = cfg.stage_params("misclassifications")
+    names = _dataset_names(cfg)
+    needed = ["partition", "generation_stats", *[f"data_{n}" for n in names]]
+    x_pool, y_pool = load_in_distribution(cfg)
+    if all(artifacts.exists(cfg.artifacts_dir, a, params) for a in needed):
+        return _load_generation(cfg, params, names, x_pool, y_pool, t0)
+    model = classifier(cfg, model)
+    raw, stats, partition = _generate(cfg, model, names, x_pool, y_pool, progress)
+    sets = {}
+    for name, (x, src, pool_name, y) in raw.items():
+        sets[name] = _view(cfg, model, name, x_pool if x is None else x, src, pool_name, y)
+        stats[name]["n"] = len(sets[name].x)
+        stats[name]["mean_max_logit"] = float(sets[name].logits.max(1).mean())
+        arrays = {k: getattr(sets[name], k) for k in ("source_index", "y", "logits", "features",
+                                                       "correct")}
+        arrays["pool"] = np.array(pool_name)
+        if x is not None:
+            arrays["x"] = x
+        artifacts.save_arrays(cfg.artifacts_dir, f"data_{name}", arrays, params=params,
+                              seed=cfg.seed)
+    stats[cfg.info["in_distribution"]]["accuracy"] = float(
+        sets[cfg.info["in_distribution"]].correct.mean()
+    )
+    flat = {f"{k}__{side}": v[i] for k, v in partition.items()
+            for i, side in enumerate(("train", "test"))}
+    artifacts.save_arrays(cfg.artifacts_dir, "partition", flat, params=params, seed=cfg.seed)
+    artifacts.save_json(cfg.artifacts_dir, "generation_stats", stats, params=params, seed=cfg.seed)
+    return Generation(sets, partition, stats, _timer_record(cfg, "misclassifications", t0, False))
+
+
+def _view(cfg: Config, model, name: str, images, src, pool: str, y) -> DataSet:
+    """A dataset with the classifier's features and logits (only in-distribution can be correct)."""
+    feats, logits = models.predict_features(model, images)
+    in_dist = name == cfg.info["in_distribution"]
+    correct = (logits.argmax(1) == y) if in_dist else np.zeros(len(images), bool)
+    return DataSet(name, images, src, pool, y, logits, feats, correct)
+
+
+def _generate(cfg: Config, model, names, x_pool, y_pool, progress: bool):
+    """Every dataset's images ``(x or None, sources, pool, labels)``, statistics and partition."""
     # Text bars, not widgets: widgets render as raw text in the book's static HTML.
     from tqdm import tqdm
 
-    t0 = time.perf_counter()
-    params = cfg.stage_params("misclassifications")
-    root = cfg.artifacts_dir
-    names = _dataset_names(cfg)
-    needed = ["partition", "generation_stats", *[f"data_{n}" for n in names]]
     in_name = cfg.info["in_distribution"]
-    x_pool, y_pool = load_in_distribution(cfg)
-    if all(artifacts.exists(root, a, params) for a in needed):
-        return _load_generation(cfg, params, names, x_pool, y_pool, t0)
-
-    if model is None:
-        model = base_model(cfg).model
     pool = f"{in_name}_test"
     order, targets = source_order(cfg, len(x_pool))
     partition = {pool: (np.sort(order["train"]), np.sort(order["test"]))}
@@ -729,47 +683,14 @@ def misclassifications(cfg: Config, model=None, progress: bool = True) -> Genera
             raw[name] = (x, src, pool, y_pool[src])
             stats[name] = st
         else:
-            n = cfg["n_train_other"] + cfg["n_test"]
+            n, n_train = cfg["n_train_other"] + cfg["n_test"], cfg["n_train_other"]
             x, src = _ood_images(cfg, name, n)
             ood_pool = name if name in ("gaussian", "uniform") else f"{name}_test"
-            partition[ood_pool] = (src[: cfg["n_train_other"]], src[cfg["n_train_other"] :])
+            partition[ood_pool] = (src[:n_train], src[n_train:])
             raw[name] = (x, src, ood_pool, np.full(n, -1, np.int64))
             stats[name] = {"n": n}
         stats[name]["seconds"] = time.perf_counter() - t
-
-    sets = {}
-    for name, (x, src, pool_name, y) in raw.items():
-        images = x_pool if x is None else x
-        feats, logits = models.predict_features(model, images)
-        correct = (logits.argmax(1) == y) if name == in_name else np.zeros(len(images), bool)
-        sets[name] = DataSet(name, images, src, pool_name, y, logits, feats, correct)
-        stats[name]["n"] = len(images)
-        stats[name]["mean_max_logit"] = float(logits.max(1).mean())
-        arrays = {
-            "source_index": src,
-            "y": y,
-            "logits": logits,
-            "features": feats,
-            "correct": correct,
-            "pool": np.array(pool_name),
-        }
-        if x is not None:
-            arrays["x"] = x
-        artifacts.save_arrays(root, f"data_{name}", arrays, params=params, seed=cfg.seed)
-    stats[in_name]["accuracy"] = float(sets[in_name].correct.mean())
-    artifacts.save_arrays(
-        root,
-        "partition",
-        {
-            f"{k}__{side}": v[i]
-            for k, v in partition.items()
-            for i, side in enumerate(("train", "test"))
-        },
-        params=params,
-        seed=cfg.seed,
-    )
-    artifacts.save_json(root, "generation_stats", stats, params=params, seed=cfg.seed)
-    return Generation(sets, partition, stats, _timer_record(cfg, "misclassifications", t0, False))
+    return raw, stats, partition
 
 
 def _load_generation(cfg, params, names, x_pool, y_pool, t0) -> Generation:
@@ -778,16 +699,8 @@ def _load_generation(cfg, params, names, x_pool, y_pool, t0) -> Generation:
     for name in names:
         a = artifacts.load_arrays(root, f"data_{name}", params=params)
         x = a["x"] if "x" in a else x_pool
-        sets[name] = DataSet(
-            name,
-            x,
-            a["source_index"],
-            str(a["pool"]),
-            a["y"],
-            a["logits"],
-            a["features"],
-            a["correct"],
-        )
+        sets[name] = DataSet(name, x, a["source_index"], str(a["pool"]), a["y"], a["logits"],
+                             a["features"], a["correct"])
     p = artifacts.load_arrays(root, "partition", params=params)
     pools = sorted({k.rsplit("__", 1)[0] for k in p})
     partition = {k: (p[f"{k}__train"], p[f"{k}__test"]) for k in pools}
@@ -803,14 +716,9 @@ def introspection_sets(cfg: Config, gen: Generation) -> splits.Splits:
     """Section 3.2's training, validation and test sets (indices into ``gen``)."""
     parts = {n: splits.Part(d.pool, d.source_index, d.correct) for n, d in gen.sets.items()}
     return splits.make_splits(
-        parts,
-        cfg.info["in_distribution"],
-        n_train_in=cfg["n_train_in"],
-        n_train_other=cfg["n_train_other"],
-        n_test=cfg["n_test"],
-        val_fraction=cfg["val_fraction"],
-        partition=gen.partition,
-        seed=cfg.seed,
+        parts, cfg.info["in_distribution"], n_train_in=cfg["n_train_in"],
+        n_train_other=cfg["n_train_other"], n_test=cfg["n_test"], val_fraction=cfg["val_fraction"],
+        partition=gen.partition, seed=cfg.seed,
     )
 
 
@@ -871,11 +779,7 @@ def _fit_trust_score(cfg: Config, model, space: str):
 
 
 def fit_introspection_net(
-    cfg: Config,
-    gen: Generation,
-    sets: splits.Splits,
-    seed: int | None = None,
-    exclude=(),
+    cfg: Config, gen: Generation, sets: splits.Splits, seed: int | None = None, exclude=(),
     verbose: int = 0,
 ):
     """Train one Introspection-Net on Section 3.2's training set and return it (not cached).
@@ -893,15 +797,12 @@ def fit_introspection_net(
         train = train.subset(~np.isin(train.dataset, list(exclude)))
         val = val.subset(~np.isin(val.dataset, list(exclude)))
     net = detectors.IntrospectionNet(
-        epochs=cfg["introspection_epochs"],
-        batch_size=cfg["introspection_batch_size"],
+        epochs=cfg["introspection_epochs"], batch_size=cfg["introspection_batch_size"],
         seed=cfg.seed if seed is None else seed,
     )
     return net.fit(
-        splits.gather(train, logits),
-        train.label,
-        validation_data=(splits.gather(val, logits), val.label),
-        verbose=verbose,
+        splits.gather(train, logits), train.label,
+        validation_data=(splits.gather(val, logits), val.label), verbose=verbose,
     )
 
 
@@ -921,22 +822,18 @@ def fit_detectors(
         return {"introspection_net": net.model_, "introspection_net_history": net.history_}
 
     stored, run = run_stage(
-        cfg,
-        "introspection_net",
-        {"introspection_net": "model", "introspection_net_history": "json"},
-        compute,
+        cfg, "introspection_net",
+        {"introspection_net": "model", "introspection_net_history": "json"}, compute,
         record=False,  # the stage's time includes the Trust Score's fit, recorded below
     )
     net = detectors.IntrospectionNet(model=stored["introspection_net"])
     history = stored["introspection_net_history"]
     reused = run.reused
-    if model is None:
-        model = base_model(cfg, verbose=0).model
+    model = classifier(cfg, model)
     trust, n_fit = _fit_trust_score(cfg, model, cfg["trust_feature"])
     dets = {
         "softmax_baseline": detectors.SoftmaxBaseline(dtype=cfg["softmax_dtype"]),
-        "trust_score": trust,
-        "introspection_net": net,
+        "trust_score": trust, "introspection_net": net,
     }
     run = _timer_record(cfg, "introspection_net", t0, reused)
     return Fitted(dets, history, n_fit, run, params=params)
@@ -953,14 +850,14 @@ def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: F
     cache = fitted.params == params
     scores = None
     if cache and artifacts.exists(cfg.artifacts_dir, "test_scores", params):
-        scores = _load_scores(cfg, "test_scores", params)
+        scores = _load(cfg, "test_scores", "scores", params)
     if scores is None or set(scores) != set(gen.sets):
         scores = {
             name: score_examples(cfg, fitted, ds, sets.test.of(name).index)
             for name, ds in gen.sets.items()
         }
         if cache:
-            _save_scores(cfg, "test_scores", scores, params)
+            _save(cfg, "test_scores", "scores", scores, params)
     return {name: {"label": sets.test.of(name).label, **scores[name]} for name in gen.sets}
 
 
@@ -975,6 +872,71 @@ def score_with(det, ds: DataSet, rows) -> np.ndarray:
 
 
 # Stage 5: evaluation
+
+
+@dataclass
+class Scores:
+    """Test-set scores ``{dataset: {method: ndarray}}`` of some detectors, and how they came."""
+
+    scores: dict
+    run: StageRun
+
+
+def classifier(cfg: Config, model=None):
+    """The base classifier given, or loaded from the artifacts."""
+    return model if model is not None else base_model(cfg, verbose=0).model
+
+
+def progress_bar(iterable, desc: str, enabled: bool = True):
+    """A text progress bar over ``iterable`` (on stderr, which the book leaves out) if enabled."""
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False)
+
+
+def variant_scores(cfg: Config, gen, sets, stage: str, name: str, keys, train, progress, what):
+    """Introspection-Net variants' test scores, ``{key: {dataset: {"introspection_net": s}}}``.
+
+    ``train(key)`` gives a fitted :class:`~introspection.detectors.IntrospectionNet`; each
+    variant is cached as ``<name>_<key>`` (a re-run resumes).
+    """
+    t0 = time.perf_counter()
+    base_params = cfg.stage_params("introspection_net")
+    out, reused = {}, True
+
+    def compute(key):
+        net = train(key)
+        return {
+            d: {"introspection_net": net.score(ds.logits[sets.test.of(d).index])}
+            for d, ds in gen.sets.items()
+        }
+
+    for key in progress_bar(list(keys), what, progress):
+        params = {**base_params, "variant": key}
+        out[key], run = run_stage(
+            cfg, stage, f"{name}_{key}", lambda key=key: compute(key), "scores", params, False
+        )
+        reused = reused and run.reused
+    return out, _timer_record(cfg, stage, t0, reused)
+
+
+def variants_table(cfg: Config, variants: dict, paper_scores: dict, column: str, value, csv: str):
+    """Metrics (no intervals) of every variant's network, one ``column`` naming it; to ``csv``."""
+    import pandas as pd
+
+    in_name = cfg.info["in_distribution"]
+    label = {"label": paper_scores[in_name]["label"]}
+    frames = []
+    for key, scores in variants.items():
+        merged = {d: {**label, **s} if d == in_name else s for d, s in scores.items()}
+        t = scores_table(cfg, merged, 0)
+        t.insert(1, column, value(key))
+        frames.append(t)
+    table = pd.concat(frames, ignore_index=True)
+    write_table(cfg, table, csv, index=False)
+    return table
 
 
 def evaluate(cfg: Config, scores: dict):
@@ -1008,8 +970,8 @@ class Stages:
 
     @functools.cached_property
     def gen(self) -> Generation:
-        """:func:`misclassifications`."""
-        return misclassifications(self.cfg, self.model)
+        """:func:`misclassifications` (the classifier is loaded only if needed)."""
+        return misclassifications(self.cfg, self.model if "base" in self.__dict__ else None)
 
     @functools.cached_property
     def sets(self) -> splits.Splits:
@@ -1050,12 +1012,9 @@ def scores_table(cfg: Config, scores: dict, n_boot: int):
     in_name = cfg.info["in_distribution"]
     methods = [m for m in scores[in_name] if m != "label"]
     return metrics.evaluation_table(
-        scores[in_name]["label"].astype(bool),
-        {m: scores[in_name][m] for m in methods},
+        scores[in_name]["label"].astype(bool), {m: scores[in_name][m] for m in methods},
         {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
-        experiment=cfg.experiment,
-        n_boot=n_boot,
-        random_state=cfg.seed,
+        experiment=cfg.experiment, n_boot=n_boot, random_state=cfg.seed,
     )
 
 
@@ -1077,16 +1036,11 @@ def write_summary(cfg: Config, **entries) -> Path:
     cpu = hardware.cpu_info()
     chosen, reason = cfg.precision
     summary = {
-        "experiment": cfg.experiment,
-        "profile": cfg.profile,
-        "seed": cfg.seed,
-        "parameters": cfg.params,
-        "overrides": cfg.overrides,
+        "experiment": cfg.experiment, "profile": cfg.profile, "seed": cfg.seed,
+        "parameters": cfg.params, "overrides": cfg.overrides,
         "versions": artifacts.library_versions(),
         "machine": {
-            "cpu": cpu["model"],
-            "isa": cpu["isa"],
-            "cores": os.cpu_count(),
+            "cpu": cpu["model"], "isa": cpu["isa"], "cores": os.cpu_count(),
             "platform": platform.platform(),
         },
         # What this machine would train in; the weights' own is in the ``base_model`` entry.
@@ -1111,10 +1065,7 @@ def record_timing(cfg: Config, stage: str, seconds: float, part: str | None = No
     """
     name = f"timing_{stage}" + (f"__{part}" if part else "")
     artifacts.save_json(
-        cfg.artifacts_dir,
-        name,
-        {"compute_seconds": seconds},
-        params=cfg.stage_params(stage),
+        cfg.artifacts_dir, name, {"compute_seconds": seconds}, params=cfg.stage_params(stage),
         seed=cfg.seed,
     )
     _publish_seconds(cfg, stage, _stage_seconds(cfg, stage))
@@ -1210,12 +1161,8 @@ def set_sizes(sets: splits.Splits):
         tr, va, te = sets.train.of(n), sets.val.of(n), sets.test.of(n)
         rows.append(
             {
-                "dataset": n,
-                "train": len(tr),
-                "validation": len(va),
-                "test": len(te),
-                "correct (train)": int(tr.label.sum()),
-                "correct (test)": int(te.label.sum()),
+                "dataset": n, "train": len(tr), "validation": len(va), "test": len(te),
+                "correct (train)": int(tr.label.sum()), "correct (test)": int(te.label.sum()),
             }
         )
     df = pd.DataFrame(rows).set_index("dataset")
@@ -1227,10 +1174,7 @@ def set_sizes(sets: splits.Splits):
 
 
 def trust_score_spaces(
-    cfg: Config,
-    gen: Generation,
-    sets: splits.Splits,
-    model=None,
+    cfg: Config, gen: Generation, sets: splits.Splits, model=None,
     spaces=("features", "logits", "pixels"),
 ):
     """AUROC (%) of the Trust Score per dataset, one column per feature space.
@@ -1240,21 +1184,16 @@ def trust_score_spaces(
     """
     import pandas as pd
 
-    if model is None:
-        model = base_model(cfg, verbose=0).model
+    model = classifier(cfg, model)
     in_name = cfg.info["in_distribution"]
     cols = {}
     for space in spaces:
         trust, _ = _fit_trust_score(cfg, model, space)
-        s = {}
-        for name, ds in gen.sets.items():
-            part = sets.test.of(name)
-            s[name] = score_with(trust, ds, part.index)
+        s = {name: score_with(trust, ds, sets.test.of(name).index) for name, ds in gen.sets.items()}
         in_correct = sets.test.of(in_name).label.astype(bool)
         cols[space] = {
             n: metrics.auroc(np.r_[in_correct, np.zeros(len(v), bool)], np.r_[s[in_name], v]) * 100
-            for n, v in s.items()
-            if n != in_name
+            for n, v in s.items() if n != in_name
         }
     return pd.DataFrame(cols)
 
@@ -1267,12 +1206,5 @@ def evaluate_correct_only(cfg: Config, scores: dict):
     """
     in_name = cfg.info["in_distribution"]
     keep = scores[in_name]["label"].astype(bool)
-    methods = [m for m in scores[in_name] if m != "label"]
-    return metrics.evaluation_table(
-        keep[keep],
-        {m: scores[in_name][m][keep] for m in methods},
-        {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
-        experiment=cfg.experiment,
-        n_boot=0,
-        random_state=cfg.seed,
-    )
+    only = {m: v[keep] for m, v in scores[in_name].items()}
+    return scores_table(cfg, {**scores, in_name: only}, 0)

@@ -29,112 +29,48 @@ from sklearn.metrics import roc_curve
 from introspection.metrics import METRICS, auroc, check_correct_mask, check_in_scores, fpr_at_tpr
 
 __all__ = [
-    "DATASET_LABELS",
-    "EXPERIMENTS",
-    "METHOD_COLORS",
-    "METHOD_LABELS",
-    "heatmap",
-    "auroc_grid",
-    "adaptive_curves",
-    "seed_spread",
-    "METRIC_LABELS",
-    "OKABE_ITO",
-    "ROLES",
-    "ROLE_COLORS",
-    "dataset_color",
-    "dataset_label",
-    "dataset_role",
-    "image_grid",
-    "learning_curves",
-    "logit_distributions",
-    "method_label",
-    "metric_comparison",
-    "min_max_scatter",
-    "roc_grid",
-    "save_figure",
-    "subsample_indices",
+    "DATASET_LABELS", "EXPERIMENTS", "METHOD_COLORS", "METHOD_LABELS", "METRIC_LABELS",
+    "OKABE_ITO", "ROLES", "ROLE_COLORS", "adaptive_curves", "auroc_grid", "dataset_color",
+    "dataset_label", "dataset_role", "heatmap", "image_grid", "learning_curves",
+    "logit_distributions", "method_label", "metric_comparison", "min_max_scatter",
+    "protocol_moves", "roc_grid", "save_figure", "seed_spread", "subsample_indices",
 ]
 
 # Names, roles and colours
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO = {
-    "black": "#000000",
-    "orange": "#E69F00",
-    "sky_blue": "#56B4E9",
-    "bluish_green": "#009E73",
-    "yellow": "#F0E442",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "reddish_purple": "#CC79A7",
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
 }
 _GREY = "#999999"
 
+# Datasets that play the same role, under the same name, in both experiments.
+_SHARED = ("errors", "fgsm", "bim", "deepfool", "gaussian", "uniform")
+
 #: Datasets of each experiment; the first one is the in-distribution dataset.
 EXPERIMENTS = {
-    "mnist": (
-        "mnist",
-        "errors",
-        "fgsm",
-        "bim",
-        "deepfool",
-        "gaussian",
-        "uniform",
-        "cifar10",
-        "fashion_mnist",
-    ),
-    "cifar10": (
-        "cifar10",
-        "errors",
-        "fgsm",
-        "bim",
-        "deepfool",
-        "gaussian",
-        "uniform",
-        "mnist",
-        "fashion_mnist",
-    ),
+    "mnist": ("mnist", *_SHARED, "cifar10", "fashion_mnist"),
+    "cifar10": ("cifar10", *_SHARED, "mnist", "fashion_mnist"),
 }
 
 #: The roles a dataset can play in an experiment, in the book's legend order.
-ROLES = (
-    "in_distribution",
-    "errors",
-    "fgsm",
-    "bim",
-    "deepfool",
-    "gaussian",
-    "uniform",
-    "cross_dataset",
-    "fashion_mnist",
-)
+ROLES = ("in_distribution", *_SHARED, "cross_dataset", "fashion_mnist")
 
 #: Role -> hex colour (fixed for the whole book).
 ROLE_COLORS = {
-    "in_distribution": OKABE_ITO["blue"],
-    "errors": OKABE_ITO["orange"],
-    "fgsm": OKABE_ITO["vermillion"],
-    "bim": OKABE_ITO["reddish_purple"],
-    "deepfool": OKABE_ITO["sky_blue"],
-    "gaussian": _GREY,
-    "uniform": OKABE_ITO["black"],
-    "cross_dataset": OKABE_ITO["bluish_green"],
-    "fashion_mnist": OKABE_ITO["yellow"],
+    "in_distribution": OKABE_ITO["blue"], "errors": OKABE_ITO["orange"],
+    "fgsm": OKABE_ITO["vermillion"], "bim": OKABE_ITO["reddish_purple"],
+    "deepfool": OKABE_ITO["sky_blue"], "gaussian": _GREY, "uniform": OKABE_ITO["black"],
+    "cross_dataset": OKABE_ITO["bluish_green"], "fashion_mnist": OKABE_ITO["yellow"],
 }
 
 #: Dataset name -> display name.
 DATASET_LABELS = {
-    "mnist": "MNIST",
-    "cifar10": "CIFAR-10",
-    "errors": "Errors (black patches)",
-    "fgsm": "FGSM",
-    "bim": "BIM",
-    "deepfool": "DeepFool",
-    "gaussian": "Gaussian noise",
-    "uniform": "Uniform noise",
-    "fashion_mnist": "Fashion-MNIST",
-    "cw_l2": "CW-L2 (never trained on)",
-    "pgd": "PGD (never trained on)",
+    "mnist": "MNIST", "cifar10": "CIFAR-10", "errors": "Errors (black patches)", "fgsm": "FGSM",
+    "bim": "BIM", "deepfool": "DeepFool", "gaussian": "Gaussian noise",
+    "uniform": "Uniform noise", "fashion_mnist": "Fashion-MNIST",
+    "cw_l2": "CW-L2 (never trained on)", "pgd": "PGD (never trained on)",
 }
 
 # Attacks generated beyond the paper's datasets (same images in both experiments).
@@ -142,63 +78,40 @@ _EXTRA_DATASETS = ("cw_l2", "pgd")
 
 #: Detector name -> display name.
 METHOD_LABELS = {
-    "softmax_baseline": "Softmax Baseline",
-    "trust_score": "Trust Score",
-    "introspection_net": "Introspection-Net",
-    "max_logit": "MaxLogit",
-    "energy": "Energy",
-    "odin": "ODIN",
-    "mahalanobis": "Mahalanobis",
+    "softmax_baseline": "Softmax Baseline", "trust_score": "Trust Score",
+    "introspection_net": "Introspection-Net", "max_logit": "MaxLogit", "energy": "Energy",
+    "odin": "ODIN", "mahalanobis": "Mahalanobis",
     "mahalanobis_preprocessed": "Mahalanobis + pre-proc.",
 }
 
 #: Detector name -> hex colour (Okabe-Ito; the paper's three first).
 METHOD_COLORS = {
-    "softmax_baseline": OKABE_ITO["orange"],
-    "trust_score": OKABE_ITO["reddish_purple"],
-    "introspection_net": OKABE_ITO["blue"],
-    "max_logit": OKABE_ITO["bluish_green"],
-    "energy": OKABE_ITO["vermillion"],
-    "odin": OKABE_ITO["sky_blue"],
-    "mahalanobis": OKABE_ITO["black"],
-    "mahalanobis_preprocessed": _GREY,
+    "softmax_baseline": OKABE_ITO["orange"], "trust_score": OKABE_ITO["reddish_purple"],
+    "introspection_net": OKABE_ITO["blue"], "max_logit": OKABE_ITO["bluish_green"],
+    "energy": OKABE_ITO["vermillion"], "odin": OKABE_ITO["sky_blue"],
+    "mahalanobis": OKABE_ITO["black"], "mahalanobis_preprocessed": _GREY,
 }
 
 # Colours given, in order, to detectors not in METHOD_COLORS (e.g. ablation variants).
 _EXTRA_METHOD_COLORS = (
-    OKABE_ITO["bluish_green"],
-    OKABE_ITO["vermillion"],
-    OKABE_ITO["sky_blue"],
-    OKABE_ITO["black"],
+    OKABE_ITO["bluish_green"], OKABE_ITO["vermillion"], OKABE_ITO["sky_blue"], OKABE_ITO["black"],
     _GREY,
 )
 
 #: Metric column (:data:`introspection.metrics.METRICS`) -> axis label (percent).
 METRIC_LABELS = {
-    "fpr_at_95tpr": "FPR at 95 % TPR (%, lower is better)",
-    "auroc": "AUROC (%)",
-    "aupr_in": "AUPR-In (%)",
-    "aupr_out": "AUPR-Out (%)",
+    "fpr_at_95tpr": "FPR at 95 % TPR (%, lower is better)", "auroc": "AUROC (%)",
+    "aupr_in": "AUPR-In (%)", "aupr_out": "AUPR-Out (%)",
 }
 
 _PAPER_MARKER = {"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black"}
 
 # Applied with plt.style.context while a figure is built (never globally).
 _STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.6,
-    "legend.frameon": False,
-    "figure.dpi": 100,
-    "figure.constrained_layout.use": True,
+    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6,
+    "legend.frameon": False, "figure.dpi": 100, "figure.constrained_layout.use": True,
     "image.interpolation": "nearest",
 }
 
@@ -260,8 +173,8 @@ def dataset_label(name: str, experiment: str) -> str:
     """Display name of a dataset (:data:`DATASET_LABELS`), checked against the experiment."""
     if name in _EXTRA_DATASETS:
         _check_experiment(experiment)
-        return DATASET_LABELS[name]
-    dataset_role(name, experiment)
+    else:
+        dataset_role(name, experiment)
     return DATASET_LABELS[name]
 
 
@@ -272,16 +185,22 @@ def method_label(name: str) -> str:
 
 def _method_colors(methods: Sequence[str]) -> dict[str, str]:
     """Fixed colours for known detectors, further palette colours for the others."""
-    colors, extra = {}, iter(_EXTRA_METHOD_COLORS)
-    for m in methods:
-        if m in METHOD_COLORS:
-            colors[m] = METHOD_COLORS[m]
-        else:
-            colors[m] = next(extra, _GREY)
-    return colors
+    extra = iter(_EXTRA_METHOD_COLORS)
+    return {m: METHOD_COLORS[m] if m in METHOD_COLORS else next(extra, _GREY) for m in methods}
 
 
 # Input helpers
+
+
+def _ordered(values) -> list:
+    """The distinct values, in order of first appearance."""
+    return list(dict.fromkeys(values))
+
+
+def _check_count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+    return int(value)
 
 
 def _finite_array(values, name: str, ndim: int) -> np.ndarray:
@@ -298,27 +217,29 @@ def _finite_array(values, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def _grid_shape(n: int, ncols: int) -> tuple[int, int]:
-    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
-        raise ValueError(f"ncols must be an integer >= 1; got {ncols!r}.")
-    ncols = min(int(ncols), n)
-    return math.ceil(n / ncols), ncols
+def _check_datasets(values: Mapping, experiment: str, what: str) -> None:
+    if not values:
+        raise ValueError(f"{what} is empty.")
+    for name in values:
+        dataset_role(name, experiment)
 
 
 def _grid(n: int, ncols: int, panel_size: tuple[float, float], **kwargs):
     """A figure with ``n`` panels on a grid; unused grid cells are removed."""
-    nrows, ncols = _grid_shape(n, ncols)
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
-        squeeze=False,
-        **kwargs,
-    )
+    ncols = min(_check_count(ncols, "ncols"), n)
+    nrows = math.ceil(n / ncols)
+    figsize = (panel_size[0] * ncols, panel_size[1] * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **kwargs)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         fig.delaxes(ax)
     return fig, flat[:n]
+
+
+def _dataset_rows(ax, datasets: Sequence[str], experiment: str) -> None:
+    """Name the y positions 0, 1, ... after the datasets, the first at the top."""
+    ax.set_yticks(range(len(datasets)), [dataset_label(d, experiment) for d in datasets])
+    ax.invert_yaxis()
 
 
 def subsample_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
@@ -334,22 +255,35 @@ def subsample_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
 # Training
 
 _METRIC_AXIS_LABELS = {
-    "loss": "loss (training objective)",
-    "accuracy": "accuracy (fraction correct)",
-    "acc": "accuracy (fraction correct)",
-    "sparse_categorical_accuracy": "accuracy (fraction correct)",
-    "categorical_accuracy": "accuracy (fraction correct)",
-    "mse": "mean squared error",
-    "mae": "mean absolute error",
+    "loss": "loss (training objective)", "mse": "mean squared error", "mae": "mean absolute error",
+    **dict.fromkeys(
+        ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy"),
+        "accuracy (fraction correct)",
+    ),
 }
+
+
+def _plot_history(ax, hist: Mapping, metric: str, n_epochs: int | None) -> int:
+    """Plot ``metric``'s train and validation series; return the (common) number of epochs."""
+    series = ((metric, "train", "-", OKABE_ITO["blue"]),
+              (f"val_{metric}", "validation", "--", OKABE_ITO["vermillion"]))
+    series = [s for s in series if s[0] in hist]
+    if not series:
+        raise ValueError(f"history has neither {metric!r} nor 'val_{metric}'.")
+    for key, label, ls, color in series:
+        y = _finite_array(np.asarray(hist[key], dtype=np.float64), f"history[{key!r}]", 1)
+        if n_epochs is None:
+            n_epochs = y.shape[0]
+        elif y.shape[0] != n_epochs:
+            raise ValueError(f"history[{key!r}] has {y.shape[0]} epochs; expected {n_epochs}.")
+        x = np.arange(1, y.shape[0] + 1)
+        ax.plot(x, y, ls, color=color, marker="o", markersize=3, label=label)
+    return n_epochs
 
 
 @_styled
 def learning_curves(
-    history,
-    *,
-    metrics: Sequence[str] = ("loss", "accuracy"),
-    title: str | None = None,
+    history, *, metrics: Sequence[str] = ("loss", "accuracy"), title: str | None = None,
     reference: Mapping[str, float] | None = None,
 ):
     """Training and validation curves, one panel per metric, x = epoch (1-based).
@@ -371,37 +305,13 @@ def learning_curves(
         raise ValueError("metrics is empty.")
     reference = dict(reference or {})
     for key in reference:
-        base = key.removeprefix("val_")
-        if base not in metrics:
+        if key.removeprefix("val_") not in metrics:
             raise ValueError(f"reference key {key!r} has no panel; metrics are {metrics}.")
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.0), squeeze=False)
-    axes = axes[0]
     n_epochs = None
-    for ax, metric in zip(axes, metrics, strict=True):
-        series = [
-            (k, lbl, ls)
-            for k, lbl, ls in ((metric, "train", "-"), (f"val_{metric}", "validation", "--"))
-            if k in hist
-        ]
-        if not series:
-            raise ValueError(f"history has neither {metric!r} nor 'val_{metric}'.")
-        for key, label, ls in series:
-            y = _finite_array(np.asarray(hist[key], dtype=np.float64), f"history[{key!r}]", 1)
-            if n_epochs is None:
-                n_epochs = y.shape[0]
-            elif y.shape[0] != n_epochs:
-                raise ValueError(f"history[{key!r}] has {y.shape[0]} epochs; expected {n_epochs}.")
-            color = OKABE_ITO["blue"] if label == "train" else OKABE_ITO["vermillion"]
-            ax.plot(
-                np.arange(1, y.shape[0] + 1),
-                y,
-                ls,
-                color=color,
-                marker="o",
-                markersize=3,
-                label=label,
-            )
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        n_epochs = _plot_history(ax, hist, metric, n_epochs)
         for key, value in reference.items():
             if key.removeprefix("val_") == metric:
                 ax.axhline(float(value), color="black", ls=(0, (5, 3)), lw=1.0, label="paper")
@@ -423,11 +333,7 @@ def learning_curves(
 
 @_styled
 def image_grid(
-    images,
-    *,
-    titles: Sequence[str] | None = None,
-    ncols: int = 8,
-    cmap: str = "gray",
+    images, *, titles: Sequence[str] | None = None, ncols: int = 8, cmap: str = "gray",
     suptitle: str | None = None,
 ):
     """A grid of images without ticks, optionally titled one by one.
@@ -454,12 +360,10 @@ def image_grid(
         if len(titles) != n:
             raise ValueError(f"got {len(titles)} titles for {n} images.")
     x = np.clip(np.nan_to_num(x), 0.0, 1.0)
+    gray = {"cmap": cmap, "vmin": 0.0, "vmax": 1.0} if x.ndim == 3 else {}
     fig, axes = _grid(n, ncols, (1.2, 1.35 if titles is not None else 1.2))
     for i, ax in enumerate(axes):
-        if x.ndim == 3:
-            ax.imshow(x[i], cmap=cmap, vmin=0.0, vmax=1.0)
-        else:
-            ax.imshow(x[i])
+        ax.imshow(x[i], **gray)
         ax.set_axis_off()
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=7)
@@ -471,21 +375,27 @@ def image_grid(
 # Section 2: logit statistics (Figures 1 and 2)
 
 
-def _check_datasets(values: Mapping, experiment: str, what: str) -> None:
-    if not values:
-        raise ValueError(f"{what} is empty.")
-    for name in values:
-        dataset_role(name, experiment)
+def _draw_reference(ax, reference: Mapping[str, tuple[float, float]], experiment: str) -> None:
+    """The paper's (mean, std) per dataset as diamonds with ± std bars above the histograms."""
+    top = ax.get_ylim()[1]
+    step = 0.07 * top
+    for i, (d, (mean, std)) in enumerate(reference.items()):
+        ax.errorbar(
+            [float(mean)], [top * 1.08 + i * step], xerr=[float(std)], fmt="D",
+            color=dataset_color(d, experiment), markerfacecolor="white",
+            markeredgecolor="black", markersize=5, capsize=3, elinewidth=1.4,
+        )
+    ax.set_ylim(0, top * 1.08 + len(reference) * step + 0.02 * top)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="black", ls="-", **_PAPER_MARKER))
+    labels.append("paper (mean ± std)")
+    ax.legend(handles, labels)
 
 
 @_styled
 def logit_distributions(
-    values: Mapping[str, np.ndarray],
-    experiment: str,
-    *,
-    xlabel: str = "mean logit",
-    bins: int = 50,
-    reference: Mapping[str, tuple[float, float]] | None = None,
+    values: Mapping[str, np.ndarray], experiment: str, *, xlabel: str = "mean logit",
+    bins: int = 50, reference: Mapping[str, tuple[float, float]] | None = None,
     title: str | None = None,
 ):
     """Distribution of a per-example logit statistic per dataset (the paper's Figure 1).
@@ -503,46 +413,20 @@ def logit_distributions(
         :data:`introspection.paper.MAX_LOGIT` with ``xlabel="max logit"``.
     """
     _check_datasets(values, experiment, "values")
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be an integer >= 1; got {bins!r}.")
+    bins = _check_count(bins, "bins")
     arrays = {d: _finite_array(v, f"values[{d!r}]", 1) for d, v in values.items()}
     reference = dict(reference or {})
     for d in reference:
         dataset_role(d, experiment)
-    edges = np.histogram_bin_edges(np.concatenate(list(arrays.values())), bins=int(bins))
+    edges = np.histogram_bin_edges(np.concatenate(list(arrays.values())), bins=bins)
 
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for d, v in arrays.items():
-        ax.hist(
-            v,
-            bins=edges,
-            density=True,
-            histtype="step",
-            linewidth=1.6,
-            color=dataset_color(d, experiment),
-            label=f"{dataset_label(d, experiment)} (n = {v.shape[0]})",
-        )
+        label = f"{dataset_label(d, experiment)} (n = {v.shape[0]})"
+        ax.hist(v, bins=edges, density=True, histtype="step", linewidth=1.6,
+                color=dataset_color(d, experiment), label=label)
     if reference:
-        top = ax.get_ylim()[1]
-        step = 0.07 * top
-        for i, (d, (mean, std)) in enumerate(reference.items()):
-            ax.errorbar(
-                [float(mean)],
-                [top * 1.08 + i * step],
-                xerr=[float(std)],
-                fmt="D",
-                color=dataset_color(d, experiment),
-                markerfacecolor="white",
-                markeredgecolor="black",
-                markersize=5,
-                capsize=3,
-                elinewidth=1.4,
-            )
-        ax.set_ylim(0, top * 1.08 + len(reference) * step + 0.02 * top)
-        handles, labels = ax.get_legend_handles_labels()
-        handles.append(Line2D([], [], color="black", ls="-", **_PAPER_MARKER))
-        labels.append("paper (mean ± std)")
-        ax.legend(handles, labels)
+        _draw_reference(ax, reference, experiment)
     else:
         ax.legend()
     ax.set_xlabel(f"{xlabel} (logit units)")
@@ -554,11 +438,7 @@ def logit_distributions(
 
 @_styled
 def min_max_scatter(
-    logits: Mapping[str, np.ndarray],
-    experiment: str,
-    *,
-    n: int = 300,
-    seed: int = 0,
+    logits: Mapping[str, np.ndarray], experiment: str, *, n: int = 300, seed: int = 0,
     title: str | None = None,
 ):
     """Min vs max of the logits (left) and of the softmax (right): the paper's Figure 2.
@@ -571,33 +451,25 @@ def min_max_scatter(
         At most ``n`` examples per dataset: rows ``subsample_indices(n_d, n, seed)``.
     """
     _check_datasets(logits, experiment, "logits")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1; got {n!r}.")
+    n = _check_count(n, "n")
     arrays = {}
     for d, z in logits.items():
         z = _finite_array(z, f"logits[{d!r}]", 2)
         if z.shape[1] < 2:
             raise ValueError(f"logits[{d!r}] needs at least 2 classes; got shape {z.shape}.")
-        arrays[d] = z[subsample_indices(z.shape[0], int(n), seed)]
+        arrays[d] = z[subsample_indices(z.shape[0], n, seed)]
 
     fig, (ax_l, ax_s) = plt.subplots(1, 2, figsize=(9.0, 3.8))
     for d, z in arrays.items():
         p = _softmax(z, axis=1)
-        style = {
-            "s": 9,
-            "alpha": 0.45,
-            "linewidths": 0,
-            "color": dataset_color(d, experiment),
-            "label": dataset_label(d, experiment),
-        }
+        style = {"s": 9, "alpha": 0.45, "linewidths": 0, "color": dataset_color(d, experiment),
+                 "label": dataset_label(d, experiment)}
         ax_l.scatter(z.min(axis=1), z.max(axis=1), **style)
         ax_s.scatter(p.min(axis=1), p.max(axis=1), **style)
-    ax_l.set_xlabel("min logit")
-    ax_l.set_ylabel("max logit")
-    ax_l.set_title("logits")
-    ax_s.set_xlabel("min softmax probability")
-    ax_s.set_ylabel("max softmax probability")
-    ax_s.set_title("softmax")
+    for ax, name, what in ((ax_l, "logit", "logits"), (ax_s, "softmax probability", "softmax")):
+        ax.set_xlabel(f"min {name}")
+        ax.set_ylabel(f"max {name}")
+        ax.set_title(what)
     leg = ax_l.legend(markerscale=2, loc="best")
     for handle in leg.legend_handles:
         handle.set_alpha(1.0)
@@ -608,39 +480,43 @@ def min_max_scatter(
 
 # Section 3: detectors
 
-_FPR_LABEL = "false positive rate (incorrect accepted)"
-_TPR_LABEL = "true positive rate (correct accepted)"
+
+def _check_ood_scores(ood_scores: Mapping, methods: list[str]) -> None:
+    for d, per_method in ood_scores.items():
+        if set(per_method) != set(methods):
+            raise ValueError(
+                f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected {methods}."
+            )
+        sizes = {np.asarray(per_method[m]).shape for m in methods}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(
+                f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
+                f"got shapes {sorted(sizes)}."
+            )
 
 
-def _draw_roc(ax, y, scores: Mapping[str, np.ndarray], colors, *, lw=1.6, legend_stats=True):
-    """Draw the ROC curves, the chance diagonal and the TPR = 0.95 markers on ``ax``."""
+def _roc_panel(ax, y, scores: Mapping[str, np.ndarray], colors) -> None:
+    """ROC curves with their AUROC, the chance diagonal and the TPR = 0.95 markers on ``ax``."""
     ax.plot([0, 1], [0, 1], color=_GREY, ls="--", lw=0.8, label="chance")
     ax.axhline(0.95, color="black", ls=":", lw=0.8, label="TPR = 0.95")
-    stats = {}
-    for m, s in scores.items():
+    for i, (m, s) in enumerate(scores.items()):
         area = auroc(y, s)  # validates the inputs first
         fpr, tpr, _ = roc_curve(y, s)
         fpr95 = fpr_at_tpr(y, s, 0.95)
-        stats[m] = (area, fpr95)
-        label = method_label(m)
-        if legend_stats:
-            label = f"{label} (AUROC {100 * area:.1f} %)"
-        ax.plot(fpr, tpr, color=colors[m], lw=lw, label=label, drawstyle="default")
+        ax.plot(fpr, tpr, color=colors[m], lw=1.3, label=method_label(m))
         ax.vlines(fpr95, 0, 0.95, colors=colors[m], linestyles=":", lw=0.9)
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    return stats
+        ax.text(
+            0.97, 0.05 + 0.09 * (len(scores) - 1 - i), f"AUROC {100 * area:.1f}",
+            color=colors[m], ha="right", va="bottom", fontsize=7, transform=ax.transAxes,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0},
+        )
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal")
 
 
 @_styled
 def roc_grid(
-    in_correct,
-    in_scores: Mapping[str, np.ndarray],
-    ood_scores: Mapping[str, Mapping[str, np.ndarray]],
-    experiment: str,
-    *,
-    ncols: int = 4,
+    in_correct, in_scores: Mapping[str, np.ndarray],
+    ood_scores: Mapping[str, Mapping[str, np.ndarray]], experiment: str, *, ncols: int = 4,
     title: str | None = None,
 ):
     """One ROC panel per misclassification dataset, detectors overlaid, AUROC written in.
@@ -663,17 +539,7 @@ def roc_grid(
     _check_datasets(ood_scores, experiment, "ood_scores")
     methods = list(in_scores)
     in_arrays = check_in_scores(correct, in_scores)
-    for d, per_method in ood_scores.items():
-        if set(per_method) != set(methods):
-            raise ValueError(
-                f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected {methods}."
-            )
-        sizes = {np.asarray(per_method[m]).shape for m in methods}
-        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
-            raise ValueError(
-                f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
-                f"got shapes {sorted(sizes)}."
-            )
+    _check_ood_scores(ood_scores, methods)
 
     colors = _method_colors(methods)
     y_in = correct.astype(np.int8)
@@ -685,60 +551,22 @@ def roc_grid(
             m: np.concatenate([in_arrays[m], np.asarray(per_method[m], dtype=np.float64)])
             for m in methods
         }
-        stats = _draw_roc(ax, y, scores, colors, lw=1.3, legend_stats=False)
-        for i, m in enumerate(methods):
-            ax.text(
-                0.97,
-                0.05 + 0.09 * (len(methods) - 1 - i),
-                f"AUROC {100 * stats[m][0]:.1f}",
-                color=colors[m],
-                ha="right",
-                va="bottom",
-                fontsize=7,
-                transform=ax.transAxes,
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0},
-            )
+        _roc_panel(ax, y, scores, colors)
         ax.set_title(dataset_label(d, experiment))
         ax.set_xlabel("FPR (incorrect accepted)", fontsize=8)
         ax.set_ylabel("TPR (correct accepted)", fontsize=8)
         ax.tick_params(labelleft=True, labelbottom=True)
     handles = [Line2D([], [], color=colors[m], lw=1.6, label=method_label(m)) for m in methods]
-    handles += [
-        Line2D([], [], color=_GREY, ls="--", lw=0.8, label="chance"),
-        Line2D([], [], color="black", ls=":", lw=0.8, label="TPR = 0.95 / FPR there"),
-    ]
+    handles += [Line2D([], [], color=_GREY, ls="--", lw=0.8, label="chance"),
+                Line2D([], [], color="black", ls=":", lw=0.8, label="TPR = 0.95 / FPR there")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     if title is not None:
         fig.suptitle(title)
     return fig
 
 
-@_styled
-def metric_comparison(
-    table: pd.DataFrame,
-    paper: pd.DataFrame,
-    metric: str = "auroc",
-    *,
-    experiment: str | None = None,
-    title: str | None = None,
-):
-    """Our metric with its CI next to the paper's, per dataset and detector.
-
-    Horizontal grouped bars (our value; CI error bar where not NaN), one group per dataset
-    in table order; the paper's value is a white diamond. Only (dataset, method) rows
-    present in both tables are drawn.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        E.g. :func:`introspection.metrics.evaluation_table`: ``dataset``, ``method``,
-        ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` (%), and ``experiment`` unless given.
-    paper : pandas.DataFrame
-        The paper's Table 2 (:func:`introspection.paper.table2`).
-    metric : {"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}
-    experiment : {"mnist", "cifar10"}, optional
-        Default: the single value of ``table["experiment"]``.
-    """
+def _comparison_rows(table, paper, metric, experiment) -> tuple[pd.DataFrame, str]:
+    """Check the inputs of :func:`metric_comparison`; return the joined rows and experiment."""
     if metric not in METRICS:
         raise ValueError(f"Unknown metric {metric!r}; expected one of {list(METRICS)}.")
     needed = ["dataset", "method", metric, f"{metric}_lo", f"{metric}_hi"]
@@ -766,12 +594,13 @@ def metric_comparison(
         raise ValueError(
             f"no (dataset, method) row of table is in the paper's {experiment!r} rows."
         )
+    return merged, experiment
 
-    datasets = list(dict.fromkeys(merged["dataset"]))
-    methods = list(dict.fromkeys(merged["method"]))
+
+def _comparison_bars(ax, merged: pd.DataFrame, metric: str, datasets, methods):
+    """Draw a bar (and CI) per row; return the x and y of the paper's finite values."""
     colors = _method_colors(methods)
     height = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(6.0, 0.2 * len(datasets) * len(methods) + 1.4))
     px, py = [], []
     for j, m in enumerate(methods):
         rows = merged[merged["method"] == m]
@@ -791,17 +620,37 @@ def metric_comparison(
         has = np.isfinite(pv)
         px.extend(pv[has])
         py.extend(y[has])
-    ax.scatter(
-        px,
-        py,
-        marker="D",
-        s=22,
-        facecolor="white",
-        edgecolor="black",
-        linewidths=1.0,
-        zorder=3,
-        label="paper",
-    )
+    return px, py
+
+
+@_styled
+def metric_comparison(
+    table: pd.DataFrame, paper: pd.DataFrame, metric: str = "auroc", *,
+    experiment: str | None = None, title: str | None = None,
+):
+    """Our metric with its CI next to the paper's, per dataset and detector.
+
+    Horizontal grouped bars (our value, CI error bar where not NaN), one group per dataset
+    in table order; the paper's value is a white diamond. Only rows in both tables are drawn.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        E.g. :func:`introspection.metrics.evaluation_table`: ``dataset``, ``method``,
+        ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` (%), and ``experiment`` unless given.
+    paper : pandas.DataFrame
+        The paper's Table 2 (:func:`introspection.paper.table2`).
+    metric : {"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}
+    experiment : {"mnist", "cifar10"}, optional
+        Default: the single value of ``table["experiment"]``.
+    """
+    merged, experiment = _comparison_rows(table, paper, metric, experiment)
+    datasets = _ordered(merged["dataset"])
+    methods = _ordered(merged["method"])
+    fig, ax = plt.subplots(figsize=(6.0, 0.2 * len(datasets) * len(methods) + 1.4))
+    px, py = _comparison_bars(ax, merged, metric, datasets, methods)
+    ax.scatter(px, py, marker="D", s=22, facecolor="white", edgecolor="black", linewidths=1.0,
+               zorder=3, label="paper")
     ax.set_yticks(np.arange(len(datasets)), [dataset_label(d, experiment) for d in datasets])
     ax.set_ylim(len(datasets) - 0.5, -0.5)
     ax.set_xlim(-1.5, 101.5)
@@ -810,18 +659,14 @@ def metric_comparison(
     ax.set_ylabel("misclassification dataset")
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i] == "paper")
-    fig.legend(
-        [handles[i] for i in order],
-        [labels[i] for i in order],
-        loc="outside upper center",
-        ncols=len(labels),
-    )
+    fig.legend([handles[i] for i in order], [labels[i] for i in order],
+               loc="outside upper center", ncols=len(labels))
     if title is not None:
         ax.set_title(title)
     return fig
 
 
-# Output
+# Beyond the paper (chapters 8 to 12)
 
 
 @_styled
@@ -833,7 +678,7 @@ def auroc_grid(
     Rows and columns keep the table's order and get display names.
     """
     grid = table.pivot(index=index, columns=columns, values="auroc")
-    grid = grid.loc[list(dict.fromkeys(table[index])), list(dict.fromkeys(table[columns]))]
+    grid = grid.loc[_ordered(table[index]), _ordered(table[columns])]
 
     def label(name, role):
         if role == "method":
@@ -846,14 +691,8 @@ def auroc_grid(
 
 
 def heatmap(
-    values: pd.DataFrame,
-    *,
-    title: str | None = None,
-    colorbar_label: str = "AUROC (%)",
-    vmin: float = 50.0,
-    vmax: float = 100.0,
-    cmap: str = "cividis",
-    xlabel: str | None = None,
+    values: pd.DataFrame, *, title: str | None = None, colorbar_label: str = "AUROC (%)",
+    vmin: float = 50.0, vmax: float = 100.0, cmap: str = "cividis", xlabel: str | None = None,
     ylabel: str | None = None,
 ):
     """A table of percentages as an annotated heatmap (one decimal; NaN cells blank).
@@ -870,18 +709,10 @@ def heatmap(
     ax.set_xticks(range(n_cols), [str(c) for c in values.columns], rotation=35, ha="right")
     ax.set_yticks(range(n_rows), [str(i) for i in values.index])
     mid = (vmin + vmax) / 2
-    for i in range(n_rows):
-        for j in range(n_cols):
-            if np.isfinite(data[i, j]):
-                ax.text(
-                    j,
-                    i,
-                    f"{data[i, j]:.1f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="black" if data[i, j] > mid else "white",
-                )
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
+                    color="black" if v > mid else "white")
     fig.colorbar(im, ax=ax, label=colorbar_label, fraction=0.04, pad=0.02)
     if xlabel:
         ax.set_xlabel(xlabel)
@@ -899,11 +730,11 @@ def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metr
     Parameters
     ----------
     seeds : pandas.DataFrame
-        Rows ``seed, dataset, <metric>`` (:func:`introspection.beyond.seed_table`).
+        Rows ``seed, dataset, <metric>`` (:func:`introspection.seeds.seed_table`).
     table2 : pandas.DataFrame
         The run's Table 2, whose bootstrap 95 % CI (first seed) is drawn under each row.
     """
-    datasets = list(dict.fromkeys(seeds.dataset))
+    datasets = _ordered(seeds.dataset)
     ours = table2[table2.method == "introspection_net"].set_index("dataset")
     color = METHOD_COLORS["introspection_net"]
     fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(datasets)))
@@ -914,8 +745,7 @@ def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metr
         if d in ours.index:
             r = ours.loc[d]
             ax.plot([r[f"{metric}_lo"], r[f"{metric}_hi"]], [i + 0.28, i + 0.28], color=_GREY)
-    ax.set_yticks(range(len(datasets)), [dataset_label(d, experiment) for d in datasets])
-    ax.invert_yaxis()
+    _dataset_rows(ax, datasets, experiment)
     ax.set_xlabel(METRIC_LABELS.get(metric, metric))
     handles = [
         Line2D([], [], color=color, marker="o", ls="", ms=4, label="one seed"),
@@ -935,25 +765,18 @@ def adaptive_curves(table: pd.DataFrame, paper_eps: float, *, title: str | None 
     """
     finite = sorted(table.epsilon.dropna().unique())
     unbounded_x = finite[-1] * 2 if finite else 1.0
+    attacks = (("adaptive (best)", "-", "adaptive (best)"), ("pgd", "--", "plain PGD"))
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for m in dict.fromkeys(table.detector):
-        for attack, ls in (("adaptive (best)", "-"), ("pgd", "--")):
+    for m in _ordered(table.detector):
+        for attack, ls, name in attacks:
             g = table[(table.detector == m) & (table.attack == attack)]
             xs = g.epsilon.fillna(unbounded_x).to_numpy(dtype=float)
-            ax.plot(
-                xs,
-                g.evasion_rate,
-                ls,
-                marker="o",
-                ms=3.5,
-                color=METHOD_COLORS.get(m, _GREY),
-                label=f"{method_label(m)}: {'adaptive (best)' if ls == '-' else 'plain PGD'}",
-            )
+            ax.plot(xs, g.evasion_rate, ls, marker="o", ms=3.5, color=METHOD_COLORS.get(m, _GREY),
+                    label=f"{method_label(m)}: {name}")
     ax.axvline(paper_eps, color=_GREY, lw=0.8, ls=":")
     ax.text(paper_eps, 102, "Table 2's ε", ha="center", va="bottom", fontsize=7, color=_GREY)
     ax.set_xscale("log")
-    ticks = [*finite, unbounded_x]
-    ax.set_xticks(ticks, [f"{t:.3g}" for t in finite] + ["unbounded"])
+    ax.set_xticks([*finite, unbounded_x], [f"{t:.3g}" for t in finite] + ["unbounded"])
     ax.minorticks_off()
     ax.set_ylim(-2, 108)
     ax.set_xlabel("L-inf radius ε (pixels in [0, 1])")
@@ -962,6 +785,38 @@ def adaptive_curves(table: pd.DataFrame, paper_eps: float, *, title: str | None 
     if title:
         ax.set_title(title)
     return fig
+
+
+@_styled
+def protocol_moves(cells: pd.DataFrame, choice: str, experiment: str, metric: str = "auroc"):
+    """How one open choice moves a metric of every Table 2 cell (chapter 12).
+
+    One panel per method, a row per dataset: a marker per reading of ``choice``, the
+    paper's value as a white diamond. ``cells``: :func:`introspection.protocol.protocol_study`.
+    """
+    rows = cells[cells.choice == choice]
+    readings, methods, datasets = (_ordered(rows[c]) for c in ("reading", "method", "dataset"))
+    colors = list(OKABE_ITO.values())
+    figsize = (3.2 * len(methods), 0.9 + 0.42 * len(datasets))
+    fig, axes = plt.subplots(1, len(methods), figsize=figsize, sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], methods, strict=True):
+        per = rows[rows.method == m]
+        for j, r in enumerate(readings):
+            v = per[per.reading == r].set_index("dataset")[metric].reindex(datasets)
+            y = np.arange(len(datasets)) + (j - (len(readings) - 1) / 2) * 0.12
+            ax.plot(v.to_numpy(float), y, "o", ms=4, color=colors[j % len(colors)], label=r)
+        paper = per[per.reading == readings[0]].set_index("dataset")[f"paper_{metric}"]
+        ax.plot(paper.reindex(datasets).to_numpy(float), np.arange(len(datasets)), ls="", ms=6,
+                label="paper", **_PAPER_MARKER)
+        ax.set_title(method_label(m), fontsize=9)
+        ax.set_xlabel(METRIC_LABELS.get(metric, metric))
+    _dataset_rows(axes[0, 0], datasets, experiment)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7,
+               bbox_to_anchor=(0.5, 1.0))
+    return fig
+
+
+# Output
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
@@ -981,52 +836,6 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-@_styled
-def protocol_moves(cells: pd.DataFrame, choice: str, experiment: str, metric: str = "auroc"):
-    """How one open choice moves a metric of every Table 2 cell (chapter 12).
-
-    One panel per method, a row per dataset: a marker per reading of ``choice``, the
-    paper's value as a white diamond. ``cells``: :func:`introspection.protocol.protocol_study`.
-    """
-    rows = cells[cells.choice == choice]
-    readings = list(dict.fromkeys(rows.reading))
-    methods = list(dict.fromkeys(rows.method))
-    datasets = list(dict.fromkeys(rows.dataset))
-    colors = list(OKABE_ITO.values())
-    fig, axes = plt.subplots(
-        1, len(methods), figsize=(3.2 * len(methods), 0.9 + 0.42 * len(datasets)), sharey=True
-    )
-    for ax, m in zip(np.atleast_1d(axes), methods, strict=True):
-        per = rows[rows.method == m]
-        for j, r in enumerate(readings):
-            v = per[per.reading == r].set_index("dataset")[metric].reindex(datasets)
-            y = np.arange(len(datasets)) + (j - (len(readings) - 1) / 2) * 0.12
-            ax.plot(v.to_numpy(float), y, "o", ms=4, color=colors[j % len(colors)], label=r)
-        paper = per[per.reading == readings[0]].set_index("dataset")[f"paper_{metric}"]
-        ax.plot(
-            paper.reindex(datasets).to_numpy(float),
-            np.arange(len(datasets)),
-            ls="",
-            ms=6,
-            label="paper",
-            **_PAPER_MARKER,
-        )
-        ax.set_title(method_label(m), fontsize=9)
-        ax.set_xlabel(METRIC_LABELS.get(metric, metric))
-    first = np.atleast_1d(axes)[0]
-    first.set_yticks(range(len(datasets)), [dataset_label(d, experiment) for d in datasets])
-    first.invert_yaxis()
-    fig.legend(
-        *first.get_legend_handles_labels(),
-        loc="lower center",
-        ncol=3,
-        fontsize=7,
-        bbox_to_anchor=(0.5, 1.0),
-    )
-    return fig

@@ -8,28 +8,20 @@ Section 3.3's mean max softmax (CIFAR-10). Entry point: :func:`protocol_study`.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from . import attacks, config, detectors, metrics, models, pipeline
 from . import paper as _paper
+from .analysis import _paper_max_logit, compare_with_paper
 from .config import ATTACKS, Config
 
 __all__ = [
-    "Reading",
-    "OURS",
-    "TEXT_SUPPORT",
-    "BEFORE",
-    "readings",
-    "protocol_study",
-    "before_after",
-    "within",
-    "calibration_error",
-    "best_calibrated",
-    "remaining",
-]
+    "Reading", "OURS", "TEXT_SUPPORT", "BEFORE", "readings", "protocol_study", "before_after",
+    "within", "calibration_error", "best_calibrated", "remaining",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -104,21 +96,17 @@ def readings(experiment: str) -> list[Reading]:
         out.append(Reading("fgsm", f"eps {_eps_text(e, experiment)}", {"fgsm_eps": e}))
     return out + [
         Reading("fgsm", "loss on the probabilities", {"attack_loss": "probabilities"}),
-        Reading("softmax", OURS),
-        Reading("softmax", "float64", {"softmax_dtype": "float64"}),
+        Reading("softmax", OURS), Reading("softmax", "float64", {"softmax_dtype": "float64"}),
         Reading("softmax", "float32, as Keras' softmax layer", {"softmax_dtype": "float32"}),
         Reading("trust", OURS),
         Reading("trust", "features, alpha 0", {"trust_feature": "features", "trust_alpha": 0.0}),
         Reading("trust", "features, alpha 0.1", {"trust_feature": "features", "trust_alpha": 0.1}),
         Reading("trust", "logits, alpha 0.1", {"trust_feature": "logits", "trust_alpha": 0.1}),
         Reading("trust", "pixels, alpha 0.1", {"trust_feature": "pixels", "trust_alpha": 0.1}),
-        Reading(
-            "defaults",
-            BEFORE,
-            {**_BEFORE[experiment][0], "softmax_dtype": "float64", "trust_alpha": 0.0},
-            remakes=_BEFORE[experiment][1],
-        ),
-    ]
+        Reading("defaults", BEFORE,
+                {**_BEFORE[experiment][0], "softmax_dtype": "float64", "trust_alpha": 0.0},
+                remakes=_BEFORE[experiment][1]),
+    ]  # fmt: skip
 
 
 def _is_profile(cfg: Config, r: Reading) -> bool:
@@ -132,25 +120,22 @@ def _is_profile(cfg: Config, r: Reading) -> bool:
 
 def _with(cfg: Config, overrides: dict) -> Config:
     return config.configure(
-        cfg.experiment,
-        cfg.profile,
-        seed=cfg.seed,
-        data_dir=cfg.data_dir,
-        artifacts_dir=cfg.artifacts_dir.parent.parent,
-        results_dir=cfg.results_dir,
+        cfg.experiment, cfg.profile, seed=cfg.seed, data_dir=cfg.data_dir,
+        artifacts_dir=cfg.artifacts_dir.parent.parent, results_dir=cfg.results_dir,
         overrides={**cfg.overrides, **overrides},
-    )
+    )  # fmt: skip
 
 
-def _key(*parts) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+def _listed(r: Reading) -> list:
+    """A reading as it enters the artifacts' keys."""
+    return [r.choice, r.label, r.overrides, r.positives]
 
 
 class _Scorer:
     """The three methods' scores of any rows of any set version, computed once each."""
 
-    def __init__(self, cfg: Config, model):
-        self.cfg, self.model, self._memo, self._trust = cfg, model, {}, {}
+    def __init__(self, model):
+        self.model, self._memo, self._trust = model, {}, {}
 
     def trust(self, cfg: Config):
         key = (cfg["trust_feature"], cfg["trust_alpha"])
@@ -160,9 +145,9 @@ class _Scorer:
 
     def scores(self, cfg: Config, net, ds, version: str, rows) -> dict:
         z = ds.logits[rows]
-        space, rows_key = cfg["trust_feature"], _key(np.asarray(rows).tobytes())
         out = {"softmax_baseline": detectors.SoftmaxBaseline(cfg["softmax_dtype"]).score(z)}
-        tkey = (ds.name, version, space, cfg["trust_alpha"], rows_key)
+        tkey = (ds.name, version, cfg["trust_feature"], cfg["trust_alpha"],
+                np.asarray(rows).tobytes())  # fmt: skip
         if tkey not in self._memo:
             self._memo[tkey] = pipeline.score_with(self.trust(cfg), ds, rows)
         out["trust_score"] = self._memo[tkey]
@@ -200,17 +185,15 @@ def _calibration(cfg: Config, ds, rows) -> dict:
     z = ds.logits[rows].astype(np.float64)
     top = z.max(1)
     soft = detectors.SoftmaxBaseline().score(z)
-    paper = _paper.MAX_LOGIT.get(ds.name) if cfg.experiment == "mnist" else None
+    paper = _paper_max_logit(ds.name, cfg.experiment)
     return {
-        "dataset": ds.name,
-        "n": int(len(rows)),
-        "max_logit_mean": float(top.mean()),
+        "dataset": ds.name, "n": int(len(rows)), "max_logit_mean": float(top.mean()),
         "max_logit_std": float(top.std(ddof=1)),
         "paper_max_logit_mean": paper[0] if paper else None,
         "paper_max_logit_std": paper[1] if paper else None,
         "max_softmax_mean": float(100 * soft.mean()),
         "paper_max_softmax_mean": _paper.MAX_SOFTMAX.get(cfg.experiment, {}).get(ds.name),
-    }
+    }  # fmt: skip
 
 
 def _reading(cfg, r, base, scorer, model):
@@ -230,30 +213,29 @@ def _reading(cfg, r, base, scorer, model):
         scores[name] = {"label": sets.test.of(name).label, **scorer.scores(cfg_r, net, ds, v, rows)}
     # Intervals only for the before/after comparison: they cost a bootstrap each.
     table = pipeline.scores_table(cfg_r, scores, n_boot=cfg["n_boot"] if r.label == BEFORE else 0)
-    # calibrated: the sets the reading makes again, or, for the profile's, its choice's set
-    calibrated = changed or ([r.choice] if r.choice in ATTACKS else [])
-    calib = [_calibration(cfg, gen[a], sets.test.of(a).index) for a in calibrated]
     if r.positives == "patched":
-        calib = []
-        import pandas as pd
-
-        patched = _patched_positives(cfg, model, sets)
-        rows = np.arange(len(patched.x))
-        p_scores = scorer.scores(cfg_r, net, patched, OURS, rows)
-        row = metrics.evaluation_table(
-            patched.correct,
-            p_scores,
-            {"errors": {m: scores["errors"][m] for m in p_scores}},
-            experiment=cfg.experiment,
-            n_boot=0,
-        )
-        table = pd.concat([table[table.dataset != "errors"], row], ignore_index=True)
-        calib.append(_calibration(cfg, patched, rows[patched.correct]))
+        table, calib = _patched_errors_row(cfg, cfg_r, model, sets, net, scorer, scores, table)
+    else:
+        # calibrated: the sets the reading makes again, or, for the profile's, its choice's set
+        calibrated = changed or ([r.choice] if r.choice in ATTACKS else [])
+        calib = [_calibration(cfg, gen[a], sets.test.of(a).index) for a in calibrated]
     for c in calib:
         c.update(choice=r.choice, reading=r.label)
     table.insert(0, "reading", r.label)
     table.insert(0, "choice", r.choice)
     return table, calib
+
+
+def _patched_errors_row(cfg, cfg_r, model, sets, net, scorer, scores, table):
+    """Table 2 with its errors row remade on the patched positives, and their calibration."""
+    patched = _patched_positives(cfg, model, sets)
+    rows = np.arange(len(patched.x))
+    p_scores = scorer.scores(cfg_r, net, patched, OURS, rows)
+    errors = {"errors": {m: scores["errors"][m] for m in p_scores}}
+    row = metrics.evaluation_table(patched.correct, p_scores, errors,
+                                   experiment=cfg.experiment, n_boot=0)  # fmt: skip
+    table = pd.concat([table[table.dataset != "errors"], row], ignore_index=True)
+    return table, [_calibration(cfg, patched, rows[patched.correct])]
 
 
 def protocol_study(cfg: Config, progress: bool = True):
@@ -266,12 +248,9 @@ def protocol_study(cfg: Config, progress: bool = True):
         (intervals only for :data:`BEFORE`); per reading, the max-logit mean and std and
         mean max softmax of its set beside the paper's, or a ``note`` if it cannot make it.
     """
-    import pandas as pd
-
     todo = [r for r in readings(cfg.experiment) if r.label == OURS or not _is_profile(cfg, r)]
     # the readings are part of the key: a reading added later is run, the others loaded
-    listed = [[r.choice, r.label, r.overrides, r.positives] for r in todo]
-    digest = pipeline._params_digest({"readings": listed})
+    digest = pipeline._params_digest({"readings": [_listed(r) for r in todo]})
     params = {**cfg.stage_params("protocol"), "readings": digest}
     stored, _ = pipeline.run_stage(
         cfg, "protocol", "protocol", lambda: _study(cfg, todo, progress), params=params
@@ -281,7 +260,6 @@ def protocol_study(cfg: Config, progress: bool = True):
 
 def _study(cfg: Config, todo: list, progress: bool) -> dict:
     """Every reading of ``todo`` run or loaded, gathered."""
-    import pandas as pd
     from tqdm import tqdm
 
     model = pipeline.base_model(cfg, verbose=0).model
@@ -289,32 +267,30 @@ def _study(cfg: Config, todo: list, progress: bool) -> dict:
     sets = pipeline.introspection_sets(cfg, gen)
     fitted = pipeline.fit_detectors(cfg, gen, sets, model)
     base = {"gen": gen, "sets": sets, "net": fitted.detectors["introspection_net"]}
-    scorer = _Scorer(cfg, model)
+    scorer = _Scorer(model)
     in_name = cfg.info["in_distribution"]
     test_in = sets.test.of(in_name)
     clean = _calibration(cfg, gen[in_name], test_in.index[test_in.label.astype(bool)])
     deepfool = _calibration(cfg, gen["deepfool"], sets.test.of("deepfool").index)
+    calib = [{**clean, "choice": "clean", "reading": OURS},
+             {**deepfool, "choice": "deepfool", "reading": OURS}]  # fmt: skip
     tables = []
-    calib = [{**clean, "choice": "clean", "reading": OURS}]
-    calib.append({**deepfool, "choice": "deepfool", "reading": OURS})
     for r in tqdm(todo, desc=f"{cfg.experiment}: readings", disable=not progress):
         # Each reading is kept as it is done: a rerun after a stop resumes.
-        key = {
-            **cfg.stage_params("protocol"),
-            "reading": [r.choice, r.label, r.overrides, r.positives],
-        }
+        key = {**cfg.stage_params("protocol"), "reading": _listed(r)}
         name = f"protocol_reading_{pipeline._params_digest(key)}"
-        done, _ = pipeline.run_stage(
-            cfg,
-            "protocol",
-            name,
-            lambda r=r: _run_reading(cfg, r, base, scorer, model),
-            params=key,
-            record=False,
-        )
+        done, _ = pipeline.run_stage(cfg, "protocol", name,
+                                     lambda r=r: _run_reading(cfg, r, base, scorer, model),
+                                     params=key, record=False)  # fmt: skip
         tables.append(pd.DataFrame(done["cells"]))
         calib += done["calibration"]
-    cells = pd.concat(tables, ignore_index=True)
+    cells = _with_paper(cfg, pd.concat(tables, ignore_index=True))
+    calib = pd.DataFrame(calib).to_dict("records")
+    return {"cells": cells.to_dict("records"), "calibration": calib}
+
+
+def _with_paper(cfg: Config, cells):
+    """The cells' columns in order, then the paper's value of each metric (``paper_<m>``)."""
     bounds = [f"{m}_{b}" for m in metrics.METRICS for b in ("lo", "hi")]
     keep = ["choice", "reading", "dataset", "method", *metrics.METRICS, *bounds]
     cells = cells.reindex(columns=keep)
@@ -322,10 +298,7 @@ def _study(cfg: Config, todo: list, progress: bool) -> dict:
     for m in metrics.METRICS:
         keys = zip(cells.dataset, cells.method, strict=True)
         cells[f"paper_{m}"] = [paper[m].get(key) for key in keys]
-    return {
-        "cells": cells.to_dict("records"),
-        "calibration": pd.DataFrame(calib).to_dict("records"),
-    }
+    return cells
 
 
 def _run_reading(cfg, r, base, scorer, model) -> dict:
@@ -361,8 +334,6 @@ def within(cells, points: float = 5.0):
     Index (choice, reading); columns ``within``, ``cells`` (cells the paper reports), and
     ``row_within``, ``row_cells`` for the choice's row (all rows for softmax and trust).
     """
-    import pandas as pd
-
     out = []
     for (choice, reading), g in cells.groupby(["choice", "reading"], sort=False):
         ours = g[[*metrics.METRICS]].to_numpy(float)
@@ -370,16 +341,11 @@ def within(cells, points: float = 5.0):
         close = np.abs(ours - paper) <= points
         known = np.isfinite(paper)
         row = (g.dataset == choice).to_numpy() if choice in ATTACKS else np.ones(len(g), bool)
-        out.append(
-            {
-                "choice": choice,
-                "reading": reading,
-                "within": int(close.sum()),
-                "cells": int(known.sum()),
-                "row_within": int(close[row].sum()),
-                "row_cells": int(known[row].sum()),
-            }
-        )
+        out.append({
+            "choice": choice, "reading": reading, "within": int(close.sum()),
+            "cells": int(known.sum()), "row_within": int(close[row].sum()),
+            "row_cells": int(known[row].sum()),
+        })  # fmt: skip
     return pd.DataFrame(out).set_index(["choice", "reading"])
 
 
@@ -420,8 +386,6 @@ def remaining(cells, metric: str = "auroc", points: float = 5.0):
     One row per such (dataset, method): ``profile``, ``paper``, the closest reading
     (``closest``, ``closest_value``) and ``closes`` (it lands within ``points``).
     """
-    import pandas as pd
-
     ours = cells[(cells.reading == OURS) & (cells.choice == cells.choice.iloc[0])]
     rows = []
     for _, r in ours.iterrows():
@@ -433,17 +397,12 @@ def remaining(cells, metric: str = "auroc", points: float = 5.0):
         alt = alt[(alt.reading != OURS) & ((alt[metric] - r[metric]).abs() > 0.05)]
         gap = (alt[metric] - paper).abs()
         best = alt.loc[gap.idxmin()] if len(alt) else None
-        rows.append(
-            {
-                "dataset": r.dataset,
-                "method": r.method,
-                "profile": r[metric],
-                "paper": paper,
-                "closest": f"{best.choice}: {best.reading}" if best is not None else None,
-                "closest_value": best[metric] if best is not None else np.nan,
-                "closes": bool(best is not None and gap.min() <= points),
-            }
-        )
+        rows.append({
+            "dataset": r.dataset, "method": r.method, "profile": r[metric], "paper": paper,
+            "closest": f"{best.choice}: {best.reading}" if best is not None else None,
+            "closest_value": best[metric] if best is not None else np.nan,
+            "closes": bool(best is not None and gap.min() <= points),
+        })  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -454,10 +413,6 @@ def before_after(cells, table2, points: float = 5.0):
     ``table2`` the profile's ``table2.csv``. Index :data:`BEFORE`, :data:`OURS`; columns
     ``inside_ci`` (paper value inside our 95 % CI), ``within`` (within ``points``), ``cells``.
     """
-    import pandas as pd
-
-    from .analysis import compare_with_paper
-
     paper = _paper.table2()
     before = cells[cells.reading == BEFORE].assign(experiment=table2.experiment.iloc[0])
     rows = {}
@@ -470,7 +425,6 @@ def before_after(cells, table2, points: float = 5.0):
         inside = d.lo.notna() & ~d.outside_ci
         rows[name] = {
             "inside_ci": int(inside.sum()) if d.lo.notna().all() else np.nan,
-            "within": int((d.difference.abs() <= points).sum()),
-            "cells": len(d),
+            "within": int((d.difference.abs() <= points).sum()), "cells": len(d),
         }
     return pd.DataFrame(rows).T

@@ -33,10 +33,8 @@ class Part:
         src = np.asarray(self.source_index)
         cor = np.asarray(self.correct)
         if src.ndim != 1 or cor.shape != src.shape:
-            raise ValueError(
-                f"source_index and correct must be 1-D of the same length, got {src.shape} "
-                f"and {cor.shape}."
-            )
+            raise ValueError(f"source_index and correct must be 1-D of the same length, got "
+                             f"{src.shape} and {cor.shape}.")
         if len(src) and (not np.issubdtype(src.dtype, np.integer) or src.min() < 0):
             raise ValueError("source_index must hold non-negative integers.")
         object.__setattr__(self, "source_index", src.astype(np.int64))
@@ -98,29 +96,49 @@ def partition_sources(n_sources: int, train_fraction: float = 0.5, seed: int = 0
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 
 
-def _draw(
-    rng, candidates: np.ndarray, n: int, dataset: str, side: str, available: int
-) -> np.ndarray:
-    if n > len(candidates):
-        raise ValueError(
-            f"Dataset {dataset!r} has only {len(candidates)} examples whose source is on the "
-            f"{side} side ({available} in all); asked for {n}. Generate more examples or "
-            f"lower the set size."
-        )
-    return np.sort(rng.choice(candidates, size=n, replace=False))
+def _partition_pools(parts, partition, train_fraction, seed):
+    """Training and test source indices of every pool: from ``partition`` or drawn."""
+    pools: dict[str, int] = {}
+    for part in parts.values():
+        size = int(part.source_index.max()) + 1 if len(part.source_index) else 0
+        pools[part.pool] = max(pools.get(part.pool, 0), size)
+    partition = partition or {}
+    train_sources, test_sources = {}, {}
+    for k, (pool, size) in enumerate(sorted(pools.items())):
+        if pool in partition:
+            tr, te = (np.asarray(a, dtype=np.int64) for a in partition[pool])
+            if np.isin(tr, te).any():
+                raise ValueError(f"The given partition of pool {pool!r} is not disjoint.")
+            tr, te = np.sort(tr), np.sort(te)
+        elif size < 2:
+            raise ValueError(f"Pool {pool!r} has fewer than two source images.")
+        else:
+            tr, te = partition_sources(size, train_fraction, seed=seed + 1000 + k)
+        train_sources[pool], test_sources[pool] = tr, te
+    return train_sources, test_sources
+
+
+def _assemble(chunks) -> Split:
+    """One split from ``(dataset, index, correct, source)`` chunks."""
+    dataset = np.concatenate([np.full(len(i), n, dtype=object) for n, i, *_ in chunks])
+    _, index, correct, source = zip(*chunks, strict=True)
+    label = np.concatenate(correct).astype(np.int64)
+    return Split(dataset.astype(str), np.concatenate(index), label, np.concatenate(source))
+
+
+def _check_disjoint(parts, train: Split, test: Split) -> None:
+    """Assert the guarantee the rest of the book relies on: no source image on both sides."""
+    for pool in dict.fromkeys(p.pool for p in parts.values()):
+        names = [n for n, p in parts.items() if p.pool == pool]
+        tr_src = np.concatenate([train.of(n).source for n in names])
+        te_src = np.concatenate([test.of(n).source for n in names])
+        assert not np.isin(tr_src, te_src).any(), f"pool {pool}: a source image is on both sides"
 
 
 def make_splits(
-    parts: Mapping[str, Part],
-    in_distribution: str,
-    *,
-    n_train_in: int = 5000,
-    n_train_other: int = 700,
-    n_test: int = 2000,
-    val_fraction: float = 0.1,
-    train_fraction: float = 0.5,
-    partition: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-    seed: int = 0,
+    parts: Mapping[str, Part], in_distribution: str, *, n_train_in: int = 5000,
+    n_train_other: int = 700, n_test: int = 2000, val_fraction: float = 0.1,
+    train_fraction: float = 0.5, partition: Mapping | None = None, seed: int = 0,
 ) -> Splits:
     """Build Section 3.2's training, validation and test sets.
 
@@ -135,65 +153,32 @@ def make_splits(
     """
     if in_distribution not in parts:
         raise ValueError(f"in_distribution {in_distribution!r} is not one of {list(parts)}.")
-    for label, v in (
-        ("n_train_in", n_train_in),
-        ("n_train_other", n_train_other),
-        ("n_test", n_test),
-    ):
+    sizes = {"n_train_in": n_train_in, "n_train_other": n_train_other, "n_test": n_test}
+    for label, v in sizes.items():
         if int(v) != v or v < 1:
             raise ValueError(f"{label} must be a positive integer, got {v!r}.")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
     rng = np.random.default_rng(seed)
-
-    pools: dict[str, int] = {}
-    for part in parts.values():
-        size = int(part.source_index.max()) + 1 if len(part.source_index) else 0
-        pools[part.pool] = max(pools.get(part.pool, 0), size)
-    train_sources, test_sources = {}, {}
-    partition = dict(partition or {})
-    for k, (pool, size) in enumerate(sorted(pools.items())):
-        if pool in partition:
-            tr, te = (np.asarray(a, dtype=np.int64) for a in partition[pool])
-            if np.isin(tr, te).any():
-                raise ValueError(f"The given partition of pool {pool!r} is not disjoint.")
-            train_sources[pool], test_sources[pool] = np.sort(tr), np.sort(te)
-            continue
-        if size < 2:
-            raise ValueError(f"Pool {pool!r} has fewer than two source images.")
-        tr, te = partition_sources(size, train_fraction, seed=seed + 1000 + k)
-        train_sources[pool], test_sources[pool] = tr, te
-
+    train_sources, test_sources = _partition_pools(parts, partition, train_fraction, seed)
     rows = {"train": [], "test": []}
     for name, part in parts.items():
-        on_train = np.isin(part.source_index, train_sources[part.pool])
-        on_test = np.isin(part.source_index, test_sources[part.pool])
         n_tr = n_train_in if name == in_distribution else n_train_other
-        for side, mask, n in (("train", on_train, n_tr), ("test", on_test, n_test)):
-            idx = _draw(rng, np.flatnonzero(mask), n, name, side, len(part.source_index))
+        for side, sources, n in (("train", train_sources, n_tr), ("test", test_sources, n_test)):
+            candidates = np.flatnonzero(np.isin(part.source_index, sources[part.pool]))
+            if n > len(candidates):
+                raise ValueError(
+                    f"Dataset {name!r} has only {len(candidates)} examples whose source is on the "
+                    f"{side} side ({len(part.source_index)} in all); asked for {n}. Generate more "
+                    "examples or lower the set size."
+                )
+            idx = np.sort(rng.choice(candidates, size=n, replace=False))
             rows[side].append((name, idx, part.correct[idx], part.source_index[idx]))
-
-    def assemble(chunks) -> Split:
-        return Split(
-            dataset=np.concatenate(
-                [np.full(len(i), n, dtype=object) for n, i, _, _ in chunks]
-            ).astype(str),
-            index=np.concatenate([i for _, i, _, _ in chunks]),
-            label=np.concatenate([c for _, _, c, _ in chunks]).astype(np.int64),
-            source=np.concatenate([s for _, _, _, s in chunks]),
-        )
-
-    train_all, test = assemble(rows["train"]), assemble(rows["test"])
+    train_all, test = _assemble(rows["train"]), _assemble(rows["test"])
     n_val = int(round(val_fraction * len(train_all)))
     order = rng.permutation(len(train_all))
     val, train = train_all.subset(np.sort(order[:n_val])), train_all.subset(np.sort(order[n_val:]))
-
-    # The guarantee the rest of the book relies on: no source image on both sides.
-    for pool in pools:
-        names = [n for n, p in parts.items() if p.pool == pool]
-        tr_src = np.concatenate([train_all.of(n).source for n in names])
-        te_src = np.concatenate([test.of(n).source for n in names])
-        assert not np.isin(tr_src, te_src).any(), f"pool {pool}: a source image is on both sides"
+    _check_disjoint(parts, train_all, test)
     return Splits(train, val, test, train_sources, test_sources)
 
 

@@ -18,33 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .models import _check_positive_int
+
 __all__ = [
-    "RECIPES",
-    "augmentation",
-    "padded_random_crop",
-    "learning_rate_schedule",
-    "train_classifier",
+    "RECIPES", "augmentation", "padded_random_crop", "learning_rate_schedule", "train_classifier",
     "train_introspection_net",
 ]
 
 #: Training recipe of each experiment's base classifier (see the module docstring).
 RECIPES: dict[str, dict] = {
-    "mnist": {
-        "optimizer": "rmsprop",
-        "learning_rate": 1e-3,
-        "schedule": "cosine",
-        "batch_size": 64,
-        "epochs": 30,
-        "augment": "mnist",
-    },
-    "cifar10": {
-        "optimizer": "sgd",
-        "learning_rate": 0.1,
-        "schedule": "step",
-        "batch_size": 128,
-        "epochs": 200,
-        "augment": "cifar10",
-    },
+    "mnist": {"optimizer": "rmsprop", "learning_rate": 1e-3, "schedule": "cosine",
+              "batch_size": 64, "epochs": 30, "augment": "mnist"},
+    "cifar10": {"optimizer": "sgd", "learning_rate": 0.1, "schedule": "step",
+                "batch_size": 128, "epochs": 200, "augment": "cifar10"},
 }
 
 _SCHEDULES = ("constant", "cosine", "step", "warmup_cosine")
@@ -72,10 +58,8 @@ def augmentation(kind: str, seed: int = 0, pad: int = 4, fill: str = "zeros"):
             layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 2),
         ]
     elif kind == "cifar10":
-        aug = [
-            padded_random_crop(pad, seed=seed, fill=fill),
-            layers.RandomFlip("horizontal", seed=seed + 1),
-        ]
+        aug = [padded_random_crop(pad, seed=seed, fill=fill),
+               layers.RandomFlip("horizontal", seed=seed + 1)]
     elif kind == "none":
         aug = [layers.Identity()]
     else:
@@ -95,8 +79,7 @@ def padded_random_crop(
     import keras
     import tensorflow as tf
 
-    if int(pad) != pad or pad < 1:
-        raise ValueError(f"pad must be a positive integer, got {pad}.")
+    _check_positive_int("pad", pad)
     pad = int(pad)
     if fill not in ("zeros", "reflect"):
         raise ValueError(f"fill must be 'zeros' or 'reflect', got {fill!r}.")
@@ -142,8 +125,7 @@ def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
         raise ValueError(f"Unknown schedule {name!r}; expected one of {_SCHEDULES}.")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate}.")
-    if int(total_steps) != total_steps or total_steps < 1:
-        raise ValueError(f"total_steps must be a positive integer, got {total_steps}.")
+    _check_positive_int("total_steps", total_steps)
     if name == "constant":
         return float(learning_rate)
     if name == "cosine":
@@ -151,11 +133,8 @@ def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
     if name == "warmup_cosine":
         warmup = max(1, int(round(0.23 * total_steps)))
         return keras.optimizers.schedules.CosineDecay(
-            0.2 * learning_rate,
-            max(1, int(total_steps) - warmup),
-            alpha=0.07,
-            warmup_target=float(learning_rate),
-            warmup_steps=warmup,
+            0.2 * learning_rate, max(1, int(total_steps) - warmup), alpha=0.07,
+            warmup_target=float(learning_rate), warmup_steps=warmup,
         )
     bounds = sorted({max(1, int(total_steps * f)) for f in (0.3, 0.6, 0.8)})
     values = [learning_rate * 0.2**i for i in range(len(bounds) + 1)]
@@ -214,10 +193,8 @@ def _read_history(path: Path) -> dict:
 
     if not path.is_file():
         return {}
-    rows = {}
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            rows[int(row.pop("epoch"))] = row
+        rows = {int(row.pop("epoch")): row for row in csv.DictReader(f)}
     if not rows:
         return {}
     keys = list(next(iter(rows.values())))
@@ -228,101 +205,94 @@ def _read_history(path: Path) -> dict:
     return {k: [value(rows[e].get(k, "NA")) for e in sorted(rows)] for k in keys}
 
 
-class _EpochTimer:
-    """Record the wall time of each epoch in the history (a Keras callback)."""
+def _epoch_timer():
+    """A Keras callback recording each epoch's wall time in the history."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
 
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self._t0 = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = time.perf_counter() - self._t0
 
-            def on_epoch_end(self, epoch, logs=None):
-                if logs is not None:
-                    logs["epoch_seconds"] = time.perf_counter() - self._t0
-
-        return Timer()
+    return EpochTimer()
 
 
-class _EpochBar:
-    """One tqdm bar over the epochs, with the last validation accuracy (a Keras callback)."""
+def _epoch_bar(epochs: int):
+    """A Keras callback: one tqdm bar over the epochs, with the last validation accuracy."""
+    import keras
+    from tqdm import tqdm
 
-    def __new__(cls, epochs: int):
-        import keras
-        from tqdm import tqdm
+    class EpochBar(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self._bar = tqdm(total=epochs, desc="training", unit="epoch")
 
-        class EpochBar(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self._bar = tqdm(total=epochs, desc="training", unit="epoch")
+        def on_epoch_end(self, epoch, logs=None):
+            self._bar.n = epoch + 1
+            if logs and "val_accuracy" in logs:
+                self._bar.set_postfix(val_accuracy=f"{logs['val_accuracy']:.4f}", refresh=False)
+            self._bar.refresh()
 
-            def on_epoch_end(self, epoch, logs=None):
-                self._bar.n = epoch + 1
-                if logs and "val_accuracy" in logs:
-                    self._bar.set_postfix(val_accuracy=f"{logs['val_accuracy']:.4f}", refresh=False)
-                self._bar.refresh()
+        def on_train_end(self, logs=None):
+            self._bar.close()
 
-            def on_train_end(self, logs=None):
-                self._bar.close()
-
-        return EpochBar()
+    return EpochBar()
 
 
-class _Lookahead:
-    """Airbench's Lookahead: every ``every`` steps the weights move to their average."""
+def _lookahead(total_steps: int, steps_per_epoch: int, every: int = 5):
+    """Airbench's Lookahead callback: every ``every`` steps the weights move to their average."""
+    import keras
 
-    def __new__(cls, total_steps: int, steps_per_epoch: int, every: int = 5):
-        import keras
+    class Lookahead(keras.callbacks.Callback):
+        _avg = None
 
-        class Lookahead(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self._step = epoch * steps_per_epoch
+        def on_epoch_begin(self, epoch, logs=None):
+            self._step = epoch * steps_per_epoch
 
-            def _vars(self):
-                return [v for v in self.model.variables if "float" in str(v.dtype)]
+        def _vars(self):
+            return [v for v in self.model.variables if "float" in str(v.dtype)]
 
-            def on_train_batch_end(self, batch, logs=None):
-                self._step += 1
-                if getattr(self, "_avg", None) is None:
-                    self._avg = [np.array(v.numpy()) for v in self._vars()]
-                if self._step % every:
-                    return
-                decay = 0.95**5 * min(1.0, self._step / total_steps) ** 3
+        def on_train_batch_end(self, batch, logs=None):
+            self._step += 1
+            if self._avg is None:
+                self._avg = [np.array(v.numpy()) for v in self._vars()]
+            if self._step % every:
+                return
+            decay = 0.95**5 * min(1.0, self._step / total_steps) ** 3
+            for v, a in zip(self._vars(), self._avg, strict=True):
+                a *= decay
+                a += (1.0 - decay) * v.numpy()
+                v.assign(a)
+
+        def on_train_end(self, logs=None):
+            if self._avg is not None:
                 for v, a in zip(self._vars(), self._avg, strict=True):
-                    a *= decay
-                    a += (1.0 - decay) * v.numpy()
                     v.assign(a)
 
-            def on_train_end(self, logs=None):
-                if getattr(self, "_avg", None) is not None:
-                    for v, a in zip(self._vars(), self._avg, strict=True):
-                        v.assign(a)
+    return Lookahead()
 
-        return Lookahead()
+
+def _batched_dataset(x, y, batch_size, seed, aug):
+    """Seeded, reshuffled each epoch, batched, augmented by ``aug`` (None: not) and prefetched."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if aug is not None:
+        # Sequential: the random layers draw from stateful seed generators, so parallel
+        # calls would make the run irreproducible; prefetching still overlaps it.
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=None)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def train_classifier(
-    model,
-    x_train,
-    y_train,
-    *,
-    epochs: int,
-    batch_size: int,
-    optimizer: str = "rmsprop",
-    learning_rate: float = 1e-3,
-    schedule: str = "cosine",
-    augment: str = "none",
-    momentum: float = 0.9,
-    bias_lr_scale: float = 1.0,
-    crop_pad: int = 4,
-    crop_fill: str = "zeros",
-    lookahead: bool = False,
-    validation_data=None,
-    seed: int = 0,
-    verbose: int = 0,
-    progress: bool = False,
-    callbacks=None,
-    backup_dir=None,
+    model, x_train, y_train, *, epochs: int, batch_size: int, optimizer: str = "rmsprop",
+    learning_rate: float = 1e-3, schedule: str = "cosine", augment: str = "none",
+    momentum: float = 0.9, bias_lr_scale: float = 1.0, crop_pad: int = 4, crop_fill: str = "zeros",
+    lookahead: bool = False, validation_data=None, seed: int = 0, verbose: int = 0,
+    progress: bool = False, callbacks=None, backup_dir=None,
 ) -> dict:
     """Train a base classifier (logits output) with cross-entropy.
 
@@ -347,78 +317,51 @@ def train_classifier(
         Per epoch: ``loss``, ``accuracy``, ``epoch_seconds``, ``learning_rate``, ``val_*``.
     """
     import keras
-    import tensorflow as tf
 
     x_train, y_train = _check_xy(x_train, y_train, "train_classifier")
-    for label, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"{label} must be a positive integer, got {v}.")
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    epochs, steps_per_epoch = int(epochs), int(np.ceil(len(x_train) / batch_size))
     keras.utils.set_random_seed(seed)
-    steps = int(np.ceil(len(x_train) / batch_size)) * int(epochs)
-    lr = learning_rate_schedule(schedule, learning_rate, steps)
+    lr = learning_rate_schedule(schedule, learning_rate, steps_per_epoch * epochs)
     opt = _optimizer(optimizer, lr, momentum=momentum, bias_lr_scale=bias_lr_scale)
     model.compile(
-        optimizer=opt,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     aug = augmentation(augment, seed=seed, pad=crop_pad, fill=crop_fill)
-    ds = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
-    ds = ds.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    if augment != "none":
-        # Sequential: the random layers draw from stateful seed generators, so parallel
-        # calls would make the run irreproducible; prefetching still overlaps it.
-        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=None)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds = _batched_dataset(x_train, y_train, batch_size, seed, None if augment == "none" else aug)
     val = None
     if validation_data is not None:
         x_val, y_val = _check_xy(*validation_data, "validation_data")
         val = (x_val, y_val.astype(np.int64))
-    extra = [_EpochBar(int(epochs))] if progress else []
+    extra = [_epoch_bar(epochs)] if progress else []
     if lookahead:
-        extra.append(_Lookahead(steps, steps // int(epochs)))
-    log = None
+        extra.append(_lookahead(steps_per_epoch * epochs, steps_per_epoch))
     if backup_dir is not None:
         backup_dir = Path(backup_dir)
         backup_dir.mkdir(parents=True, exist_ok=True)
-        log = backup_dir / "history.csv"
-        extra += [
-            keras.callbacks.CSVLogger(str(log), append=True),
-            keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint")),
-        ]
+        extra += [keras.callbacks.CSVLogger(str(backup_dir / "history.csv"), append=True),
+                  keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint"))]
     history = model.fit(
-        ds,
-        epochs=int(epochs),
-        validation_data=val,
-        batch_size=None if val is None else 512,
+        ds, epochs=epochs, validation_data=val, batch_size=None if val is None else 512,
         shuffle=False,  # the dataset is shuffled above, by seed
-        verbose=verbose,
-        callbacks=[_EpochTimer(), *(callbacks or []), *extra],
+        verbose=verbose, callbacks=[_epoch_timer(), *(callbacks or []), *extra],
     )
     out = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    if log is not None:
-        out = _read_history(log) or out
+    if backup_dir is not None:
+        out = _read_history(backup_dir / "history.csv") or out
         shutil.rmtree(backup_dir, ignore_errors=True)
-    steps_per_epoch = steps // int(epochs)
     out["learning_rate"] = [
-        float(lr(steps_per_epoch * e)) if callable(lr) else lr for e in range(int(epochs))
+        float(lr(steps_per_epoch * e)) if callable(lr) else lr for e in range(epochs)
     ]
     return out
 
 
 def train_introspection_net(
-    model,
-    logits,
-    labels,
-    *,
-    validation_data=None,
-    validation_split: float = 0.1,
-    epochs: int = 60,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    seed: int = 0,
-    verbose: int = 0,
-    steps_per_execution: int = 32,
+    model, logits, labels, *, validation_data=None, validation_split: float = 0.1,
+    epochs: int = 60, batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0,
+    verbose: int = 0, steps_per_execution: int = 32,
 ) -> dict:
     """Train Introspection-Net to regress "prediction correct" (1) vs not (0); return its history.
 
@@ -455,24 +398,14 @@ def train_introspection_net(
         validation_data = (logits[val_idx], labels[val_idx])
         logits, labels = logits[train_idx], labels[train_idx]
     elif validation_data is not None:
-        validation_data = (
-            np.asarray(validation_data[0], dtype=np.float32),
-            np.asarray(validation_data[1], dtype=np.float32),
-        )
+        validation_data = tuple(np.asarray(validation_data[i], dtype=np.float32) for i in (0, 1))
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
-        loss="mean_squared_error",
+        optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate), loss="mean_squared_error",
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
         steps_per_execution=int(steps_per_execution),
     )
     history = model.fit(
-        logits,
-        labels,
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        validation_data=validation_data,
-        shuffle=True,
-        verbose=verbose,
-        callbacks=[_EpochTimer()],
+        logits, labels, epochs=int(epochs), batch_size=int(batch_size),
+        validation_data=validation_data, shuffle=True, verbose=verbose, callbacks=[_epoch_timer()],
     )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -194,7 +194,7 @@ def test_lookahead_averages_every_five_steps_and_ends_on_the_average():
         variables = [keras.Variable(np.zeros(3, "float32")), keras.Variable(np.int32(7))]
 
     total, per_epoch = 20, 10
-    cb = training._Lookahead(total, per_epoch)
+    cb = training._lookahead(total, per_epoch)
     cb.set_model(Stub())
     w, i = Stub.variables[0], Stub.variables[1]
     avg, current = None, 0.0

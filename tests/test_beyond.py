@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from introspection import beyond, plots
+from introspection import more_detectors, plots, seeds
 
 
 def _table(values, ci=2.0):
@@ -28,17 +28,17 @@ def _table(values, ci=2.0):
 
 def test_best_per_row_picks_by_metric_direction_and_checks_overlap():
     t = _table({("bim", "a"): 90.0, ("bim", "b"): 95.0, ("fgsm", "a"): 80.0, ("fgsm", "b"): 79.0})
-    best = beyond.best_per_row(t)
+    best = more_detectors.best_per_row(t)
     assert best.loc["bim", "best"] == "b" and best.loc["bim", "runner-up"] == "a"
     assert not best.loc["bim", "best CI overlaps runner-up"]  # 90 outside [93, 97]
     assert best.loc["fgsm", "best CI overlaps runner-up"]  # 79 inside [78, 82]
     # FPR: lower is better, so the same winners.
-    fpr = beyond.best_per_row(t, "fpr_at_95tpr")
+    fpr = more_detectors.best_per_row(t, "fpr_at_95tpr")
     assert list(fpr.best) == ["b", "a"] and fpr.loc["bim", "value"] == pytest.approx(5.0)
 
 
 def test_seed_summary_mean_std_and_ci_width():
-    seeds = pd.DataFrame(
+    by_seed = pd.DataFrame(
         {
             "seed": [0, 1, 2, 0, 1, 2],
             "dataset": ["bim"] * 3 + ["fgsm"] * 3,
@@ -52,7 +52,7 @@ def test_seed_summary_mean_std_and_ci_width():
     table2 = _table({("bim", "introspection_net"): 90.0, ("fgsm", "introspection_net"): 80.0})
     for m in ("aupr_in", "aupr_out"):
         table2[f"{m}_lo"], table2[f"{m}_hi"] = 0.0, 1.0
-    s = beyond.seed_summary(seeds, table2)
+    s = seeds.seed_summary(by_seed, table2)
     assert s.loc["bim", "auroc mean"] == pytest.approx(92.0)
     assert s.loc["bim", "auroc std"] == pytest.approx(2.0)  # ddof = 1
     assert s.loc["fgsm", "auroc std"] == 0.0
@@ -70,18 +70,18 @@ def test_heatmap_annotates_finite_cells_only():
 
 
 def test_seed_spread_draws_every_seed():
-    seeds = pd.DataFrame(
+    by_seed = pd.DataFrame(
         {"seed": [0, 1, 0, 1], "dataset": ["bim", "bim", "fgsm", "fgsm"], "auroc": [1, 2, 3, 4.0]}
     )
     table2 = _table({("bim", "introspection_net"): 1.5, ("fgsm", "introspection_net"): 3.5})
-    fig = plots.seed_spread(seeds, table2, "mnist")
+    fig = plots.seed_spread(by_seed, table2, "mnist")
     dots = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"]
     assert sum(len(ln.get_xdata()) for ln in dots) == 4
     plt.close(fig)
 
 
 def test_new_methods_have_labels_and_distinct_colours():
-    for m in beyond.EXTRA_METHODS:
+    for m in more_detectors.EXTRA_METHODS:
         assert plots.method_label(m) != m
     colours = list(plots.METHOD_COLORS.values())
     assert len(set(colours)) == len(colours)

@@ -199,7 +199,7 @@ def test_beyond_the_paper_stages(tmp_path):
     """More detectors, leave-one-out and seeds: tables, caching, consistency."""
     import pandas as pd
 
-    from introspection import beyond
+    from introspection import adaptive, more_detectors, seeds, unseen
 
     cfg = config.configure(
         "mnist",
@@ -216,10 +216,10 @@ def test_beyond_the_paper_stages(tmp_path):
     scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
     table2 = pipeline.evaluate(cfg, scores)
 
-    extra = beyond.extra_detector_scores(cfg, gen, sets, base.model, progress=False)
+    extra = more_detectors.extra_detector_scores(cfg, gen, sets, base.model, progress=False)
     assert not extra.run.reused
-    table = beyond.detector_table(cfg, scores, extra)
-    assert set(table.method) == {*scores["mnist"]} - {"label"} | set(beyond.EXTRA_METHODS)
+    table = more_detectors.detector_table(cfg, scores, extra)
+    assert set(table.method) == {*scores["mnist"]} - {"label"} | set(more_detectors.EXTRA_METHODS)
     assert (tmp_path / "r" / "detectors.csv").is_file() and len(table) == 8 * 8
     # The paper's rows are the same as in Table 2 (same scores, same paired bootstrap).
     ours = table[table.method.isin(table2.method.unique())].reset_index(drop=True)
@@ -234,36 +234,36 @@ def test_beyond_the_paper_stages(tmp_path):
     np.testing.assert_allclose(
         extra.scores["mnist"]["max_logit"], gen["mnist"].logits[test_in].max(1), rtol=1e-6
     )
-    again = beyond.extra_detector_scores(cfg, gen, sets, progress=False)
+    again = more_detectors.extra_detector_scores(cfg, gen, sets, progress=False)
     assert again.run.reused
     np.testing.assert_array_equal(again.scores["fgsm"]["odin"], extra.scores["fgsm"]["odin"])
-    best = beyond.best_per_row(table)
+    best = more_detectors.best_per_row(table)
     assert list(best.index) == [n for n in gen.sets if n != "mnist"]
 
-    loo, run = beyond.leave_one_out(cfg, gen, sets, progress=False)
+    loo, run = unseen.leave_one_out(cfg, gen, sets, progress=False)
     assert not run.reused and set(loo) == {n for n in gen.sets if n != "mnist"}
-    full, unseen = beyond.leave_one_out_table(cfg, loo, scores, table2)
+    full, held = unseen.leave_one_out_table(cfg, loo, scores, table2)
     assert len(full) == 8 * 8 and (tmp_path / "r" / "leave_one_out.csv").is_file()
-    assert list(unseen.index) == list(loo)
+    assert list(held.index) == list(loo)
     np.testing.assert_allclose(  # "seen" is the paper's network of Table 2
-        unseen.seen.values,
+        held.seen.values,
         table2[table2.method == "introspection_net"].set_index("dataset").loc[list(loo), "auroc"],
     )
-    assert beyond.leave_one_out(cfg, gen, sets, progress=False)[1].reused
+    assert unseen.leave_one_out(cfg, gen, sets, progress=False)[1].reused
 
-    by_seed, run = beyond.seed_scores(cfg, gen, sets, fitted, progress=False)
+    by_seed, run = seeds.seed_scores(cfg, gen, sets, fitted, progress=False)
     np.testing.assert_allclose(  # seed 0 is the network of the paper's stage
         by_seed[0]["bim"]["introspection_net"], scores["bim"]["introspection_net"]
     )
     other = by_seed[1]["bim"]["introspection_net"]
     assert not np.allclose(other, scores["bim"]["introspection_net"])
-    seeds = beyond.seed_table(cfg, by_seed, scores)
-    assert sorted(seeds.seed.unique()) == [0, 1] and (tmp_path / "r" / "seeds.csv").is_file()
-    summary = beyond.seed_summary(seeds, table2)
+    seed_rows = seeds.seed_table(cfg, by_seed, scores)
+    assert sorted(seed_rows.seed.unique()) == [0, 1] and (tmp_path / "r" / "seeds.csv").is_file()
+    summary = seeds.seed_summary(seed_rows, table2)
     assert (summary["auroc std"] >= 0).all() and len(summary) == 8
 
-    attacked = beyond.unseen_attacks(cfg, gen, base.model, progress=False)
-    stats = beyond.unseen_attack_stats(cfg)
+    attacked = unseen.unseen_attacks(cfg, gen, base.model, progress=False)
+    stats = unseen.unseen_attack_stats(cfg)
     test_side = gen.partition["mnist_test"][1]
     for name, ds in attacked.items():
         assert len(ds.x) == stats[name]["kept"] > 0
@@ -277,18 +277,18 @@ def test_beyond_the_paper_stages(tmp_path):
         .max(1)
     )
     assert linf.max() <= cfg["bim_eps"] + 1e-5
-    att_scores = beyond.unseen_attack_scores(cfg, attacked, fitted, base.model, progress=False)
-    unseen_table = beyond.unseen_attack_table(cfg, scores, extra, att_scores)
+    att_scores = unseen.unseen_attack_scores(cfg, attacked, fitted, base.model, progress=False)
+    unseen_table = unseen.unseen_attack_table(cfg, scores, extra, att_scores)
     assert set(unseen_table.dataset) == {"cw_l2", "pgd"} and len(unseen_table) == 2 * 8
     np.testing.assert_allclose(
         att_scores["pgd"]["max_logit"], attacked["pgd"].logits.max(1), rtol=1e-6
     )
 
-    adaptive_table, run = beyond.adaptive_attacks(
+    adaptive_table, run = adaptive.adaptive_attacks(
         cfg, gen, sets, fitted, scores, base.model, progress=False
     )
     assert not run.reused and (tmp_path / "r" / "adaptive.csv").is_file()
-    assert len(adaptive_table) == len(beyond.ADAPTIVE_EPS_FACTORS) * (3 * 5 - 1) + 2
+    assert len(adaptive_table) == len(adaptive.ADAPTIVE_EPS_FACTORS) * (3 * 5 - 1) + 2
     main = adaptive_table[adaptive_table.attack != "joint_pgd (SPSA)"]
     main = main[main.attack != "joint_pgd (exact, SPSA subset)"]
     for _, g in main.groupby(["detector", "attack"]):
@@ -298,7 +298,7 @@ def test_beyond_the_paper_stages(tmp_path):
     for a in ("pgd", "joint_pgd", "logit_matching", "feature_matching"):
         other = main[main.attack == a].set_index(["detector", "epsilon"]).evasion_rate
         assert (best.reindex(other.index).values >= other.values).all()
-    again, run = beyond.adaptive_attacks(cfg, gen, sets, fitted, scores, progress=False)
+    again, run = adaptive.adaptive_attacks(cfg, gen, sets, fitted, scores, progress=False)
     assert run.reused
     import json
 
