@@ -32,7 +32,7 @@ import json
 import os
 import time
 
-from introspection import config, datasets, hardware, models, pipeline, training
+from introspection import classifier, config, datasets, hardware, models, training
 
 VARIANTS = {
     "profile": {},
@@ -62,17 +62,17 @@ def run(variant: str, epochs: int, seed: int = 0) -> dict:
         "cifar10", "cpu", seed=seed, overrides={**VARIANTS[variant], "epochs": epochs}
     )
     precision, _ = cfg.precision
-    x, y = pipeline.load_training_data(cfg)
+    x, y = classifier.load_training_data(cfg)
     _, (x_test, y_test) = datasets.load("cifar10", cfg.data_dir)
     x_test = datasets.to_float(x_test)
     with models.dtype_policy(precision):
-        model = pipeline.build_classifier(cfg, x, for_training=variant != "no_init")
+        model = classifier.build_classifier(cfg, x, for_training=variant != "no_init")
     t0 = time.perf_counter()
     hist = training.train_classifier(
-        model, x, y, **pipeline.training_arguments(cfg), seed=cfg.seed
+        model, x, y, **classifier.training_arguments(cfg), seed=cfg.seed
     )
     seconds = time.perf_counter() - t0
-    plain = pipeline.build_classifier(cfg, x)
+    plain = classifier.build_classifier(cfg, x)
     plain.set_weights(model.get_weights())
     acc = float((models.predict_logits(plain, x_test).argmax(axis=1) == y_test).mean())
     flop = 3 * models.forward_flops(plain) * len(x) * epochs

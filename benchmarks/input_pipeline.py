@@ -24,15 +24,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from introspection import config, datasets, models, pipeline, training
+from introspection import classifier, config, datasets, models, training
 
 
 def _epoch_seconds(cfg, x, y, augment: bool) -> float:
     keras.utils.set_random_seed(0)
     with models.dtype_policy(cfg.precision[0]):
-        model = pipeline.build_classifier(cfg, x, for_training=True)
+        model = classifier.build_classifier(cfg, x, for_training=True)
     # Two epochs: the first includes tracing, the second is the one timed.
-    recipe = {**pipeline.training_arguments(cfg), "epochs": 2}
+    recipe = {**classifier.training_arguments(cfg), "epochs": 2}
     if not augment:
         recipe["augment"] = "none"
     hist = training.train_classifier(model, x, y, **recipe)

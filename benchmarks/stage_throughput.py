@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from introspection import artifacts, config, datasets, detectors, models, pipeline
+from introspection import artifacts, config, datasets, detectors, models, runner
 
 
 def report(experiment: str, profile: str) -> None:
@@ -70,7 +70,7 @@ def report(experiment: str, profile: str) -> None:
         f"({feats.shape[1]}-d features, {n_fit} fitted points)"
     )
 
-    rec = pipeline.stage_timings(cfg)
+    rec = runner.stage_timings(cfg)
     total = sum(rec.values())
     if total:
         print(f"   wall time by stage (last computation; total {total / 60:.1f} min):")

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from introspection import config, hardware, models, pipeline
+from introspection import classifier, config, hardware, models
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -54,7 +54,7 @@ def training_flops_per_image(model) -> float:
 def build(cfg):
     """The base classifier of a configuration, untrained, as the book trains it."""
     x = np.random.default_rng(0).uniform(size=(64, *cfg.info["image_shape"])).astype(np.float32)
-    return pipeline.build_classifier(cfg, x, for_training=True)
+    return classifier.build_classifier(cfg, x, for_training=True)
 
 
 def main():

@@ -44,7 +44,7 @@ retrain: bool = False  # train from scratch even when matching weights exist (ca
 # %%
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, datasets, paper, pipeline, plots
+from introspection import analysis, classifier, config, datasets, paper, plots
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -97,7 +97,7 @@ display(Markdown(text))
 # %% [markdown]
 # ## Training, or the published weights
 #
-# `pipeline.base_model` trains the classifier with the experiment's recipe
+# `classifier.base_model` trains the classifier with the experiment's recipe
 # (`introspection.training.RECIPES`), unless a model trained with these exact
 # parameters is already in the artifacts folder, or the profile's weights are
 # published with the book (`weights/<profile>/<experiment>/`, committed for the `cpu`
@@ -114,7 +114,7 @@ display(Markdown(text))
 # weights, and its logits are float32.
 
 # %%
-base = pipeline.base_model(cfg, verbose=0, retrain=retrain, progress=True)
+base = classifier.base_model(cfg, verbose=0, retrain=retrain, progress=True)
 made = base.history.get("trained_on", {})
 how = {
     "trained": "were trained now, by this run",
@@ -138,7 +138,7 @@ display(Markdown(
 # %%
 import pandas as pd
 
-cost = pipeline.training_cost(cfg, base)
+cost = classifier.training_cost(cfg, base)
 pd.DataFrame(
     {
         "value": [cost["epochs"], f"{cost['seconds'] / 60:.1f}", f"{cost['images_per_second']:.0f}",
@@ -173,7 +173,7 @@ plots.save_figure(fig, cfg.results_dir / "base_model_learning_curves.png");
 
 # %%
 if cfg.experiment == "cifar10":
-    jpeg = pipeline.jpeg_cost(cfg, base.model, seed=cfg.seed)
+    jpeg = classifier.jpeg_cost(cfg, base.model, seed=cfg.seed)
     display(analysis.display_table(jpeg["table"], 2))
     lossless, others, recoded = jpeg["table"]["accuracy (%)"]
     lost, *ci = jpeg["paired"]

@@ -41,7 +41,7 @@ patch_max_tries: "int or None" = None  # patch positions tried per image for "er
 # %%
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, pipeline, plots
+from introspection import analysis, config, generation, pipeline, plots
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -73,7 +73,7 @@ print(gen.run.line())
 # and the fraction misclassified. Norms are in the [0, 1] pixel scale.
 
 # %%
-counts = pipeline.generation_table(gen)
+counts = generation.generation_table(gen)
 analysis.display_table(counts, 3)
 
 # %% [markdown]
@@ -86,7 +86,7 @@ analysis.display_table(counts, 3)
 import matplotlib.pyplot as plt
 
 for name in gen.sets:
-    images, titles = pipeline.sample_images(gen[name], n=8, seed=cfg.seed)
+    images, titles = generation.sample_images(gen[name], n=8, seed=cfg.seed)
     fig = plots.image_grid(images, titles=titles, ncols=8,
                            suptitle=plots.dataset_label(name, cfg.experiment))
     plots.save_figure(fig, cfg.results_dir / f"examples_{name}.png")

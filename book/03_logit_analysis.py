@@ -43,7 +43,7 @@ import time
 
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, paper, pipeline, plots
+from introspection import analysis, config, paper, pipeline, plots, runner
 
 t0 = time.perf_counter()
 cfg = config.configure(
@@ -80,8 +80,8 @@ plots.save_figure(fig, cfg.results_dir / "figure1_mean_logit.png");
 
 # %%
 tests = analysis.welch_tests({n: z.mean(axis=1) for n, z in logits.items()}, in_name)
-pipeline.write_table(cfg, tests, "logit_tests.csv")
-pipeline.write_table(cfg, stats, "logit_stats.csv")
+runner.write_table(cfg, tests, "logit_tests.csv")
+runner.write_table(cfg, stats, "logit_stats.csv")
 tests.style.format({"mean": "{:.2f}", "reference_mean": "{:.2f}", "difference": "{:.2f}",
                     "t": "{:.1f}", "p_value": "{:.1e}"})
 
@@ -116,7 +116,7 @@ plots.save_figure(fig, cfg.results_dir / "figure2_min_max.png");
 
 # %%
 separation = analysis.min_max_separation(logits, in_name, seed=cfg.seed)
-pipeline.write_table(cfg, separation, "logit_separation.csv")
+runner.write_table(cfg, separation, "logit_separation.csv")
 analysis.display_table(separation, 1)
 
 # %% [markdown]
@@ -146,7 +146,7 @@ text = (
        else ": the paper's claim holds for every kind of misclassification here.")
 )
 display(Markdown(text))
-pipeline.record_timing(cfg, "logit_analysis", time.perf_counter() - t0)
+runner.record_timing(cfg, "logit_analysis", time.perf_counter() - t0)
 
 # %% [markdown]
 # :::{admonition} Try it yourself

@@ -42,7 +42,7 @@ import time
 
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, paper, pipeline, plots
+from introspection import analysis, config, paper, pipeline, plots, runner
 
 t0 = time.perf_counter()
 cfg = config.configure(
@@ -120,13 +120,13 @@ display(Markdown(
 
 # %%
 seconds = time.perf_counter() - t0
-pipeline.record_timing(cfg, "evaluation", seconds)
-summary = pipeline.write_summary(
+runner.record_timing(cfg, "evaluation", seconds)
+summary = runner.write_summary(
     cfg,
     base_accuracy=run.base.test_accuracy,
     set_sizes=pipeline.set_sizes(run.sets).to_dict(orient="index"),
     generation=run.gen.stats,
-    wall_seconds=pipeline.stage_timings(cfg),
+    wall_seconds=runner.stage_timings(cfg),
     claims=checks.to_dict(orient="records"),
     base_model={"origin": run.base.origin, **run.base.history.get("trained_on", {})},
 )

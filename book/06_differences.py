@@ -44,7 +44,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, paper, pipeline
+from introspection import analysis, config, paper, pipeline, runner
 
 t0 = time.perf_counter()
 
@@ -155,7 +155,7 @@ for (dataset, method), r in far.iterrows():
                  f"({r.gap:+.1f}). Checks: {'; '.join(tried)}. {verdict}.")
 display(Markdown("\n".join(lines)))
 # This chapter's compute time counts towards the evaluation stage's.
-pipeline.record_timing(cfg, "evaluation", time.perf_counter() - t0, part="differences")
+runner.record_timing(cfg, "evaluation", time.perf_counter() - t0, part="differences")
 
 # %% [markdown]
 # :::{admonition} Try it yourself

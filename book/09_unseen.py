@@ -48,7 +48,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, more_detectors, pipeline, plots, unseen
+from introspection import analysis, config, more_detectors, pipeline, plots, runner, unseen
 
 t0 = time.perf_counter()
 cfg = config.configure(
@@ -174,7 +174,7 @@ for d, block in unseen_table.groupby("dataset", sort=False):
 display(Markdown(" ".join(parts)))
 # The stage's compute time: the leave-one-out trainings (recorded by leave_one_out) and
 # the two attacks, a part of their own (as first computed, also when this run reused them).
-pipeline.record_timing(
+runner.record_timing(
     cfg, "unseen", sum(s["seconds"] for s in unseen.unseen_attack_stats(cfg).values()),
     part="attacks",
 )

@@ -41,7 +41,7 @@ overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {
 # %%
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, pipeline, plots, protocol
+from introspection import analysis, config, pipeline, plots, protocol, runner
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
@@ -61,7 +61,7 @@ analysis.display_table(cfg.table().loc[[
 
 # %%
 cells, calibration = protocol.protocol_study(cfg)
-pipeline.write_table(cfg, cells, "protocol.csv", index=False)
+runner.write_table(cfg, cells, "protocol.csv", index=False)
 counts = protocol.within(cells)
 analysis.display_table(counts.rename(columns={
     "within": "cells within 5 points", "cells": "of", "row_within": "of its row within 5",

@@ -15,16 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import models, splits
+from .classifier import keras_model
 from .config import Config
-from .pipeline import (
-    Fitted,
-    Generation,
-    classifier,
-    load_in_distribution,
-    progress_bar,
-    run_stage,
-    write_table,
-)
+from .generation import Generation, load_in_distribution
+from .pipeline import Fitted
+from .runner import progress_bar, run_stage, write_table
 
 __all__ = [
     "ADAPTIVE_EPS_FACTORS", "ADAPTIVE_DETECTORS", "adaptive_attacks", "pick_targets",
@@ -347,7 +342,7 @@ def adaptive_attacks(
     import pandas as pd
 
     def compute():
-        model_ = classifier(cfg, model)
+        model_ = keras_model(cfg, model)
         rows = _adaptive_rows(cfg, gen, sets, fitted, paper_scores, model_, progress)
         return pd.DataFrame(rows).to_dict(orient="list")
 

@@ -124,7 +124,7 @@ def wide_resnet(
         Per-channel statistics: a fixed ``Normalization`` layer, so attacks stay in [0, 1].
     fused_batchnorm : bool
         :func:`fused_batch_normalization` layers (faster on CPU): for training only; copy
-        the weights into a standard model to save it, as ``pipeline.base_model`` does.
+        the weights into a standard model to save it, as ``classifier.base_model`` does.
     """
     import keras
     from keras import layers

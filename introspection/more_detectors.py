@@ -10,18 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import detectors, splits
+from .classifier import keras_model, load_training_data
 from .config import Config
-from .pipeline import (
-    Generation,
-    Scores,
-    classifier,
-    load_training_data,
-    progress_bar,
-    run_stage,
-    score_with,
-    scores_table,
-    write_table,
-)
+from .generation import Generation
+from .pipeline import Scores, score_with, scores_table
+from .runner import progress_bar, run_stage, write_table
 
 __all__ = ["EXTRA_METHODS", "extra_detectors", "extra_detector_scores", "detector_table",
            "best_per_row"]
@@ -66,7 +59,7 @@ def extra_detector_scores(
     """Scores of :func:`extra_detectors` on every test set, cached as ``detector_scores``."""
 
     def compute():
-        dets = extra_detectors(cfg, classifier(cfg, model))
+        dets = extra_detectors(cfg, keras_model(cfg, model))
         scores = {}
         for dname in progress_bar(list(gen.sets), "detectors: scoring", progress):
             ds, rows = gen.sets[dname], sets.test.of(dname).index

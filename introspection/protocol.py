@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import attacks, config, detectors, metrics, models, pipeline
+from . import attacks, classifier, config, detectors, generation, metrics, models, pipeline, runner
 from . import paper as _paper
 from .analysis import _paper_max_logit, compare_with_paper
 from .config import ATTACKS, Config
@@ -140,7 +140,7 @@ class _Scorer:
     def trust(self, cfg: Config):
         key = (cfg["trust_feature"], cfg["trust_alpha"])
         if key not in self._trust:
-            self._trust[key] = pipeline._fit_trust_score(cfg, self.model, cfg["trust_feature"])[0]
+            self._trust[key] = pipeline.fit_trust_score(cfg, self.model, cfg["trust_feature"])[0]
         return self._trust[key]
 
     def scores(self, cfg: Config, net, ds, version: str, rows) -> dict:
@@ -157,17 +157,18 @@ class _Scorer:
 
 def _regenerate(cfg: Config, model, gen, name: str):
     """The set ``name`` made again under ``cfg``, from the same sources in the same order."""
-    x_pool, y_pool = pipeline.load_in_distribution(cfg)
-    order, targets = pipeline.source_order(cfg, len(x_pool))
-    x, src, _ = pipeline.generate_set(cfg, model, name, x_pool, y_pool, order, targets)
+    x_pool, y_pool = generation.load_in_distribution(cfg)
+    order, targets = generation.source_order(cfg, len(x_pool))
+    x, src, _ = generation.generate_set(cfg, model, name, x_pool, y_pool, order, targets)
     feats, logits = models.predict_features(model, x)
     pool = gen[name].pool
-    return pipeline.DataSet(name, x, src, pool, y_pool[src], logits, feats, np.zeros(len(x), bool))
+    wrong = np.zeros(len(x), bool)
+    return generation.DataSet(name, x, src, pool, y_pool[src], logits, feats, wrong)
 
 
 def _patched_positives(cfg: Config, model, sets):
     """One random patch on every test-side source image: the patched test set."""
-    x_pool, y_pool = pipeline.load_in_distribution(cfg)
+    x_pool, y_pool = generation.load_in_distribution(cfg)
     src = sets.test.of(cfg.info["in_distribution"]).index
     rng = np.random.default_rng(cfg.stream("patched_positives"))
     h, w = x_pool.shape[1:3]
@@ -178,7 +179,7 @@ def _patched_positives(cfg: Config, model, sets):
     feats, logits = models.predict_features(model, x)
     correct = logits.argmax(1) == y_pool[src]
     name = f"{cfg.info['in_distribution']}_patched"
-    return pipeline.DataSet(name, x, src, "patched", y_pool[src], logits, feats, correct)
+    return generation.DataSet(name, x, src, "patched", y_pool[src], logits, feats, correct)
 
 
 def _calibration(cfg: Config, ds, rows) -> dict:
@@ -203,7 +204,7 @@ def _reading(cfg, r, base, scorer, model):
     changed = list(r.sets)
     if changed:
         new = {a: _regenerate(cfg_r, model, gen, a) for a in changed}
-        gen = pipeline.Generation({**gen.sets, **new}, gen.partition, gen.stats)
+        gen = generation.Generation({**gen.sets, **new}, gen.partition, gen.stats)
         sets = pipeline.introspection_sets(cfg_r, gen)
         net = pipeline.fit_introspection_net(cfg_r, gen, sets)
     scores = {}
@@ -250,9 +251,9 @@ def protocol_study(cfg: Config, progress: bool = True):
     """
     todo = [r for r in readings(cfg.experiment) if r.label == OURS or not _is_profile(cfg, r)]
     # the readings are part of the key: a reading added later is run, the others loaded
-    digest = pipeline._params_digest({"readings": [_listed(r) for r in todo]})
+    digest = runner.params_digest({"readings": [_listed(r) for r in todo]})
     params = {**cfg.stage_params("protocol"), "readings": digest}
-    stored, _ = pipeline.run_stage(
+    stored, _ = runner.run_stage(
         cfg, "protocol", "protocol", lambda: _study(cfg, todo, progress), params=params
     )
     return pd.DataFrame(stored["cells"]), pd.DataFrame(stored["calibration"])
@@ -262,8 +263,8 @@ def _study(cfg: Config, todo: list, progress: bool) -> dict:
     """Every reading of ``todo`` run or loaded, gathered."""
     from tqdm import tqdm
 
-    model = pipeline.base_model(cfg, verbose=0).model
-    gen = pipeline.misclassifications(cfg, model, progress=False)
+    model = classifier.base_model(cfg, verbose=0).model
+    gen = generation.misclassifications(cfg, model, progress=False)
     sets = pipeline.introspection_sets(cfg, gen)
     fitted = pipeline.fit_detectors(cfg, gen, sets, model)
     base = {"gen": gen, "sets": sets, "net": fitted.detectors["introspection_net"]}
@@ -278,8 +279,8 @@ def _study(cfg: Config, todo: list, progress: bool) -> dict:
     for r in tqdm(todo, desc=f"{cfg.experiment}: readings", disable=not progress):
         # Each reading is kept as it is done: a rerun after a stop resumes.
         key = {**cfg.stage_params("protocol"), "reading": _listed(r)}
-        name = f"protocol_reading_{pipeline._params_digest(key)}"
-        done, _ = pipeline.run_stage(cfg, "protocol", name,
+        name = f"protocol_reading_{runner.params_digest(key)}"
+        done, _ = runner.run_stage(cfg, "protocol", name,
                                      lambda r=r: _run_reading(cfg, r, base, scorer, model),
                                      params=key, record=False)  # fmt: skip
         tables.append(pd.DataFrame(done["cells"]))

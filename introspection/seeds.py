@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from . import metrics, splits
 from .config import Config
-from .pipeline import (
-    Fitted,
-    Generation,
-    StageRun,
-    fit_introspection_net,
-    variant_scores,
-    variants_table,
-)
+from .generation import Generation
+from .pipeline import Fitted, fit_introspection_net, variant_scores, variants_table
+from .runner import StageRun
 
 __all__ = ["seed_scores", "seed_table", "seed_summary"]
 

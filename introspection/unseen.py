@@ -12,26 +12,21 @@ import time
 import numpy as np
 
 from . import artifacts, attacks, models, splits
+from .classifier import keras_model
 from .config import Config
+from .generation import DataSet, Generation, load_in_distribution
 from .more_detectors import extra_detectors
 from .pipeline import (
-    DataSet,
     Fitted,
-    Generation,
     Scores,
-    StageRun,
-    classifier,
     fit_introspection_net,
-    load_in_distribution,
-    progress_bar,
-    run_stage,
     score_examples,
     score_with,
     scores_table,
     variant_scores,
     variants_table,
-    write_table,
 )
+from .runner import StageRun, progress_bar, run_stage, write_table
 
 __all__ = ["UNSEEN_ATTACKS", "leave_one_out", "leave_one_out_table", "unseen_attacks",
            "unseen_attack_stats", "unseen_attack_scores", "unseen_attack_table"]
@@ -109,7 +104,7 @@ def unseen_attacks(
     for name in progress_bar(UNSEEN_ATTACKS, "unseen attacks", progress):
 
         def compute(name=name):
-            m = classifier(cfg, model)
+            m = keras_model(cfg, model)
             x_pool, y_pool = load_in_distribution(cfg)
             test_src = np.sort(gen.partition[pool][1])[: cfg["unseen_n"]]
             t = time.perf_counter()
@@ -144,7 +139,7 @@ def unseen_attack_scores(
     """``{attack: {method: ndarray}}``: the paper's three methods and the five others (cached)."""
 
     def compute():
-        extra = extra_detectors(cfg, classifier(cfg, model))
+        extra = extra_detectors(cfg, keras_model(cfg, model))
         scores = {}
         for a in progress_bar(list(attacked), "scoring unseen attacks", progress):
             ds = attacked[a]

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from introspection import config, datasets, models, pipeline, training
+from introspection import classifier, config, datasets, models, training
 
 
 def test_airbench_net_shape_size_and_standard_layers(tmp_path):
@@ -139,9 +139,9 @@ def test_cifar_only_parameters_leave_mnist_keys_alone():
     other = config.configure("cifar10", "cpu", overrides={"bias_lr_scale": 1.0})
     assert other.stage_params("base_model") != cifar.stage_params("base_model")
     assert "architecture" not in mnist.table().index
-    args = pipeline.training_arguments(cifar)
+    args = classifier.training_arguments(cifar)
     assert args["crop_fill"] == "reflect" and args["batch_size"] == 1024
-    assert "momentum" not in pipeline.training_arguments(mnist)
+    assert "momentum" not in classifier.training_arguments(mnist)
 
 
 @pytest.fixture
@@ -165,28 +165,28 @@ def test_airbench_trains_through_the_pipeline_into_a_standard_model(tiny_cifar, 
         "cifar10", "cpu", seed=12345, data_dir=tiny_cifar, artifacts_dir=tmp_path / "a",
         results_dir=tmp_path / "r", overrides={"epochs": 2, "batch_size": 64},
     )
-    base = pipeline.base_model(cfg, verbose=0)
+    base = classifier.base_model(cfg, verbose=0)
     assert base.origin == "trained" and base.model.name == "airbench"
     assert len(base.history["loss"]) == 2 and np.isfinite(base.history["loss"]).all()
     # The learning rate warms up, then decays (the 64x of the biases is not in the log).
     assert base.history["learning_rate"][0] == pytest.approx(0.3)
     # The cached model is reloaded in safe mode and gives the same logits.
-    again = pipeline.base_model(cfg, verbose=0)
+    again = classifier.base_model(cfg, verbose=0)
     assert again.origin == "cache"
     x = datasets.to_float(np.load(tiny_cifar / "cifar10.npz")["x_test"][:8])
     np.testing.assert_allclose(again.model(x), base.model(x), rtol=1e-5, atol=1e-5)
-    cost = pipeline.training_cost(cfg, base)
+    cost = classifier.training_cost(cfg, base)
     assert cost["epochs"] == 2 and cost["images_per_second"] > 0
     assert cost["training_pflop"] == pytest.approx(
         3 * models.forward_flops(base.model) * 256 * 2 / 1e15
     )
-    jpeg = pipeline.jpeg_cost(cfg, base.model)
+    jpeg = classifier.jpeg_cost(cfg, base.model)
     table = jpeg["table"]
     assert list(table["images"]) == [1000, 100, 1000]
     lost, low, high = jpeg["paired"]
     assert lost == pytest.approx(table.iloc[0, 1] - table.iloc[2, 1]) and low <= lost <= high
     with pytest.raises(ValueError, match="CIFAR-10"):
-        pipeline.jpeg_cost(config.configure("mnist", "smoke"), base.model)
+        classifier.jpeg_cost(config.configure("mnist", "smoke"), base.model)
 
 
 def test_lookahead_averages_every_five_steps_and_ends_on_the_average():

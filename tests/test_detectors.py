@@ -337,7 +337,8 @@ def test_every_detector_says_what_it_reads():
 
 def test_score_with_hands_each_detector_what_it_reads():
     from introspection import detectors as D
-    from introspection.pipeline import DataSet, score_with
+    from introspection.generation import DataSet
+    from introspection.pipeline import score_with
 
     rng = np.random.default_rng(0)
     x = rng.random((6, 2, 2, 1)).astype(np.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from introspection import artifacts, config, pipeline
+from introspection import artifacts, classifier, config, generation, pipeline
 
 from .test_end_to_end import data_dir
 
@@ -38,8 +38,8 @@ def test_stages_cache_resume_and_recompute(tmp_path, monkeypatch):
         results_dir=tmp_path / "r",
         **TINY,
     )
-    base = pipeline.base_model(cfg, verbose=0)
-    gen = pipeline.misclassifications(cfg, base.model, progress=False)
+    base = classifier.base_model(cfg, verbose=0)
+    gen = generation.misclassifications(cfg, base.model, progress=False)
     sets = pipeline.introspection_sets(cfg, gen)
     fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
     first = pipeline.score_test_sets(cfg, gen, sets, fitted)
@@ -61,14 +61,14 @@ def test_stages_cache_resume_and_recompute(tmp_path, monkeypatch):
         assert not np.isin(sets.train.of(n).source, sets.test.of(n).source).any()
 
     # A second run reuses everything and gives the same table.
-    gen2 = pipeline.misclassifications(cfg, progress=False)
+    gen2 = generation.misclassifications(cfg, progress=False)
     fitted2 = pipeline.fit_detectors(cfg, gen2, pipeline.introspection_sets(cfg, gen2))
     assert gen2.run.reused and fitted2.run.reused
     # Reloaded, the sets and their statistics keep the experiment's order (the JSON
     # file sorts its keys; chapter 02's table and sentences read this order).
     order = config.EXPERIMENTS["mnist"]["datasets"]
     assert list(gen2.sets) == list(gen2.stats) == list(gen.stats) == order
-    assert list(pipeline.generation_table(gen2).index) == order
+    assert list(generation.generation_table(gen2).index) == order
     # The test scores and the Trust Score's fitting features come from their caches:
     # no scoring and no inference of the base model.
     assert artifacts.exists(cfg.artifacts_dir, "test_scores", fitted2.params)
@@ -111,8 +111,8 @@ def test_stages_cache_resume_and_recompute(tmp_path, monkeypatch):
         results_dir=tmp_path / "r",
         **{**TINY, "introspection_epochs": 2},
     )
-    assert pipeline.base_model(cfg3, verbose=0).run.reused
-    gen3 = pipeline.misclassifications(cfg3, progress=False)
+    assert classifier.base_model(cfg3, verbose=0).run.reused
+    gen3 = generation.misclassifications(cfg3, progress=False)
     assert gen3.run.reused
     fitted3 = pipeline.fit_detectors(cfg3, gen3, pipeline.introspection_sets(cfg3, gen3))
     assert not fitted3.run.reused and len(fitted3.history["loss"]) == 2
@@ -123,7 +123,7 @@ def test_stages_cache_resume_and_recompute(tmp_path, monkeypatch):
     assert not artifacts.exists(
         cfg.artifacts_dir, "data_fgsm", cfg.stage_params("misclassifications")
     )
-    gen4 = pipeline.misclassifications(cfg, progress=False)
+    gen4 = generation.misclassifications(cfg, progress=False)
     assert not gen4.run.reused
     np.testing.assert_array_equal(gen4["fgsm"].source_index, gen["fgsm"].source_index)
     np.testing.assert_allclose(gen4["fgsm"].x, gen["fgsm"].x, atol=1e-6)
@@ -131,11 +131,11 @@ def test_stages_cache_resume_and_recompute(tmp_path, monkeypatch):
 
 RUN = """
 import sys
-from introspection import config, pipeline
+from introspection import classifier, config, generation, pipeline
 cfg = config.configure("mnist", "smoke", data_dir=sys.argv[1], artifacts_dir=sys.argv[2],
                        results_dir=sys.argv[3], **{tiny})
-base = pipeline.base_model(cfg, verbose=0)
-gen = pipeline.misclassifications(cfg, base.model, progress=False)
+base = classifier.base_model(cfg, verbose=0)
+gen = generation.misclassifications(cfg, base.model, progress=False)
 sets = pipeline.introspection_sets(cfg, gen)
 fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
 pipeline.evaluate(cfg, pipeline.score_test_sets(cfg, gen, sets, fitted))
@@ -209,8 +209,8 @@ def test_beyond_the_paper_stages(tmp_path):
         results_dir=tmp_path / "r",
         **{**TINY, "detector_n_fit": 500, "n_seeds": 2, "mahalanobis_eps": 0.0},
     )
-    base = pipeline.base_model(cfg, verbose=0)
-    gen = pipeline.misclassifications(cfg, base.model, progress=False)
+    base = classifier.base_model(cfg, verbose=0)
+    gen = generation.misclassifications(cfg, base.model, progress=False)
     sets = pipeline.introspection_sets(cfg, gen)
     fitted = pipeline.fit_detectors(cfg, gen, sets, base.model)
     scores = pipeline.score_test_sets(cfg, gen, sets, fitted)
@@ -271,7 +271,8 @@ def test_beyond_the_paper_stages(tmp_path):
         assert (ds.logits.argmax(1) != ds.y).all()  # every kept example is misclassified
     linf = (
         np.abs(
-            attacked["pgd"].x - pipeline.load_in_distribution(cfg)[0][attacked["pgd"].source_index]
+            attacked["pgd"].x
+            - generation.load_in_distribution(cfg)[0][attacked["pgd"].source_index]
         )
         .reshape(len(attacked["pgd"].x), -1)
         .max(1)

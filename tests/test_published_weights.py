@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from introspection import artifacts, build, config, hardware, pipeline, training
+from introspection import artifacts, build, classifier, config, hardware, training
 
 ROOT = build.repo_root()
 
@@ -43,7 +43,7 @@ def test_published_weights_are_reused_verified_and_refused_when_bad(
     monkeypatch.setattr(config, "published_weights_dir", lambda p, e: published / p / e)
     # Trained here, then published as `build --publish` does.
     cfg = configure(tiny_mnist, tmp_path / "a1", tmp_path)
-    first = pipeline.base_model(cfg, verbose=0)
+    first = classifier.base_model(cfg, verbose=0)
     assert first.origin == "trained" and first.note is None
     made = first.history["trained_on"]
     assert made["precision"] == cfg.precision[0] and made["cpu"] == hardware.cpu_info()["model"]
@@ -70,7 +70,7 @@ def test_published_weights_are_reused_verified_and_refused_when_bad(
         cfg2 = configure(tiny_mnist, tmp_path / "a2", tmp_path)
         # Stale artifacts of later stages (from other weights) must not survive the import.
         artifacts.save_json(cfg2.artifacts_dir, "data_fgsm", {"x": 1}, params={"a": 1})
-        reused = pipeline.base_model(cfg2, verbose=0)
+        reused = classifier.base_model(cfg2, verbose=0)
         assert reused.origin == "published" and reused.note is None
         assert reused.history == first.history and reused.test_accuracy == first.test_accuracy
         assert not artifacts.names(cfg2.artifacts_dir, "data_*")
@@ -78,11 +78,11 @@ def test_published_weights_are_reused_verified_and_refused_when_bad(
         np.testing.assert_array_equal(
             reused.model.predict(x, verbose=0), first.model.predict(x, verbose=0)
         )
-        assert pipeline.base_model(cfg2, verbose=0).origin == "cache"
+        assert classifier.base_model(cfg2, verbose=0).origin == "cache"
 
     # Other parameters: reported, not used, trained instead.
     cfg3 = configure(tiny_mnist, tmp_path / "a3", tmp_path, batch_size=32)
-    stale = pipeline.base_model(cfg3, verbose=0)
+    stale = classifier.base_model(cfg3, verbose=0)
     assert stale.origin == "trained" and "other parameters" in stale.note
     assert "batch_size" in stale.note
 
@@ -90,7 +90,7 @@ def test_published_weights_are_reused_verified_and_refused_when_bad(
     path = folder / "base_model.keras"
     path.write_bytes(path.read_bytes()[:-100])
     cfg4 = configure(tiny_mnist, tmp_path / "a4", tmp_path)
-    corrupt = pipeline.base_model(cfg4, verbose=0)
+    corrupt = classifier.base_model(cfg4, verbose=0)
     assert corrupt.origin == "trained" and "does not match its manifest" in corrupt.note
     assert "were not used" in corrupt.note
 
@@ -98,7 +98,7 @@ def test_published_weights_are_reused_verified_and_refused_when_bad(
     with monkeypatch.context() as m:
         m.setattr(training, "train_classifier", refuse)
         with pytest.raises(AssertionError, match="trained instead"):
-            pipeline.base_model(cfg2, verbose=0, retrain=True)
+            classifier.base_model(cfg2, verbose=0, retrain=True)
 
 
 @pytest.mark.parametrize("experiment", list(config.EXPERIMENTS))
