@@ -16,7 +16,9 @@ import pandas as pd
 from scipy import stats
 
 from . import paper as _paper
-from .metrics import METRICS
+from .config import ATTACKS, EXPERIMENTS
+from .detectors import SoftmaxBaseline, softmax
+from .metrics import METRICS, auroc
 
 __all__ = [
     "display_table", "LOWER_IS_BETTER", "logit_statistics", "welch_tests",
@@ -34,11 +36,6 @@ TRAINING_FREE = (
 
 #: Metrics where a lower value is better.
 LOWER_IS_BETTER = {"fpr_at_95tpr"}
-
-_OOD = {
-    "mnist": ("gaussian", "uniform", "cifar10", "fashion_mnist"),
-    "cifar10": ("gaussian", "uniform", "mnist", "fashion_mnist"),
-}
 
 
 def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
@@ -65,22 +62,29 @@ def _paper_max_logit(name: str, experiment: str):
     return _paper.MAX_LOGIT.get(name) if experiment == "mnist" else None
 
 
+def _by_dataset(rows: Mapping[str, dict]) -> pd.DataFrame:
+    """A table of one row per dataset from dataset -> {column: value}."""
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
+
+
+def _with_ci(value: float, lo: float, hi: float) -> str:
+    return f"{value:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
 def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Mean and std of the per-example mean, max and min logit, per dataset (Section 2.3).
 
     ``logits``: dataset -> (N, K) logits; columns ``n``, ``{mean,max,min}_logit`` and ``_std``.
     """
-    rows = []
+    rows = {}
     for name, z in logits.items():
         z = np.asarray(z, dtype=np.float64)
         if z.ndim != 2 or len(z) < 2:
             raise ValueError(f"{name}: expected logits (N >= 2, K), got shape {z.shape}.")
-        row = {"dataset": name, "n": len(z)}
+        rows[name] = {"n": len(z)}
         for stat, v in (("mean", z.mean(1)), ("max", z.max(1)), ("min", z.min(1))):
-            row[f"{stat}_logit"] = v.mean()
-            row[f"{stat}_logit_std"] = v.std(ddof=1)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("dataset")
+            rows[name] |= {f"{stat}_logit": v.mean(), f"{stat}_logit_std": v.std(ddof=1)}
+    return _by_dataset(rows)
 
 
 def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFrame:
@@ -92,32 +96,27 @@ def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFram
     if reference not in values:
         raise ValueError(f"reference {reference!r} is not one of {list(values)}.")
     ref = np.asarray(values[reference], dtype=np.float64)
-    rows = []
+    rows = {}
     for name, v in values.items():
         if name == reference:
             continue
         v = np.asarray(v, dtype=np.float64)
         t, p = stats.ttest_ind(ref, v, equal_var=False)
-        rows.append({
-            "dataset": name, "mean": v.mean(), "reference_mean": ref.mean(),
-            "difference": ref.mean() - v.mean(), "t": float(t), "p_value": float(p),
-            "lower": bool(v.mean() < ref.mean() and p < 1e-4),
-        })  # fmt: skip
-    return pd.DataFrame(rows).set_index("dataset")
+        rows[name] = {
+            "mean": v.mean(), "reference_mean": ref.mean(), "difference": ref.mean() - v.mean(),
+            "t": float(t), "p_value": float(p), "lower": bool(v.mean() < ref.mean() and p < 1e-4),
+        }  # fmt: skip
+    return _by_dataset(rows)
 
 
 def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.DataFrame:
-    """Our max-logit mean ± std per dataset (:func:`logit_statistics`) beside the paper's.
-
-    The paper's (Section 2.3) is empty unless ``in_distribution`` is ``"mnist"``.
-    """
-    rows = []
+    """Our max-logit mean ± std per dataset beside the paper's (Section 2.3, MNIST only)."""
+    rows = {}
     for name, r in stats_table.iterrows():
         paper = _paper_max_logit(name, in_distribution)
-        ours = f"{r['max_logit']:.1f} ± {r['max_logit_std']:.1f}"
-        paper = f"{paper[0]} ± {paper[1]}" if paper else ""
-        rows.append({"dataset": name, "ours": ours, "paper": paper})
-    return pd.DataFrame(rows).set_index("dataset")
+        rows[name] = {"ours": f"{r['max_logit']:.1f} ± {r['max_logit_std']:.1f}",
+                      "paper": f"{paper[0]} ± {paper[1]}" if paper else ""}  # fmt: skip
+    return _by_dataset(rows)
 
 
 def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
@@ -143,11 +142,8 @@ def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame
 
 
 def _best(values: pd.Series, metric: str) -> set:
-    v = values.dropna()
-    if v.empty:
-        return set()
-    target = v.min() if metric in LOWER_IS_BETTER else v.max()
-    return set(v.index[np.isclose(v, target)])
+    target = values.min() if metric in LOWER_IS_BETTER else values.max()  # NaN: none best
+    return set(values.index[np.isclose(values, target)])
 
 
 def table2_markdown(
@@ -168,9 +164,8 @@ def table2_markdown(
         for method, r in block.iterrows():
             cells = [labels.get(dataset, dataset), methods.get(method, method)]
             for m in METRICS:
-                text = f"{r[m]:.1f}"
-                if np.isfinite(r.get(f"{m}_lo", np.nan)):
-                    text += f" [{r[f'{m}_lo']:.1f}, {r[f'{m}_hi']:.1f}]"
+                has_ci = np.isfinite(r.get(f"{m}_lo", np.nan))
+                text = _with_ci(r[m], r[f"{m}_lo"], r[f"{m}_hi"]) if has_ci else f"{r[m]:.1f}"
                 if method in best[m]:
                     text = f"**{text}**"
                 if pap is not None and (dataset, method) in pap.index:
@@ -181,17 +176,11 @@ def table2_markdown(
     return _markdown(head, rows)
 
 
-def _verdict(n_ok: int, n_all: int) -> str:
+def _verdict(n_ok: int, n_all: int = 1) -> str:
+    """The verdict when ``n_ok`` of ``n_all`` checks hold (one check: ``n_ok`` a bool)."""
     if n_all == 0:
         return "not tested"
     return "reproduced" if n_ok == n_all else ("partly" if n_ok > 0 else "not reproduced")
-
-
-def _yes(holds: bool) -> str:
-    return "reproduced" if holds else "not reproduced"
-
-
-_THREE = ("softmax_baseline", "trust_score", "introspection_net")
 
 
 def _claim(claim: str, verdict: str, evidence: str) -> dict:
@@ -201,84 +190,65 @@ def _claim(claim: str, verdict: str, evidence: str) -> dict:
 def claims(
     table: pd.DataFrame, experiment: str, close_margin: float = 5.0, large_margin: float = 5.0
 ) -> pd.DataFrame:
-    """The paper's claims about Table 2 (Sections 3.3 and 4), checked on our table.
+    """The paper's claims about Table 2 (Sections 3.3 and 4): claim, verdict, evidence.
 
     ``close_margin``: AUROC points within which the three methods are "close" on errors;
     ``large_margin``: mean AUROC points over the better baseline for "a large margin"
-    (Section 4 gives none). Columns claim, verdict ("reproduced", "partly", "not
-    reproduced"), evidence.
+    (Section 4 gives none). Verdicts: "reproduced", "partly", "not reproduced".
     """
-    t = table.set_index(["dataset", "method"])
-    present = set(t.index.get_level_values(0))
-
-    def a(d, m):
-        return float(t.loc[(d, m), "auroc"])
-
-    rows = _best_claims(a, present, experiment)
-    if "errors" in present:
-        rows.append(_close_on_errors(a, close_margin))
-    rows += _overall_claims(t, large_margin)
-    if experiment == "cifar10" and "deepfool" in present:
-        s, n = a("deepfool", "softmax_baseline"), a("deepfool", "introspection_net")
-        rows.append(_claim(
-            "On CIFAR-10 the Softmax Baseline beats Introspection-Net on DeepFool",
-            _yes(s > n), f"AUROC softmax {s:.1f} vs Introspection-Net {n:.1f}",
-        ))  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def _best_claims(a, present: set, experiment: str) -> list:
-    """Best AUROC on the attacks and OOD sets; close to perfect on OOD."""
-    targets = [d for d in ("bim", "fgsm", *_OOD[experiment]) if d in present]
-    net = {d: a(d, "introspection_net") for d in targets}
-    wins = [d for d in targets if net[d] > max(a(d, "softmax_baseline"), a(d, "trust_score"))]
+    three = ("softmax_baseline", "trust_score", "introspection_net")
+    a = table.pivot(index="dataset", columns="method", values="auroc")
+    a = a.reindex(table.dataset.unique())
+    net, soft, trust = a["introspection_net"], a["softmax_baseline"], a["trust_score"]
+    sets = EXPERIMENTS[experiment]["datasets"]
+    ood = [d for d in sets if d not in (experiment, *ATTACKS) and d in a.index]
+    targets = [d for d in ("bim", "fgsm") if d in a.index] + ood
+    wins = [d for d in targets if net[d] > max(soft[d], trust[d])]
     evidence = "; ".join(
-        f"{d}: {net[d]:.1f} vs {a(d, 'softmax_baseline'):.1f} (softmax), "
-        f"{a(d, 'trust_score'):.1f} (trust)"
-        for d in targets
+        f"{d}: {net[d]:.1f} vs {soft[d]:.1f} (softmax), {trust[d]:.1f} (trust)" for d in targets
     )
-    ood = [d for d in _OOD[experiment] if d in present]
     near = [d for d in ood if net[d] >= 99.0]
-    return [
+    rows = [
         _claim("Introspection-Net has the best AUROC on BIM, FGSM and every OOD set",
                _verdict(len(wins), len(targets)), evidence),
         _claim("Introspection-Net is close to perfect on OOD data (AUROC >= 99)",
                _verdict(len(near), len(ood)), ", ".join(f"{d}: {net[d]:.1f}" for d in ood)),
     ]  # fmt: skip
-
-
-def _close_on_errors(a, close_margin: float) -> dict:
-    vals = [a("errors", m) for m in _THREE]
-    spread = max(vals) - min(vals)
-    evidence = ", ".join(f"{m}: {v:.1f}" for m, v in zip(_THREE, vals, strict=True))
-    return _claim(
-        f"The three methods are close on errors (AUROC within {close_margin:g})",
-        _yes(spread <= close_margin), evidence + f" (spread {spread:.1f})",
-    )  # fmt: skip
-
-
-def _overall_claims(t: pd.DataFrame, large_margin: float) -> list:
-    """Errors the net's hardest task; the best mean AUROC; by a large margin."""
-    net = t.xs("introspection_net", level="method").auroc
-    errors = f"; errors {net['errors']:.1f}" if "errors" in net.index else ""
-    mean = {m: float(t.xs(m, level="method").auroc.mean()) for m in _THREE}
+    if "errors" in a.index:
+        on_errors = a.loc["errors", list(three)]
+        spread = on_errors.max() - on_errors.min()
+        evidence = ", ".join(f"{m}: {v:.1f}" for m, v in on_errors.items())
+        rows.append(_claim(
+            f"The three methods are close on errors (AUROC within {close_margin:g})",
+            _verdict(spread <= close_margin), f"{evidence} (spread {spread:.1f})",
+        ))  # fmt: skip
+    lowest = f"lowest: {net.idxmin()} ({net.min():.1f})"
+    lowest += f"; errors {net['errors']:.1f}" if "errors" in net.index else ""
+    mean = {m: a[m].mean() for m in three}
     margin = mean["introspection_net"] - max(mean["softmax_baseline"], mean["trust_score"])
     evidence = ", ".join(f"{m}: {v:.1f}" for m, v in mean.items())
-    return [
+    rows += [
         _claim("Errors are Introspection-Net's hardest task: its lowest AUROC (Section 3.3)",
-               _yes(net.idxmin() == "errors"), f"lowest: {net.idxmin()} ({net.min():.1f}){errors}"),
+               _verdict(net.idxmin() == "errors"), lowest),
         _claim("Introspection-Net is overall better than both baselines: the best mean "
-               "AUROC over the rows (Section 3.3)", _yes(margin > 0), f"mean AUROC {evidence}"),
+               "AUROC over the rows (Section 3.3)", _verdict(margin > 0), f"mean AUROC {evidence}"),
         _claim(f"... by a large margin (Section 4): at least {large_margin:g} points of "
                "mean AUROC over the better baseline",
-               _yes(margin >= large_margin), f"margin {margin:+.1f} points"),
+               _verdict(margin >= large_margin), f"margin {margin:+.1f} points"),
     ]  # fmt: skip
+    if experiment == "cifar10" and "deepfool" in a.index:
+        s, n = soft["deepfool"], net["deepfool"]
+        rows.append(_claim(
+            "On CIFAR-10 the Softmax Baseline beats Introspection-Net on DeepFool",
+            _verdict(s > n), f"AUROC softmax {s:.1f} vs Introspection-Net {n:.1f}",
+        ))  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def claims_markdown(claims_table: pd.DataFrame) -> str:
     """The claims checklist (:func:`claims`) as a Markdown table."""
     mark = {"reproduced": "✔ reproduced", "partly": "◐ partly",
-            "not reproduced": "✘ not reproduced", "not tested": "not tested"}  # fmt: skip
+            "not reproduced": "✘ not reproduced"}  # fmt: skip
     rows = [(r["claim"], mark.get(r["verdict"], r["verdict"]), r["evidence"])
             for _, r in claims_table.iterrows()]  # fmt: skip
     return _markdown(["claim", "verdict", "evidence"], rows)
@@ -298,35 +268,27 @@ def load_results(root) -> tuple[dict, dict]:
             summaries[exp] = json.loads(s.read_text())
             stages = root / exp / "stage_seconds.json"
             if stages.is_file():
-                wall = summaries[exp].get("wall_seconds", {})
-                summaries[exp]["wall_seconds"] = {**wall, **json.loads(stages.read_text())}
+                summaries[exp].setdefault("wall_seconds", {}).update(json.loads(stages.read_text()))
     return tables, summaries
-
-
-_ORIGIN = {"trained": "trained by this run", "cache": "trained earlier, reused",
-           "published": "the published ones"}  # fmt: skip
 
 
 def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
     """Base accuracy beside the paper's, wall time per stage, machine: a column per experiment."""
+    origin = {"trained": "trained by this run", "cache": "trained earlier, reused",
+              "published": "the published ones"}  # fmt: skip
     cols = {}
     for exp, s in summaries.items():
-        paper = _paper.ACCURACY.get(exp)
-        col = {
+        paper, m = _paper.ACCURACY.get(exp), s["machine"]
+        w = s.get("base_model") or {}
+        trained = f"{w['precision']} on {w['cpu']} ({w['isa']})" if "precision" in w else "—"
+        cols[exp] = {
             "profile": s["profile"], "test accuracy (%)": f"{100 * s['base_accuracy']:.2f}",
             "paper (%)": f"{100 * paper:.2f}" if paper else "not stated",
-        }
-        col.update({f"{k} (s)": f"{v:.0f}" for k, v in s.get("wall_seconds", {}).items()})
-        col.update({"CPU": s["machine"]["cpu"], "cores": s["machine"]["cores"]})
-        col["instruction set"] = s["machine"].get("isa", "—")
-        weights = s.get("base_model") or {}
-        col["base classifier trained in"] = (
-            f"{weights['precision']} on {weights['cpu']} ({weights['isa']})"
-            if "precision" in weights
-            else "—"
-        )
-        col["base classifier weights"] = _ORIGIN.get(weights.get("origin"), "—")
-        cols[exp] = col
+            **{f"{k} (s)": f"{v:.0f}" for k, v in s.get("wall_seconds", {}).items()},
+            "CPU": m["cpu"], "cores": m["cores"], "instruction set": m.get("isa", "—"),
+            "base classifier trained in": trained,
+            "base classifier weights": origin.get(w.get("origin"), "—"),
+        }  # fmt: skip
     return pd.DataFrame(cols)
 
 
@@ -345,11 +307,8 @@ def auroc_side_by_side(
     if not parts:
         return pd.DataFrame()
     d = pd.concat(parts)
-    d["ours"] = [
-        f"{o:.1f} [{lo:.1f}, {hi:.1f}]" for o, lo, hi in zip(d.ours, d.lo, d.hi, strict=True)
-    ]
-    if methods:
-        d["method"] = d.method.map(lambda m: methods.get(m, m))
+    d["ours"] = [_with_ci(*v) for v in zip(d.ours, d.lo, d.hi, strict=True)]
+    d["method"] = d.method.replace(dict(methods or {}))
     return d.pivot(index=["experiment", "dataset"], columns="method", values=["ours", "paper"])
 
 
@@ -362,16 +321,11 @@ def logit_claims(
     ``tests``: :func:`welch_tests` on the mean logit; ``stats_table``: :func:`logit_statistics`;
     ``separation`` (:func:`min_max_separation`) adds Figure 2's claim.
     """
-    lower = tests.index[tests["lower"]].tolist()
-    rows = [_claim(
-        "The mean logit is significantly lower (p < 0.0001) for every other dataset "
-        "than for correctly classified in-distribution images",
-        _verdict(len(lower), len(tests)),
-        "; ".join(
-            f"{d}: {r['mean']:.3g} vs {r['reference_mean']:.3g}, p = {r['p_value']:.1e}"
-            for d, r in tests.iterrows()
-        ),
-    )]  # fmt: skip
+    evidence = (f"{d}: {r['mean']:.3g} vs {r['reference_mean']:.3g}, p = {r['p_value']:.1e}"
+                for d, r in tests.iterrows())  # fmt: skip
+    rows = [_claim("The mean logit is significantly lower (p < 0.0001) for every other dataset "
+                   "than for correctly classified in-distribution images",
+                   _verdict(tests["lower"].sum(), len(tests)), "; ".join(evidence))]  # fmt: skip
     order = [d for d in (in_distribution, "bim", "fgsm", "deepfool") if d in stats_table.index]
     paper = " > ".join(f"{_paper.MAX_LOGIT[d][0]:g}" for d in ("mnist", "bim", "fgsm", "deepfool"))
     wording = {
@@ -380,23 +334,20 @@ def logit_claims(
         "min_logit": "The min logit is lower too for BIM, FGSM and DeepFool examples "
         '(Section 2.3: "the same observation can be made about minimum values")',
     }
-    for column, claim in wording.items():
-        if len(order) < 4:
-            break
-        v = stats_table.loc[order, column]
-        below = [d for d in order[1:] if v[d] < v[in_distribution]]
-        evidence = (f"{d}: {v[d]:.1f} ± {stats_table.loc[d, column + '_std']:.1f}" for d in order)
-        rows.append(_claim(claim, _verdict(len(below), 3), ", ".join(evidence)))
+    if len(order) == 4:  # the clean set, BIM, FGSM and DeepFool
+        for column, claim in wording.items():
+            v, std = stats_table.loc[order, column], stats_table[column + "_std"]
+            below = [d for d in order[1:] if v[d] < v[in_distribution]]
+            evidence = ", ".join(f"{d}: {v[d]:.1f} ± {std[d]:.1f}" for d in order)
+            rows.append(_claim(claim, _verdict(len(below), 3), evidence))
     if separation is not None and len(separation):
-        better = separation.index[separation["logits"] > separation["softmax"]].tolist()
-        pairs = "; ".join(
-            f"{d}: {r['logits']:.1f} vs {r['softmax']:.1f}" for d, r in separation.iterrows()
-        )
+        better = (separation["logits"] > separation["softmax"]).sum()
+        pairs = (f"{d}: {r['logits']:.1f} vs {r['softmax']:.1f}" for d, r in separation.iterrows())
         rows.append(_claim(
             "The min and max of the logits separate in-distribution images from "
             "the other sets better than those of the softmax (Figure 2)",
-            _verdict(len(better), len(separation)),
-            "AUROC of a logistic regression on (min, max), logits vs softmax: " + pairs,
+            _verdict(better, len(separation)),
+            "AUROC of a logistic regression on (min, max), logits vs softmax: " + "; ".join(pairs),
         ))  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -406,36 +357,31 @@ def min_max_separation(
 ) -> pd.DataFrame:
     """How well (min, max) of the logits and of the softmax tell each set from the clean one.
 
-    Figure 2 shows it by eye; here a logistic regression on the two standardised numbers
-    is scored by the AUROC (%, columns ``logits`` and ``softmax``) of its 5-fold
-    cross-validated predictions, ``seed`` seeding the folds.
+    Figure 2 shows it by eye; here the AUROC (%, columns ``logits``, ``softmax``) of a logistic
+    regression on the two, 5-fold cross-validated, ``seed`` seeding the folds.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from .detectors import softmax
 
     def two(z, space):
         v = softmax(z) if space == "softmax" else np.asarray(z, dtype=np.float64)
         return np.c_[v.min(axis=1), v.max(axis=1)]
 
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    rows = []
+    rows = {}
     for name, z in logits.items():
         if name == in_distribution:
             continue
         y = np.r_[np.ones(len(logits[in_distribution])), np.zeros(len(z))]
-        row = {"dataset": name}
+        rows[name] = {}
         for space in ("logits", "softmax"):
             x = np.r_[two(logits[in_distribution], space), two(z, space)]
             model = make_pipeline(StandardScaler(), LogisticRegression())
             p = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
-            row[space] = 100 * roc_auc_score(y, p)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("dataset")
+            rows[name][space] = 100 * auroc(y, p)
+    return _by_dataset(rows)
 
 
 def table2_vs_paper_markdown(
@@ -447,15 +393,13 @@ def table2_vs_paper_markdown(
     A cell whose paper value lies outside our CI is marked ⚠, its difference in bold.
     """
     labels, methods = dict(labels or {}), dict(methods or {})
-    names = {"fpr_at_95tpr": "FPR95 ↓", "auroc": "AUROC", "aupr_in": "AUPR-In",
-             "aupr_out": "AUPR-Out"}  # fmt: skip
     d = compare_with_paper(table, paper)
     rows = []
     for (dataset, method), block in d.groupby(["dataset", "method"], sort=False):
         cells = [labels.get(dataset, dataset), methods.get(method, method)]
-        for metric in names:
+        for metric in METRICS:
             r = block[block.metric == metric].iloc[0]
-            ours = f"{r['ours']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}]"
+            ours = _with_ci(r["ours"], r["lo"], r["hi"])
             if not np.isfinite(r["paper"]):
                 cells.append(ours)
                 continue
@@ -463,7 +407,7 @@ def table2_vs_paper_markdown(
             diff, mark = (f"**{diff}**", " ⚠") if r["outside_ci"] else (diff, "")
             cells.append(f"{r['paper']:.1f} → {ours} ({diff}){mark}")
         rows.append(cells)
-    return _markdown(["dataset", "method", *names.values()], rows)
+    return _markdown(["dataset", "method", "FPR95 ↓", "AUROC", "AUPR-In", "AUPR-Out"], rows)
 
 
 def versions_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
@@ -496,84 +440,71 @@ def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.Da
 
     ``logits`` are test logits; the ``paper ...`` columns are NaN where the paper gives none.
     """
-    from scipy.special import softmax
-
-    rows = []
+    rows = {}
     for name, z in logits.items():
         z = np.asarray(z, dtype=np.float64)
         paper_logit = _paper_max_logit(name, experiment)
-        rows.append({
-            "dataset": name, "max softmax (%)": 100 * softmax(z, axis=1).max(1).mean(),
+        rows[name] = {
+            "max softmax (%)": 100 * softmax(z, axis=1).max(1).mean(),
             "paper max softmax (%)": _paper.MAX_SOFTMAX.get(experiment, {}).get(name, np.nan),
             "max logit": z.max(1).mean(),
             "paper max logit": paper_logit[0] if paper_logit else np.nan,
-        })  # fmt: skip
-    return pd.DataFrame(rows).set_index("dataset")
+        }  # fmt: skip
+    return _by_dataset(rows)
 
 
 def softmax_precision_check(
     in_logits: np.ndarray, in_correct: np.ndarray, logits: Mapping[str, np.ndarray]
 ) -> pd.DataFrame:
-    """Softmax Baseline AUROC with the softmax in float64 and in float32.
+    """Softmax Baseline AUROC (%) with the softmax in float64 and in float32.
 
     In float32 (Keras) a max probability above 1 − 6·10⁻⁸ rounds to 1.0: confident examples
-    tie. ``in_correct``: the classifier is right on each in-distribution test example.
-    Columns ``auroc float64``, ``auroc float32`` (%), and the fractions whose float32 max
-    softmax is exactly 1: ``ties in-distribution``, ``ties dataset``.
+    tie; ``ties ...``: the fraction of each side that does. ``in_correct``: the classifier is
+    right on each in-distribution test example.
     """
-    from .metrics import auroc
-
-    def max_softmax(z, dtype):
-        z = np.asarray(z, dtype=dtype)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).max(axis=1)
-
     in_correct = np.asarray(in_correct, dtype=bool)
-    rows = []
+    rows = {}
     for name, z in logits.items():
         y = np.r_[in_correct, np.zeros(len(z), bool)]
-        row = {"dataset": name}
-        for dtype, label in ((np.float64, "float64"), (np.float32, "float32")):
-            s_in, s_out = max_softmax(in_logits, dtype), max_softmax(z, dtype)
-            row[f"auroc {label}"] = 100 * auroc(y, np.r_[s_in, s_out])
-            if dtype is np.float32:
+        row = {}
+        for dtype in ("float64", "float32"):
+            score = SoftmaxBaseline(dtype).score
+            s_in, s_out = score(in_logits), score(z)
+            row[f"auroc {dtype}"] = 100 * auroc(y, np.r_[s_in, s_out])
+            if dtype == "float32":
                 row["ties in-distribution"] = float((s_in == 1).mean())
                 row["ties dataset"] = float((s_out == 1).mean())
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("dataset")
-
-
-_BEYOND = ("detectors", "leave_one_out", "seeds", "unseen_attacks", "adaptive", "protocol")
+        rows[name] = row
+    return _by_dataset(rows)
 
 
 def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[str, float]):
     """Headline numbers of the chapters beyond the paper, one column per experiment.
 
-    ``root``: a profile's results folder; ``paper_eps``: each experiment's ``bim_eps``.
-    Missing results are left empty.
+    ``root``: a profile's results folder (missing results left out); ``paper_eps``: each
+    experiment's ``bim_eps``.
     """
     from .protocol import OURS, within
 
+    names = ("detectors", "leave_one_out", "seeds", "unseen_attacks", "adaptive", "protocol")
     cols = {}
     for exp, t2 in tables.items():
-        files = {n: Path(root) / exp / f"{n}.csv" for n in _BEYOND}
+        files = {n: Path(root) / exp / f"{n}.csv" for n in names}
         b = {n: pd.read_csv(f) for n, f in files.items() if f.is_file()}
         col = {}
         if "detectors" in b:
             rank = detector_ranking(b["detectors"])
             wins = int((rank.best == "introspection_net").sum())
             col["Introspection-Net best of 8 detectors (AUROC)"] = f"{wins} of {len(rank)} kinds"
-            col["a detector without misclassified training data within its CI or above"] = (
-                f"{int(rank.free_reaches.sum())} of {len(rank)} kinds"
-            )
+            key = "a detector without misclassified training data within its CI or above"
+            col[key] = f"{int(rank.free_reaches.sum())} of {len(rank)} kinds"
         if "leave_one_out" in b:
             loo = b["leave_one_out"]
             diag = loo[loo.held_out == loo.dataset].set_index("dataset").auroc
             seen = t2[t2.method == "introspection_net"].set_index("dataset").auroc
             change = (diag - seen.reindex(diag.index)).dropna()
-            col["AUROC change on a kind left out of training (mean, worst)"] = (
-                f"{change.mean():+.1f}, {change.min():+.1f} ({change.idxmin()})"
-            )
+            key = "AUROC change on a kind left out of training (mean, worst)"
+            col[key] = f"{change.mean():+.1f}, {change.min():+.1f} ({change.idxmin()})"
         if "seeds" in b:
             std = b["seeds"].groupby("dataset").auroc.std(ddof=1)
             col["seed-to-seed std of AUROC (median, max)"] = f"{std.median():.2f}, {std.max():.2f}"
@@ -581,22 +512,19 @@ def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[st
             u = b["unseen_attacks"].set_index(["dataset", "method"]).auroc
             for a in ("cw_l2", "pgd"):
                 if (a, "introspection_net") in u.index:
-                    col[f"AUROC on {a} (Introspection-Net / Softmax Baseline)"] = (
-                        f"{u[(a, 'introspection_net')]:.1f} / {u[(a, 'softmax_baseline')]:.1f}"
-                    )
+                    key = f"AUROC on {a} (Introspection-Net / Softmax Baseline)"
+                    col[key] = f"{u[a, 'introspection_net']:.1f} / {u[a, 'softmax_baseline']:.1f}"
         if "adaptive" in b and exp in paper_eps:
             rates = adaptive_rates(b["adaptive"], paper_eps[exp])
             for m, r in rates.dropna(subset=["pgd"]).iterrows():
-                col[f"evasion of {m} at Table 2's ε (plain PGD -> adaptive)"] = (
-                    f"{r.pgd:.1f} % -> {r.adaptive:.1f} %"
-                )
+                key = f"evasion of {m} at Table 2's ε (plain PGD -> adaptive)"
+                col[key] = f"{r.pgd:.1f} % -> {r.adaptive:.1f} %"
         if "protocol" in b:
             counts = within(b["protocol"])
             ours = counts.xs(OURS, level="reading").within.iloc[0]
-            best = counts.within.idxmax()
-            col["Table 2 cells within 5 points of the paper (profile; best single reading)"] = (
-                f"{ours} of {counts.cells.iloc[0]}; {counts.within.max()} ({best[0]}: {best[1]})"
-            )
+            (choice, reading), n_best = counts.within.idxmax(), counts.within.max()
+            key = "Table 2 cells within 5 points of the paper (profile; best single reading)"
+            col[key] = f"{ours} of {counts.cells.iloc[0]}; {n_best} ({choice}: {reading})"
         cols[exp] = col
     return pd.DataFrame(cols)
 
@@ -607,18 +535,16 @@ def reproduction_summary(
 ) -> pd.DataFrame:  # fmt: skip
     """Per experiment: claims reproduced and how far the AUROC cells are from the paper's.
 
-    ``tables``, ``summaries``: :func:`load_results`; ``checklists``: the claims per
-    experiment (:func:`claims_for_experiment`), default :func:`claims`. ``mean_gap`` is
-    the mean |AUROC − paper|.
+    ``checklists``: the claims per experiment (:func:`claims_for_experiment`), default
+    :func:`claims`. ``mean_gap`` is the mean |AUROC − paper|.
     """
     rows = {}
     for exp, t in tables.items():
         c = checklists[exp] if checklists and exp in checklists else claims(t, exp)
-        a = compare_with_paper(t, paper)
+        a, s = compare_with_paper(t, paper), summaries[exp]
         a = a[a.metric == "auroc"]
         rows[exp] = {
-            "profile": summaries[exp]["profile"],
-            "base_accuracy": 100 * summaries[exp]["base_accuracy"],
+            "profile": s["profile"], "base_accuracy": 100 * s["base_accuracy"],
             "reproduced": int((c.verdict == "reproduced").sum()),
             "partly": int((c.verdict == "partly").sum()), "claims": len(c),
             "mean_gap": a.difference.abs().mean(), "outside_ci": int(a.outside_ci.sum()),
@@ -634,11 +560,10 @@ def difference_checks(
 ) -> pd.DataFrame:  # fmt: skip
     """For each AUROC cell far from the paper's, its AUROC under each check of chapter 06.
 
-    Kept: cells whose paper value is outside our 95 % CI, ``min_gap`` points or more away.
-    Checks: natural errors left out (``correct_only``); the Trust Score's other feature
-    spaces (``trust_spaces``); the softmax arithmetic other than ``softmax_dtype``
-    (``softmax_precision``). Largest gap first; ``closest`` is the check nearest the paper,
-    ``closes`` the % of the gap it closes.
+    Kept, largest gap first: cells whose paper value is outside our 95 % CI, ``min_gap`` points
+    or more away. Checks: natural errors left out (``correct_only``); the Trust Score's other
+    feature spaces (``trust_spaces``); the softmax arithmetic other than ``softmax_dtype``
+    (``softmax_precision``). ``closest``: the check nearest the paper; ``closes``: % of the gap.
     """
     d = compare_with_paper(table, paper)
     d = d[(d.metric == "auroc") & d.outside_ci & (d.difference.abs() >= min_gap)]
@@ -673,13 +598,11 @@ def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
     above; ``logits_reach``: the same for the logit-only detectors.
     """
     rows = {}
-    for d in dict.fromkeys(table.dataset):
-        block = table[table.dataset == d].set_index("method")
+    for d, block in table.groupby("dataset", sort=False):
+        block = block.set_index("method")
         net = block.loc["introspection_net"]
-        free = block.loc[[m for m in TRAINING_FREE if m in block.index]].auroc
-        logit = block.loc[
-            [m for m in ("max_logit", "energy", "softmax_baseline") if m in block.index]
-        ].auroc
+        free = block.auroc.reindex(TRAINING_FREE).dropna()
+        logit = block.auroc.reindex(["max_logit", "energy", "softmax_baseline"]).dropna()
         rows[d] = {
             "best": block.auroc.idxmax(), "best_auroc": block.auroc.max(), "net": net.auroc,
             "net_lo": net.auroc_lo, "net_hi": net.auroc_hi, "free": free.idxmax(),
@@ -691,10 +614,9 @@ def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def adaptive_rates(table: pd.DataFrame, epsilon: float) -> pd.DataFrame:
-    """Evasion rates (%) of each detector at L-inf radius ``epsilon`` and unbounded.
+    """Evasion rates (%) of each detector in ``adaptive.csv`` at L-inf radius ``epsilon``.
 
-    ``table``: ``adaptive.csv``; columns ``pgd``, ``adaptive`` (the best adaptive attack),
-    ``unbounded``.
+    Columns ``pgd``, ``adaptive`` (the best adaptive attack) and ``unbounded`` (no radius).
     """
     at = table[np.isclose(table.epsilon.astype(float), epsilon)]
     unb = table[table.epsilon.isna()]
@@ -716,8 +638,7 @@ def adaptive_headline(
 ) -> pd.DataFrame:
     """Per experiment: Table 2's attack AUROC beside what the adaptive attacks get past.
 
-    ``auroc``: Introspection-Net's, mean of BIM and FGSM; then the evasion rates (%) at
-    ``epsilon``.
+    ``auroc``: Introspection-Net's, mean of BIM and FGSM; then evasion rates (%) at ``epsilon``.
     """
     rows = {}
     for exp, t2 in tables.items():
@@ -725,12 +646,11 @@ def adaptive_headline(
         if not f.is_file() or exp not in paper_eps:
             continue
         r = adaptive_rates(pd.read_csv(f), paper_eps[exp])
+        net = r.loc["introspection_net"]
         attacks = t2[t2.dataset.isin(["bim", "fgsm"]) & (t2.method == "introspection_net")]
         rows[exp] = {
-            "auroc": attacks.auroc.mean(), "epsilon": paper_eps[exp],
-            "pgd": r.loc["introspection_net", "pgd"],
-            "adaptive": r.loc["introspection_net", "adaptive"],
-            "softmax_adaptive": r.loc["softmax_baseline", "adaptive"],
-            "trust_adaptive": r.loc["trust_score", "adaptive"],
+            "auroc": attacks.auroc.mean(), "epsilon": paper_eps[exp], "pgd": net.pgd,
+            "adaptive": net.adaptive, "softmax_adaptive": r.adaptive["softmax_baseline"],
+            "trust_adaptive": r.adaptive["trust_score"],
         }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ["ArtifactError", "ArtifactNotFoundError", "CorruptArtifactError", "StaleArtifactError",
            "library_versions", "canonical_params", "file_sha256", "save_arrays", "load_arrays",
            "save_model", "load_model", "save_json", "load_json", "read_manifest", "names", "exists",
-           "copy", "remove"]
+           "copy", "remove", "atomic_write"]
 
 _SUFFIX = {"arrays": ".npz", "model": ".keras", "json": ".data.json"}
 _LIBRARIES = ("introspection", "numpy", "tensorflow-cpu", "tensorflow", "keras", "scikit-learn",
@@ -98,7 +98,7 @@ def _paths(root, name: str, kind: str) -> tuple[Path, Path]:
     return Path(root) / f"{_check_name(name)}{_SUFFIX[kind]}", Path(root) / f"{name}.json"
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
@@ -114,7 +114,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def _write_json(path: Path, obj, indent: int) -> None:
     text = json.dumps(obj, indent=indent, sort_keys=True)
-    _atomic_write(path, lambda p: p.write_text(text))
+    atomic_write(path, lambda p: p.write_text(text))
 
 
 def _write_manifest(root, name: str, kind: str, params, seed, extra: dict) -> dict:
@@ -212,7 +212,7 @@ def save_arrays(
         with open(tmp, "wb") as f:
             np.savez(f, **data)
 
-    _atomic_write(data_path, write)
+    atomic_write(data_path, write)
     shapes = {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in data.items()}
     return _write_manifest(root, name, "arrays", params, seed, {"arrays": shapes})
 
@@ -263,7 +263,7 @@ def copy(src_root, dst_root, name: str, *, params: Mapping | None = None) -> dic
 
     data_src, manifest = _verified(src_root, name, None, params)
     data_dst, manifest_dst = _paths(dst_root, name, manifest["kind"])
-    _atomic_write(data_dst, lambda p: shutil.copyfile(data_src, p))
+    atomic_write(data_dst, lambda p: shutil.copyfile(data_src, p))
     _write_json(manifest_dst, manifest, indent=2)
     return manifest
 

@@ -1,11 +1,7 @@
 """Experiments, profiles and the validated configuration of a run (:func:`configure`).
 
-A *profile* names a set of parameter values for both experiments; any parameter can be
-overridden (``papermill -p NAME VALUE``, ``python -m introspection build -p NAME VALUE``).
-``smoke``: tiny subsets, minutes on 2 cores (CI); ``quick`` (default): real data, reduced
-sizes, about 20 minutes on 2 cores; ``cpu``: the most faithful run a 2-core CPU does in
-about two hours; ``paper``: the paper's settings (WRN-28-8 on CIFAR-10), for a GPU.
-:data:`PARAMETERS` describes every parameter; :func:`configure` validates them first.
+A *profile* (:data:`PROFILES`) names the values of every parameter (:data:`PARAMETERS`) for
+both experiments; ``-p NAME VALUE`` (papermill, ``python -m introspection build``) overrides one.
 """
 
 from __future__ import annotations
@@ -15,25 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
-    "EXPERIMENTS", "PARAMETERS", "PROFILES", "STAGES", "REVISIONS", "KEY_LIBRARIES",
-    "key_versions", "Config", "configure", "ConfigError", "default_results_dir",
-    "published_weights_dir",
+    "EXPERIMENTS", "PARAMETERS", "PROFILES", "STAGES", "REVISIONS", "KEY_LIBRARIES", "key_versions",
+    "Config", "configure", "ConfigError", "default_results_dir", "published_weights_dir",
 ]  # fmt: skip
+
+#: Misclassification kinds generated from in-distribution test images.
+ATTACKS = ("errors", "bim", "fgsm", "deepfool")
 
 #: The two experiments of the paper: in-distribution data, image shape, OOD sets.
 EXPERIMENTS: dict[str, dict] = {
     "mnist": {"in_distribution": "mnist", "image_shape": (28, 28, 1), "model": "paper_cnn",
               "cross_dataset": "cifar10",
-              "datasets": ["mnist", "errors", "bim", "fgsm", "deepfool", "gaussian", "uniform",
-                           "cifar10", "fashion_mnist"]},
+              "datasets": ["mnist", *ATTACKS, "gaussian", "uniform", "cifar10", "fashion_mnist"]},
     "cifar10": {"in_distribution": "cifar10", "image_shape": (32, 32, 3), "model": "wide_resnet",
                 "cross_dataset": "mnist",
-                "datasets": ["cifar10", "errors", "bim", "fgsm", "deepfool", "gaussian",
-                             "uniform", "mnist", "fashion_mnist"]},
+                "datasets": ["cifar10", *ATTACKS, "gaussian", "uniform", "mnist", "fashion_mnist"]},
 }  # fmt: skip
-
-#: Misclassification kinds generated from in-distribution test images.
-ATTACKS = ("errors", "bim", "fgsm", "deepfool")
 
 #: Every random stream of a run, as the offset added to the run's seed
 #: (:meth:`Config.stream`); shared offsets are kept, so the published results stay.
@@ -41,17 +34,15 @@ STREAMS = {
     "classifier_subset": 0,  # the n_train images the base classifier trains on
     "source_partition": 0,  # source images: training side / test side
     "source_order": 1,  # the order in which each side's sources are used
-    "patches_train": 0,  # patch positions, training side
-    "patches_test": 1,  # patch positions, test side
+    "patches_train": 0, "patches_test": 1,  # patch positions, training side / test side
     "trust_fit": 2,  # the training images the Trust Score is fitted on
     "detector_fit": 3,  # the training images the detectors beyond the paper fit on
-    "gaussian": 11,
-    "uniform": 12,
+    "gaussian": 11, "uniform": 12,  # the noise images
     "ood_pick": 13,  # which test images of the other datasets are used
     "pgd_start": 21,  # PGD's random start (chapter 9)
     "patched_positives": 21,  # the patches of chapter 12's patched test set
     "adaptive": 0,  # target images and restarts of the adaptive attacks
-}
+}  # fmt: skip
 
 #: Stages in order (the last five beyond the paper); each one's artifacts depend on the
 #: parameters of its own and earlier stages.
@@ -60,17 +51,14 @@ STAGES = (
     "detectors", "unseen", "seeds", "adaptive", "protocol",
 )  # fmt: skip
 
-#: The stages whose results each stage depends on (itself included).
+#: The stages whose results each stage depends on (itself included): a chain, with the
+#: logit analysis branching off after the misclassifications, the last five after evaluation.
+_CHAIN = ("base_model", "misclassifications", "introspection_net", "evaluation")
 DEPENDS_ON = {
-    "base_model": ("base_model",), "misclassifications": ("base_model", "misclassifications"),
-    "logit_analysis": ("base_model", "misclassifications", "logit_analysis"),
-    "introspection_net": ("base_model", "misclassifications", "introspection_net"),
-    "evaluation": ("base_model", "misclassifications", "introspection_net", "evaluation"),
-    **{
-        stage: ("base_model", "misclassifications", "introspection_net", "evaluation", stage)
-        for stage in ("detectors", "unseen", "seeds", "adaptive", "protocol")
-    },
-}
+    "base_model": _CHAIN[:1], "misclassifications": _CHAIN[:2],
+    "logit_analysis": (*_CHAIN[:2], "logit_analysis"), "introspection_net": _CHAIN[:3],
+    "evaluation": _CHAIN, **{stage: (*_CHAIN, stage) for stage in STAGES[5:]},
+}  # fmt: skip
 
 #: Revision of each stage's code: bump it with any change that alters its results, so that
 #: its cached artifacts and those downstream are recomputed.
@@ -85,10 +73,7 @@ KEY_LIBRARIES = ("numpy", "tensorflow", "keras", "scikit-learn", "cleverhans")
 
 
 def key_versions() -> dict[str, str]:
-    """Installed versions of :data:`KEY_LIBRARIES` (TensorFlow from either distribution).
-
-    A missing library is recorded as ``"absent"``.
-    """
+    """Installed versions of :data:`KEY_LIBRARIES` (any TensorFlow build; else ``"absent"``)."""
     from .artifacts import library_versions
 
     installed = library_versions()
@@ -154,8 +139,7 @@ PARAMETERS: dict[str, dict] = {
         "side", lo=0.0, hi=1.0),
     "n_train_in": _p(int, _M, "in-distribution examples for Introspection-Net training "
         "(paper: 5000)", lo=1),
-    "n_train_other": _p(int, _M, "examples of every other dataset for training (paper: 700)",
-        lo=1),
+    "n_train_other": _p(int, _M, "examples of every other dataset for training (paper: 700)", lo=1),
     "n_test": _p(int, _M, "test examples of every dataset (paper: 2000)", lo=1),
     "patch_size": _p(int, _M, "side of the black square of 'errors'", lo=1),
     "patch_max_tries": _p(int, _M, "patch positions tried per image", lo=1),
@@ -178,8 +162,7 @@ PARAMETERS: dict[str, dict] = {
     "gaussian_mean": _p(float, _M, "mean of the Gaussian noise images", lo=0.0, hi=1.0),
     "gaussian_std": _p(float, _M, "std of the Gaussian noise images", lo=0.0),
     # Logit analysis.
-    "n_analysis": _p(int, "logit_analysis", "examples per dataset in Figure 1 (paper: 1000)",
-        lo=2),
+    "n_analysis": _p(int, "logit_analysis", "examples per dataset in Figure 1 (paper: 1000)", lo=2),
     "n_scatter": _p(int, "logit_analysis", "examples per dataset in Figure 2 (paper: 300)", lo=1),
     # Introspection-Net and the baselines.
     "val_fraction": _p(float, _N, "validation fraction (paper: 0.1)", lo=0.0, hi=0.9),
@@ -224,8 +207,7 @@ PARAMETERS: dict[str, dict] = {
 
 # Values shared by every profile; profiles and experiments override them.
 _BASE = {
-    "n_train": None, "augment": True, "precision": "auto", "optimizer": "rmsprop",
-    "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 64, "architecture": "wide_resnet",
+    "n_train": None, "augment": True, "precision": "auto", "architecture": "wide_resnet",
     "momentum": 0.9, "bias_lr_scale": 1.0, "kernel_init": "torch", "crop_pad": 4,
     "crop_fill": "zeros", "lookahead": False, "wrn_depth": 16, "wrn_width": 2,
     "wrn_dropout": 0.0, "weight_decay": 5e-4,
@@ -268,22 +250,29 @@ _EXPERIMENT_DEFAULTS = {
     },
 }  # fmt: skip
 
+# Sizes shared by both experiments in the smoke profile, then in the quick one.
 _SMALL_SETS = {
-    "n_train_in": 200, "n_train_other": 40, "n_test": 100, "n_analysis": 100, "n_scatter": 100,
-    "introspection_epochs": 10, "trust_n_fit": 1000, "n_boot": 100, "detector_n_fit": 1000,
-    "n_seeds": 2, "unseen_n": 100, "cw_binary_steps": 2, "cw_max_iter": 30, "adaptive_n": 40,
-    "adaptive_steps": 10, "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 8,
+    "n_source": 1000, "n_train_in": 200, "n_train_other": 40, "n_test": 100, "n_analysis": 100,
+    "n_scatter": 100, "bim_nb_iter": 10, "introspection_epochs": 10, "trust_n_fit": 1000,
+    "n_boot": 100, "detector_n_fit": 1000, "n_seeds": 2, "unseen_n": 100, "cw_binary_steps": 2,
+    "cw_max_iter": 30, "adaptive_n": 40, "adaptive_steps": 10, "adaptive_restarts": 1,
+    "spsa_n": 10, "spsa_samples": 8,
+}  # fmt: skip
+_REDUCED_SETS = {
+    "n_train": 20000, "introspection_epochs": 20, "trust_n_fit": 3000, "n_boot": 200,
+    "detector_n_fit": 3000, "n_seeds": 3, "cw_binary_steps": 2, "cw_max_iter": 100,
+    "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 16,
 }  # fmt: skip
 
 #: Profiles: per experiment, the values that differ from the defaults.
 PROFILES: dict[str, dict] = {
     "smoke": {
         "description": "whole pipeline on tiny subsets; minutes on 2 cores (CI, first look)",
-        "mnist": {**_SMALL_SETS, "n_train": 3000, "epochs": 1, "n_source": 1000, "bim_nb_iter": 10},
+        "mnist": {**_SMALL_SETS, "n_train": 3000, "epochs": 1},
         "cifar10": {
-            **_SMALL_SETS, "n_train": 4000, "epochs": 2, "n_source": 1000, "wrn_depth": 10,
-            "wrn_width": 1, "optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine",
-            "bim_nb_iter": 10, "deepfool_max_iter": 20,
+            **_SMALL_SETS, "n_train": 4000, "epochs": 2, "wrn_depth": 10, "wrn_width": 1,
+            "optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine",
+            "deepfool_max_iter": 20,
         },
     },
     "quick": {
@@ -291,19 +280,14 @@ PROFILES: dict[str, dict] = {
         "about 20 minutes on 2 cores (a teacher's laptop, no native bfloat16)",
         # Sized for a CPU without native bfloat16 (float32 training; AMD EPYC, AVX2 only).
         "mnist": {
-            "n_train": 20000, "epochs": 2, "n_train_in": 1000, "n_train_other": 200,
-            "n_test": 400, "n_analysis": 400, "introspection_epochs": 20, "trust_n_fit": 3000,
-            "n_boot": 200, "detector_n_fit": 3000, "n_seeds": 3, "unseen_n": 200,
-            "cw_binary_steps": 2, "cw_max_iter": 100, "adaptive_n": 60, "adaptive_steps": 20,
-            "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 16,
+            **_REDUCED_SETS, "epochs": 2, "n_train_in": 1000, "n_train_other": 200, "n_test": 400,
+            "n_analysis": 400, "unseen_n": 200, "adaptive_n": 60, "adaptive_steps": 20,
         },
         "cifar10": {
-            "n_train": 20000, "epochs": 4, "wrn_depth": 10, "wrn_width": 1, "schedule": "cosine",
+            **_REDUCED_SETS, "epochs": 4, "wrn_depth": 10, "wrn_width": 1, "schedule": "cosine",
             "learning_rate": 0.05, "n_source": 4000, "n_train_in": 800, "n_train_other": 150,
-            "n_test": 300, "n_analysis": 300, "introspection_epochs": 20, "trust_n_fit": 3000,
-            "n_boot": 200, "deepfool_max_iter": 30, "detector_n_fit": 3000, "n_seeds": 3,
-            "unseen_n": 150, "cw_binary_steps": 2, "cw_max_iter": 100, "adaptive_n": 50,
-            "adaptive_steps": 15, "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 16,
+            "n_test": 300, "n_analysis": 300, "deepfool_max_iter": 30, "unseen_n": 150,
+            "adaptive_n": 50, "adaptive_steps": 15,
         },
     },
     "cpu": {
@@ -322,8 +306,8 @@ PROFILES: dict[str, dict] = {
         },
     },
     "paper": {
-        "description": "the paper's settings, WRN-28-8 on CIFAR-10: for a GPU", "mnist": {},
-        "cifar10": {},
+        "description": "the paper's settings, WRN-28-8 on CIFAR-10: for a GPU",
+        "mnist": {}, "cifar10": {},
     },
 }  # fmt: skip
 
@@ -333,21 +317,15 @@ class ConfigError(ValueError):
 
 
 def _check_type(name: str, typ: type, value):
-    """``value`` as a ``typ`` (an integral float as an int, an int as a float)."""
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"Parameter {name!r} must be true or false, got {value!r}.")
-    elif typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if not (isinstance(value, float) and value.is_integer()):
-                raise ConfigError(f"Parameter {name!r} must be an integer, got {value!r}.")
-            value = int(value)
-    elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"Parameter {name!r} must be a number, got {value!r}.")
+    """``value`` as a ``typ`` (an integral float as an int, an int as a float; no bool)."""
+    is_bool = isinstance(value, bool)
+    if typ is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif typ is float and isinstance(value, (int, float)) and not is_bool:
         value = float(value)
-    elif typ is str and not isinstance(value, str):
-        raise ConfigError(f"Parameter {name!r} must be a string, got {value!r}.")
+    if not isinstance(value, typ) or (typ is int and is_bool):
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[typ]
+        raise ConfigError(f"Parameter {name!r} must be {kind}, got {value!r}.")
     return value
 
 
@@ -369,22 +347,13 @@ def _check_value(name: str, value):
 
 def _check_one_of(name: str, value, known) -> None:
     if value not in known:
-        raise ConfigError(
-            f"Parameter {name!r} must be one of {', '.join(map(str, known))}; got {value!r}."
-        )
+        choices = ", ".join(map(str, known))
+        raise ConfigError(f"Parameter {name!r} must be one of {choices}; got {value!r}.")
 
 
 def _repo_root() -> Path | None:
     here = Path(__file__).resolve().parent.parent
     return here if (here / "pyproject.toml").is_file() and (here / "_toc.yml").is_file() else None
-
-
-def _default_artifacts_dir() -> Path:
-    env = os.environ.get("INTROSPECTION_ARTIFACTS_DIR")
-    if env:
-        return Path(env).expanduser()
-    root = _repo_root()
-    return root / "artifacts" if root else Path.home() / ".cache" / "introspection"
 
 
 def default_results_dir(profile: str, experiment: str | None = None) -> Path:
@@ -396,7 +365,7 @@ def default_results_dir(profile: str, experiment: str | None = None) -> Path:
 def published_weights_dir(profile: str, experiment: str) -> Path | None:
     """Where a profile's published base classifier lies: ``weights/<profile>/<experiment>``.
 
-    Only the ``cpu`` profile's weights are committed. None outside a checkout.
+    Only the ``cpu`` profile's are committed; None outside a checkout.
     """
     root = _repo_root()
     return root / "weights" / profile / experiment if root else None
@@ -412,10 +381,8 @@ class Config:
         Folder of the ``.npz`` dataset files (None: ``$INTROSPECTION_DATA_DIR``).
     artifacts_dir, results_dir : pathlib.Path
         The cache of arrays and models; where figures, tables and the summary go.
-    params : dict
-        Every parameter of :data:`PARAMETERS`, validated.
-    overrides : dict
-        The parameters that differ from the profile.
+    params, overrides : dict
+        Every parameter of :data:`PARAMETERS`, validated; those that differ from the profile.
     """
 
     experiment: str
@@ -439,8 +406,7 @@ class Config:
     def precision(self) -> tuple[str, str]:
         """The base classifier's training arithmetic on this machine, and why.
 
-        ``"auto"`` is resolved here, not in the stage keys: weights trained on one machine are
-        reused on another.
+        ``"auto"`` is resolved here, not in the stage keys: weights move between machines.
         """
         from .hardware import choose_precision
 
@@ -452,7 +418,7 @@ class Config:
 
     @property
     def bim_step(self) -> float:
-        """BIM's step size: ``bim_eps_iter``, or ``bim_eps / 10`` when it is null."""
+        """BIM's step size: ``bim_eps_iter``, or ``bim_eps / 10`` when it is 0."""
         return self.params["bim_eps_iter"] or self.params["bim_eps"] / 10
 
     def _applies(self, name: str) -> bool:
@@ -469,21 +435,15 @@ class Config:
             raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
         upto = DEPENDS_ON[stage]
         out = {"experiment": self.experiment, "seed": self.seed}
-        out["revisions"] = {s: REVISIONS[s] for s in upto}
-        out["versions"] = key_versions()
-        # A parameter without a neutral value (_UNSET) never equals it.
-        out.update(
-            (k, v)
-            for k, v in self.params.items()
-            if PARAMETERS[k]["stage"] in upto and self._applies(k) and v != PARAMETERS[k]["neutral"]
-        )
+        out |= {"revisions": {s: REVISIONS[s] for s in upto}, "versions": key_versions()}
+        for k, v in self.params.items():
+            spec = PARAMETERS[k]  # a parameter without a neutral value (_UNSET) never equals it
+            if spec["stage"] in upto and self._applies(k) and v != spec["neutral"]:
+                out[k] = v
         return out
 
     def table(self, stage: str | None = None):
-        """The configuration as a DataFrame (parameter, value, meaning).
-
-        ``stage``: show only the parameters this stage introduces (default: all).
-        """
+        """The configuration as a DataFrame (parameter, value, meaning), or one ``stage``'s own."""
         import pandas as pd
 
         rows = [
@@ -520,8 +480,8 @@ def configure(experiment: str = "mnist", profile: str = "quick", *, seed: int = 
     data_dir : str or path-like, optional
         Folder of ``mnist.npz``, ``fashion_mnist.npz``, ``cifar10.npz``; must exist.
     artifacts_dir : str or path-like, optional
-        Cache root (default ``$INTROSPECTION_ARTIFACTS_DIR``, else ``artifacts/``); profiles
-        never collide: ``<artifacts_dir>/<experiment>/<profile>`` is used.
+        Cache root (``$INTROSPECTION_ARTIFACTS_DIR``, else ``artifacts/``) of the run's
+        ``<experiment>/<profile>`` folder.
     results_dir : str or path-like, optional
         Default ``book/results/<profile>/<experiment>``.
     overrides : mapping, optional
@@ -532,19 +492,18 @@ def configure(experiment: str = "mnist", profile: str = "quick", *, seed: int = 
     _check_run(experiment, profile, seed, overrides)
     given = _given(overrides, params)
     defaults = {**_BASE, **_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}
-    values = {**defaults, **given}
-    values = {name: _check_value(name, values[name]) for name in PARAMETERS}
+    values = {name: _check_value(name, given.get(name, defaults[name])) for name in PARAMETERS}
     _check_consistency(experiment, values)
     if data_dir is not None:
         data_dir = str(Path(data_dir).expanduser())
         if not Path(data_dir).is_dir():
             raise ConfigError(f"Parameter 'data_dir': {data_dir} is not a directory.")
-    art = Path(artifacts_dir).expanduser() if artifacts_dir else _default_artifacts_dir()
-    art = art / experiment / profile
+    root = _repo_root()
+    cache = root / "artifacts" if root else Path.home() / ".cache" / "introspection"
+    art = Path(artifacts_dir or os.environ.get("INTROSPECTION_ARTIFACTS_DIR") or cache)
+    art = art.expanduser() / experiment / profile
     _check_writable(art, "artifacts_dir")
-    res = (
-        Path(results_dir).expanduser() if results_dir else default_results_dir(profile, experiment)
-    )
+    res = Path(results_dir or default_results_dir(profile, experiment)).expanduser()
     _check_writable(res, "results_dir")
     changed = {k: v for k, v in given.items() if v != defaults.get(k)}
     return Config(experiment, profile, seed, data_dir, art, res, values, changed)
@@ -562,30 +521,24 @@ def _check_run(experiment, profile, seed, overrides) -> None:
 
 def _given(overrides, params) -> dict:
     """The parameters given (``params`` over ``overrides``; None skipped, ``"null"`` None)."""
-    merged = dict(overrides or {})
-    merged.update({k: v for k, v in params.items() if v is not None})
-    given = {}
-    for name, value in merged.items():
+    merged = {**(overrides or {}), **{k: v for k, v in params.items() if v is not None}}
+    for name in merged:
         if name not in PARAMETERS:
-            raise ConfigError(
-                f"Unknown parameter {name!r}. Known parameters: {', '.join(sorted(PARAMETERS))}."
-            )
-        if value is not None:
-            given[name] = None if value == "null" else value
-    return given
+            known = ", ".join(sorted(PARAMETERS))
+            raise ConfigError(f"Unknown parameter {name!r}. Known parameters: {known}.")
+    return {k: None if v == "null" else v for k, v in merged.items() if v is not None}
 
 
 def _check_consistency(experiment: str, p: dict) -> None:
-    if (p["wrn_depth"] - 4) % 6 != 0:
-        raise ConfigError(
-            f"Parameter 'wrn_depth' must be 6n+4 (10, 16, 22, 28...), got {p['wrn_depth']}."
-        )
+    depth = p["wrn_depth"]
+    if (depth - 4) % 6 != 0:
+        raise ConfigError(f"Parameter 'wrn_depth' must be 6n+4 (10, 16, 22, 28...), got {depth}.")
     if p["bim_eps_iter"] > p["bim_eps"]:
         raise ConfigError("Parameter 'bim_eps_iter' must not exceed 'bim_eps'.")
     if not 0.0 < p["train_fraction"] < 1.0:
         raise ConfigError("Parameter 'train_fraction' must be strictly between 0 and 1.")
     n_pool = p["n_source"] or 10000
-    n_train_side = int(round(p["train_fraction"] * n_pool))
+    n_train_side = round(p["train_fraction"] * n_pool)
     n_test_side = n_pool - n_train_side
     for name, n_side, side in (
         ("n_train_in", n_train_side, "training side (n_source x train_fraction)"),
@@ -607,11 +560,10 @@ def _check_consistency(experiment: str, p: dict) -> None:
         raise ConfigError("Parameter 'n_source' must be <= 10000 (the size of the test set).")
     if p["n_train"] is not None and p["n_train"] > (60000 if experiment == "mnist" else 50000):
         raise ConfigError("Parameter 'n_train' exceeds the size of the training set.")
-    if p["n_analysis"] > p["n_test"]:
-        raise ConfigError(
-            f"Parameter 'n_analysis' ({p['n_analysis']}) must be <= n_test "
-            f"({p['n_test']}): the analysis uses test examples."
-        )
+    n_analysis, n_test = p["n_analysis"], p["n_test"]
+    if n_analysis > n_test:
+        raise ConfigError(f"Parameter 'n_analysis' ({n_analysis}) must be <= n_test ({n_test}): "
+                          "the analysis uses test examples.")  # fmt: skip
 
 
 def _check_writable(path: Path, name: str) -> None:

@@ -1,11 +1,10 @@
 """Figures of the book: one message each, the same colours in every chapter.
 
-Colours go by a dataset's role in an experiment (:data:`ROLES`, :data:`ROLE_COLORS`), not
-its name: CIFAR-10 is in-distribution in one experiment, cross-dataset OOD in the other.
-Palette: Okabe & Ito's colour-blind-safe set plus a grey; detectors have fixed colours
-(:data:`METHOD_COLORS`). Figure functions return a pyplot Figure built in the module's
-style context (global rcParams untouched) and show nothing; :func:`save_figure` writes it.
-Metrics follow :mod:`introspection.metrics`: "correct" is positive, tables hold percent.
+Colours go by a dataset's role in an experiment (:data:`ROLE_COLORS`), not its name:
+CIFAR-10 is in-distribution in one experiment, cross-dataset OOD in the other. Figure
+functions build a pyplot Figure in the module's style (global rcParams untouched), show
+nothing and return it; :func:`save_figure` writes it. Metrics follow
+:mod:`introspection.metrics`: "correct" is positive, tables hold percent.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ __all__ = [
 ]
 
 # Names, roles and colours
-
-#: Okabe & Ito (2008) colour-blind-safe palette.
+#: Okabe & Ito (2008) colour-blind-safe palette (plus a grey).
 OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
@@ -92,11 +90,9 @@ METHOD_COLORS = {
     "mahalanobis": OKABE_ITO["black"], "mahalanobis_preprocessed": _GREY,
 }
 
-# Colours given, in order, to detectors not in METHOD_COLORS (e.g. ablation variants).
-_EXTRA_METHOD_COLORS = (
-    OKABE_ITO["bluish_green"], OKABE_ITO["vermillion"], OKABE_ITO["sky_blue"], OKABE_ITO["black"],
-    _GREY,
-)
+# Colours given, in order, to detectors not in METHOD_COLORS (e.g. ablation variants):
+# those of the detectors after the paper's three.
+_EXTRA_METHOD_COLORS = tuple(METHOD_COLORS.values())[3:]
 
 #: Metric column (:data:`introspection.metrics.METRICS`) -> axis label (percent).
 METRIC_LABELS = {
@@ -134,9 +130,8 @@ def _styled(func):
 
 def _check_experiment(experiment: str) -> tuple[str, ...]:
     if experiment not in EXPERIMENTS:
-        raise ValueError(
-            f"Unknown experiment {experiment!r}; expected one of {sorted(EXPERIMENTS)}."
-        )
+        raise ValueError(f"Unknown experiment {experiment!r}; "
+                         f"expected one of {sorted(EXPERIMENTS)}.")
     return EXPERIMENTS[experiment]
 
 
@@ -153,10 +148,8 @@ def dataset_role(name: str, experiment: str) -> str:
     """
     datasets = _check_experiment(experiment)
     if name not in datasets:
-        raise ValueError(
-            f"Unknown dataset {name!r} for experiment {experiment!r}; "
-            f"expected one of {list(datasets)}."
-        )
+        raise ValueError(f"Unknown dataset {name!r} for experiment {experiment!r}; "
+                         f"expected one of {list(datasets)}.")
     if name == experiment:
         return "in_distribution"
     if name in EXPERIMENTS:
@@ -190,8 +183,6 @@ def _method_colors(methods: Sequence[str]) -> dict[str, str]:
 
 
 # Input helpers
-
-
 def _ordered(values) -> list:
     """The distinct values, in order of first appearance."""
     return list(dict.fromkeys(values))
@@ -253,13 +244,10 @@ def subsample_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 # Training
-
 _METRIC_AXIS_LABELS = {
     "loss": "loss (training objective)", "mse": "mean squared error", "mae": "mean absolute error",
-    **dict.fromkeys(
-        ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy"),
-        "accuracy (fraction correct)",
-    ),
+    **dict.fromkeys(("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy"),
+                    "accuracy (fraction correct)"),
 }
 
 
@@ -276,26 +264,18 @@ def _plot_history(ax, hist: Mapping, metric: str, n_epochs: int | None) -> int:
             n_epochs = y.shape[0]
         elif y.shape[0] != n_epochs:
             raise ValueError(f"history[{key!r}] has {y.shape[0]} epochs; expected {n_epochs}.")
-        x = np.arange(1, y.shape[0] + 1)
-        ax.plot(x, y, ls, color=color, marker="o", markersize=3, label=label)
+        ax.plot(np.arange(1, n_epochs + 1), y, ls, color=color, marker="o", ms=3, label=label)
     return n_epochs
 
 
 @_styled
-def learning_curves(
-    history, *, metrics: Sequence[str] = ("loss", "accuracy"), title: str | None = None,
-    reference: Mapping[str, float] | None = None,
-):
+def learning_curves(history, *, metrics: Sequence[str] = ("loss", "accuracy"),
+                    title: str | None = None, reference: Mapping[str, float] | None = None):
     """Training and validation curves, one panel per metric, x = epoch (1-based).
 
-    Parameters
-    ----------
-    history : mapping of str -> sequence of float, or keras.callbacks.History
-        Keras-style per-epoch values (``loss``, ``val_loss``, ...).
-    metrics : sequence of str
-        Base names: panel ``m`` plots ``history[m]`` and/or ``history["val_" + m]``.
-    reference : mapping of str -> float, optional
-        Paper values, e.g. ``{"val_accuracy": 0.9965}``: a dashed line in the key's panel.
+    Panel ``m`` plots ``history[m]`` and/or ``history["val_" + m]``, Keras-style per-epoch
+    values (a mapping, or a ``keras.callbacks.History``). ``reference`` holds paper values,
+    e.g. ``{"val_accuracy": 0.9965}``, each drawn as a dashed line in its key's panel.
     """
     hist = getattr(history, "history", history)
     if not isinstance(hist, Mapping):
@@ -307,7 +287,6 @@ def learning_curves(
     for key in reference:
         if key.removeprefix("val_") not in metrics:
             raise ValueError(f"reference key {key!r} has no panel; metrics are {metrics}.")
-
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.0), squeeze=False)
     n_epochs = None
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -315,8 +294,7 @@ def learning_curves(
         for key, value in reference.items():
             if key.removeprefix("val_") == metric:
                 ax.axhline(float(value), color="black", ls=(0, (5, 3)), lw=1.0, label="paper")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(_METRIC_AXIS_LABELS.get(metric, metric))
+        ax.set(xlabel="epoch", ylabel=_METRIC_AXIS_LABELS.get(metric, metric))
         if n_epochs <= 12:
             ax.set_xticks(np.arange(1, n_epochs + 1))
             ax.set_xlim(0.5, n_epochs + 0.5)
@@ -329,29 +307,22 @@ def learning_curves(
 
 
 # Images
-
-
 @_styled
-def image_grid(
-    images, *, titles: Sequence[str] | None = None, ncols: int = 8, cmap: str = "gray",
-    suptitle: str | None = None,
-):
-    """A grid of images without ticks, optionally titled one by one.
+def image_grid(images, *, titles: Sequence[str] | None = None, ncols: int = 8,
+               cmap: str = "gray", suptitle: str | None = None):
+    """A grid of images without ticks, optionally titled one by one (``"pred 3 (0.99)"``).
 
     Parameters
     ----------
     images : array-like, shape (N, H, W), (N, H, W, 1) or (N, H, W, 3)
         Floats in [0, 1]; values outside are clipped.
-    titles : sequence of str, optional
-        One per image, e.g. ``"pred 3 (0.99)"``.
     """
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
     if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 3)):
-        raise ValueError(
-            f"images must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3); got {x.shape}."
-        )
+        raise ValueError("images must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3); "
+                         f"got {x.shape}.")
     n = x.shape[0]
     if n == 0:
         raise ValueError("images is empty.")
@@ -373,41 +344,32 @@ def image_grid(
 
 
 # Section 2: logit statistics (Figures 1 and 2)
-
-
 def _draw_reference(ax, reference: Mapping[str, tuple[float, float]], experiment: str) -> None:
     """The paper's (mean, std) per dataset as diamonds with ± std bars above the histograms."""
     top = ax.get_ylim()[1]
     step = 0.07 * top
     for i, (d, (mean, std)) in enumerate(reference.items()):
-        ax.errorbar(
-            [float(mean)], [top * 1.08 + i * step], xerr=[float(std)], fmt="D",
-            color=dataset_color(d, experiment), markerfacecolor="white",
-            markeredgecolor="black", markersize=5, capsize=3, elinewidth=1.4,
-        )
+        ax.errorbar([float(mean)], [top * 1.08 + i * step], xerr=[float(std)], fmt="D",
+                    color=dataset_color(d, experiment), markerfacecolor="white",
+                    markeredgecolor="black", markersize=5, capsize=3, elinewidth=1.4)
     ax.set_ylim(0, top * 1.08 + len(reference) * step + 0.02 * top)
-    handles, labels = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], color="black", ls="-", **_PAPER_MARKER))
-    labels.append("paper (mean ± std)")
-    ax.legend(handles, labels)
+    ax.plot([], [], color="black", ls="-", label="paper (mean ± std)", **_PAPER_MARKER)
 
 
 @_styled
-def logit_distributions(
-    values: Mapping[str, np.ndarray], experiment: str, *, xlabel: str = "mean logit",
-    bins: int = 50, reference: Mapping[str, tuple[float, float]] | None = None,
-    title: str | None = None,
-):
+def logit_distributions(values: Mapping[str, np.ndarray], experiment: str, *,
+                        xlabel: str = "mean logit", bins: int = 50,
+                        reference: Mapping[str, tuple[float, float]] | None = None,
+                        title: str | None = None):
     """Distribution of a per-example logit statistic per dataset (the paper's Figure 1).
 
-    Density-normalised step histograms on ``bins`` common equal-width bins, coloured by role.
+    Density-normalised step histograms on ``bins`` common equal-width bins, coloured by role;
+    the x axis reads ``"<xlabel> (logit units)"``.
 
     Parameters
     ----------
     values : mapping of str -> array-like of shape (n_d,)
         Dataset name -> the statistic per example (e.g. max logit); order = legend order.
-    xlabel : str
-        The statistic; the axis reads ``"<xlabel> (logit units)"``.
     reference : mapping of str -> (float, float), optional
         Dataset -> the paper's (mean, std), drawn as a diamond with a ± std bar, e.g.
         :data:`introspection.paper.MAX_LOGIT` with ``xlabel="max logit"``.
@@ -419,7 +381,6 @@ def logit_distributions(
     for d in reference:
         dataset_role(d, experiment)
     edges = np.histogram_bin_edges(np.concatenate(list(arrays.values())), bins=bins)
-
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for d, v in arrays.items():
         label = f"{dataset_label(d, experiment)} (n = {v.shape[0]})"
@@ -427,28 +388,19 @@ def logit_distributions(
                 color=dataset_color(d, experiment), label=label)
     if reference:
         _draw_reference(ax, reference, experiment)
-    else:
-        ax.legend()
-    ax.set_xlabel(f"{xlabel} (logit units)")
-    ax.set_ylabel("density (fraction of examples per logit unit)")
-    if title is not None:
-        ax.set_title(title)
+    ax.legend()
+    ax.set(xlabel=f"{xlabel} (logit units)", title=title,
+           ylabel="density (fraction of examples per logit unit)")
     return fig
 
 
 @_styled
-def min_max_scatter(
-    logits: Mapping[str, np.ndarray], experiment: str, *, n: int = 300, seed: int = 0,
-    title: str | None = None,
-):
+def min_max_scatter(logits: Mapping[str, np.ndarray], experiment: str, *, n: int = 300,
+                    seed: int = 0, title: str | None = None):
     """Min vs max of the logits (left) and of the softmax (right): the paper's Figure 2.
 
-    Parameters
-    ----------
-    logits : mapping of str -> array-like of shape (n_d, n_classes)
-        Dataset name -> logits; order = drawing and legend order.
-    n : int
-        At most ``n`` examples per dataset: rows ``subsample_indices(n_d, n, seed)``.
+    ``logits`` maps each dataset, in drawing and legend order, to its logits of shape
+    (n_d, n_classes); at most ``n`` rows of each are drawn: ``subsample_indices(n_d, n, seed)``.
     """
     _check_datasets(logits, experiment, "logits")
     n = _check_count(n, "n")
@@ -458,7 +410,6 @@ def min_max_scatter(
         if z.shape[1] < 2:
             raise ValueError(f"logits[{d!r}] needs at least 2 classes; got shape {z.shape}.")
         arrays[d] = z[subsample_indices(z.shape[0], n, seed)]
-
     fig, (ax_l, ax_s) = plt.subplots(1, 2, figsize=(9.0, 3.8))
     for d, z in arrays.items():
         p = _softmax(z, axis=1)
@@ -467,9 +418,7 @@ def min_max_scatter(
         ax_l.scatter(z.min(axis=1), z.max(axis=1), **style)
         ax_s.scatter(p.min(axis=1), p.max(axis=1), **style)
     for ax, name, what in ((ax_l, "logit", "logits"), (ax_s, "softmax probability", "softmax")):
-        ax.set_xlabel(f"min {name}")
-        ax.set_ylabel(f"max {name}")
-        ax.set_title(what)
+        ax.set(xlabel=f"min {name}", ylabel=f"max {name}", title=what)
     leg = ax_l.legend(markerscale=2, loc="best")
     for handle in leg.legend_handles:
         handle.set_alpha(1.0)
@@ -479,20 +428,15 @@ def min_max_scatter(
 
 
 # Section 3: detectors
-
-
 def _check_ood_scores(ood_scores: Mapping, methods: list[str]) -> None:
     for d, per_method in ood_scores.items():
         if set(per_method) != set(methods):
-            raise ValueError(
-                f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected {methods}."
-            )
+            raise ValueError(f"ood_scores[{d!r}] has methods {sorted(per_method)}; "
+                             f"expected {methods}.")
         sizes = {np.asarray(per_method[m]).shape for m in methods}
         if len(sizes) != 1 or len(next(iter(sizes))) != 1:
-            raise ValueError(
-                f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
-                f"got shapes {sorted(sizes)}."
-            )
+            raise ValueError(f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
+                             f"got shapes {sorted(sizes)}.")
 
 
 def _roc_panel(ax, y, scores: Mapping[str, np.ndarray], colors) -> None:
@@ -502,23 +446,18 @@ def _roc_panel(ax, y, scores: Mapping[str, np.ndarray], colors) -> None:
     for i, (m, s) in enumerate(scores.items()):
         area = auroc(y, s)  # validates the inputs first
         fpr, tpr, _ = roc_curve(y, s)
-        fpr95 = fpr_at_tpr(y, s, 0.95)
         ax.plot(fpr, tpr, color=colors[m], lw=1.3, label=method_label(m))
-        ax.vlines(fpr95, 0, 0.95, colors=colors[m], linestyles=":", lw=0.9)
-        ax.text(
-            0.97, 0.05 + 0.09 * (len(scores) - 1 - i), f"AUROC {100 * area:.1f}",
-            color=colors[m], ha="right", va="bottom", fontsize=7, transform=ax.transAxes,
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0},
-        )
+        ax.vlines(fpr_at_tpr(y, s, 0.95), 0, 0.95, colors=colors[m], linestyles=":", lw=0.9)
+        ax.text(0.97, 0.05 + 0.09 * (len(scores) - 1 - i), f"AUROC {100 * area:.1f}",
+                color=colors[m], ha="right", va="bottom", fontsize=7, transform=ax.transAxes,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal")
 
 
 @_styled
-def roc_grid(
-    in_correct, in_scores: Mapping[str, np.ndarray],
-    ood_scores: Mapping[str, Mapping[str, np.ndarray]], experiment: str, *, ncols: int = 4,
-    title: str | None = None,
-):
+def roc_grid(in_correct, in_scores: Mapping[str, np.ndarray],
+             ood_scores: Mapping[str, Mapping[str, np.ndarray]], experiment: str, *,
+             ncols: int = 4, title: str | None = None):
     """One ROC panel per misclassification dataset, detectors overlaid, AUROC written in.
 
     Panel ``d`` is the sample of :func:`introspection.metrics.evaluation_table`:
@@ -540,18 +479,13 @@ def roc_grid(
     methods = list(in_scores)
     in_arrays = check_in_scores(correct, in_scores)
     _check_ood_scores(ood_scores, methods)
-
     colors = _method_colors(methods)
     y_in = correct.astype(np.int8)
     fig, axes = _grid(len(ood_scores), ncols, (2.7, 2.9), sharex=True, sharey=True)
     for ax, (d, per_method) in zip(axes, ood_scores.items(), strict=True):
-        n_d = np.asarray(per_method[methods[0]]).shape[0]
-        y = np.concatenate([y_in, np.zeros(n_d, dtype=np.int8)])
-        scores = {
-            m: np.concatenate([in_arrays[m], np.asarray(per_method[m], dtype=np.float64)])
-            for m in methods
-        }
-        _roc_panel(ax, y, scores, colors)
+        ood = {m: np.asarray(per_method[m], dtype=np.float64) for m in methods}
+        y = np.concatenate([y_in, np.zeros(len(ood[methods[0]]), dtype=np.int8)])
+        _roc_panel(ax, y, {m: np.concatenate([in_arrays[m], ood[m]]) for m in methods}, colors)
         ax.set_title(dataset_label(d, experiment))
         ax.set_xlabel("FPR (incorrect accepted)", fontsize=8)
         ax.set_ylabel("TPR (correct accepted)", fontsize=8)
@@ -570,12 +504,11 @@ def _comparison_rows(table, paper, metric, experiment) -> tuple[pd.DataFrame, st
     if metric not in METRICS:
         raise ValueError(f"Unknown metric {metric!r}; expected one of {list(METRICS)}.")
     needed = ["dataset", "method", metric, f"{metric}_lo", f"{metric}_hi"]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ValueError(f"table lacks columns {missing}.")
-    missing = [c for c in ("experiment", "dataset", "method", metric) if c not in paper.columns]
-    if missing:
-        raise ValueError(f"paper lacks columns {missing}.")
+    for name, frame, columns in (("table", table, needed),
+                                 ("paper", paper, ["experiment", "dataset", "method", metric])):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name} lacks columns {missing}.")
     ours = table
     if experiment is None:
         if "experiment" not in table.columns:
@@ -591,9 +524,8 @@ def _comparison_rows(table, paper, metric, experiment) -> tuple[pd.DataFrame, st
     ref = ref.rename(columns={metric: "_paper"})
     merged = ours[needed].merge(ref, on=["dataset", "method"], how="inner", validate="1:1")
     if merged.empty:
-        raise ValueError(
-            f"no (dataset, method) row of table is in the paper's {experiment!r} rows."
-        )
+        raise ValueError("no (dataset, method) row of table is in the paper's "
+                         f"{experiment!r} rows.")
     return merged, experiment
 
 
@@ -613,21 +545,17 @@ def _comparison_bars(ax, merged: pd.DataFrame, metric: str, datasets, methods):
         ok = np.isfinite(lo) & np.isfinite(hi)
         if ok.any():
             err = np.vstack([val[ok] - lo[ok], hi[ok] - val[ok]]).clip(min=0)
-            ax.errorbar(
-                val[ok], y[ok], xerr=err, fmt="none", ecolor="black", elinewidth=0.9, capsize=2
-            )
+            ax.errorbar(val[ok], y[ok], xerr=err, fmt="none", ecolor="black", elinewidth=0.9,
+                        capsize=2)
         pv = rows["_paper"].to_numpy(dtype=float)
-        has = np.isfinite(pv)
-        px.extend(pv[has])
-        py.extend(y[has])
+        px.extend(pv[np.isfinite(pv)])
+        py.extend(y[np.isfinite(pv)])
     return px, py
 
 
 @_styled
-def metric_comparison(
-    table: pd.DataFrame, paper: pd.DataFrame, metric: str = "auroc", *,
-    experiment: str | None = None, title: str | None = None,
-):
+def metric_comparison(table: pd.DataFrame, paper: pd.DataFrame, metric: str = "auroc", *,
+                      experiment: str | None = None, title: str | None = None):
     """Our metric with its CI next to the paper's, per dataset and detector.
 
     Horizontal grouped bars (our value, CI error bar where not NaN), one group per dataset
@@ -637,12 +565,10 @@ def metric_comparison(
     ----------
     table : pandas.DataFrame
         E.g. :func:`introspection.metrics.evaluation_table`: ``dataset``, ``method``,
-        ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` (%), and ``experiment`` unless given.
+        ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` (%), and ``experiment``, whose single
+        value is the default ``experiment``.
     paper : pandas.DataFrame
         The paper's Table 2 (:func:`introspection.paper.table2`).
-    metric : {"fpr_at_95tpr", "auroc", "aupr_in", "aupr_out"}
-    experiment : {"mnist", "cifar10"}, optional
-        Default: the single value of ``table["experiment"]``.
     """
     merged, experiment = _comparison_rows(table, paper, metric, experiment)
     datasets = _ordered(merged["dataset"])
@@ -653,26 +579,19 @@ def metric_comparison(
                zorder=3, label="paper")
     ax.set_yticks(np.arange(len(datasets)), [dataset_label(d, experiment) for d in datasets])
     ax.set_ylim(len(datasets) - 0.5, -0.5)
-    ax.set_xlim(-1.5, 101.5)
+    ax.set(xlim=(-1.5, 101.5), xlabel=METRIC_LABELS[metric],
+           ylabel="misclassification dataset", title=title)
     ax.grid(axis="y", visible=False)
-    ax.set_xlabel(METRIC_LABELS[metric])
-    ax.set_ylabel("misclassification dataset")
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i] == "paper")
     fig.legend([handles[i] for i in order], [labels[i] for i in order],
                loc="outside upper center", ncols=len(labels))
-    if title is not None:
-        ax.set_title(title)
     return fig
 
 
 # Beyond the paper (chapters 8 to 12)
-
-
-@_styled
-def auroc_grid(
-    table: pd.DataFrame, experiment: str, index: str = "dataset", columns: str = "method"
-) -> pd.DataFrame:
+def auroc_grid(table: pd.DataFrame, experiment: str, index: str = "dataset",
+               columns: str = "method") -> pd.DataFrame:
     """AUROC of a long table as an ``index`` x ``columns`` grid for :func:`heatmap`.
 
     Rows and columns keep the table's order and get display names.
@@ -690,11 +609,9 @@ def auroc_grid(
     return grid
 
 
-def heatmap(
-    values: pd.DataFrame, *, title: str | None = None, colorbar_label: str = "AUROC (%)",
-    vmin: float = 50.0, vmax: float = 100.0, cmap: str = "cividis", xlabel: str | None = None,
-    ylabel: str | None = None,
-):
+def heatmap(values: pd.DataFrame, *, title: str | None = None,
+            colorbar_label: str = "AUROC (%)", vmin: float = 50.0, vmax: float = 100.0,
+            cmap: str = "cividis", xlabel: str | None = None, ylabel: str | None = None):
     """A table of percentages as an annotated heatmap (one decimal; NaN cells blank).
 
     The default ``cmap="cividis"`` is readable with every colour-vision deficiency.
@@ -714,12 +631,7 @@ def heatmap(
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
                     color="black" if v > mid else "white")
     fig.colorbar(im, ax=ax, label=colorbar_label, fraction=0.04, pad=0.02)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)  # None leaves one empty
     return fig
 
 
@@ -727,12 +639,9 @@ def heatmap(
 def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metric="auroc"):
     """Introspection-Net's metric per dataset: a dot per seed, mean ± std, bootstrap CI.
 
-    Parameters
-    ----------
-    seeds : pandas.DataFrame
-        Rows ``seed, dataset, <metric>`` (:func:`introspection.seeds.seed_table`).
-    table2 : pandas.DataFrame
-        The run's Table 2, whose bootstrap 95 % CI (first seed) is drawn under each row.
+    ``seeds`` has rows ``seed, dataset, <metric>`` (:func:`introspection.seeds.seed_table`);
+    ``table2`` is the run's Table 2, whose bootstrap 95 % CI (first seed) is drawn under
+    each row.
     """
     datasets = _ordered(seeds.dataset)
     ours = table2[table2.method == "introspection_net"].set_index("dataset")
@@ -747,11 +656,9 @@ def seed_spread(seeds: pd.DataFrame, table2: pd.DataFrame, experiment: str, metr
             ax.plot([r[f"{metric}_lo"], r[f"{metric}_hi"]], [i + 0.28, i + 0.28], color=_GREY)
     _dataset_rows(ax, datasets, experiment)
     ax.set_xlabel(METRIC_LABELS.get(metric, metric))
-    handles = [
-        Line2D([], [], color=color, marker="o", ls="", ms=4, label="one seed"),
-        Line2D([], [], color=color, lw=1.5, label="mean ± std over seeds"),
-        Line2D([], [], color=_GREY, lw=1.5, label="bootstrap 95 % CI (seed 0)"),
-    ]
+    handles = [Line2D([], [], color=color, marker="o", ls="", ms=4, label="one seed"),
+               Line2D([], [], color=color, lw=1.5, label="mean ± std over seeds"),
+               Line2D([], [], color=_GREY, lw=1.5, label="bootstrap 95 % CI (seed 0)")]
     ax.legend(handles=handles, loc="best", fontsize=7)
     return fig
 
@@ -778,12 +685,9 @@ def adaptive_curves(table: pd.DataFrame, paper_eps: float, *, title: str | None 
     ax.set_xscale("log")
     ax.set_xticks([*finite, unbounded_x], [f"{t:.3g}" for t in finite] + ["unbounded"])
     ax.minorticks_off()
-    ax.set_ylim(-2, 108)
-    ax.set_xlabel("L-inf radius ε (pixels in [0, 1])")
-    ax.set_ylabel("misclassified and accepted (%)")
+    ax.set(ylim=(-2, 108), xlabel="L-inf radius ε (pixels in [0, 1])",
+           ylabel="misclassified and accepted (%)", title=title)
     ax.legend(fontsize=7, loc="lower right")
-    if title:
-        ax.set_title(title)
     return fig
 
 
@@ -817,8 +721,6 @@ def protocol_moves(cells: pd.DataFrame, choice: str, experiment: str, metric: st
 
 
 # Output
-
-
 def save_figure(fig, path, dpi: int = 120) -> Path:
     """Write a figure to ``path`` (must end in ``.png``) atomically; return the path.
 

@@ -57,9 +57,8 @@ def _publish_seconds(cfg: Config, stage: str, seconds: float) -> None:
     except (OSError, ValueError):
         current = {}
     current[stage] = round(float(seconds), 1)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    text = json.dumps(current, indent=1, sort_keys=True)
+    artifacts.atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def record_stage(
@@ -150,9 +149,7 @@ def progress_bar(iterable, desc: str, enabled: bool = True):
 def write_table(cfg: Config, table, name: str, index: bool = True) -> Path:
     """Write a DataFrame as CSV ``<results_dir>/<name>``, atomically; return its path."""
     path = cfg.results_dir / name
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=index, float_format="%.6g")
-    os.replace(tmp, path)
+    artifacts.atomic_write(path, lambda tmp: table.to_csv(tmp, index=index, float_format="%.6g"))
     return path
 
 
@@ -177,9 +174,8 @@ def write_summary(cfg: Config, **entries) -> Path:
         **entries,
     }
     path = cfg.results_dir / "summary.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(artifacts.canonical_params(summary), indent=2))
-    os.replace(tmp, path)
+    text = json.dumps(artifacts.canonical_params(summary), indent=2)
+    artifacts.atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 
