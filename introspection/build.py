@@ -10,11 +10,13 @@ runs. Entry point: :func:`main`.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
 import re
 import shutil
+import string
 import subprocess
 import sys
 import time
@@ -47,6 +49,7 @@ SUMMARY = "07_summary"
 #: Notebook parameters that are not profile parameters.
 _NOTEBOOK_PARAMS = ("seed", "data_dir", "artifacts_dir")
 _PATH_PARAMS = ("data_dir", "artifacts_dir", "results_dir", "results_root")
+#: An experiment's caption in the table of contents, by its network (MNIST has one).
 _TITLES = {
     "mnist": "MNIST, the paper's Table 1 CNN", "wide_resnet": "CIFAR-10, a Wide ResNet",
     "airbench": "CIFAR-10, airbench94's network",
@@ -54,9 +57,8 @@ _TITLES = {
 
 
 def _title(profile: str, experiment: str) -> str:
-    if experiment == "mnist":
-        return _TITLES["mnist"]
-    return _TITLES[configure(experiment, profile)["architecture"]]
+    net = "mnist" if experiment == "mnist" else configure(experiment, profile)["architecture"]
+    return _TITLES[net]
 
 
 def repo_root() -> Path:
@@ -142,8 +144,6 @@ def run_notebooks(
     profile parameters passed to every notebook; ``retrain``: chapter 01 trains the base
     classifier from scratch (implies ``force``).
     """
-    import papermill as pm
-
     out_dir = root / "book" / "results" / profile / experiment
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {
@@ -162,13 +162,15 @@ def run_notebooks(
             continue
         print(f"[{experiment}] {chapter} ...", flush=True)
         extra = {"retrain": True} if retrain and chapter == "01_base_model" else {}
-        _execute(pm, source, target, {**params, **extra}, root)
+        _execute(source, target, {**params, **extra}, root)
         times[chapter] = time.perf_counter() - t0
         print(f"[{experiment}] {chapter}: done in {times[chapter]:.1f} s", flush=True)
     return times
 
 
-def _execute(pm, source: Path, target: Path, params: dict, root: Path) -> None:
+def _execute(source: Path, target: Path, params: dict, root: Path) -> None:
+    import papermill as pm
+
     tmp = target.with_name(f".{target.stem}.running.ipynb")
     # The provenance of the source as executed: an edit during the run leaves it stale.
     made_from = provenance(source.with_suffix(".py"), params)
@@ -198,22 +200,20 @@ def provenance(source: Path, params: dict) -> dict:
 
     # Machine-specific paths do not change results: left out of the hashes.
     params = {k: v for k, v in params.items() if k not in _PATH_PARAMS}
+    overrides = params.get("overrides") or {}
     effective = params
     refresh = f"python -m introspection build --profile {params['profile']}"
     if "experiment" in params:
-        cfg = configure(
-            params["experiment"], params["profile"], overrides=params.get("overrides") or {},
-            seed=params.get("seed", 0),
-        )
+        exp = params["experiment"]
+        cfg = configure(exp, params["profile"], overrides=overrides, seed=params.get("seed", 0))
         stage = CHAPTER_STAGE.get(source.stem)
         effective = {
             "experiment": cfg.experiment, "profile": cfg.profile, "seed": cfg.seed,
             **(cfg.stage_params(stage) if stage else cfg.params),
         }
-        refresh += f" --experiment {params['experiment']}"
+        refresh += f" --experiment {exp}"
+    refresh += "".join(f" -p {k} {v}" for k, v in sorted(overrides.items()))
     effective = canonical_params(effective)
-    for k, v in sorted((params.get("overrides") or {}).items()):
-        refresh += f" -p {k} {v}"
     digest = hashlib.sha256(json.dumps(effective, sort_keys=True).encode()).hexdigest()
     return {
         "source": source.name, "source_sha256": file_sha256(source),
@@ -309,13 +309,10 @@ def _strings(node):
 
 
 def _output_texts(out) -> list[str]:
-    """The texts a reader sees of one cell output."""
-    if out.get("output_type") == "stream":
-        texts = [out.get("text", "")]
-    else:
-        data = out.get("data", {})
-        texts = [data.get(k, "") for k in ("text/plain", "text/html", "text/markdown")]
-        texts += [out.get("evalue", "")]
+    """The texts a reader sees of one cell output: a stream's, a result's, an error's."""
+    data = out.get("data", {})
+    shown = (data.get(k, "") for k in ("text/plain", "text/html", "text/markdown"))
+    texts = [out.get("text", ""), *shown, out.get("evalue", "")]
     return ["".join(t) if isinstance(t, list) else str(t) for t in texts]
 
 
@@ -400,67 +397,26 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-_RUN_PAGE_INTRO = """\
-# Run it yourself
-
-Everything in this book is computed by code you can run. Set the folder of the
-datasets first (`mnist.npz`, `fashion_mnist.npz`, `cifar10.npz`):
-
-```bash
-pip install -r requirements.txt
-export INTROSPECTION_DATA_DIR=/path/to/datasets
-```
-
-**The whole book**, for one profile (executes what is not up to date, then
-builds the HTML):
-
-```bash
-python -m introspection build --profile quick [--experiment mnist|cifar10|all] [-p NAME VALUE ...]
-```
-
-**One chapter**, with [papermill](https://papermill.readthedocs.io). A chapter
-reuses what earlier chapters computed with the same parameters and computes what
-is missing, so any chapter runs on its own.
-
-## Profiles
-
-| profile | what it is |
-|---|---|"""
-
-_RUN_PAGE_END = """\
-Every other parameter of the pipeline can be set through `overrides` (papermill)
-or `-p NAME VALUE` (build); `introspection.config.PARAMETERS` lists them all, with
-their meaning and allowed values. A wrong value stops the run at once with one
-line naming the parameter.
-
-## In the cloud: Binder and Colab
-
-A book built from its public GitHub repository gets a launch button (rocket icon)
-on every chapter:
-
-```bash
-python -m introspection build --profile cpu --repository-url https://github.com/ORG/REPO
-```
-
-(or set `INTROSPECTION_REPOSITORY_URL`). Binder installs `requirements.txt`,
-this package included. On Colab, install the package in the notebook's first cell,
-`!pip install git+https://github.com/ORG/REPO`; the datasets are then downloaded by
-Keras, since no `INTROSPECTION_DATA_DIR` is set there.
-"""
-
-
 def run_page_markdown(root: Path, published: str = "cpu") -> str:
     """The "Run it yourself" page, in Markdown: commands, parameters and time of each chapter.
 
-    Built from the notebooks' ``parameters`` cells, the profiles and the stage times recorded
-    by the ``published`` profile (``stage_seconds.json``), so it cannot drift from them.
+    Fills ``introspection/data/run_page.md`` from the notebooks' ``parameters`` cells, the
+    profiles and the stage times recorded by the ``published`` profile
+    (``stage_seconds.json``), so it cannot drift from them.
     """
-    lines = [_RUN_PAGE_INTRO]
-    lines += [f"| `{name}` | {p['description']} |" for name, p in PROFILES.items()]
-    lines += _chapter_time_lines(root, published)
-    lines += _build_times_lines(root)
-    lines += _chapter_command_lines(root)
-    return "\n".join([*lines, _RUN_PAGE_END])
+    results = root / "book" / "results" / published
+    machine = _read_json(results / "mnist" / "summary.json").get("machine", {})
+    where = "2 CPU cores"
+    if "cpu" in machine:
+        where = f"{machine['cpu']} ({machine.get('isa', '?')}), {machine.get('cores', '?')} cores"
+    page = string.Template((Path(__file__).with_name("data") / "run_page.md").read_text())
+    return page.substitute(
+        profiles="\n".join(f"| `{name}` | {p['description']} |" for name, p in PROFILES.items()),
+        published=published, machine=where,
+        chapter_times="\n".join(_chapter_time_rows(root, results)),
+        build_times="\n".join(_build_times_rows(root)),
+        commands="\n".join(_chapter_command_lines(root)),
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -469,60 +425,30 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def _chapter_time_lines(root: Path, published: str) -> list[str]:
-    """The run page's table of each chapter's compute time in the ``published`` profile."""
-    results = root / "book" / "results" / published
+def _chapter_time_rows(root: Path, results: Path) -> list[str]:
+    """The run page's rows of each chapter's compute time in the published profile."""
     seconds = {exp: _read_json(results / exp / "stage_seconds.json") for exp in EXPERIMENTS}
-    machine = _read_json(results / "mnist" / "summary.json").get("machine", {})
-    where = "2 CPU cores"
-    if "cpu" in machine:
-        where = f"{machine['cpu']} ({machine.get('isa', '?')}), {machine.get('cores', '?')} cores"
-    lines = [
-        "", f"## Chapters and their compute time (`{published}` profile)", "",
-        "The time each chapter's stage took when it was computed for the published",
-        f"book, on {where}; a rerun that reuses the cached results takes seconds. The",
-        "base classifiers' time is that of their training; with the published weights",
-        "(`weights/cpu/`, reused by default) they load in seconds.",
-        "", "| chapter | stage | MNIST | CIFAR-10 |", "|---|---|---|---|",
-    ]
+    rows = []
     for c in CHAPTERS:
         stage, title = CHAPTER_STAGE[c], _chapter_title(root / "book" / f"{c}.py")
         mnist, cifar10 = (_duration(seconds[exp].get(stage)) for exp in ("mnist", "cifar10"))
-        lines.append(f"| `{c}`: {title} | {stage} | {mnist} | {cifar10} |")
-    return lines
+        rows.append(f"| `{c}`: {title} | {stage} | {mnist} | {cifar10} |")
+    return rows
 
 
-#: Measured builds for the "Run it yourself" page (rows copied from _build/build_times.jsonl).
-BUILD_TIMES = "book/build_times.csv"
-
-
-def _build_times_lines(root: Path) -> list[str]:
-    import csv
-
-    path = root / BUILD_TIMES
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    lines = [
-        "", "## How long a whole build takes, by machine", "",
-        "Measured end to end (`python -m introspection build`, HTML included) from an",
-        "empty artifacts folder; the CPU matters: mixed bfloat16 training is chosen only",
-        "where the CPU computes bfloat16 natively (AMX or AVX-512 BF16).",
-        "",
-        "| profile | base classifiers | CPU | instruction set | cores | wall time | date |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    return lines + [
-        f"| `{r['profile']}` | {r['base_models']} | {r['cpu']} | {r['isa']} | {r['cores']} | "
-        f"{float(r['total_seconds']) / 60:.0f} min | {r['date']} |"
-        for r in rows
-    ]
+def _build_times_rows(root: Path) -> list[str]:
+    """The run page's rows of ``book/build_times.csv``: builds measured by :func:`record_build`."""
+    with (root / "book" / "build_times.csv").open() as f:
+        return [
+            f"| `{r['profile']}` | {r['base_models']} | {r['cpu']} | {r['isa']} | {r['cores']} | "
+            f"{float(r['total_seconds']) / 60:.0f} min | {r['date']} |"
+            for r in csv.DictReader(f)
+        ]
 
 
 def _chapter_command_lines(root: Path) -> list[str]:
     """The run page's papermill command and parameter table of each notebook."""
-    lines = ["", "## Commands and parameters of each chapter", ""]
+    lines = []
     for c in (*CHAPTERS, SUMMARY):
         src = root / "book" / f"{c}.py"
         args = "-p profile quick" if c == SUMMARY else "-p experiment cifar10 -p profile quick"
@@ -702,8 +628,6 @@ def _validate(args) -> tuple[list, dict, dict]:
 
 def _execute_all(args, experiments, notebook_params: dict, overrides: dict, root: Path) -> dict:
     """Execute the experiments' chapters, then the summary when anything changed."""
-    import papermill as pm
-
     retrain = args.force or args.retrain
     times = {}
     for exp in experiments:
@@ -714,7 +638,7 @@ def _execute_all(args, experiments, notebook_params: dict, overrides: dict, root
     target = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
     params = {"profile": args.profile, "results_root": str(Path("book") / "results" / args.profile)}
     if retrain or any(times.values()) or not is_current(target, source.with_suffix(".py"), params):
-        _execute(pm, source, target, params, root)
+        _execute(source, target, params, root)
     ran = sum(len(t) for t in times.values())
     print(f"{ran} notebook(s) executed, the others up to date", flush=True)
     return times
