@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, config, datasets, models, training
+from . import artifacts, config, datasets, hardware, models, training
 from .config import Config
 from .runner import StageRun, params_digest, record_stage
+
+hardware.import_tensorflow()  # before Keras imports it, without the start-up lines
 
 __all__ = ["load_training_data", "BaseModel", "build_classifier", "training_arguments",
            "base_model", "keras_model", "training_cost", "jpeg_cost"]
@@ -167,8 +169,6 @@ def base_model(
 def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, progress: bool):
     """Train the base classifier; returns its history and a float32 model of its weights."""
     import shutil
-
-    from . import hardware
 
     precision, reason = cfg.precision
     x_train, y_train = load_training_data(cfg)

@@ -256,7 +256,23 @@ def protocol_study(cfg: Config, progress: bool = True):
     stored, _ = runner.run_stage(
         cfg, "protocol", "protocol", lambda: _study(cfg, todo, progress), params=params
     )
-    return pd.DataFrame(stored["cells"]), pd.DataFrame(stored["calibration"])
+    # JSON keeps its keys sorted: the columns in the order they were made
+    cells = pd.DataFrame(stored["cells"])
+    calibration = pd.DataFrame(stored["calibration"])
+    return cells[_ordered(cells, _CELLS)], calibration[_ordered(calibration, _CALIBRATION)]
+
+
+_CELLS = ["choice", "reading", "dataset", "method", *metrics.METRICS,
+          *[f"{m}_{b}" for m in metrics.METRICS for b in ("lo", "hi")],
+          *[f"paper_{m}" for m in metrics.METRICS]]
+_CALIBRATION = ["dataset", "n", "max_logit_mean", "max_logit_std", "paper_max_logit_mean",
+                "paper_max_logit_std", "max_softmax_mean", "paper_max_softmax_mean", "choice",
+                "reading", "note"]
+
+
+def _ordered(table, first: list) -> list:
+    """``first``'s columns of ``table``, then any others."""
+    return [c for c in first if c in table] + [c for c in table if c not in first]
 
 
 def _study(cfg: Config, todo: list, progress: bool) -> dict:
@@ -292,9 +308,7 @@ def _study(cfg: Config, todo: list, progress: bool) -> dict:
 
 def _with_paper(cfg: Config, cells):
     """The cells' columns in order, then the paper's value of each metric (``paper_<m>``)."""
-    bounds = [f"{m}_{b}" for m in metrics.METRICS for b in ("lo", "hi")]
-    keep = ["choice", "reading", "dataset", "method", *metrics.METRICS, *bounds]
-    cells = cells.reindex(columns=keep)
+    cells = cells.reindex(columns=_CELLS[:-len(metrics.METRICS)])
     paper = _paper.table2(cfg.experiment).set_index(["dataset", "method"])
     for m in metrics.METRICS:
         keys = zip(cells.dataset, cells.method, strict=True)

@@ -155,3 +155,13 @@ def test_before_after_counts_the_interval_and_the_five_points():
     n = int(rows[list(METRICS)].notna().sum().sum())
     assert out.loc[protocol.OURS].tolist() == [n, n, n]
     assert out.loc[protocol.BEFORE].tolist() == [n - 2 * len(rows), n - len(rows), n]
+
+
+def test_cached_study_keeps_the_columns_in_the_order_they_were_made(tmp_path):
+    from introspection import artifacts, protocol
+
+    row = {c: 1.0 for c in protocol._CELLS} | {"extra": 2.0}
+    artifacts.save_json(tmp_path, "cells", {"cells": [row]})
+    loaded = pd.DataFrame(artifacts.load_json(tmp_path, "cells")["cells"])
+    assert list(loaded.columns) != protocol._CELLS + ["extra"]  # JSON sorts its keys
+    assert protocol._ordered(loaded, protocol._CELLS) == protocol._CELLS + ["extra"]
