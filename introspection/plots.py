@@ -25,7 +25,14 @@ from matplotlib.ticker import MaxNLocator
 from scipy.special import softmax as _softmax
 from sklearn.metrics import roc_curve
 
-from introspection.metrics import METRICS, auroc, check_correct_mask, check_in_scores, fpr_at_tpr
+from introspection.metrics import (
+    METRICS,
+    auroc,
+    check_correct_mask,
+    check_in_scores,
+    check_ood_scores,
+    fpr_at_tpr,
+)
 
 __all__ = [
     "DATASET_LABELS", "EXPERIMENTS", "METHOD_COLORS", "METHOD_LABELS", "METRIC_LABELS",
@@ -428,17 +435,6 @@ def min_max_scatter(logits: Mapping[str, np.ndarray], experiment: str, *, n: int
 
 
 # Section 3: detectors
-def _check_ood_scores(ood_scores: Mapping, methods: list[str]) -> None:
-    for d, per_method in ood_scores.items():
-        if set(per_method) != set(methods):
-            raise ValueError(f"ood_scores[{d!r}] has methods {sorted(per_method)}; "
-                             f"expected {methods}.")
-        sizes = {np.asarray(per_method[m]).shape for m in methods}
-        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
-            raise ValueError(f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
-                             f"got shapes {sorted(sizes)}.")
-
-
 def _roc_panel(ax, y, scores: Mapping[str, np.ndarray], colors) -> None:
     """ROC curves with their AUROC, the chance diagonal and the TPR = 0.95 markers on ``ax``."""
     ax.plot([0, 1], [0, 1], color=_GREY, ls="--", lw=0.8, label="chance")
@@ -478,7 +474,7 @@ def roc_grid(in_correct, in_scores: Mapping[str, np.ndarray],
     _check_datasets(ood_scores, experiment, "ood_scores")
     methods = list(in_scores)
     in_arrays = check_in_scores(correct, in_scores)
-    _check_ood_scores(ood_scores, methods)
+    check_ood_scores(ood_scores, methods)
     colors = _method_colors(methods)
     y_in = correct.astype(np.int8)
     fig, axes = _grid(len(ood_scores), ncols, (2.7, 2.9), sharex=True, sharey=True)
