@@ -30,7 +30,7 @@ data_dir: "str or None" = None  # folder of mnist.npz, fashion_mnist.npz, cifar1
 artifacts_dir: "str or None" = None  # cache of models and arrays (None: artifacts/ in the checkout)
 results_dir: "str or None" = None  # where figures and tables go (None: book/results/<profile>/<experiment>)
 overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {"epochs": 5}
-n_seeds: "int or None" = None  # networks trained, with seeds seed, seed+1, ... (None: the profile's; at least 2)
+n_seeds: "int or None" = None  # networks trained, with seeds 0, 1, ... of their random stream (None: the profile's; at least 2)
 
 # %% [markdown]
 # ## Set-up

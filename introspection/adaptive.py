@@ -392,13 +392,14 @@ def _adaptive_setup(cfg, gen, sets, fitted, paper_scores, model) -> _Attacked:
     cand = rows.index[rows.label == 1]
     f_c, z_c = ds_in.features[cand], ds_in.logits[cand]
     allowed = np.all([accept[m](f_c, z_c) for m in ADAPTIVE_DETECTORS], axis=0)
-    pick = pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.stream("adaptive"))
+    pick = pick_targets(z, y, ds_in.y[cand], allowed, seed=cfg.stream("adaptive_targets"))
     return _Attacked(fm, x, y, ds_in.x[cand][pick], taus, scales, accept, kappa)
 
 
 def _attack_at(cfg, a: _Attacked, fitted, eps: float, evaded: dict) -> None:
     """Every attack at one radius; ``evaded`` gathers who evades which detector."""
-    steps, restarts, seed = cfg["adaptive_steps"], cfg["adaptive_restarts"], cfg.stream("adaptive")
+    steps, restarts = cfg["adaptive_steps"], cfg["adaptive_restarts"]
+    seed = cfg.stream("adaptive_restarts")
 
     def pgd(t):
         return joint_pgd(
@@ -469,7 +470,7 @@ def _spsa_rows(cfg, a: _Attacked, fitted, eps: float) -> list[dict]:
     m = "introspection_net"
     kw = dict(score=fitted.detectors[m].score_tensor, tau=a.taus[m], scale=a.scales[m],
               accept=a.accept[m], eps=eps, steps=cfg["adaptive_steps"], lam=1.0,
-              kappa=a.kappa, restarts=1, seed=cfg.stream("adaptive"))
+              kappa=a.kappa, restarts=1, seed=cfg.stream("adaptive_restarts"))
     _, exact = joint_pgd(a.fm, a.x[:n_s], a.y[:n_s], **kw)
     _, spsa = joint_pgd(
         a.fm, a.x[:n_s], a.y[:n_s], gradient="spsa", spsa_samples=cfg["spsa_samples"], **kw

@@ -28,7 +28,7 @@ def load_training_data(cfg: Config):
     (x, y), _ = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     if cfg["n_train"] is not None and cfg["n_train"] < len(x):
         idx = np.sort(
-            np.random.default_rng(cfg.stream("classifier_subset")).choice(
+            np.random.default_rng(cfg.seed).choice(
                 len(x), cfg["n_train"], replace=False
             )
         )

@@ -28,20 +28,27 @@ EXPERIMENTS: dict[str, dict] = {
                 "datasets": ["cifar10", *ATTACKS, "gaussian", "uniform", "mnist", "fashion_mnist"]},
 }  # fmt: skip
 
-#: Every random stream of a run, as the offset added to the run's seed
-#: (:meth:`Config.stream`); shared offsets are kept, so the published results stay.
+#: Every random stream of a run after the base classifier, by name (:meth:`Config.stream`).
+#: Each is drawn from ``numpy.random.SeedSequence(seed, spawn_key=(crc32(name), k))``: streams
+#: are independent of each other, and adding one leaves the others' draws unchanged. The base
+#: classifier's own draws (training subset, weights, augmentation, batch order) use the seed
+#: itself, as the committed weights were trained with.
 STREAMS = {
-    "classifier_subset": 0,  # the n_train images the base classifier trains on
-    "source_partition": 0,  # source images: training side / test side
-    "source_order": 1,  # the order in which each side's sources are used
-    "patches_train": 0, "patches_test": 1,  # patch positions, training side / test side
-    "trust_fit": 2,  # the training images the Trust Score is fitted on
-    "detector_fit": 3,  # the training images the detectors beyond the paper fit on
-    "gaussian": 11, "uniform": 12,  # the noise images
-    "ood_pick": 13,  # which test images of the other datasets are used
-    "pgd_start": 21,  # PGD's random start (chapter 9)
-    "patched_positives": 21,  # the patches of chapter 12's patched test set
-    "adaptive": 0,  # target images and restarts of the adaptive attacks
+    "source_partition": "source images: training side / test side",
+    "source_order": "the order in which each side's sources are used",
+    "patches_train": "patch positions on the training side",
+    "patches_test": "patch positions on the test side",
+    "gaussian": "the Gaussian noise images", "uniform": "the uniform noise images",
+    "ood_pick": "which test images of the other datasets are used",
+    "splits": "Section 3.2's training, validation and test sets",
+    "introspection_net": "Introspection-Net's weights and data order (k: chapter 10's k-th net)",
+    "trust_fit": "the training images the Trust Score is fitted on",
+    "bootstrap": "the bootstrap resamples of Table 2's intervals",
+    "detector_fit": "the training images the detectors beyond the paper fit on",
+    "pgd_start": "PGD's random start (chapter 9)",
+    "adaptive_targets": "the target images of the adaptive attacks",
+    "adaptive_restarts": "the adaptive attacks' random starts",
+    "patched_positives": "the patches of chapter 12's patched test set",
 }  # fmt: skip
 
 #: Stages in order (the last five beyond the paper); each one's artifacts depend on the
@@ -63,7 +70,7 @@ DEPENDS_ON = {
 #: Revision of each stage's code: bump it with any change that alters its results, so that
 #: its cached artifacts and those downstream are recomputed.
 REVISIONS: dict[str, int] = {
-    "base_model": 3, "misclassifications": 1, "logit_analysis": 1, "introspection_net": 1,
+    "base_model": 3, "misclassifications": 2, "logit_analysis": 1, "introspection_net": 1,
     "evaluation": 1, "detectors": 1, "unseen": 3, "seeds": 1, "adaptive": 1, "protocol": 1,
 }  # fmt: skip
 
@@ -412,9 +419,22 @@ class Config:
 
         return choose_precision(self.params["precision"])
 
-    def stream(self, name: str) -> int:
-        """The seed of one random stream of the run (:data:`STREAMS`)."""
-        return self.seed + STREAMS[name]
+    def stream(self, name: str, k: int = 0) -> int:
+        """The seed of the random stream ``name`` (:data:`STREAMS`), its ``k``-th if several.
+
+        >>> cfg = configure("mnist", "smoke")
+        >>> cfg.stream("gaussian") != cfg.stream("uniform")
+        True
+        """
+        if name not in STREAMS:
+            raise KeyError(f"Unknown random stream {name!r}; expected one of {list(STREAMS)}.")
+        import zlib
+
+        import numpy as np
+
+        key = (zlib.crc32(name.encode()), int(k))
+        state = np.random.SeedSequence(self.seed, spawn_key=key).generate_state(1)[0]
+        return int(state) >> 1  # below 2**31: a valid seed for NumPy, Keras and TensorFlow
 
     @property
     def bim_step(self) -> float:

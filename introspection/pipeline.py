@@ -40,7 +40,7 @@ def introspection_sets(cfg: Config, gen: Generation) -> splits.Splits:
     return splits.make_splits(
         parts, cfg.info["in_distribution"], n_train_in=cfg["n_train_in"],
         n_train_other=cfg["n_train_other"], n_test=cfg["n_test"], val_fraction=cfg["val_fraction"],
-        partition=gen.partition, seed=cfg.seed,
+        partition=gen.partition, seed=cfg.stream("splits"),
     )
 
 
@@ -107,7 +107,7 @@ def fit_introspection_net(
     Parameters
     ----------
     seed : int, optional
-        Seed of its weights and data order (default ``cfg.seed``, the paper's network).
+        Seed of its weights and data order (default: stream ``introspection_net``, Table 2's).
     exclude : sequence of str
         Datasets removed from its training and validation sets.
     """
@@ -118,7 +118,7 @@ def fit_introspection_net(
         val = val.subset(~np.isin(val.dataset, list(exclude)))
     net = detectors.IntrospectionNet(
         epochs=cfg["introspection_epochs"], batch_size=cfg["introspection_batch_size"],
-        seed=cfg.seed if seed is None else seed,
+        seed=cfg.stream("introspection_net") if seed is None else seed,
     )
     return net.fit(
         splits.gather(train, logits), train.label,
@@ -317,7 +317,7 @@ def scores_table(cfg: Config, scores: dict, n_boot: int):
     return metrics.evaluation_table(
         scores[in_name]["label"].astype(bool), {m: scores[in_name][m] for m in methods},
         {n: {m: s[m] for m in methods} for n, s in scores.items() if n != in_name},
-        experiment=cfg.experiment, n_boot=n_boot, random_state=cfg.seed,
+        experiment=cfg.experiment, n_boot=n_boot, random_state=cfg.stream("bootstrap"),
     )
 
 

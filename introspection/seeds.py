@@ -1,4 +1,4 @@
-"""Stage ``seeds`` (chapter 10): Introspection-Net trained with ``n_seeds`` seeds.
+"""Stage ``seeds`` (chapter 10): Introspection-Net trained with ``n_seeds`` seeds of its stream.
 
 The spread over seeds beside one run's bootstrap interval; scores cached as
 ``seed_scores_<k>``, metrics in ``seeds.csv``.
@@ -18,15 +18,15 @@ __all__ = ["seed_scores", "seed_table", "seed_summary"]
 def seed_scores(
     cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted, progress: bool = True
 ) -> tuple[dict, StageRun]:
-    """Test scores of Introspection-Net trained with seeds ``seed``, ``seed + 1``, ...
+    """Test scores of Introspection-Net trained with the seeds ``k = 0, 1, ...`` of its stream.
 
-    The first is ``fitted``'s network; the others train on the same sets with another seed
-    (weights and data order). Scores: ``{k: {dataset: {"introspection_net": ndarray}}}``.
+    Seed ``k`` is ``cfg.stream("introspection_net", k)`` (weights and data order); the first
+    is ``fitted``'s network. Scores: ``{k: {dataset: {"introspection_net": ndarray}}}``.
     """
     first = fitted.detectors["introspection_net"]
 
     def train(k):
-        return first if k == 0 else fit_introspection_net(cfg, gen, sets, seed=cfg.seed + k)
+        return first if k == 0 else fit_introspection_net(cfg, gen, sets, seed=cfg.stream("introspection_net", k))
 
     return variant_scores(
         cfg, gen, sets, "seeds", "seed_scores", range(cfg["n_seeds"]), train, progress, "seeds"
@@ -34,10 +34,8 @@ def seed_scores(
 
 
 def seed_table(cfg: Config, by_seed: dict, paper_scores: dict):
-    """Metrics of every seed's network (column ``seed``, no intervals), written to ``seeds.csv``."""
-    return variants_table(
-        cfg, by_seed, paper_scores, "seed", lambda k: cfg.seed + int(k), "seeds.csv"
-    )
+    """Metrics of every seed's network (column ``seed``: its ``k``), written to ``seeds.csv``."""
+    return variants_table(cfg, by_seed, paper_scores, "seed", int, "seeds.csv")
 
 
 def seed_summary(seeds, table2):

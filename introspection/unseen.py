@@ -40,7 +40,7 @@ def leave_one_out(
 ) -> tuple[dict, StageRun]:
     """Introspection-Net trained without each kind of misclassification in turn.
 
-    Each network trains on the paper's training set minus one dataset, with the run's seed,
+    Each network trains on the paper's training set minus one dataset, with Table 2's seed,
     and is scored on every test set: ``{held_out: {dataset: {method: ndarray}}}``.
     """
     kinds = [n for n in gen.sets if n != cfg.info["in_distribution"]]
