@@ -1,0 +1,104 @@
+"""Compare a profile's result tables with those of an earlier git revision.
+
+For a change that alters the random draws (e.g. the named random streams), the new
+results cannot equal the old ones; what they should do is stay within the run-to-run
+spread. Two yardsticks, both read from the *new* results:
+
+- the seed-to-seed standard deviation of Introspection-Net that chapter 10 measures
+  (``seeds.csv``, per dataset and metric): a cell is "within 2 std" when
+  ``|new - old| <= 2 * std``;
+- the bootstrap 95 % interval of the new cell: "old inside CI".
+
+Usage (from the repository root)::
+
+    python tools/compare_results.py --before 5464245 [--profile cpu] [--metric auroc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS = ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
+#: The metric tables and the columns that name a row of each.
+TABLES = {
+    "table2.csv": ["dataset", "method"],
+    "detectors.csv": ["dataset", "method"],
+    "leave_one_out.csv": ["held_out", "dataset", "method"],
+    "unseen_attacks.csv": ["dataset", "method"],
+    "seeds.csv": ["seed", "dataset", "method"],
+    "protocol.csv": ["choice", "reading", "dataset", "method"],
+}
+
+
+def old_table(rev: str, path: str) -> pd.DataFrame | None:
+    """A CSV as it was at git revision ``rev`` (None when absent there)."""
+    out = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True)
+    return pd.read_csv(io.BytesIO(out.stdout)) if out.returncode == 0 else None
+
+
+def seed_std(results: Path) -> pd.DataFrame:
+    """Chapter 10's seed-to-seed std (ddof=1) of Introspection-Net, per dataset and metric."""
+    seeds = pd.read_csv(results / "seeds.csv")
+    return seeds.groupby("dataset")[list(METRICS)].std(ddof=1)
+
+
+def compare(old: pd.DataFrame, new: pd.DataFrame, keys: list, std: pd.DataFrame, metric: str):
+    """Per row: old, new, difference, 2 x seed std, within it, old inside the new CI."""
+    both = old.merge(new, on=keys, suffixes=("_old", "_new"))
+    out = both[keys].copy()
+    out["old"], out["new"] = both[f"{metric}_old"], both[f"{metric}_new"]
+    out["difference"] = out.new - out.old
+    out["2 std"] = 2 * both.dataset.map(std[metric])
+    out["within 2 std"] = out.difference.abs() <= out["2 std"]
+    lo, hi = f"{metric}_lo_new", f"{metric}_hi_new"
+    if lo in both and both[lo].notna().all():
+        out["old inside CI"] = (both[lo] <= out.old) & (out.old <= both[hi])
+    return out
+
+
+def main(argv=None) -> int:
+    """Print, per experiment and table, how far the new values lie from the old ones."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--before", required=True, help="git revision of the earlier results")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--metric", default="auroc", choices=METRICS)
+    p.add_argument("--rows", action="store_true", help="print every row of table2.csv")
+    args = p.parse_args(argv)
+    pd.set_option("display.width", 160)
+    for exp in ("mnist", "cifar10"):
+        results = ROOT / "book" / "results" / args.profile / exp
+        if not (results / "seeds.csv").is_file():
+            print(f"{exp}: no seeds.csv in {results.relative_to(ROOT)}; skipped")
+            continue
+        std = seed_std(results)
+        print(f"\n## {exp}: {args.metric}, new against {args.before}")
+        for name, keys in TABLES.items():
+            path = results / name
+            old = old_table(args.before, str(path.relative_to(ROOT)))
+            if old is None or not path.is_file():
+                continue
+            c = compare(old, pd.read_csv(path), keys, std, args.metric)
+            diff = c.difference.abs()
+            line = (
+                f"{name:20s} {len(c):4d} rows: |difference| mean {diff.mean():5.2f}, max "
+                f"{diff.max():5.2f}; within 2 seed std "
+                f"{int(c['within 2 std'].sum())}/{int(c['2 std'].notna().sum())}"
+            )
+            if "old inside CI" in c:
+                inside = int(c["old inside CI"].sum())
+                line += f"; old value inside the new 95 % CI {inside}/{len(c)}"
+            print(line)
+            if name == "table2.csv" and args.rows:
+                print(c.round(2).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
