@@ -48,6 +48,7 @@ cfg = config.configure(
     results_dir=results_dir, overrides=overrides, fgsm_eps=fgsm_eps, bim_eps=bim_eps,
     patch_max_tries=patch_max_tries,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("misclassifications")
 
 # %% [markdown]
@@ -60,7 +61,6 @@ cfg.table("misclassifications")
 # with the classifier's logits and penultimate features.
 
 # %%
-run = pipeline.stages(cfg)
 gen = run.gen
 print(run.base.run.line())
 print(gen.run.line())

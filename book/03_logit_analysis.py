@@ -50,6 +50,7 @@ cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides, n_analysis=n_analysis, n_scatter=n_scatter,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("logit_analysis")
 
 # %% [markdown]
@@ -60,7 +61,6 @@ cfg.table("logit_analysis")
 # paper's comparison.
 
 # %%
-run = pipeline.stages(cfg)
 logits = pipeline.analysis_logits(cfg, run.gen, run.sets)
 in_name = cfg.info["in_distribution"]
 stats = analysis.logit_statistics(logits)
@@ -81,7 +81,6 @@ plots.save_figure(fig, cfg.results_dir / "figure1_mean_logit.png");
 # %%
 tests = analysis.welch_tests({n: z.mean(axis=1) for n, z in logits.items()}, in_name)
 runner.write_table(cfg, tests, "logit_tests.csv")
-runner.write_table(cfg, stats, "logit_stats.csv")
 tests.style.format({"mean": "{:.2f}", "reference_mean": "{:.2f}", "difference": "{:.2f}",
                     "t": "{:.1f}", "p_value": "{:.1e}"})
 
@@ -98,6 +97,7 @@ fig = plots.logit_distributions(
 plots.save_figure(fig, cfg.results_dir / "max_logit.png");
 
 # %%
+runner.write_table(cfg, stats, "logit_stats.csv")
 analysis.max_logit_comparison(stats, in_name)
 
 # %% [markdown]

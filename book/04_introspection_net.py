@@ -49,6 +49,7 @@ cfg = config.configure(
     results_dir=results_dir, overrides=overrides, introspection_epochs=introspection_epochs,
     trust_feature=trust_feature,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("introspection_net")
 
 # %% [markdown]
@@ -59,7 +60,6 @@ cfg.table("introspection_net")
 # wrong. No source image appears on both the training and the test side.
 
 # %%
-run = pipeline.stages(cfg)
 sizes = pipeline.set_sizes(run.sets)
 sizes
 

@@ -49,13 +49,13 @@ cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides, n_boot=n_boot,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("evaluation")
 
 # %% [markdown]
 # ## Scores of the three methods on the test sets
 
 # %%
-run = pipeline.stages(cfg)
 table, scores = run.table2, run.scores
 print(f"{len(table)} rows written to table2.csv in the results folder")
 
@@ -121,15 +121,7 @@ display(Markdown(
 # %%
 seconds = time.perf_counter() - t0
 runner.record_timing(cfg, "evaluation", seconds)
-summary = runner.write_summary(
-    cfg,
-    base_accuracy=run.base.test_accuracy,
-    set_sizes=pipeline.set_sizes(run.sets).to_dict(orient="index"),
-    generation=run.gen.stats,
-    wall_seconds=runner.stage_timings(cfg),
-    claims=checks.to_dict(orient="records"),
-    base_model={"origin": run.base.origin, **run.base.history.get("trained_on", {})},
-)
+summary = pipeline.write_summary(run, checks)
 print(f"{summary.name} written to the results folder")
 
 # %% [markdown]

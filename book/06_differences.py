@@ -52,13 +52,13 @@ cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("evaluation")
 
 # %% [markdown]
 # ## Our Table 2 (from the evaluation chapter)
 
 # %%
-run = pipeline.stages(cfg)
 table = run.table2
 paper_table = paper.table2(cfg.experiment)
 gaps = analysis.compare_with_paper(table, paper_table)

@@ -63,6 +63,7 @@ cfg = config.configure(
     results_dir=results_dir, overrides=overrides, odin_eps=odin_eps,
     mahalanobis_eps=mahalanobis_eps,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("detectors")
 
 # %% [markdown]
@@ -73,12 +74,10 @@ cfg.table("detectors")
 # number is printed below).
 
 # %%
-run = pipeline.stages(cfg)
-extra = more_detectors.extra_detector_scores(cfg, run.gen, run.sets, run.model)
-table = more_detectors.detector_table(cfg, run.scores, extra)
+table = more_detectors.detector_table(cfg, run.scores, run.extra)
 print(f"Introspection-Net trained on {cfg['n_train_other']} examples of each kind; "
       f"{cfg['n_test']} test examples of each dataset")
-print(extra.run.line())
+print(run.extra.run.line())
 print(f"{len(table)} rows written to detectors.csv in the results folder")
 
 # %% [markdown]

@@ -56,6 +56,7 @@ cfg = config.configure(
     results_dir=results_dir, overrides=overrides, introspection_epochs=introspection_epochs,
     unseen_n=unseen_n, cw_max_iter=cw_max_iter,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("unseen")
 
 # %% [markdown]
@@ -65,7 +66,6 @@ cfg.table("unseen")
 # that kind (its training and validation examples).
 
 # %%
-run = pipeline.stages(cfg)
 table2 = run.table2
 loo, timing = unseen.leave_one_out(cfg, run.gen, run.sets)
 full, held_out = unseen.leave_one_out_table(cfg, loo, run.scores, table2)
@@ -137,9 +137,8 @@ analysis.display_table(attack_stats[
     ["attempted", "kept", "success rate (%)", "mean_l2", "mean_linf", "seconds"]].astype(float), 3)
 
 # %%
-extra = more_detectors.extra_detector_scores(cfg, run.gen, run.sets, run.model)
 attacked_scores = unseen.unseen_attack_scores(cfg, attacked, run.fitted, run.model)
-unseen_table = unseen.unseen_attack_table(cfg, run.scores, extra, attacked_scores)
+unseen_table = unseen.unseen_attack_table(cfg, run.scores, run.extra, attacked_scores)
 labels = {n: plots.dataset_label(n, cfg.experiment) for n in unseen_table.dataset.unique()}
 display(Markdown(analysis.table2_markdown(unseen_table, None, labels, plots.METHOD_LABELS)))
 
@@ -149,7 +148,7 @@ display(Markdown(analysis.table2_markdown(unseen_table, None, labels, plots.METH
 # on them).
 
 # %% tags=["full-width"]
-detectors_table = more_detectors.detector_table(cfg, run.scores, extra)
+detectors_table = more_detectors.detector_table(cfg, run.scores, run.extra)
 both = pd.concat([detectors_table[detectors_table.dataset.isin(["fgsm", "bim", "deepfool"])],
                   unseen_table])
 fig = plots.heatmap(plots.auroc_grid(both, cfg.experiment), title="AUROC (%): attacks seen in training (top) and never seen")

@@ -44,6 +44,7 @@ cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides, n_seeds=n_seeds,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("seeds")
 
 # %% [markdown]
@@ -52,7 +53,6 @@ cfg.table("seeds")
 # The first network is the one of Table 2; the others differ only by their seed.
 
 # %%
-run = pipeline.stages(cfg)
 table2 = run.table2
 by_seed, timing = seeds.seed_scores(cfg, run.gen, run.sets, run.fitted)
 by_seed_table = seeds.seed_table(cfg, by_seed, run.scores)

@@ -67,6 +67,7 @@ cfg = config.configure(
     results_dir=results_dir, overrides=overrides, adaptive_n=adaptive_n,
     adaptive_steps=adaptive_steps,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 cfg.table("adaptive")
 
 # %% [markdown]
@@ -77,7 +78,6 @@ cfg.table("adaptive")
 
 # %%
 print(f"Table 2's BIM budget: L-inf {cfg['bim_eps']:.4g} in the [0, 1] pixel scale")
-run = pipeline.stages(cfg)
 table, timing = adaptive.adaptive_attacks(cfg, run.gen, run.sets, run.fitted, run.scores, run.model)
 print(timing.line())
 print(f"{len(table)} rows written to adaptive.csv in the results folder")

@@ -41,12 +41,13 @@ overrides: dict = {}  # any parameter of introspection.config.PARAMETERS, e.g. {
 # %%
 from IPython.display import Markdown, display
 
-from introspection import analysis, config, pipeline, plots, protocol, runner
+from introspection import analysis, config, pipeline, plots, protocol
 
 cfg = config.configure(
     experiment, profile, seed=seed, data_dir=data_dir, artifacts_dir=artifacts_dir,
     results_dir=results_dir, overrides=overrides,
 )
+run = pipeline.stages(cfg)  # each stage is computed or loaded when first read
 analysis.display_table(cfg.table().loc[[
     "patch_max_tries", "patch_max_per_source", "patch_fill", "fgsm_eps", "bim_eps",
     "bim_eps_iter", "bim_nb_iter", "bim_early_stop", "attack_loss", "softmax_dtype",
@@ -61,7 +62,6 @@ analysis.display_table(cfg.table().loc[[
 
 # %%
 cells, calibration = protocol.protocol_study(cfg)
-runner.write_table(cfg, cells, "protocol.csv", index=False)
 counts = protocol.within(cells)
 analysis.display_table(counts.rename(columns={
     "within": "cells within 5 points", "cells": "of", "row_within": "of its row within 5",
@@ -76,7 +76,7 @@ analysis.display_table(counts.rename(columns={
 # paper's value inside our 95 % interval, and within 5 points of ours.
 
 # %%
-moved = protocol.before_after(cells, pipeline.stages(cfg).table2)
+moved = protocol.before_after(cells, run.table2)
 analysis.display_table(moved.rename(
     index={protocol.BEFORE: "before the study", protocol.OURS: "the profile (after)"},
     columns={"inside_ci": "inside our 95 % CI", "within": "within 5 points", "cells": "of"}), 0)

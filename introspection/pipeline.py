@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import artifacts, detectors, metrics, models, splits
+from . import artifacts, detectors, metrics, models, runner, splits
 from .classifier import BaseModel, base_model, keras_model, load_training_data
 from .config import Config
 from .generation import DataSet, Generation, misclassifications
@@ -24,14 +24,15 @@ from .runner import (
     record_stage,
     run_stage,
     save_artifact,
+    stage_timings,
     write_table,
 )
 
 __all__ = ["introspection_sets", "Fitted", "trust_fit_data", "fit_trust_score",
            "fit_introspection_net", "fit_detectors", "score_test_sets", "score_examples",
            "score_with", "Scores", "variant_scores", "variants_table", "evaluate", "Stages",
-           "stages", "scores_table", "analysis_logits", "set_sizes", "trust_score_spaces",
-           "evaluate_correct_only"]
+           "stages", "write_summary", "scores_table", "analysis_logits", "set_sizes",
+           "trust_score_spaces", "evaluate_correct_only"]
 
 
 def introspection_sets(cfg: Config, gen: Generation) -> splits.Splits:
@@ -296,10 +297,28 @@ class Stages:
         """:func:`evaluate` (also written to ``table2.csv``)."""
         return evaluate(self.cfg, self.scores)
 
+    @functools.cached_property
+    def extra(self) -> Scores:
+        """:func:`introspection.more_detectors.extra_detector_scores` (chapters 8 and 9)."""
+        from .more_detectors import extra_detector_scores  # it imports this module
+
+        return extra_detector_scores(self.cfg, self.gen, self.sets, self.model)
+
 
 def stages(cfg: Config) -> Stages:
     """The run's stages, computed lazily (:class:`Stages`)."""
     return Stages(cfg)
+
+
+def write_summary(run: Stages, claims):
+    """Write the run's ``summary.json``: classifier, set sizes, generation, times, ``claims``."""
+    base = run.base
+    return runner.write_summary(
+        run.cfg, base_accuracy=base.test_accuracy,
+        set_sizes=set_sizes(run.sets).to_dict(orient="index"), generation=run.gen.stats,
+        wall_seconds=stage_timings(run.cfg), claims=claims.to_dict(orient="records"),
+        base_model={"origin": base.origin, **base.history.get("trained_on", {})},
+    )  # fmt: skip
 
 
 def scores_table(cfg: Config, scores: dict, n_boot: int):

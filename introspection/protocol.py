@@ -240,7 +240,9 @@ def _patched_errors_row(cfg, cfg_r, model, sets, net, scorer, scores, table):
 
 
 def protocol_study(cfg: Config, progress: bool = True):
-    """Run (or load) every reading of :func:`readings` and compare it with the paper.
+    """Run (or load) every reading of :func:`readings`, compare it with the paper, write it.
+
+    The cells are written to ``protocol.csv`` in the results folder.
 
     Returns
     -------
@@ -258,8 +260,10 @@ def protocol_study(cfg: Config, progress: bool = True):
     )
     # JSON keeps its keys sorted: the columns in the order they were made
     cells = pd.DataFrame(stored["cells"])
+    cells = cells[_ordered(cells, _CELLS)]
+    runner.write_table(cfg, cells, "protocol.csv", index=False)
     calibration = pd.DataFrame(stored["calibration"])
-    return cells[_ordered(cells, _CELLS)], calibration[_ordered(calibration, _CALIBRATION)]
+    return cells, calibration[_ordered(calibration, _CALIBRATION)]
 
 
 _CELLS = ["choice", "reading", "dataset", "method", *metrics.METRICS,

@@ -26,7 +26,8 @@ def seed_scores(
     first = fitted.detectors["introspection_net"]
 
     def train(k):
-        return first if k == 0 else fit_introspection_net(cfg, gen, sets, seed=cfg.stream("introspection_net", k))
+        seed = cfg.stream("introspection_net", k)
+        return first if k == 0 else fit_introspection_net(cfg, gen, sets, seed=seed)
 
     return variant_scores(
         cfg, gen, sets, "seeds", "seed_scores", range(cfg["n_seeds"]), train, progress, "seeds"
