@@ -251,28 +251,15 @@ def representation_matching(
         out = fm(targets[i : i + 256], training=False)[k]
         goal_all.append(np.asarray(out).reshape(len(out), -1))
     goal_all = np.concatenate(goal_all).astype(np.float32)
-    alpha = 2.5 * eps / steps if step_size is None else step_size
+    matching = _matching_grad_fn(fm, k)
 
-    grad = _matching_grad_fn(fm, k)
+    def grad(xb, rows):
+        return matching(tf.constant(xb), tf.constant(goal_all[rows])).numpy()
 
-    xa = x.copy()
-    best = x.copy()
-    success = np.zeros(len(x), bool)
-    active = np.arange(len(x))
-    for _ in range(steps):
-        if len(active) == 0:
-            break
-        xb = xa[active]
-        g = grad(tf.constant(xb), tf.constant(goal_all[active])).numpy()
-        xb = np.clip(
-            np.clip(xb - alpha * np.sign(g), x[active] - eps, x[active] + eps), clip_min, clip_max
-        )
-        xa[active] = xb
-        ok = evades(fm, xb, y[active], accept)
-        best[active[ok]] = xb[ok]
-        success[active[ok]] = True
-        active = active[~ok]
-    best[~success] = xa[~success]
+    box = dict(eps=eps, alpha=2.5 * eps / steps if step_size is None else step_size,
+               clip=(clip_min, clip_max))
+    best, success = x.copy(), np.zeros(len(x), bool)
+    _descend(fm, x, x.copy(), y, np.arange(len(x)), grad, accept, steps, box, best, success)
     return best, success
 
 
