@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--data-dir", help="folder of the .npz dataset files")
     b.add_argument("--artifacts-dir", help="cache of models and arrays")
-    options = {  # flags, but --repository-url
+    options = {  # flags, except --repository-url (a text)
         "--no-html": "execute the notebooks only",
         "--force": "re-execute every notebook from scratch, training the base classifiers again",
         "--retrain": "train the base classifiers from scratch instead of reusing cached or "
