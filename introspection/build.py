@@ -1,17 +1,18 @@
 """``python -m introspection build``: execute the book's notebooks, then build the HTML.
 
-Per experiment, the chapter notebooks of ``book/`` run in order with papermill; the
-executed copies, figures and tables go to ``book/results/<profile>/<experiment>/``. The
-summary notebook then compares the experiments and Jupyter Book builds the HTML from a
-clean ``_build``, warnings as errors. Every parameter is validated before any notebook
-runs. Entry point: :func:`main`.
+Per experiment, papermill runs the chapter notebooks of ``book/`` in order into
+``book/results/<profile>/<experiment>/`` (with their figures and tables); the summary notebook
+then compares the experiments and Jupyter Book builds the HTML from a clean ``_build``,
+warnings as errors. Every parameter is validated before any notebook runs. Entry: :func:`main`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -22,13 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+from . import artifacts, config, datasets, hardware
 from .config import EXPERIMENTS, PARAMETERS, PROFILES, ConfigError, configure
 
 __all__ = [
     "CHAPTERS", "CHAPTER_STAGE", "PAPER_CHAPTERS", "BEYOND_CHAPTERS", "main", "parse_value",
     "provenance", "stamp", "write_toc", "run_page_markdown", "write_run_page", "run_notebooks",
     "build_html", "check_repository_url", "check_tools", "check_data", "publish_weights",
-    "launch_config", "LAUNCH_BUTTONS",
+    "launch_config",
 ]
 
 #: The chapters that reproduce the paper, in order.
@@ -56,11 +58,6 @@ _TITLES = {
 }
 
 
-def _title(profile: str, experiment: str) -> str:
-    net = "mnist" if experiment == "mnist" else configure(experiment, profile)["architecture"]
-    return _TITLES[net]
-
-
 def repo_root() -> Path:
     """The checkout holding the book (``_config.yml``, ``book/``)."""
     root = Path(__file__).resolve().parent.parent
@@ -72,15 +69,11 @@ def repo_root() -> Path:
 def parse_value(text: str):
     """Parse a ``-p NAME VALUE`` value as papermill does: number, boolean, null or text."""
     low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
+    if low in ("true", "false", "none", "null"):
+        return {"true": True, "false": False}.get(low)
     for kind in (int, float):
-        try:
+        with contextlib.suppress(ValueError):
             return kind(text)
-        except ValueError:
-            pass
     return text
 
 
@@ -96,41 +89,33 @@ def _parser() -> argparse.ArgumentParser:
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
         help="override a parameter (repeatable)",
     )
-    b.add_argument("--data-dir", default=None, help="folder of the .npz dataset files")
-    b.add_argument("--artifacts-dir", default=None, help="cache of models and arrays")
-    flags = {
+    b.add_argument("--data-dir", help="folder of the .npz dataset files")
+    b.add_argument("--artifacts-dir", help="cache of models and arrays")
+    options = {  # flags, except --repository-url (a text)
         "--no-html": "execute the notebooks only",
         "--force": "re-execute every notebook from scratch, training the base classifiers again",
         "--retrain": "train the base classifiers from scratch instead of reusing cached or "
         "published weights (every notebook after them is re-executed too)",
         "--publish": "make this profile's results the published book (writes _toc.yml)",
-    }
-    for flag, text in flags.items():
-        b.add_argument(flag, action="store_true", help=text)
-    b.add_argument(
-        "--repository-url", default=os.environ.get("INTROSPECTION_REPOSITORY_URL"),
-        help="public GitHub repository of the book (https://github.com/ORG/REPO): adds "
-        "Binder and Colab launch buttons and a repository button to every chapter "
+        "--repository-url": "public GitHub repository of the book (https://github.com/ORG/REPO): "
+        "adds Binder and Colab launch buttons and a repository button to every chapter "
         "(default: $INTROSPECTION_REPOSITORY_URL; none without it)",
-    )
-    b.add_argument(
-        "--html-only", action="store_true",
-        help="build the HTML from the notebooks already executed",
-    )
+        "--html-only": "build the HTML from the notebooks already executed",
+    }
+    url = os.environ.get("INTROSPECTION_REPOSITORY_URL")
+    for flag, text in options.items():
+        kind = {"default": url} if flag == "--repository-url" else {"action": "store_true"}
+        b.add_argument(flag, help=text, **kind)
     return p
 
 
 def _split_parameters(pairs) -> tuple[dict, dict]:
     notebook, overrides = {}, {}
     for name, value in pairs:
-        v = parse_value(value)
-        if name in _NOTEBOOK_PARAMS:
-            notebook[name] = v
-        elif name in PARAMETERS:
-            overrides[name] = v
-        else:
+        if name not in _NOTEBOOK_PARAMS and name not in PARAMETERS:
             known = ", ".join((*_NOTEBOOK_PARAMS, *sorted(PARAMETERS)))
             raise ConfigError(f"Unknown parameter {name!r}. Known: {known}.")
+        (notebook if name in _NOTEBOOK_PARAMS else overrides)[name] = parse_value(value)
     return notebook, overrides
 
 
@@ -191,14 +176,11 @@ def _execute(source: Path, target: Path, params: dict, root: Path) -> None:
 def provenance(source: Path, params: dict) -> dict:
     """What an executed notebook was made from: hashes of its source and parameters.
 
-    ``params`` are those papermill injected. For a chapter, the effective values of its
-    stage's and upstream stages' parameters are hashed (:data:`CHAPTER_STAGE`), paths left
-    out. Returns ``source``, ``source_sha256``, ``parameters``, ``effective_parameters``,
-    ``parameters_sha256`` and ``refresh`` (the command that re-executes it).
+    ``params``: those papermill injected, machine-specific paths left out; a chapter hashes the
+    effective values of its stage's and upstream stages' parameters (:data:`CHAPTER_STAGE`).
+    Keys: ``source``, ``source_sha256``, ``parameters``, ``effective_parameters``,
+    ``parameters_sha256``, ``refresh`` (the command that re-executes it).
     """
-    from .artifacts import canonical_params, file_sha256
-
-    # Machine-specific paths do not change results: left out of the hashes.
     params = {k: v for k, v in params.items() if k not in _PATH_PARAMS}
     overrides = params.get("overrides") or {}
     effective = params
@@ -213,11 +195,11 @@ def provenance(source: Path, params: dict) -> dict:
         }
         refresh += f" --experiment {exp}"
     refresh += "".join(f" -p {k} {v}" for k, v in sorted(overrides.items()))
-    effective = canonical_params(effective)
+    effective = artifacts.canonical_params(effective)
     digest = hashlib.sha256(json.dumps(effective, sort_keys=True).encode()).hexdigest()
     return {
-        "source": source.name, "source_sha256": file_sha256(source),
-        "parameters": canonical_params(params), "effective_parameters": effective,
+        "source": source.name, "source_sha256": artifacts.file_sha256(source),
+        "parameters": artifacts.canonical_params(params), "effective_parameters": effective,
         "parameters_sha256": digest, "refresh": refresh,
     }
 
@@ -226,11 +208,9 @@ def is_current(notebook: Path, source: Path, params: dict) -> bool:
     """Whether an executed notebook (may not exist) was made from ``source`` with ``params``."""
     import nbformat
 
-    if not notebook.is_file():
-        return False
     try:
         meta = nbformat.read(notebook, as_version=4).metadata.get("introspection") or {}
-    except Exception:  # noqa: BLE001 - an unreadable notebook is simply not current
+    except Exception:  # noqa: BLE001 - a missing or unreadable notebook is not current
         return False
     now = provenance(source, params)
     return all(meta.get(k) == now[k] for k in ("source_sha256", "parameters_sha256"))
@@ -246,13 +226,9 @@ def terminal_text(text: str) -> str:
     >>> terminal_text("a:  0%\ra: 50%\ra:100%\ndone\n")
     'a:100%\ndone\n'
     """
-    lines = []
-    for line in text.split("\n"):
-        shown = line.rstrip("\r").rsplit("\r", 1)[-1]
-        if shown.strip() or "\r" not in line:
-            lines.append(shown)
-    out = "\n".join(lines)
-    return "" if not out.strip() else out
+    shown = [(line, line.rstrip("\r").rsplit("\r", 1)[-1]) for line in text.split("\n")]
+    out = "\n".join(last for line, last in shown if last.strip() or "\r" not in line)
+    return out if out.strip() else ""
 
 
 def tidy(nb, root: Path) -> None:
@@ -260,18 +236,16 @@ def tidy(nb, root: Path) -> None:
     for cell in nb.cells:
         if "outputs" not in cell:
             continue
-        merged = []
-        for out in cell["outputs"]:
-            last = merged[-1] if merged else {}
-            kinds = (last.get("output_type"), out.get("output_type"))
-            if kinds == ("stream", "stream") and last.get("name") == out.get("name"):
-                last["text"] += out["text"]
-            else:
-                merged.append(out)
-        for out in merged:
+        kept = []
+        # Consecutive outputs of one stream form a group; any other output is its own.
+        for _, (out, *more) in itertools.groupby(
+            cell["outputs"], lambda o: o.get("name") if o.get("output_type") == "stream" else id(o)
+        ):
             if out.get("output_type") == "stream":
-                out["text"] = terminal_text(out["text"])
-        cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"]]
+                out["text"] = terminal_text("".join(o["text"] for o in (out, *more)))
+            if out.get("output_type") != "stream" or out["text"]:
+                kept.append(out)
+        cell["outputs"] = kept
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if meta.get(key):
@@ -284,8 +258,8 @@ def tidy(nb, root: Path) -> None:
                 meta[key] = path.name
 
 
-#: What a published notebook may not show: (what, pattern). Absolute paths are
-#: looked for in the whole notebook (sources, outputs, metadata).
+#: What a published notebook may not show: (what, pattern). Absolute paths are looked for
+#: in the whole notebook (sources, outputs, metadata), the others in what cells output.
 PAGE_PROBLEMS = (
     ("an absolute path", re.compile(r"""(?m:^|[\s"'(=:])(?:/[\w.-]+){2,}/|[A-Za-z]:\\\\[\w.-]""")),
     ("a TensorFlow log", re.compile(r"absl::|oneDNN|^[IWE]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\]", re.M)),
@@ -295,45 +269,27 @@ PAGE_PROBLEMS = (
 )
 
 
-def _strings(node):
-    """Every string in a JSON-like tree, images left out."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            if not str(k).startswith("image/"):  # base64
-                yield from _strings(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _strings(v)
-
-
-def _output_texts(out) -> list[str]:
-    """The texts a reader sees of one cell output: a stream's, a result's, an error's."""
-    data = out.get("data", {})
-    shown = (data.get(k, "") for k in ("text/plain", "text/html", "text/markdown"))
-    texts = [out.get("text", ""), *shown, out.get("evalue", "")]
-    return ["".join(t) if isinstance(t, list) else str(t) for t in texts]
-
-
-def _snippet(text: str, m: re.Match) -> str:
-    return repr(text[max(0, m.start() - 40):m.end() + 40])
+def _strings(node) -> list[str]:
+    """Every string in a JSON-like tree, images (base64) left out."""
+    if isinstance(node, list):
+        node = dict(enumerate(node))
+    if not isinstance(node, dict):
+        return [node] if isinstance(node, str) else []
+    return [s for k, v in node.items() if not str(k).startswith("image/") for s in _strings(v)]
 
 
 def page_problems(nb) -> list[str]:
     """What a reader should not see in a notebook (:data:`PAGE_PROBLEMS`): what, cell, text."""
-    found = []
-    what, pattern = PAGE_PROBLEMS[0]
-    for text in _strings(nb):
-        if m := pattern.search(text):
-            found.append(f"{what}: {_snippet(text, m)}")
+    (what, pattern), *others = PAGE_PROBLEMS
+    found = [(what, text, m) for text in _strings(nb) if (m := pattern.search(text))]
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
-            for text in _output_texts(out):
-                for what, pattern in PAGE_PROBLEMS[1:]:
-                    if m := pattern.search(text):
-                        found.append(f"{what} in cell {i}: {_snippet(text, m)}")
-    return found
+            data = out.get("data", {})
+            shown = [data.get(k, "") for k in ("text/plain", "text/html", "text/markdown")]
+            for text in (out.get("text", ""), *shown, out.get("evalue", "")):
+                text = "".join(text) if isinstance(text, list) else str(text)
+                found += [(f"{w} in cell {i}", text, m) for w, p in others if (m := p.search(text))]
+    return [f"{what}: {text[max(0, m.start() - 40) : m.end() + 40]!r}" for what, text, m in found]
 
 
 def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None) -> None:
@@ -349,27 +305,26 @@ def stamp(notebook: Path, source: Path, params: dict, record: dict | None = None
 def write_toc(profile: str, experiments, root: Path, path: Path | None = None) -> Path:
     """Write the table of contents of the executed chapters to ``path`` (or ``_build/``)."""
     results = root / "book" / "results" / profile
-    lines = [
-        "format: jb-book", "root: book/intro", "parts:", "  - caption: The paper and our choices",
-        "    chapters:", "      - file: book/methods", "      - file: book/run_it_yourself",
-    ]
+    title = {
+        e: _TITLES["mnist" if e == "mnist" else configure(e, profile)["architecture"]]
+        for e in experiments
+    }
 
-    def files(exp, chapters):
-        # Only chapters that have been executed: a profile may be published in parts.
-        done = [c for c in chapters if (results / exp / f"{c}.ipynb").is_file()]
-        return [f"      - file: book/results/{profile}/{exp}/{c}" for c in done]
+    def part(caption, files):
+        return [f"  - caption: {caption}", "    chapters:", *(f"      - file: {f}" for f in files)]
 
+    def done(exp, chapters):  # only chapters executed: a profile may be published in parts
+        executed = [c for c in chapters if (results / exp / f"{c}.ipynb").is_file()]
+        return [f"book/results/{profile}/{exp}/{c}" for c in executed]
+
+    lines = ["format: jb-book", "root: book/intro", "parts:"]
+    lines += part("The paper and our choices", ["book/methods", "book/run_it_yourself"])
     for exp in experiments:
-        lines += [f"  - caption: {_title(profile, exp)} ({profile} profile)", "    chapters:"]
-        lines += files(exp, PAPER_CHAPTERS)
+        lines += part(f"{title[exp]} ({profile} profile)", done(exp, PAPER_CHAPTERS))
     for exp in experiments:
-        if beyond := files(exp, BEYOND_CHAPTERS):
-            lines += [f"  - caption: Beyond the paper — {_title(profile, exp)}", "    chapters:"]
-            lines += beyond
-    lines += [
-        "  - caption: Results", "    chapters:", f"      - file: book/results/{profile}/{SUMMARY}",
-        "      - file: book/references",
-    ]
+        if beyond := done(exp, BEYOND_CHAPTERS):
+            lines += part(f"Beyond the paper — {title[exp]}", beyond)
+    lines += part("Results", [f"book/results/{profile}/{SUMMARY}", "book/references"])
     path = path or root / "_build" / f"toc-{profile}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
@@ -397,71 +352,54 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def run_page_markdown(root: Path, published: str = "cpu") -> str:
-    """The "Run it yourself" page, in Markdown: commands, parameters and time of each chapter.
-
-    Fills ``introspection/data/run_page.md`` from the notebooks' ``parameters`` cells, the
-    profiles and the stage times recorded by the ``published`` profile
-    (``stage_seconds.json``), so it cannot drift from them.
-    """
-    results = root / "book" / "results" / published
-    machine = _read_json(results / "mnist" / "summary.json").get("machine", {})
-    where = "2 CPU cores"
-    if "cpu" in machine:
-        where = f"{machine['cpu']} ({machine.get('isa', '?')}), {machine.get('cores', '?')} cores"
-    page = string.Template((Path(__file__).with_name("data") / "run_page.md").read_text())
-    return page.substitute(
-        profiles="\n".join(f"| `{name}` | {p['description']} |" for name, p in PROFILES.items()),
-        published=published, machine=where,
-        chapter_times="\n".join(_chapter_time_rows(root, results)),
-        build_times="\n".join(_build_times_rows(root)),
-        commands="\n".join(_chapter_command_lines(root)),
-    )
-
-
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def _chapter_time_rows(root: Path, results: Path) -> list[str]:
-    """The run page's rows of each chapter's compute time in the published profile."""
+def run_page_markdown(root: Path, published: str = "cpu") -> str:
+    """The "Run it yourself" page, in Markdown: commands, parameters and time of each chapter.
+
+    Fills ``introspection/data/run_page.md`` from the notebooks' ``parameters`` cells, the
+    profiles, the builds measured (``book/build_times.csv``) and the stage times recorded by
+    the ``published`` profile (``stage_seconds.json``), so it cannot drift from them.
+    """
+    results, book = root / "book" / "results" / published, root / "book"
+    machine = _read_json(results / "mnist" / "summary.json").get("machine", {})
+    where = "2 CPU cores"
+    if "cpu" in machine:
+        where = f"{machine['cpu']} ({machine.get('isa', '?')}), {machine.get('cores', '?')} cores"
+    page = string.Template((Path(__file__).with_name("data") / "run_page.md").read_text())
     seconds = {exp: _read_json(results / exp / "stage_seconds.json") for exp in EXPERIMENTS}
-    rows = []
+    chapter_times = []
     for c in CHAPTERS:
-        stage, title = CHAPTER_STAGE[c], _chapter_title(root / "book" / f"{c}.py")
+        stage, title = CHAPTER_STAGE[c], _chapter_title(book / f"{c}.py")
         mnist, cifar10 = (_duration(seconds[exp].get(stage)) for exp in ("mnist", "cifar10"))
-        rows.append(f"| `{c}`: {title} | {stage} | {mnist} | {cifar10} |")
-    return rows
-
-
-def _build_times_rows(root: Path) -> list[str]:
-    """The run page's rows of ``book/build_times.csv``: builds measured by :func:`record_build`."""
-    with (root / "book" / "build_times.csv").open() as f:
-        return [
+        chapter_times.append(f"| `{c}`: {title} | {stage} | {mnist} | {cifar10} |")
+    with (book / "build_times.csv").open() as f:
+        build_times = [
             f"| `{r['profile']}` | {r['base_models']} | {r['cpu']} | {r['isa']} | {r['cores']} | "
             f"{float(r['total_seconds']) / 60:.0f} min | {r['date']} |"
             for r in csv.DictReader(f)
         ]
-
-
-def _chapter_command_lines(root: Path) -> list[str]:
-    """The run page's papermill command and parameter table of each notebook."""
-    lines = []
+    commands = []
     for c in (*CHAPTERS, SUMMARY):
-        src = root / "book" / f"{c}.py"
         args = "-p profile quick" if c == SUMMARY else "-p experiment cifar10 -p profile quick"
-        lines += [
-            f"### {_chapter_title(src)}", "", "```bash",
+        commands += [
+            f"### {_chapter_title(book / f'{c}.py')}", "", "```bash",
             f"papermill book/{c}.ipynb out.ipynb {args}", "```", "",
             "| parameter | type | default | meaning |", "|---|---|---|---|",
         ]
-        for name, typ, value, comment in _chapter_parameters(src):
+        for name, typ, value, comment in _chapter_parameters(book / f"{c}.py"):
             text = comment.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
-            lines.append(f"| `{name}` | {typ} | `{value}` | {text} |")
-        lines.append("")
-    return lines
+            commands.append(f"| `{name}` | {typ} | `{value}` | {text} |")
+        commands.append("")
+    return page.substitute(
+        profiles="\n".join(f"| `{name}` | {p['description']} |" for name, p in PROFILES.items()),
+        published=published, machine=where, chapter_times="\n".join(chapter_times),
+        build_times="\n".join(build_times), commands="\n".join(commands),
+    )
 
 
 def write_run_page(root: Path) -> Path:
@@ -469,13 +407,6 @@ def write_run_page(root: Path) -> Path:
     path = root / "book" / "run_it_yourself.md"
     path.write_text(run_page_markdown(root))
     return path
-
-
-#: Where the launch buttons open a chapter (sphinx-book-theme's ``launch_buttons``).
-LAUNCH_BUTTONS = {
-    "notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
-    "colab_url": "https://colab.research.google.com",
-}
 
 
 def check_repository_url(url: str) -> str:
@@ -496,12 +427,13 @@ def launch_config(root: Path, repository_url: str, branch: str = "main") -> Path
     conf = yaml.safe_load((root / "_config.yml").read_text())
     conf["repository"] = {"url": check_repository_url(repository_url), "branch": branch}
     conf.setdefault("html", {}).update({"use_repository_button": True, "use_issues_button": True})
-    conf["launch_buttons"] = dict(LAUNCH_BUTTONS)
+    conf["launch_buttons"] = {  # where sphinx-book-theme's launch buttons open a chapter
+        "notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
+        "colab_url": "https://colab.research.google.com",
+    }
     out = root / "_build" / "_config.launch.yml"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(conf, sort_keys=False))
-    os.replace(tmp, out)
+    out.write_text(yaml.safe_dump(conf, sort_keys=False))
     return out
 
 
@@ -527,19 +459,16 @@ def check_tools(html: bool = True) -> None:
     from importlib import metadata, util
 
     need = ["papermill", "nbformat", "jupytext", "ipykernel"] + (["jupyter_book"] if html else [])
-    missing = [m for m in need if util.find_spec(m) is None]
-    if missing:
+    if missing := [m for m in need if util.find_spec(m) is None]:
         raise ConfigError(
             f"{', '.join(missing)} not installed for {sys.executable}; "
             "run `python -m pip install -r requirements.txt` with this interpreter."
         )
-    if html:
-        version = metadata.version("jupyter-book")
-        if int(version.split(".")[0]) >= 2:
-            raise ConfigError(
-                f"jupyter-book {version} is installed; the book needs 1.x (2.x ignores "
-                "_config.yml and _toc.yml): `python -m pip install 'jupyter-book<2'`."
-            )
+    if html and int((version := metadata.version("jupyter-book")).split(".")[0]) >= 2:
+        raise ConfigError(
+            f"jupyter-book {version} is installed; the book needs 1.x (2.x ignores "
+            "_config.yml and _toc.yml): `python -m pip install 'jupyter-book<2'`."
+        )
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -552,12 +481,8 @@ def check_tools(html: bool = True) -> None:
 
 def check_data(data_dir=None, names=("mnist", "fashion_mnist", "cifar10")) -> None:
     """Check that the datasets are in the data folder, or else that Keras can download them."""
-    from . import datasets
-
-    dirs = datasets._candidate_dirs(data_dir)
-    if dirs:
-        missing = [n for n in names if not any((d / f"{n}.npz").is_file() for d in dirs)]
-        if missing:
+    if dirs := datasets._candidate_dirs(data_dir):
+        if missing := [n for n in names if not any((d / f"{n}.npz").is_file() for d in dirs)]:
             raise ConfigError(
                 f"{', '.join(f'{n}.npz' for n in missing)} not found in "
                 f"{', '.join(map(str, dirs))} (data_dir, ${datasets.ENV_VAR})."
@@ -572,24 +497,19 @@ def check_data(data_dir=None, names=("mnist", "fashion_mnist", "cifar10")) -> No
 
 def publish_weights(profile: str, experiments, notebook_params: dict, overrides: dict) -> list:
     """Copy each experiment's cached base classifier (byte for byte) to ``weights/``; list them."""
-    from . import artifacts, config
-
     written = []
     for exp in experiments:
         cfg = configure(exp, profile, overrides=overrides, **notebook_params)
-        dst = config.published_weights_dir(profile, exp)
+        written.append(config.published_weights_dir(profile, exp))
         params = cfg.stage_params("base_model")
         for name in ("base_model", "base_model_history"):
-            artifacts.copy(cfg.artifacts_dir, dst, name, params=params)
-        written.append(dst)
+            artifacts.copy(cfg.artifacts_dir, written[-1], name, params=params)
     return written
 
 
 def record_build(root: Path, args, seconds: dict, times: dict) -> dict:
     """Append this build's wall times and machine to ``_build/build_times.jsonl``; return it."""
-    from .hardware import cpu_info
-
-    cpu = cpu_info()
+    cpu = hardware.cpu_info()
     record = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()), "profile": args.profile,
         "experiments": args.experiment, "retrain": bool(args.force or args.retrain),
@@ -613,9 +533,7 @@ def _validate(args) -> tuple[list, dict, dict]:
         )
     experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     notebook_params, overrides = _split_parameters(args.parameter)
-    for name in ("data_dir", "artifacts_dir"):
-        if getattr(args, name):
-            notebook_params[name] = getattr(args, name)
+    notebook_params |= {k: v for k in ("data_dir", "artifacts_dir") if (v := getattr(args, k))}
     for exp in experiments:
         configure(exp, args.profile, overrides=overrides, **notebook_params)
     if args.repository_url:
@@ -624,24 +542,6 @@ def _validate(args) -> tuple[list, dict, dict]:
     if not args.html_only:
         check_data(notebook_params.get("data_dir"))
     return experiments, notebook_params, overrides
-
-
-def _execute_all(args, experiments, notebook_params: dict, overrides: dict, root: Path) -> dict:
-    """Execute the experiments' chapters, then the summary when anything changed."""
-    retrain = args.force or args.retrain
-    times = {}
-    for exp in experiments:
-        times[exp] = run_notebooks(
-            args.profile, exp, notebook_params, overrides, root, force=args.force, retrain=retrain
-        )
-    source = root / "book" / f"{SUMMARY}.ipynb"
-    target = root / "book" / "results" / args.profile / f"{SUMMARY}.ipynb"
-    params = {"profile": args.profile, "results_root": str(Path("book") / "results" / args.profile)}
-    if retrain or any(times.values()) or not is_current(target, source.with_suffix(".py"), params):
-        _execute(source, target, params, root)
-    ran = sum(len(t) for t in times.values())
-    print(f"{ran} notebook(s) executed, the others up to date", flush=True)
-    return times
 
 
 def main(argv=None) -> int:
@@ -653,11 +553,21 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    t_all = time.perf_counter()
-    times = {}
-    if not args.html_only:
-        times = _execute_all(args, experiments, notebook_params, overrides, root)
+    t_all, times = time.perf_counter(), {}
     results = root / "book" / "results" / args.profile
+    if not args.html_only:
+        retrain = args.force or args.retrain
+        for exp in experiments:
+            times[exp] = run_notebooks(
+                args.profile, exp, notebook_params, overrides, root, args.force, retrain
+            )
+        # Then the summary, when anything changed.
+        book, target = root / "book", results / f"{SUMMARY}.ipynb"
+        params = {"profile": args.profile, "results_root": str(results.relative_to(root))}
+        if retrain or any(times.values()) or not is_current(target, book / f"{SUMMARY}.py", params):
+            _execute(book / f"{SUMMARY}.ipynb", target, params, root)
+        ran = sum(len(t) for t in times.values())
+        print(f"{ran} notebook(s) executed, the others up to date", flush=True)
     built = [e for e in EXPERIMENTS if (results / e / f"{PAPER_CHAPTERS[-1]}.ipynb").is_file()]
     t_notebooks = time.perf_counter() - t_all
     print(f"notebooks: {t_notebooks:.1f} s", flush=True)

@@ -62,91 +62,68 @@ _ISAS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-
 
 def _linux_cpuinfo(path: Path) -> tuple[str, set[str]] | None:
     try:
-        text = path.read_text()
+        lines = [line.partition(":") for line in path.read_text().splitlines()]
     except OSError:
         return None
-    model, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key in ("flags", "features") and not flags:  # x86 / ARM spelling
-            flags = set(value.split())
+    found = [(key.strip().lower(), value.strip()) for key, _, value in lines if value.strip()]
+    model = next((v for k, v in found if k == "model name"), "")
+    # The first non-empty line of each: "flags" on x86, "features" on ARM.
+    flags = next((set(v.split()) for k, v in found if k in ("flags", "features")), set())
     return model, flags
 
 
-def _macos_sysctl() -> tuple[str, set[str]] | None:
-    def sysctl(name):
-        try:
-            out = subprocess.run(
-                ["/usr/sbin/sysctl", "-n", name], capture_output=True, text=True, timeout=5
-            )
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    model = sysctl("machdep.cpu.brand_string")
-    if not model:
-        return None
-    # Intel Macs list their features in capitals (AVX2, AVX512F ...); Apple silicon none.
-    names = f"{sysctl('machdep.cpu.features')} {sysctl('machdep.cpu.leaf7_features')}"
-    return model, {f.lower().replace(".", "_") for f in names.split()}
-
-
-def _isa(machine: str, flags: set[str]) -> str:
-    if machine not in _X86:
-        return machine or "unknown"
-    return next((isa for flag, isa in _ISAS if flag in flags), "x86-64" if flags else "unknown")
+def _sysctl(name: str) -> str:
+    try:
+        out = subprocess.run(
+            ["/usr/sbin/sysctl", "-n", name], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _onednn_allows_bf16(cap: str) -> bool:
     """Whether oneDNN's ISA cap (``ONEDNN_MAX_CPU_ISA``) leaves native bfloat16 in use."""
     cap = cap.strip().upper()
-    if cap in ("", "ALL", "DEFAULT"):
-        return True
-    return cap.startswith(("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10"))
+    bf16 = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10")
+    return cap in ("", "ALL", "DEFAULT") or cap.startswith(bf16)
 
 
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo", system: str | None = None,
              machine: str | None = None) -> dict:
     """What this CPU is and which vector and matrix instructions it has.
 
-    Returns
-    -------
-    dict
-        ``model``, ``machine``, ``isa`` (widest of AMX, AVX-512 BF16, AVX-512, AVX2; else the
-        architecture or ``"unknown"``), ``bf16``, ``flags``, ``source`` (``None``: unreadable).
-        If ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below bfloat16, ``bf16`` is False, ``isa`` says so.
+    Returns ``model``, ``machine``, ``isa`` (widest of AMX, AVX-512 BF16, AVX-512, AVX2; else
+    the architecture or ``"unknown"``), ``bf16``, ``flags``, ``source`` (``None``: unreadable).
+    If ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below bfloat16, ``bf16`` is False, ``isa`` says so.
     """
     system = platform.system() if system is None else system
     machine = (platform.machine() if machine is None else machine).lower()
     read, source = None, None
     if system == "Linux":
         read, source = _linux_cpuinfo(Path(cpuinfo)), str(cpuinfo)
-    elif system == "Darwin":
-        read, source = _macos_sysctl(), "sysctl"
-    if read is None:
-        read, source = (platform.processor() or "unknown", set()), None
-    model, flags = read
-    wanted = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
-    isa, bf16 = _isa(machine, flags), machine in _X86 and any(f in flags for f in BF16_FLAGS)
+    elif system == "Darwin" and (brand := _sysctl("machdep.cpu.brand_string")):
+        # Intel Macs list their features in capitals (AVX2, AVX512F ...); Apple silicon none.
+        names = f"{_sysctl('machdep.cpu.features')} {_sysctl('machdep.cpu.leaf7_features')}"
+        read, source = (brand, {f.lower().replace(".", "_") for f in names.split()}), "sysctl"
+    model, flags = read or (platform.processor() or "unknown", set())
+    isa, bf16 = machine or "unknown", False
+    if machine in _X86:
+        isa = next((isa for flag, isa in _ISAS if flag in flags), "x86-64" if flags else "unknown")
+        bf16 = any(f in flags for f in BF16_FLAGS)
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
     if bf16 and not _onednn_allows_bf16(cap):
         isa, bf16 = f"{isa}, oneDNN capped at {cap.strip().upper()}", False
+    wanted = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
     return {"model": model or "unknown", "machine": machine, "isa": isa, "bf16": bf16,
-            "flags": sorted(f for f in wanted if f in flags), "source": source}
+            "flags": sorted(f for f in wanted if f in flags), "source": source if read else None}
 
 
 def choose_precision(requested: str = "auto", info: dict | None = None) -> tuple[str, str]:
     """The training precision of the base classifier, and the reason in one clause.
 
-    Parameters
-    ----------
-    requested : {"auto", "float32", "mixed_bfloat16"}
-        "auto" decides by the hardware (module docstring); the others are kept.
-    info : dict, optional
-        A :func:`cpu_info` result; default this machine's.
+    ``requested``: ``"auto"`` decides by the hardware (module docstring); ``"float32"`` and
+    ``"mixed_bfloat16"`` are kept. ``info``: a :func:`cpu_info` result, default this machine's.
 
     Examples
     --------
@@ -160,13 +137,9 @@ def choose_precision(requested: str = "auto", info: dict | None = None) -> tuple
     if requested != "auto":
         return requested, f"set explicitly to {requested}"
     info = cpu_info() if info is None else info
-    if info["bf16"]:
-        return "mixed_bfloat16", (
-            f"auto: {info['model']} has {info['isa']}, which computes bfloat16 natively"
-        )
-    if info.get("source") is None and info["isa"] == "unknown":
+    if not info["bf16"] and info.get("source") is None and info["isa"] == "unknown":
         return "float32", "auto: the CPU's instruction sets could not be read"
-    return "float32", (
-        f"auto: {info['model']} has {info['isa']}, without native bfloat16 "
-        "(neither AMX nor AVX-512 BF16)"
-    )
+    has = f"auto: {info['model']} has {info['isa']}"
+    if info["bf16"]:
+        return "mixed_bfloat16", f"{has}, which computes bfloat16 natively"
+    return "float32", f"{has}, without native bfloat16 (neither AMX nor AVX-512 BF16)"
