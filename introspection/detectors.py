@@ -9,10 +9,10 @@ and :class:`ODIN`. Keras/TensorFlow are imported only by the detectors that use 
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from scipy.special import softmax as _scipy_softmax
 from sklearn.neighbors import KDTree, NearestNeighbors
@@ -20,37 +20,28 @@ from sklearn.neighbors import KDTree, NearestNeighbors
 __all__ = ["Detector", "EnergyScore", "IntrospectionNet", "Mahalanobis", "MahalanobisPreprocessed",
            "MaxLogit", "ODIN", "SoftmaxBaseline", "TrustScore", "softmax"]
 
+#: From this many features on, ``TrustScore(algorithm="auto")`` searches by brute force.
+BRUTE_FROM_DIM = 256
+#: Tolerance of the [clip_min, clip_max] input check (as in introspection.attacks).
+_RANGE_TOL = 1e-5
 
-# Input checks
-def _check_real(x, name, dtype):
-    """Return the array ``x`` as finite numbers of ``dtype``, or raise ValueError."""
+
+def _check_array(x, name, images=False):
+    """``x`` as finite float64 rows (N, D), or with ``images`` a float32 batch (N, ...)."""
+    x = np.asarray(x)
+    if images and x.ndim < 2:
+        raise ValueError(f"{name} must be a batch of inputs, shape (N, ...); got {x.shape}.")
+    if not images and x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); "
+                         f"got shape {x.shape}.")
+    if 0 in x.shape[:2]:
+        raise ValueError(f"{name} must be non-empty; got shape {x.shape}.")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}.")
-    x = x.astype(dtype, copy=False)
+    x = x.astype(np.float32 if images else np.float64, copy=False)
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or infinite values.")
     return x
-
-
-def _check_2d_finite(X, name="X"):
-    """Return ``X`` as a finite float64 array of shape (N, D), or raise ValueError."""
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); "
-                         f"got shape {X.shape}.")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} must be non-empty; got shape {X.shape}.")
-    return _check_real(X, name, np.float64)
-
-
-def _check_images(x, name="x"):
-    """Return ``x`` as a finite float32 batch of shape (N, ...), or raise ValueError."""
-    x = np.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(f"{name} must be a batch of inputs, shape (N, ...); got {x.shape}.")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty.")
-    return _check_real(x, name, np.float32)
 
 
 def _check_labels(y, n_samples, name):
@@ -67,24 +58,21 @@ def _check_labels(y, n_samples, name):
     return y
 
 
-def _check_choice(value, name, choices):
-    if value not in choices:
-        quoted = [repr(c) for c in choices]
-        raise ValueError(f"{name} must be {', '.join(quoted[:-1])} or {quoted[-1]}; got {value!r}.")
-
-
-def _check_number(value, name, strict=True):
-    """Return ``value`` as a float, or raise ValueError unless finite and > 0 (or >= 0)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not (ok and np.isfinite(value) and (value > 0 if strict else value >= 0)):
-        bound = "> 0" if strict else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}.")
-    return float(value)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+def _check_rule(value, name, rule):
+    """Raise ValueError unless ``value`` obeys ``rule`` (see :class:`Detector`)."""
+    real = (int, float, np.integer, np.floating)
+    number = isinstance(value, real) and not isinstance(value, bool)
+    if isinstance(rule, tuple):
+        quoted = [repr(c) for c in rule]
+        ok, must = value in rule, f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    elif rule == "int":
+        ok = number and isinstance(value, (int, np.integer)) and value >= 1
+        must = "a positive integer"
+    else:
+        ok = number and np.isfinite(value) and (value > 0 if rule == "> 0" else value >= 0)
+        must = f"a finite number {rule}"
+    if not ok:
+        raise ValueError(f"{name} must be {must}; got {value!r}.")
 
 
 def _batched(f, x, size):
@@ -92,21 +80,32 @@ def _batched(f, x, size):
     return np.concatenate([f(x[i : i + size]) for i in range(0, len(x), size)])
 
 
-# Base class
 class Detector(ABC):
     """Base class of the misclassification detectors.
 
     ``score`` returns float64 of shape (N,), higher = more confident the prediction is correct
     (the positive class of :func:`introspection.metrics.evaluate`). ``name`` is the ``method``
     column of the evaluation tables; ``reads`` is what :meth:`score` takes: "logits",
-    "features", "images" or "pixels" (flattened images).
+    "features", "images" or "pixels" (flattened images). ``_rules`` maps parameters to a tuple
+    of allowed values, "int" (>= 1), "> 0" or ">= 0" (finite); fitted state ends with ``_``.
     """
 
     name: str = "detector"
     reads: str = "logits"
+    _rules: dict = {}
 
-    def fit(self, X, y=None) -> Detector:
-        """Fit the detector (here a no-op) and return ``self``."""
+    def _set_params(self, params):
+        """Store the arguments of ``__init__`` (its ``locals()``) as attributes."""
+        vars(self).update({key: value for key, value in params.items() if key != "self"})
+
+    def _check_params(self):
+        """Check the parameters against ``_rules``, in order; raise ValueError on a bad one."""
+        for key, rule in self._rules.items():
+            _check_rule(getattr(self, key), key, rule)
+
+    def fit(self, X=None, y=None) -> Detector:
+        """Check the parameters (there is nothing to fit here) and return ``self``."""
+        self._check_params()
         return self
 
     @abstractmethod
@@ -121,8 +120,7 @@ class Detector(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no differentiable score.")
 
     def __repr__(self):
-        params = inspect.signature(type(self).__init__).parameters
-        shown = [f"{p}={getattr(self, p)!r}" for p in params if p != "self" and hasattr(self, p)]
+        shown = [f"{k}={v!r}" for k, v in vars(self).items() if not (k[0] == "_" or k[-1] == "_")]
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def _check_fitted(self, attr):
@@ -132,14 +130,13 @@ class Detector(ABC):
     def _check_features(self, X):
         """``X`` checked, with as many features as in ``fit``; the detector must be fitted."""
         self._check_fitted("n_features_in_")
-        X = _check_2d_finite(X, "X")
+        X = _check_array(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features but {type(self).__name__} was fitted "
                              f"with {self.n_features_in_}.")
         return X
 
 
-# Softmax Baseline
 def softmax(logits, axis=-1):
     """Numerically stable softmax along ``axis``, in float64."""
     return _scipy_softmax(np.asarray(logits, dtype=np.float64), axis=axis)
@@ -153,34 +150,21 @@ class SoftmaxBaseline(Detector):
     """
 
     name = "softmax_baseline"
+    _rules = {"dtype": ("float64", "float32")}
 
     def __init__(self, dtype="float64"):
-        _check_choice(dtype, "dtype", ("float64", "float32"))
         self.dtype = dtype
+        self._check_params()
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Maximum softmax probability of each row of logits ``X``, in ``[1/K, 1]``."""
-        logits = _check_2d_finite(X, "logits").astype(self.dtype)
+        logits = _check_array(X, "logits").astype(self.dtype)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
         import tensorflow as tf
         return tf.reduce_max(tf.nn.softmax(z, axis=1), axis=1)
-
-
-# Trust Score
-#: From this many features on, ``TrustScore(algorithm="auto")`` searches by brute force.
-BRUTE_FROM_DIM = 256
-
-
-def _density_filter(Xc, k, alpha, leaf_size):
-    """Sorted indices of the rows of ``Xc`` kept by density filtering (as google/TrustScore)."""
-    n = Xc.shape[0]
-    if alpha <= 0:
-        return np.arange(n)
-    radii = KDTree(Xc, leaf_size=leaf_size).query(Xc, k=min(k, n))[0][:, -1]
-    return np.flatnonzero(radii <= np.percentile(radii, (1 - alpha) * 100))
 
 
 class TrustScore(Detector):
@@ -198,8 +182,7 @@ class TrustScore(Detector):
     k, alpha : int, float in [0, 1)
         Density filter: a class keeps the points whose radius to their ``k``-th neighbour (the
         point itself first) is ``<= np.percentile(radii, 100 * (1 - alpha))``.
-    filtering : {"density", "none"}
-        ``"none"`` keeps every training point (``alpha`` must be 0).
+        ``filtering="none"`` keeps every training point (``alpha`` must be 0).
     n_jobs : int or None
         Threads querying the per-class trees (``None`` = 1, ``-1`` = all cores).
     score_k : int
@@ -219,65 +202,49 @@ class TrustScore(Detector):
     """
 
     name = "trust_score"
+    _rules = {"reads": ("features", "logits", "pixels"), "algorithm": ("auto", "kd_tree", "brute"),
+              "filtering": ("density", "none"), "k": "int", "leaf_size": "int", "score_k": "int",
+              "min_dist": ">= 0"}
 
     def __init__(self, k=10, alpha=0.0, filtering="density", min_dist=1e-12, leaf_size=40,
                  n_jobs=None, score_k=1, algorithm="auto", reads="features"):
-        self.reads = reads
-        self.algorithm = algorithm
-        self.k = k
-        self.alpha = alpha
-        self.filtering = filtering
-        self.min_dist = min_dist
-        self.leaf_size = leaf_size
-        self.n_jobs = n_jobs
-        self.score_k = score_k
+        self._set_params(locals())
 
-    def _check_params(self):
-        _check_choice(self.reads, "reads", ("features", "logits", "pixels"))
-        _check_choice(self.algorithm, "algorithm", ("auto", "kd_tree", "brute"))
-        _check_choice(self.filtering, "filtering", ("density", "none"))
+    def fit(self, X, y) -> TrustScore:
+        """Build one search index per class on the (filtered) data; ``y``: TRUE labels."""
+        self._check_params()
         alpha = float(self.alpha)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1); got {self.alpha!r}.")
         if self.filtering == "none" and alpha != 0.0:
             raise ValueError("alpha > 0 has no effect with filtering='none'; "
                              "use filtering='density'.")
-        for name in ("k", "leaf_size", "score_k"):
-            _check_positive_int(getattr(self, name), name)
-        if not (np.isfinite(self.min_dist) and self.min_dist >= 0):
-            raise ValueError(f"min_dist must be a finite number >= 0; got {self.min_dist!r}.")
-
-    def _kept(self, X, idx, c):
-        """Training rows ``idx`` of class ``c`` that the filter keeps."""
-        if self.filtering == "density":
-            idx = idx[_density_filter(X[idx], self.k, float(self.alpha), self.leaf_size)]
-        if idx.size < self.score_k:
-            raise ValueError(f"class {c!r} keeps {idx.size} training point(s) after filtering, "
-                             f"fewer than score_k={self.score_k}.")
-        return idx
-
-    def fit(self, X, y) -> TrustScore:
-        """Build one search index per class on the (filtered) data; ``y``: TRUE labels."""
-        self._check_params()
-        X = _check_2d_finite(X, "X")
+        X = _check_array(X, "X")
         y = _check_labels(y, X.shape[0], "y")
-        classes = np.unique(y)
+        classes, counts = np.unique(y, return_counts=True)
         if classes.size < 2:
             raise ValueError("TrustScore needs training points of at least two classes; "
                              f"got only {classes.tolist()}.")
+        kept = []
+        for c in classes:
+            idx = np.flatnonzero(y == c)
+            if alpha > 0:  # google/TrustScore's filter_by_density
+                tree = KDTree(X[idx], leaf_size=self.leaf_size)
+                radii = tree.query(X[idx], k=min(self.k, idx.size))[0][:, -1]
+                idx = idx[radii <= np.percentile(radii, (1 - alpha) * 100)]
+            if idx.size < self.score_k:
+                raise ValueError(f"class {c!r} keeps {idx.size} training point(s) after "
+                                 f"filtering, fewer than score_k={self.score_k}.")
+            kept.append(idx)
         brute = self.algorithm == "brute" or (self.algorithm == "auto"
                                               and X.shape[1] >= BRUTE_FROM_DIM)
-        kept = [self._kept(X, np.flatnonzero(y == c), c) for c in classes]
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
-        self.n_samples_per_class_ = np.array([np.sum(y == c) for c in classes])
+        self.n_samples_per_class_ = counts
         self.n_kept_per_class_ = np.array([idx.size for idx in kept])
         self.kept_indices_ = kept
-        self.kdtrees_ = [
-            NearestNeighbors(algorithm="brute").fit(X[idx]) if brute
-            else KDTree(X[idx], leaf_size=self.leaf_size)
-            for idx in kept
-        ]
+        self.kdtrees_ = [NearestNeighbors(algorithm="brute").fit(X[idx]) if brute
+                         else KDTree(X[idx], leaf_size=self.leaf_size) for idx in kept]
         return self
 
     def class_distances(self, X) -> np.ndarray:
@@ -285,97 +252,67 @@ class TrustScore(Detector):
         X = self._check_features(X)
 
         def query(tree):
-            if isinstance(tree, KDTree):
-                return tree.query(X, k=self.score_k)[0][:, -1]
-            return tree.kneighbors(X, n_neighbors=self.score_k)[0][:, -1]
+            knn = tree.query if isinstance(tree, KDTree) else tree.kneighbors
+            return knn(X, self.score_k)[0][:, -1]
 
-        if self.n_jobs is None or self.n_jobs == 1:
-            columns = [query(tree) for tree in self.kdtrees_]
-        else:
-            from joblib import Parallel, delayed
-            columns = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(query)(tree) for tree in self.kdtrees_
-            )
-        return np.column_stack(columns)
+        jobs = (delayed(query)(tree) for tree in self.kdtrees_)
+        return np.column_stack(Parallel(n_jobs=self.n_jobs, prefer="threads")(jobs))
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Trust score of each example for its predicted label ``y_pred`` (required)."""
         X = self._check_features(X)
-        if y_pred is None:
-            raise ValueError("TrustScore.score needs y_pred, the classifier's predicted labels.")
         y_pred = _check_labels(y_pred, X.shape[0], "y_pred")
         pos = np.clip(np.searchsorted(self.classes_, y_pred), 0, self.classes_.size - 1)
-        unknown = self.classes_[pos] != y_pred
-        if np.any(unknown):
-            missing = np.unique(y_pred[unknown]).tolist()
+        if np.any(self.classes_[pos] != y_pred):
+            missing, seen = np.setdiff1d(y_pred, self.classes_).tolist(), self.classes_.tolist()
             raise ValueError(f"predicted label(s) {missing} have no training points "
-                             f"(classes seen in fit: {self.classes_.tolist()}).")
+                             f"(classes seen in fit: {seen}).")
         d = self.class_distances(X)
-        rows = np.arange(X.shape[0])
-        d_pred = d[rows, pos].copy()
-        d[rows, pos] = np.inf
+        d_pred = np.take_along_axis(d, pos[:, None], axis=1)[:, 0]
+        np.put_along_axis(d, pos[:, None], np.inf, axis=1)
         return d.min(axis=1) / (d_pred + self.min_dist)
 
 
-# Introspection-Net
 class IntrospectionNet(Detector):
     """Introspection-Net (Aigrain & Detyniecki, 2019, Section 3.1) as a detector.
 
     A small regression network on the logits, trained with the MSE to output 1 when the
     prediction is correct and 0 otherwise (:func:`introspection.models.introspection_net`).
-    ``fit`` sets ``model_`` and ``history_`` (per-epoch loss and accuracy).
-
-    Parameters
-    ----------
-    epochs, batch_size : int
-        60 as in the paper; Keras' default 32 (the paper gives none).
-    learning_rate, validation_split : float
-        RMSprop's learning rate; the fraction held out when ``fit`` gets no ``validation_data``.
-    seed : int
-        Seeds the weights, dropout and data order.
-    model : keras.Model, optional
-        An already trained network; ``fit`` is then not needed.
+    ``fit`` sets ``model_`` and ``history_`` (per-epoch loss and accuracy). ``epochs``: 60 as
+    in the paper; ``batch_size``: Keras' default (the paper gives none); ``learning_rate``:
+    RMSprop's; ``validation_split`` is held out when ``fit`` gets no ``validation_data``;
+    ``seed`` seeds the weights, dropout and data order; ``model``: a trained network (no fit).
     """
 
     name = "introspection_net"
 
     def __init__(self, epochs=60, batch_size=32, learning_rate=1e-3, validation_split=0.1, seed=0,
                  model=None):
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.validation_split = validation_split
-        self.seed = seed
-        self.model = model
+        self._set_params(locals())
         if model is not None:
             self.model_ = model
 
     def fit(self, X, y=None, validation_data=None, verbose=0) -> IntrospectionNet:
-        """Train the network on logits ``X`` and correctness labels ``y`` (1 = correct).
-
-        ``validation_data``: ``(logits_val, labels_val)``; else ``validation_split`` is held out.
-        """
+        """Train on logits ``X``, labels ``y`` (1 = correct), ``validation_data`` ``(X, y)``."""
         import keras
 
         from .models import introspection_net
         from .training import train_introspection_net
 
-        X = _check_2d_finite(X)
+        X = _check_array(X, "X")
         y = _check_labels(y, X.shape[0], "y")
         keras.utils.set_random_seed(self.seed)
         self.model_ = introspection_net(num_inputs=X.shape[1])
         self.history_ = train_introspection_net(
-            self.model_, X.astype(np.float32), y, validation_data=validation_data,
-            validation_split=self.validation_split, epochs=self.epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, seed=self.seed,
-            verbose=verbose,
-        )
+            self.model_, X.astype(np.float32), y, validation_data=validation_data, verbose=verbose,
+            validation_split=self.validation_split, epochs=self.epochs, seed=self.seed,
+            batch_size=self.batch_size, learning_rate=self.learning_rate)
         return self
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Predicted confidence in [0, 1] that the classifier is correct, from logits ``X``."""
         self._check_fitted("model_")
-        X = _check_2d_finite(X).astype(np.float32)
+        X = _check_array(X, "X").astype(np.float32)
         n_in = self.model_.input_shape[-1]
         if X.shape[1] != n_in:
             raise ValueError(f"X has {X.shape[1]} columns but the network takes {n_in} logits.")
@@ -388,7 +325,6 @@ class IntrospectionNet(Detector):
         return tf.reshape(self.model_(z, training=False), (-1,))
 
 
-# Max Logit and Energy (beyond the paper)
 class MaxLogit(Detector):
     """Maximum logit (Hendrycks, Basart, Mazeika et al., ICML 2022); nothing to fit.
 
@@ -399,7 +335,7 @@ class MaxLogit(Detector):
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Largest logit of each row of logits ``X``."""
-        return _check_2d_finite(X, "logits").max(axis=1)
+        return _check_array(X, "logits").max(axis=1)
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
         import tensorflow as tf
@@ -415,40 +351,34 @@ class EnergyScore(Detector):
     """
 
     name = "energy"
+    _rules = {"temperature": "> 0"}
 
     def __init__(self, temperature=1.0):
         self.temperature = temperature
 
-    def fit(self, X=None, y=None) -> EnergyScore:
-        """Check the temperature; there is nothing to fit."""
-        _check_number(self.temperature, "temperature")
-        return self
-
     def score(self, X, y_pred=None) -> np.ndarray:
         """Negative energy ``T * logsumexp(X / T)`` of each row of logits ``X``."""
-        t = _check_number(self.temperature, "temperature")
-        return t * logsumexp(_check_2d_finite(X, "logits") / t, axis=1)
+        self._check_params()
+        t = float(self.temperature)
+        return t * logsumexp(_check_array(X, "logits") / t, axis=1)
 
     def score_tensor(self, z):  # noqa: D102 - Detector.score_tensor
         import tensorflow as tf
-        t = _check_number(self.temperature, "temperature")
+        self._check_params()
+        t = float(self.temperature)
         return t * tf.reduce_logsumexp(z / t, axis=1)
 
 
-# Mahalanobis distance
 class Mahalanobis(Detector):
     """Mahalanobis confidence score with a tied covariance (Lee, Lee, Lee & Shin, NeurIPS 2018).
 
-    ``fit`` estimates the class means ``mu_c`` and the pooled within-class covariance ``Sigma``
-    (divided by ``N``, as the reference code's ``EmpiricalCovariance``); the score is::
+    Class means ``mu_c`` (``means_``), pooled within-class covariance ``Sigma`` (divided by
+    ``N`` as the reference code's ``EmpiricalCovariance``) and its pseudo-inverse ``Sigma^+``
+    (``precision_``, :func:`scipy.linalg.pinvh`'s cut-off: dead ReLU units are handled)::
 
         M(f) = max_c -(f - mu_c)^T Sigma^+ (f - mu_c)
 
-    ``Sigma^+`` is the pseudo-inverse with :func:`scipy.linalg.pinvh`'s cut-off, so a singular
-    covariance (dead ReLU units) is handled. Single layer, no feature ensemble; the score
-    ignores the prediction. Fitted: ``means_`` (``classes_`` order), ``covariance_`` (Sigma),
-    ``precision_`` (Sigma^+) and ``whitening_``, ``W`` with ``W W^T = precision_``: distances
-    are computed in the space ``f W``.
+    One layer, the prediction ignored; computed in the space ``f W``, ``W W^T = Sigma^+``.
     """
 
     name = "mahalanobis"
@@ -456,7 +386,7 @@ class Mahalanobis(Detector):
 
     def fit(self, X, y) -> Mahalanobis:
         """Estimate class means and tied covariance from features ``X``, TRUE labels ``y``."""
-        X = _check_2d_finite(X, "X")
+        X = _check_array(X, "X")
         y = _check_labels(y, X.shape[0], "y")
         classes, inverse = np.unique(y, return_inverse=True)
         means = np.zeros((classes.size, X.shape[1]))
@@ -491,39 +421,27 @@ class Mahalanobis(Detector):
         return -self.class_distances(X).min(axis=1)
 
 
-# Detectors with input pre-processing: one signed-gradient step on the input, then a score.
-#: Tolerance of the [clip_min, clip_max] input check (as in introspection.attacks).
-_RANGE_TOL = 1e-5
-
-
 class _InputPreprocessing(Detector):
-    """Subclasses define ``_loss`` (a TensorFlow function of the input) and ``_score_batch``."""
+    """One signed-gradient step on the input that decreases ``_loss``, then ``_score_batch``."""
 
     reads = "images"
-
-    def __init__(self, model, epsilon, clip_min, clip_max, batch_size):
-        self.model = model
-        self.epsilon = epsilon
-        self.clip_min = clip_min
-        self.clip_max = clip_max
-        self.batch_size = batch_size
+    _rules = {"epsilon": ">= 0", "batch_size": "int"}
 
     def _check_params(self):
-        self._epsilon = _check_number(self.epsilon, "epsilon", strict=False)
-        _check_positive_int(self.batch_size, "batch_size")
+        super()._check_params()
         try:
             lo = -np.inf if self.clip_min is None else float(self.clip_min)
             hi = np.inf if self.clip_max is None else float(self.clip_max)
         except (TypeError, ValueError):
             lo = hi = np.nan
-        if np.isnan(lo) or np.isnan(hi) or not lo < hi:
+        if not lo < hi:
             raise ValueError("clip_min must be < clip_max (None = unbounded); "
                              f"got {self.clip_min!r} >= {self.clip_max!r}.")
         self._clip = (lo, hi)
 
     def _check_inputs(self, x):
         self._check_params()
-        x = _check_images(x, "x")
+        x = _check_array(x, "x", images=True)
         lo, hi = self._clip
         x_lo, x_hi = float(x.min()), float(x.max())
         if x_lo < lo - _RANGE_TOL or x_hi > hi + _RANGE_TOL:
@@ -542,10 +460,10 @@ class _InputPreprocessing(Detector):
 
     def _perturb_batch(self, xb):
         lo, hi = self._clip
-        if self._epsilon == 0.0:
+        if float(self.epsilon) == 0.0:
             return np.clip(xb, lo, hi).astype(np.float32)
         # The sign of the ODIN and Mahalanobis reference code: +1 where the gradient is >= 0.
-        step = self._epsilon * np.where(self._loss_gradient(xb) >= 0, 1.0, -1.0)
+        step = float(self.epsilon) * np.where(self._loss_gradient(xb) >= 0, 1.0, -1.0)
         return np.clip(xb.astype(np.float64) - step, lo, hi).astype(np.float32)
 
     def input_gradient(self, x) -> np.ndarray:
@@ -558,13 +476,9 @@ class _InputPreprocessing(Detector):
 
     def score(self, X, y_pred=None) -> np.ndarray:
         """Confidence score of the pre-processed images ``X``, within ``[clip_min, clip_max]``."""
-        self._check_ready()
         x = self._check_inputs(X)
         out = _batched(lambda xb: self._score_batch(self._perturb_batch(xb)), x, self.batch_size)
         return out.astype(np.float64)
-
-    def _check_ready(self):
-        """Raise ValueError if the detector cannot score yet (default: always ready)."""
 
 
 class ODIN(_InputPreprocessing):
@@ -575,80 +489,56 @@ class ODIN(_InputPreprocessing):
 
         x_tilde = clip(x - epsilon * sign(-grad_x log S_yhat(x; T)), clip_min, clip_max)
 
-    ``epsilon`` is in the model's input units (``[0, 1]`` pixels; the same step as the reference
-    code's ``epsilon / std``). ``epsilon = 0`` and ``T = 1`` give the Softmax Baseline.
+    ``model`` returns LOGITS; inputs outside ``[clip_min, clip_max]`` (``None`` = unbounded)
+    raise ValueError. ``epsilon = 0`` and ``T = 1`` give the Softmax Baseline. Nothing to fit.
 
     Parameters
     ----------
-    model : keras.Model
-        Classifier returning LOGITS.
     temperature : float
         ``T > 0``; the paper finds 1000 best of {1, ..., 1000} on OOD validation data.
     epsilon : float
-        ``>= 0`` (0 = no pre-processing); the reference code's CIFAR-10 value, not tuned here.
-    clip_min, clip_max : float or None
-        Clipping range (``None`` = unbounded); inputs outside it raise ValueError.
+        ``>= 0`` (0 = no pre-processing) in the model's input units (``[0, 1]`` pixels: the
+        reference code's ``epsilon / std``); its CIFAR-10 value, not tuned here.
     """
 
     name = "odin"
+    _rules = {**_InputPreprocessing._rules, "temperature": "> 0"}
 
     def __init__(self, model, temperature=1000.0, epsilon=0.0014, clip_min=0.0, clip_max=1.0,
                  batch_size=256):
-        super().__init__(model, epsilon, clip_min, clip_max, batch_size)
-        self.temperature = temperature
-
-    def _check_params(self):
-        super()._check_params()
-        self._temperature = _check_number(self.temperature, "temperature")
-
-    def fit(self, X=None, y=None) -> ODIN:
-        """Check the parameters; there is nothing to fit."""
-        self._check_params()
-        return self
+        self._set_params(locals())
 
     def _loss(self, x):
         import tensorflow as tf
         logits = tf.cast(self.model(x, training=False), tf.float32)
         y_hat = tf.argmax(logits, axis=1)
-        log_p = tf.nn.log_softmax(logits / self._temperature, axis=1)
+        log_p = tf.nn.log_softmax(logits / float(self.temperature), axis=1)
         # Sum over the batch: the examples are independent in inference mode.
         return -tf.reduce_sum(tf.gather(log_p, y_hat, axis=1, batch_dims=1))
 
     def _score_batch(self, xb):
         logits = np.asarray(self.model(xb, training=False), dtype=np.float64)
-        return softmax(logits / self._temperature, axis=1).max(axis=1)
+        return softmax(logits / float(self.temperature), axis=1).max(axis=1)
 
 
 class MahalanobisPreprocessed(_InputPreprocessing):
     """Mahalanobis score with input pre-processing (Lee et al., NeurIPS 2018, Section 2.2).
 
-    ``fit(x, y)`` fits ``mahalanobis_``, a :class:`Mahalanobis` on the flattened output of layer
-    ``layer`` for the training images (its ``means_``, ``precision_``... are exposed here too).
-    Each input takes one signed-gradient step that decreases ``D``, the squared distance of
-    its features to the closest class mean, and is scored by the Mahalanobis score::
+    ``fit`` fits ``mahalanobis_``, a :class:`Mahalanobis` (its ``means_``, ``precision_``...
+    exposed here too), on the flattened output of layer ``layer`` (the penultimate layer of the
+    models built here). The input takes one signed-gradient step that decreases ``D``, the
+    distance to the closest class mean, through which alone the gradient flows (as in the
+    reference code); ``epsilon`` (``[0, 1]`` pixels) and the clipping are as for :class:`ODIN`::
 
         x_tilde = clip(x - epsilon * sign(grad_x D(x)), clip_min, clip_max)
         D(x)    = min_c (f(x) - mu_c)^T Sigma^+ (f(x) - mu_c)
-
-    As in the reference code the gradient flows through the closest class only; ``epsilon``
-    is in ``[0, 1]`` pixel units.
-
-    Parameters
-    ----------
-    layer : str
-        The feature layer (the penultimate layer of the models built here).
-    epsilon : float
-        ``>= 0`` (0 = plain score); from the grid {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01}.
-    clip_min, clip_max
-        As for :class:`ODIN`.
     """
 
     name = "mahalanobis_preprocessed"
 
     def __init__(self, model, layer="features", epsilon=0.0014, clip_min=0.0, clip_max=1.0,
                  batch_size=256):
-        super().__init__(model, epsilon, clip_min, clip_max, batch_size)
-        self.layer = layer
+        self._set_params(locals())
 
     def _feature_model(self):
         """The sub-model from the input to ``layer``, rebuilt when ``model`` or ``layer`` change."""
@@ -670,7 +560,7 @@ class MahalanobisPreprocessed(_InputPreprocessing):
     def features(self, x) -> np.ndarray:
         """Flattened features of the unperturbed inputs, shape (n_samples, n_features)."""
         self._check_params()
-        return _batched(self._features_batch, _check_images(x, "x"), self.batch_size)
+        return _batched(self._features_batch, _check_array(x, "x", images=True), self.batch_size)
 
     def fit(self, X, y) -> MahalanobisPreprocessed:
         """Fit the Mahalanobis detector on the features of images ``X`` (TRUE labels ``y``)."""
@@ -679,12 +569,9 @@ class MahalanobisPreprocessed(_InputPreprocessing):
             setattr(self, attr, getattr(self.mahalanobis_, attr))
         return self
 
-    def _check_ready(self):
-        self._check_fitted("mahalanobis_")
-
     def _loss(self, x):
         import tensorflow as tf
-        self._check_ready()
+        self._check_fitted("mahalanobis_")
         w = tf.constant(self.mahalanobis_.whitening_, dtype=tf.float32)
         m = tf.constant(self.mahalanobis_.means_ @ self.mahalanobis_.whitening_, tf.float32)
         f = tf.cast(self._feature_model()(x, training=False), tf.float32)
@@ -693,4 +580,5 @@ class MahalanobisPreprocessed(_InputPreprocessing):
         return tf.reduce_sum(tf.reduce_min(d, axis=1))
 
     def _score_batch(self, xb):
+        self._check_fitted("mahalanobis_")
         return self.mahalanobis_.score(self._features_batch(xb))

@@ -26,7 +26,6 @@ METRICS = ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
 _CHUNK_CELLS = 1_000_000
 
 
-# Input checks
 def _check_inputs(y_true, score):
     """Return ``(y_true as int8 0/1, score as float64)``, or raise ValueError."""
     y, s = np.asarray(y_true), np.asarray(score)
@@ -51,15 +50,9 @@ def _check_inputs(y_true, score):
     return y, s
 
 
-def _check_tpr(tpr):
-    if not 0.0 < float(tpr) <= 1.0:
-        raise ValueError(f"tpr must be in (0, 1]; got {tpr!r}.")
-    return float(tpr)
-
-
-def _check_bootstrap_args(n_boot, ci):
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise ValueError(f"n_boot must be an integer >= 0; got {n_boot!r}.")
+def _check_bootstrap_args(n_boot, ci, min_boot=0):
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < min_boot:
+        raise ValueError(f"n_boot must be an integer >= {min_boot}; got {n_boot!r}.")
     if not 0.0 < float(ci) < 1.0:
         raise ValueError(f"ci must be in (0, 1); got {ci!r}.")
 
@@ -73,9 +66,10 @@ def fpr_at_tpr(y_true, score, tpr=0.95):
     accepted when ``score >= t``, so tied scores are accepted or rejected together.
     """
     y, s = _check_inputs(y_true, score)
-    tpr = _check_tpr(tpr)
+    if not 0.0 < float(tpr) <= 1.0:
+        raise ValueError(f"tpr must be in (0, 1]; got {tpr!r}.")
     fpr_curve, tpr_curve, _ = roc_curve(y, s, drop_intermediate=False)
-    return float(fpr_curve[tpr_curve >= tpr].min())
+    return float(fpr_curve[tpr_curve >= float(tpr)].min())
 
 
 def auroc(y_true, score):
@@ -143,19 +137,16 @@ def _metrics_from_group_counts(tp, fp, n_pos, n_neg, tpr=0.95):
 def _stratified_draws(rng, n_pos, n_neg, n_boot):
     """Yield chunks of replicates of per-class draws, shared by both bootstrap paths."""
     chunk = max(1, _CHUNK_CELLS // (n_pos + n_neg))
-    done = 0
-    while done < n_boot:
+    for done in range(0, n_boot, chunk):
         b = min(chunk, n_boot - done)
         yield rng.integers(0, n_pos, size=(b, n_pos)), rng.integers(0, n_neg, size=(b, n_neg))
-        done += b
 
 
 def _row_bincount(ids, n_bins):
     """Per-row bincount of a 2-D integer array, shape (n_rows, n_bins)."""
     n_rows = ids.shape[0]
-    offset = (np.arange(n_rows, dtype=np.intp) * n_bins)[:, None]
-    counts = np.bincount((ids + offset).ravel(), minlength=n_rows * n_bins)
-    return counts.reshape(n_rows, n_bins)
+    flat = (ids + (np.arange(n_rows, dtype=np.intp) * n_bins)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_rows * n_bins).reshape(n_rows, n_bins)
 
 
 def _bootstrap_all(y, s, n_boot, random_state):
@@ -164,13 +155,10 @@ def _bootstrap_all(y, s, n_boot, random_state):
     ids, n_groups = _group_ids(s)
     pos_ids, neg_ids = ids[y == 1], ids[y == 0]
     n_pos, n_neg = pos_ids.size, neg_ids.size
-    parts = {name: [] for name in METRICS}
-    for pos_draw, neg_draw in _stratified_draws(rng, n_pos, n_neg, n_boot):
-        tp = _row_bincount(pos_ids[pos_draw], n_groups)
-        fp = _row_bincount(neg_ids[neg_draw], n_groups)
-        for name, values in _metrics_from_group_counts(tp, fp, n_pos, n_neg).items():
-            parts[name].append(values)
-    return {name: 100.0 * np.concatenate(parts[name]) for name in METRICS}
+    parts = [_metrics_from_group_counts(_row_bincount(pos_ids[pos_draw], n_groups),
+                                        _row_bincount(neg_ids[neg_draw], n_groups), n_pos, n_neg)
+             for pos_draw, neg_draw in _stratified_draws(rng, n_pos, n_neg, n_boot)]
+    return {name: 100.0 * np.concatenate([part[name] for part in parts]) for name in METRICS}
 
 
 def _percentile_interval(values, ci):
@@ -179,25 +167,17 @@ def _percentile_interval(values, ci):
     return float(lo), float(hi)
 
 
-# Bootstrap confidence intervals
 def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_state=0):
     """Stratified percentile bootstrap confidence interval ``(lo, hi)`` of one metric.
 
     Each replicate resamples ``n_pos`` positives and ``n_neg`` negatives with replacement;
-    the bounds are the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` percentiles of the metric.
-
-    Parameters
-    ----------
-    metric : str or callable
-        A name in :data:`METRICS` (vectorised, in percent), or ``metric(y_true, score)``
-        called per replicate, in its own units; both see the same resamples.
-    random_state : int, numpy.random.Generator or None
-        Seed of :func:`numpy.random.default_rng`.
+    the bounds are the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` percentiles of ``metric``: a name
+    in :data:`METRICS` (vectorised, in percent) or ``metric(y_true, score)`` called for each
+    replicate (in its own units), both on the same resamples. ``random_state`` (an int, a
+    Generator or None) seeds :func:`numpy.random.default_rng`.
     """
     y, s = _check_inputs(y_true, score)
-    _check_bootstrap_args(n_boot, ci)
-    if n_boot == 0:
-        raise ValueError("bootstrap_ci needs n_boot > 0.")
+    _check_bootstrap_args(n_boot, ci, min_boot=1)
     if isinstance(metric, str):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS} or a callable.")
@@ -206,11 +186,9 @@ def bootstrap_ci(y_true, score, metric="auroc", n_boot=1000, ci=0.95, random_sta
         raise ValueError(f"metric must be a metric name or a callable; got {metric!r}.")
     rng = np.random.default_rng(random_state)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    values = []
-    for pos_draw, neg_draw in _stratified_draws(rng, pos.size, neg.size, n_boot):
-        for p, n in zip(pos_draw, neg_draw, strict=True):
-            idx = np.concatenate([pos[p], neg[n]])
-            values.append(float(metric(y[idx], s[idx])))
+    values = [float(metric(y[idx], s[idx]))
+              for pos_draw, neg_draw in _stratified_draws(rng, pos.size, neg.size, n_boot)
+              for idx in np.concatenate([pos[pos_draw], neg[neg_draw]], axis=1)]
     return _percentile_interval(np.asarray(values), ci)
 
 
@@ -241,22 +219,18 @@ def check_correct_mask(in_correct) -> np.ndarray:
     correct = np.asarray(in_correct)
     if correct.ndim != 1:
         raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
-    if correct.dtype != bool:
-        if not np.all((correct == 0) | (correct == 1)):
-            raise ValueError("in_correct must be boolean (True = correct prediction).")
-        correct = correct.astype(bool)
-    return correct
+    if correct.dtype != bool and not np.all((correct == 0) | (correct == 1)):
+        raise ValueError("in_correct must be boolean (True = correct prediction).")
+    return correct.astype(bool, copy=False)
 
 
 def check_in_scores(correct: np.ndarray, in_scores) -> dict:
     """Validate each method's in-distribution scores against ``correct``; return float64 arrays."""
-    in_arrays = {}
-    for m in in_scores:
-        arr = np.asarray(in_scores[m], dtype=np.float64)
+    in_arrays = {m: np.asarray(in_scores[m], dtype=np.float64) for m in in_scores}
+    for m, arr in in_arrays.items():
         if arr.shape != correct.shape:
             raise ValueError(f"in_scores[{m!r}] has shape {arr.shape}; "
                              f"expected {correct.shape} like in_correct.")
-        in_arrays[m] = arr
     return in_arrays
 
 
@@ -287,25 +261,15 @@ def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
         y_true = concat(in_correct as 1/0, zeros(len(ood_scores[d][m])))
         score  = concat(in_scores[m], ood_scores[d][m])
 
-    Parameters
-    ----------
-    in_scores : mapping of str -> array-like of shape (n_in,)
-        Method -> in-distribution scores; its order is the methods' order.
-    ood_scores : mapping of str -> mapping of str -> array-like
-        Dataset -> (method -> scores), the methods of ``in_scores``; rows dataset-major.
-    random_state : int or None
-        The same seed for every row: a paired bootstrap across methods.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Table 2's columns, with ``_lo``/``_hi`` bounds, ``n_pos`` and ``n_neg``.
+    ``in_scores``: method -> in-distribution scores (shape ``(n_in,)``), in the methods' order;
+    ``ood_scores``: dataset -> (those methods -> scores), rows dataset-major; ``random_state``:
+    one seed for every row, a paired bootstrap across methods. Columns: Table 2's, their
+    ``_lo``/``_hi`` bounds, ``n_pos`` and ``n_neg``.
     """
     correct = check_correct_mask(in_correct)
-    if not in_scores:
-        raise ValueError("in_scores is empty.")
-    if not ood_scores:
-        raise ValueError("ood_scores is empty.")
+    for arg, value in (("in_scores", in_scores), ("ood_scores", ood_scores)):
+        if not value:
+            raise ValueError(f"{arg} is empty.")
     in_arrays = check_in_scores(correct, in_scores)
     jobs = check_ood_scores(ood_scores, list(in_scores))
     if progress:
