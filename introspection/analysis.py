@@ -1,11 +1,4 @@
-"""Reading the results: logit statistics, Welch tests, Table 2 against the paper, claims.
-
-Every number a chapter's text states is computed here, so the text cannot contradict
-the page when the profile changes. Main entry points: :func:`claims`,
-:func:`compare_with_paper`, :func:`table2_markdown` and :func:`load_results`.
-"""
-
-from __future__ import annotations
+"""Reading the results (every number a chapter's text states): Table 2 against the paper, claims."""
 
 import json
 from collections.abc import Mapping
@@ -37,6 +30,8 @@ TRAINING_FREE = (
 #: Metrics where a lower value is better.
 LOWER_IS_BETTER = {"fpr_at_95tpr"}
 
+_CLAIM_COLUMNS = ["claim", "verdict", "evidence"]
+
 
 def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     """A table as a page shows it: rounded, with an en dash where there is no value.
@@ -51,10 +46,17 @@ def display_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
 
 
 def _markdown(head, rows) -> str:
-    """A Markdown table: the ``head`` cells, then one line per row of cells."""
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(map(str, cells)) + " |" for cells in rows]
     return "\n".join(lines)
+
+
+def _cells_markdown(head, table: pd.DataFrame, labels, methods, cell) -> str:
+    """Markdown of a row per row of ``table``: dataset and method labels, ``cell(row, metric)``."""
+    labels, methods = dict(labels or {}), dict(methods or {})
+    rows = [[labels.get(r["dataset"], r["dataset"]), methods.get(r["method"], r["method"]),
+             *(cell(r, m) for m in METRICS)] for _, r in table.iterrows()]  # fmt: skip
+    return _markdown(head, rows)
 
 
 def _paper_max_logit(name: str, experiment: str):
@@ -63,7 +65,6 @@ def _paper_max_logit(name: str, experiment: str):
 
 
 def _by_dataset(rows: Mapping[str, dict]) -> pd.DataFrame:
-    """A table of one row per dataset from dataset -> {column: value}."""
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
 
 
@@ -72,10 +73,7 @@ def _with_ci(value: float, lo: float, hi: float) -> str:
 
 
 def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Mean and std of the per-example mean, max and min logit, per dataset (Section 2.3).
-
-    ``logits``: dataset -> (N, K) logits; columns ``n``, ``{mean,max,min}_logit`` and ``_std``.
-    """
+    """Section 2.3: per dataset's (N, K) logits, ``n`` and ``{mean,max,min}_logit[_std]``."""
     rows = {}
     for name, z in logits.items():
         z = np.asarray(z, dtype=np.float64)
@@ -88,25 +86,20 @@ def logit_statistics(logits: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 def welch_tests(values: Mapping[str, np.ndarray], reference: str) -> pd.DataFrame:
-    """Welch's t-test (the paper's is Student's) of each dataset's values against ``reference``.
-
-    Columns ``mean``, ``reference_mean``, ``difference``, ``t``, ``p_value`` and ``lower``
-    (below the reference with p < 0.0001, the paper's claim).
-    """
+    """Welch's t-test of each dataset's values against ``reference``'s; ``lower``: p < 0.0001."""
     if reference not in values:
         raise ValueError(f"reference {reference!r} is not one of {list(values)}.")
     ref = np.asarray(values[reference], dtype=np.float64)
-    rows = {}
-    for name, v in values.items():
-        if name == reference:
-            continue
+
+    def test(v):
         v = np.asarray(v, dtype=np.float64)
         t, p = stats.ttest_ind(ref, v, equal_var=False)
-        rows[name] = {
+        return {
             "mean": v.mean(), "reference_mean": ref.mean(), "difference": ref.mean() - v.mean(),
             "t": float(t), "p_value": float(p), "lower": bool(v.mean() < ref.mean() and p < 1e-4),
         }  # fmt: skip
-    return _by_dataset(rows)
+
+    return _by_dataset({n: test(v) for n, v in values.items() if n != reference})
 
 
 def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.DataFrame:
@@ -119,84 +112,83 @@ def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.
     return _by_dataset(rows)
 
 
-def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Long table of dataset x method x metric: ours with CI, the paper's, the difference.
-
-    Columns dataset, method, metric, ours, lo, hi, paper, difference (ours − paper) and
-    ``outside_ci`` (the paper's value lies outside our 95% CI).
-    """
-    merged = table.merge(
+def _merged(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    return table.merge(
         paper, on=["experiment", "dataset", "method"], how="left", suffixes=("", "_paper")
     )
-    rows = []
-    for _, r in merged.iterrows():
-        for m in METRICS:
-            p = r.get(f"{m}_paper", np.nan)
-            lo, hi = r.get(f"{m}_lo", np.nan), r.get(f"{m}_hi", np.nan)
-            rows.append({
-                "dataset": r["dataset"], "method": r["method"], "metric": m, "ours": r[m],
-                "lo": lo, "hi": hi, "paper": p, "difference": r[m] - p,
-                "outside_ci": bool(np.isfinite(p) and np.isfinite(lo) and not lo <= p <= hi),
-            })  # fmt: skip
+
+
+def _vs_paper(r: pd.Series, m: str) -> dict:
+    """Metric ``m`` of a row of :func:`_merged`: ours, CI, paper, difference, ``outside_ci``."""
+    p, lo, hi = (r.get(f"{m}_{s}", np.nan) for s in ("paper", "lo", "hi"))
+    out = bool(np.isfinite(p) and np.isfinite(lo) and not lo <= p <= hi)
+    return {"ours": r[m], "lo": lo, "hi": hi, "paper": p, "difference": r[m] - p, "outside_ci": out}
+
+
+def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, method, metric: ours, lo, hi, paper, difference, paper ``outside_ci`` ours."""
+    rows = [{"dataset": r["dataset"], "method": r["method"], "metric": m, **_vs_paper(r, m)}
+            for _, r in _merged(table, paper).iterrows() for m in METRICS]  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _best(values: pd.Series, metric: str) -> set:
-    target = values.min() if metric in LOWER_IS_BETTER else values.max()  # NaN: none best
-    return set(values.index[np.isclose(values, target)])
+def _best(table: pd.DataFrame, metric: str) -> np.ndarray:
+    """Which rows have the best ``metric`` of their dataset (none where all are NaN)."""
+    by = table.groupby("dataset", sort=False)[metric]
+    return np.isclose(table[metric], by.transform("min" if metric in LOWER_IS_BETTER else "max"))
 
 
 def table2_markdown(
     table: pd.DataFrame, paper: pd.DataFrame | None = None,
     labels: Mapping[str, str] | None = None, methods: Mapping[str, str] | None = None,
 ) -> str:  # fmt: skip
-    """Table 2 as Markdown, the best method per dataset and metric in bold, as in the paper.
-
-    Each cell reads ``ours [lo, hi]``, then ``(paper)`` when ``paper`` is given;
-    ``labels`` and ``methods`` map dataset and method names to display names.
-    """
-    labels, methods = dict(labels or {}), dict(methods or {})
+    """Table 2 in Markdown: ``ours [lo, hi] (paper)``, the best per dataset and metric in bold."""
+    order = np.argsort(pd.factorize(table["dataset"])[0], kind="stable")
+    table = table.iloc[order].reset_index(drop=True)  # each dataset's rows together
+    best = {m: _best(table, m) for m in METRICS}
     pap = None if paper is None else paper.set_index(["dataset", "method"])
-    rows = []
-    for dataset, block in table.groupby("dataset", sort=False):
-        block = block.set_index("method")
-        best = {m: _best(block[m], m) for m in METRICS}
-        for method, r in block.iterrows():
-            cells = [labels.get(dataset, dataset), methods.get(method, method)]
-            for m in METRICS:
-                has_ci = np.isfinite(r.get(f"{m}_lo", np.nan))
-                text = _with_ci(r[m], r[f"{m}_lo"], r[f"{m}_hi"]) if has_ci else f"{r[m]:.1f}"
-                if method in best[m]:
-                    text = f"**{text}**"
-                if pap is not None and (dataset, method) in pap.index:
-                    text += f" ({pap.loc[(dataset, method), m]:.1f})"
-                cells.append(text)
-            rows.append(cells)
+
+    def cell(r, m):
+        ci = np.isfinite(r.get(f"{m}_lo", np.nan))
+        text = _with_ci(r[m], r[f"{m}_lo"], r[f"{m}_hi"]) if ci else f"{r[m]:.1f}"
+        text = f"**{text}**" if best[m][r.name] else text
+        key = (r["dataset"], r["method"])
+        return text + (f" ({pap.loc[key, m]:.1f})" if pap is not None and key in pap.index else "")
+
     head = ["dataset", "method", "FPR at 95% TPR ↓", "AUROC ↑", "AUPR-In ↑", "AUPR-Out ↑"]
-    return _markdown(head, rows)
+    return _cells_markdown(head, table, labels, methods, cell)
+
+
+def table2_vs_paper_markdown(
+    table: pd.DataFrame, paper: pd.DataFrame, labels: Mapping[str, str] | None = None,
+    methods: Mapping[str, str] | None = None,
+) -> str:  # fmt: skip
+    """Table 2 in Markdown: paper → ours [95% CI] (difference), ⚠ where outside our CI."""
+
+    def cell(r, m):
+        c = _vs_paper(r, m)
+        ours = _with_ci(c["ours"], c["lo"], c["hi"])
+        if not np.isfinite(c["paper"]):
+            return ours
+        diff = f"{c['difference']:+.1f}"
+        diff = f"(**{diff}**) ⚠" if c["outside_ci"] else f"({diff})"
+        return f"{c['paper']:.1f} → {ours} {diff}"
+
+    head = ["dataset", "method", "FPR95 ↓", "AUROC", "AUPR-In", "AUPR-Out"]
+    return _cells_markdown(head, _merged(table, paper), labels, methods, cell)
 
 
 def _verdict(n_ok: int, n_all: int = 1) -> str:
     """The verdict when ``n_ok`` of ``n_all`` checks hold (one check: ``n_ok`` a bool)."""
-    if n_all == 0:
-        return "not tested"
-    return "reproduced" if n_ok == n_all else ("partly" if n_ok > 0 else "not reproduced")
-
-
-def _claim(claim: str, verdict: str, evidence: str) -> dict:
-    return {"claim": claim, "verdict": verdict, "evidence": evidence}
+    ok = "reproduced" if n_ok == n_all else ("partly" if n_ok > 0 else "not reproduced")
+    return ok if n_all else "not tested"
 
 
 def claims(
     table: pd.DataFrame, experiment: str, close_margin: float = 5.0, large_margin: float = 5.0
 ) -> pd.DataFrame:
-    """The paper's claims about Table 2 (Sections 3.3 and 4): claim, verdict, evidence.
-
-    ``close_margin``: AUROC points within which the three methods are "close" on errors;
-    ``large_margin``: mean AUROC points over the better baseline for "a large margin"
-    (Section 4 gives none). Verdicts: "reproduced", "partly", "not reproduced".
-    """
-    three = ("softmax_baseline", "trust_score", "introspection_net")
+    """The claims of Sections 3.3 and 4 about Table 2; the margins are in AUROC points."""
+    three = ["softmax_baseline", "trust_score", "introspection_net"]
     a = table.pivot(index="dataset", columns="method", values="auroc")
     a = a.reindex(table.dataset.unique())
     net, soft, trust = a["introspection_net"], a["softmax_baseline"], a["trust_score"]
@@ -209,123 +201,55 @@ def claims(
     )
     near = [d for d in ood if net[d] >= 99.0]
     rows = [
-        _claim("Introspection-Net has the best AUROC on BIM, FGSM and every OOD set",
-               _verdict(len(wins), len(targets)), evidence),
-        _claim("Introspection-Net is close to perfect on OOD data (AUROC >= 99)",
-               _verdict(len(near), len(ood)), ", ".join(f"{d}: {net[d]:.1f}" for d in ood)),
+        ("Introspection-Net has the best AUROC on BIM, FGSM and every OOD set",
+         _verdict(len(wins), len(targets)), evidence),
+        ("Introspection-Net is close to perfect on OOD data (AUROC >= 99)",
+         _verdict(len(near), len(ood)), ", ".join(f"{d}: {net[d]:.1f}" for d in ood)),
     ]  # fmt: skip
     if "errors" in a.index:
-        on_errors = a.loc["errors", list(three)]
+        on_errors = a.loc["errors", three]
         spread = on_errors.max() - on_errors.min()
         evidence = ", ".join(f"{m}: {v:.1f}" for m, v in on_errors.items())
-        rows.append(_claim(
-            f"The three methods are close on errors (AUROC within {close_margin:g})",
-            _verdict(spread <= close_margin), f"{evidence} (spread {spread:.1f})",
-        ))  # fmt: skip
+        claim = f"The three methods are close on errors (AUROC within {close_margin:g})"
+        rows.append((claim, _verdict(spread <= close_margin), f"{evidence} (spread {spread:.1f})"))
     lowest = f"lowest: {net.idxmin()} ({net.min():.1f})"
     lowest += f"; errors {net['errors']:.1f}" if "errors" in net.index else ""
     mean = {m: a[m].mean() for m in three}
     margin = mean["introspection_net"] - max(mean["softmax_baseline"], mean["trust_score"])
     evidence = ", ".join(f"{m}: {v:.1f}" for m, v in mean.items())
     rows += [
-        _claim("Errors are Introspection-Net's hardest task: its lowest AUROC (Section 3.3)",
-               _verdict(net.idxmin() == "errors"), lowest),
-        _claim("Introspection-Net is overall better than both baselines: the best mean "
-               "AUROC over the rows (Section 3.3)", _verdict(margin > 0), f"mean AUROC {evidence}"),
-        _claim(f"... by a large margin (Section 4): at least {large_margin:g} points of "
-               "mean AUROC over the better baseline",
-               _verdict(margin >= large_margin), f"margin {margin:+.1f} points"),
+        ("Errors are Introspection-Net's hardest task: its lowest AUROC (Section 3.3)",
+         _verdict(net.idxmin() == "errors"), lowest),
+        ("Introspection-Net is overall better than both baselines: the best mean AUROC over the "
+         "rows (Section 3.3)", _verdict(margin > 0), f"mean AUROC {evidence}"),
+        (f"... by a large margin (Section 4): at least {large_margin:g} points of mean AUROC "
+         "over the better baseline", _verdict(margin >= large_margin),
+         f"margin {margin:+.1f} points"),
     ]  # fmt: skip
     if experiment == "cifar10" and "deepfool" in a.index:
         s, n = soft["deepfool"], net["deepfool"]
-        rows.append(_claim(
-            "On CIFAR-10 the Softmax Baseline beats Introspection-Net on DeepFool",
-            _verdict(s > n), f"AUROC softmax {s:.1f} vs Introspection-Net {n:.1f}",
-        ))  # fmt: skip
-    return pd.DataFrame(rows)
+        claim = "On CIFAR-10 the Softmax Baseline beats Introspection-Net on DeepFool"
+        rows.append((claim, _verdict(s > n), f"AUROC softmax {s:.1f} vs Introspection-Net {n:.1f}"))
+    return pd.DataFrame(rows, columns=_CLAIM_COLUMNS)
 
 
 def claims_markdown(claims_table: pd.DataFrame) -> str:
     """The claims checklist (:func:`claims`) as a Markdown table."""
-    mark = {"reproduced": "✔ reproduced", "partly": "◐ partly",
-            "not reproduced": "✘ not reproduced"}  # fmt: skip
-    rows = [(r["claim"], mark.get(r["verdict"], r["verdict"]), r["evidence"])
-            for _, r in claims_table.iterrows()]  # fmt: skip
-    return _markdown(["claim", "verdict", "evidence"], rows)
-
-
-def load_results(root) -> tuple[dict, dict]:
-    """The ``table2.csv`` and ``summary.json`` of each experiment in a profile's results folder.
-
-    Two dicts keyed by experiment; ``wall_seconds`` updated from ``stage_seconds.json``.
-    """
-    root = Path(root)
-    tables, summaries = {}, {}
-    for exp in ("mnist", "cifar10"):
-        t, s = root / exp / "table2.csv", root / exp / "summary.json"
-        if t.is_file() and s.is_file():
-            tables[exp] = pd.read_csv(t)
-            summaries[exp] = json.loads(s.read_text())
-            stages = root / exp / "stage_seconds.json"
-            if stages.is_file():
-                summaries[exp].setdefault("wall_seconds", {}).update(json.loads(stages.read_text()))
-    return tables, summaries
-
-
-def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
-    """Base accuracy beside the paper's, wall time per stage, machine: a column per experiment."""
-    origin = {"trained": "trained by this run", "cache": "trained earlier, reused",
-              "published": "the published ones"}  # fmt: skip
-    cols = {}
-    for exp, s in summaries.items():
-        paper, m = _paper.ACCURACY.get(exp), s["machine"]
-        w = s.get("base_model") or {}
-        trained = f"{w['precision']} on {w['cpu']} ({w['isa']})" if "precision" in w else "—"
-        cols[exp] = {
-            "profile": s["profile"], "test accuracy (%)": f"{100 * s['base_accuracy']:.2f}",
-            "paper (%)": f"{100 * paper:.2f}" if paper else "not stated",
-            **{f"{k} (s)": f"{v:.0f}" for k, v in s.get("wall_seconds", {}).items()},
-            "CPU": m["cpu"], "cores": m["cores"], "instruction set": m.get("isa", "—"),
-            "base classifier trained in": trained,
-            "base classifier weights": origin.get(w.get("origin"), "—"),
-        }  # fmt: skip
-    return pd.DataFrame(cols)
-
-
-def auroc_side_by_side(
-    tables: Mapping[str, pd.DataFrame], paper: pd.DataFrame,
-    methods: Mapping[str, str] | None = None,
-) -> pd.DataFrame:  # fmt: skip
-    """AUROC of every experiment, dataset and method: ours with 95% CI, and the paper's.
-
-    Index (experiment, dataset); columns (ours | paper, method).
-    """
-    parts = []
-    for exp, t in tables.items():
-        d = compare_with_paper(t, paper)
-        parts.append(d[d.metric == "auroc"].assign(experiment=exp))
-    if not parts:
-        return pd.DataFrame()
-    d = pd.concat(parts)
-    d["ours"] = [_with_ci(*v) for v in zip(d.ours, d.lo, d.hi, strict=True)]
-    d["method"] = d.method.replace(dict(methods or {}))
-    return d.pivot(index=["experiment", "dataset"], columns="method", values=["ours", "paper"])
+    mark = {"reproduced": "✔ ", "partly": "◐ ", "not reproduced": "✘ "}
+    rows = claims_table[_CLAIM_COLUMNS].itertuples(index=False)
+    return _markdown(_CLAIM_COLUMNS, [(c, mark.get(v, "") + v, e) for c, v, e in rows])
 
 
 def logit_claims(
     tests: pd.DataFrame, stats_table: pd.DataFrame, experiment: str, in_distribution: str,
     separation: pd.DataFrame | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """The claims of Section 2.3 about the logits, checked on our statistics as :func:`claims`.
-
-    ``tests``: :func:`welch_tests` on the mean logit; ``stats_table``: :func:`logit_statistics`;
-    ``separation`` (:func:`min_max_separation`) adds Figure 2's claim.
-    """
+    """Section 2.3's claims as :func:`claims`; ``tests``: :func:`welch_tests` of the mean logit."""
     evidence = (f"{d}: {r['mean']:.3g} vs {r['reference_mean']:.3g}, p = {r['p_value']:.1e}"
                 for d, r in tests.iterrows())  # fmt: skip
-    rows = [_claim("The mean logit is significantly lower (p < 0.0001) for every other dataset "
-                   "than for correctly classified in-distribution images",
-                   _verdict(tests["lower"].sum(), len(tests)), "; ".join(evidence))]  # fmt: skip
+    rows = [("The mean logit is significantly lower (p < 0.0001) for every other dataset than for "
+             "correctly classified in-distribution images",
+             _verdict(tests["lower"].sum(), len(tests)), "; ".join(evidence))]  # fmt: skip
     order = [d for d in (in_distribution, "bim", "fgsm", "deepfool") if d in stats_table.index]
     paper = " > ".join(f"{_paper.MAX_LOGIT[d][0]:g}" for d in ("mnist", "bim", "fgsm", "deepfool"))
     wording = {
@@ -339,116 +263,116 @@ def logit_claims(
             v, std = stats_table.loc[order, column], stats_table[column + "_std"]
             below = [d for d in order[1:] if v[d] < v[in_distribution]]
             evidence = ", ".join(f"{d}: {v[d]:.1f} ± {std[d]:.1f}" for d in order)
-            rows.append(_claim(claim, _verdict(len(below), 3), evidence))
+            rows.append((claim, _verdict(len(below), 3), evidence))
     if separation is not None and len(separation):
         better = (separation["logits"] > separation["softmax"]).sum()
         pairs = (f"{d}: {r['logits']:.1f} vs {r['softmax']:.1f}" for d, r in separation.iterrows())
-        rows.append(_claim(
-            "The min and max of the logits separate in-distribution images from "
-            "the other sets better than those of the softmax (Figure 2)",
-            _verdict(better, len(separation)),
+        rows.append((
+            "The min and max of the logits separate in-distribution images from the other sets "
+            "better than those of the softmax (Figure 2)", _verdict(better, len(separation)),
             "AUROC of a logistic regression on (min, max), logits vs softmax: " + "; ".join(pairs),
         ))  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=_CLAIM_COLUMNS)
+
+
+def load_results(root) -> tuple[dict, dict]:
+    """Each experiment's ``table2.csv`` and ``summary.json`` (with ``stage_seconds.json``)."""
+    root, tables, summaries = Path(root), {}, {}
+    for exp in ("mnist", "cifar10"):
+        t, s = root / exp / "table2.csv", root / exp / "summary.json"
+        if t.is_file() and s.is_file():
+            tables[exp] = pd.read_csv(t)
+            summaries[exp] = json.loads(s.read_text())
+            if (stages := root / exp / "stage_seconds.json").is_file():
+                summaries[exp].setdefault("wall_seconds", {}).update(json.loads(stages.read_text()))
+    return tables, summaries
+
+
+def runs_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
+    """Base accuracy beside the paper's, wall time per stage, machine: a column per experiment."""
+    origin = {"trained": "trained by this run", "cache": "trained earlier, reused",
+              "published": "the published ones"}  # fmt: skip
+    cols = {}
+    for exp, s in summaries.items():
+        paper, m, w = _paper.ACCURACY.get(exp), s["machine"], s.get("base_model") or {}
+        trained = f"{w['precision']} on {w['cpu']} ({w['isa']})" if "precision" in w else "—"
+        cols[exp] = {
+            "profile": s["profile"], "test accuracy (%)": f"{100 * s['base_accuracy']:.2f}",
+            "paper (%)": f"{100 * paper:.2f}" if paper else "not stated",
+            **{f"{k} (s)": f"{v:.0f}" for k, v in s.get("wall_seconds", {}).items()},
+            "CPU": m["cpu"], "cores": m["cores"], "instruction set": m.get("isa", "—"),
+            "base classifier trained in": trained,
+            "base classifier weights": origin.get(w.get("origin"), "—"),
+        }  # fmt: skip
+    return pd.DataFrame(cols)
+
+
+def versions_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
+    """Library versions and machine of each experiment's run, one column per experiment."""
+    cols = {e: {**s.get("versions", {}), "CPU": (m := s["machine"])["cpu"], "cores": m["cores"],
+                "platform": m.get("platform", "")} for e, s in summaries.items()}  # fmt: skip
+    return pd.DataFrame(cols).fillna("")
+
+
+def auroc_side_by_side(
+    tables: Mapping[str, pd.DataFrame], paper: pd.DataFrame,
+    methods: Mapping[str, str] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """AUROC, ours [95% CI] and the paper's, by (experiment, dataset) and (ours|paper, method)."""
+    if not tables:
+        return pd.DataFrame()
+    d = pd.concat(compare_with_paper(t, paper).assign(experiment=e) for e, t in tables.items())
+    d = d[d.metric == "auroc"]
+    ours = [_with_ci(*v) for v in zip(d.ours, d.lo, d.hi, strict=True)]
+    d = d.assign(ours=ours, method=d.method.replace(dict(methods or {})))
+    return d.pivot(index=["experiment", "dataset"], columns="method", values=["ours", "paper"])
 
 
 def min_max_separation(
     logits: Mapping[str, np.ndarray], in_distribution: str, seed: int = 0
 ) -> pd.DataFrame:
-    """How well (min, max) of the logits and of the softmax tell each set from the clean one.
-
-    Figure 2 shows it by eye; here the AUROC (%, columns ``logits``, ``softmax``) of a logistic
-    regression on the two, 5-fold cross-validated, ``seed`` seeding the folds.
-    """
+    """Figure 2 in numbers: 5-fold AUROC (%) of a logistic regression on (min, max) per space."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    def two(z, space):
-        v = softmax(z) if space == "softmax" else np.asarray(z, dtype=np.float64)
-        return np.c_[v.min(axis=1), v.max(axis=1)]
+    folds, ref = StratifiedKFold(5, shuffle=True, random_state=seed), logits[in_distribution]
 
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    rows = {}
-    for name, z in logits.items():
-        if name == in_distribution:
-            continue
-        y = np.r_[np.ones(len(logits[in_distribution])), np.zeros(len(z))]
-        rows[name] = {}
-        for space in ("logits", "softmax"):
-            x = np.r_[two(logits[in_distribution], space), two(z, space)]
-            model = make_pipeline(StandardScaler(), LogisticRegression())
-            p = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
-            rows[name][space] = 100 * auroc(y, p)
+    def separation(z, space):
+        v = [softmax(a) if space == "softmax" else np.asarray(a, np.float64) for a in (ref, z)]
+        x = np.concatenate([np.c_[a.min(axis=1), a.max(axis=1)] for a in v])
+        y = np.r_[np.ones(len(ref)), np.zeros(len(z))]
+        model = make_pipeline(StandardScaler(), LogisticRegression())
+        p = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+        return 100 * auroc(y, p)
+
+    others = {n: z for n, z in logits.items() if n != in_distribution}
+    rows = {n: {s: separation(z, s) for s in ("logits", "softmax")} for n, z in others.items()}
     return _by_dataset(rows)
 
 
-def table2_vs_paper_markdown(
-    table: pd.DataFrame, paper: pd.DataFrame, labels: Mapping[str, str] | None = None,
-    methods: Mapping[str, str] | None = None,
-) -> str:  # fmt: skip
-    """Our Table 2 beside the paper's in Markdown: paper → ours [95% CI] (difference) per metric.
-
-    A cell whose paper value lies outside our CI is marked ⚠, its difference in bold.
-    """
-    labels, methods = dict(labels or {}), dict(methods or {})
-    d = compare_with_paper(table, paper)
-    rows = []
-    for (dataset, method), block in d.groupby(["dataset", "method"], sort=False):
-        cells = [labels.get(dataset, dataset), methods.get(method, method)]
-        for metric in METRICS:
-            r = block[block.metric == metric].iloc[0]
-            ours = _with_ci(r["ours"], r["lo"], r["hi"])
-            if not np.isfinite(r["paper"]):
-                cells.append(ours)
-                continue
-            diff = f"{r['difference']:+.1f}"
-            diff, mark = (f"**{diff}**", " ⚠") if r["outside_ci"] else (diff, "")
-            cells.append(f"{r['paper']:.1f} → {ours} ({diff}){mark}")
-        rows.append(cells)
-    return _markdown(["dataset", "method", "FPR95 ↓", "AUROC", "AUPR-In", "AUPR-Out"], rows)
-
-
-def versions_table(summaries: Mapping[str, dict]) -> pd.DataFrame:
-    """Library versions and machine of each experiment's run, one column per experiment."""
-    cols = {}
-    for exp, s in summaries.items():
-        m = s["machine"]
-        cols[exp] = {**s.get("versions", {}), "CPU": m["cpu"], "cores": m["cores"],
-                     "platform": m.get("platform", "")}  # fmt: skip
-    return pd.DataFrame(cols).fillna("")
-
-
 def claims_for_experiment(folder, table: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    """Every claim checked for one experiment: the logit claims, then the Table 2 claims.
-
-    The logit claims are left out unless chapter 03 wrote its tables into ``folder``.
-    """
-    files = {n: Path(folder) / f"logit_{n}.csv" for n in ("tests", "stats", "separation")}
-    found = {n: pd.read_csv(f, index_col=0) for n, f in files.items() if f.is_file()}
-    parts = []
+    """The logit claims (if chapter 03 wrote its tables into ``folder``), then Table 2's."""
+    found = {n: pd.read_csv(f, index_col=0) for n in ("tests", "stats", "separation")
+             if (f := Path(folder) / f"logit_{n}.csv").is_file()}  # fmt: skip
+    parts = [claims(table, experiment)]
     if "tests" in found and "stats" in found:
-        parts.append(logit_claims(found["tests"], found["stats"], experiment, experiment,
-                                  found.get("separation")))  # fmt: skip
-    parts.append(claims(table, experiment))
+        sep = found.get("separation")
+        parts.insert(0, logit_claims(found["tests"], found["stats"], experiment, experiment, sep))
     return pd.concat(parts, ignore_index=True)
 
 
 def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.DataFrame:
-    """How confident the classifier is per dataset: mean max softmax (%) and max logit.
-
-    ``logits`` are test logits; the ``paper ...`` columns are NaN where the paper gives none.
-    """
+    """Per dataset's test logits: mean max softmax (%) and max logit, and the paper's (or NaN)."""
     rows = {}
     for name, z in logits.items():
         z = np.asarray(z, dtype=np.float64)
-        paper_logit = _paper_max_logit(name, experiment)
+        paper_logit = (_paper_max_logit(name, experiment) or [np.nan])[0]
         rows[name] = {
             "max softmax (%)": 100 * softmax(z, axis=1).max(1).mean(),
             "paper max softmax (%)": _paper.MAX_SOFTMAX.get(experiment, {}).get(name, np.nan),
-            "max logit": z.max(1).mean(),
-            "paper max logit": paper_logit[0] if paper_logit else np.nan,
+            "max logit": z.max(1).mean(), "paper max logit": paper_logit,
         }  # fmt: skip
     return _by_dataset(rows)
 
@@ -456,42 +380,29 @@ def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.Da
 def softmax_precision_check(
     in_logits: np.ndarray, in_correct: np.ndarray, logits: Mapping[str, np.ndarray]
 ) -> pd.DataFrame:
-    """Softmax Baseline AUROC (%) with the softmax in float64 and in float32.
-
-    In float32 (Keras) a max probability above 1 − 6·10⁻⁸ rounds to 1.0: confident examples
-    tie; ``ties ...``: the fraction of each side that does. ``in_correct``: the classifier is
-    right on each in-distribution test example.
-    """
+    """Softmax Baseline AUROC (%) in float64 and float32, where p > 1 − 6·10⁻⁸ ties at 1.0."""
     in_correct = np.asarray(in_correct, dtype=bool)
     rows = {}
     for name, z in logits.items():
         y = np.r_[in_correct, np.zeros(len(z), bool)]
-        row = {}
+        rows[name] = {}
         for dtype in ("float64", "float32"):
-            score = SoftmaxBaseline(dtype).score
-            s_in, s_out = score(in_logits), score(z)
-            row[f"auroc {dtype}"] = 100 * auroc(y, np.r_[s_in, s_out])
-            if dtype == "float32":
-                row["ties in-distribution"] = float((s_in == 1).mean())
-                row["ties dataset"] = float((s_out == 1).mean())
-        rows[name] = row
+            s_in, s_out = (SoftmaxBaseline(dtype).score(v) for v in (in_logits, z))
+            rows[name][f"auroc {dtype}"] = 100 * auroc(y, np.r_[s_in, s_out])
+        ties = {"in-distribution": s_in, "dataset": s_out}  # in float32
+        rows[name] |= {f"ties {k}": float((v == 1).mean()) for k, v in ties.items()}
     return _by_dataset(rows)
 
 
 def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[str, float]):
-    """Headline numbers of the chapters beyond the paper, one column per experiment.
-
-    ``root``: a profile's results folder (missing results left out); ``paper_eps``: each
-    experiment's ``bim_eps``.
-    """
+    """Headline numbers of the chapters beyond the paper; ``paper_eps``: each ``bim_eps``."""
     from .protocol import OURS, within
 
     names = ("detectors", "leave_one_out", "seeds", "unseen_attacks", "adaptive", "protocol")
     cols = {}
     for exp, t2 in tables.items():
-        files = {n: Path(root) / exp / f"{n}.csv" for n in names}
-        b = {n: pd.read_csv(f) for n, f in files.items() if f.is_file()}
-        col = {}
+        b = {n: pd.read_csv(f) for n in names if (f := Path(root) / exp / f"{n}.csv").is_file()}
+        col = cols[exp] = {}
         if "detectors" in b:
             rank = detector_ranking(b["detectors"])
             wins = int((rank.best == "introspection_net").sum())
@@ -525,7 +436,6 @@ def beyond_table(root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[st
             (choice, reading), n_best = counts.within.idxmax(), counts.within.max()
             key = "Table 2 cells within 5 points of the paper (profile; best single reading)"
             col[key] = f"{ours} of {counts.cells.iloc[0]}; {n_best} ({choice}: {reading})"
-        cols[exp] = col
     return pd.DataFrame(cols)
 
 
@@ -533,20 +443,14 @@ def reproduction_summary(
     tables: Mapping[str, pd.DataFrame], summaries: Mapping[str, dict], paper: pd.DataFrame,
     checklists: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Per experiment: claims reproduced and how far the AUROC cells are from the paper's.
-
-    ``checklists``: the claims per experiment (:func:`claims_for_experiment`), default
-    :func:`claims`. ``mean_gap`` is the mean |AUROC − paper|.
-    """
+    """Per experiment: claims reproduced (``checklists`` or :func:`claims`) and AUROC gaps."""
     rows = {}
     for exp, t in tables.items():
         c = checklists[exp] if checklists and exp in checklists else claims(t, exp)
-        a, s = compare_with_paper(t, paper), summaries[exp]
-        a = a[a.metric == "auroc"]
+        a, s = compare_with_paper(t, paper).query("metric == 'auroc'"), summaries[exp]
         rows[exp] = {
             "profile": s["profile"], "base_accuracy": 100 * s["base_accuracy"],
-            "reproduced": int((c.verdict == "reproduced").sum()),
-            "partly": int((c.verdict == "partly").sum()), "claims": len(c),
+            **{v: int((c.verdict == v).sum()) for v in ("reproduced", "partly")}, "claims": len(c),
             "mean_gap": a.difference.abs().mean(), "outside_ci": int(a.outside_ci.sum()),
             "cells": len(a),
         }  # fmt: skip
@@ -558,13 +462,7 @@ def difference_checks(
     trust_spaces: pd.DataFrame, softmax_precision: pd.DataFrame | None = None,
     softmax_dtype: str = "float32", min_gap: float = 2.0,
 ) -> pd.DataFrame:  # fmt: skip
-    """For each AUROC cell far from the paper's, its AUROC under each check of chapter 06.
-
-    Kept, largest gap first: cells whose paper value is outside our 95 % CI, ``min_gap`` points
-    or more away. Checks: natural errors left out (``correct_only``); the Trust Score's other
-    feature spaces (``trust_spaces``); the softmax arithmetic other than ``softmax_dtype``
-    (``softmax_precision``). ``closest``: the check nearest the paper; ``closes``: % of the gap.
-    """
+    """AUROC cells ``min_gap`` or more outside our CI, under chapter 06's checks (``closes``: %)."""
     d = compare_with_paper(table, paper)
     d = d[(d.metric == "auroc") & d.outside_ci & (d.difference.abs() >= min_gap)]
     d = d.sort_values("difference", key=np.abs, ascending=False)
@@ -574,8 +472,7 @@ def difference_checks(
     for _, r in d.iterrows():
         checks = {"natural errors left out": co.get((r["dataset"], r["method"]), np.nan)}
         if r["method"] == "trust_score" and r["dataset"] in trust_spaces.index:
-            for space, v in trust_spaces.loc[r["dataset"]].items():
-                checks[f"Trust Score on {space}"] = v
+            checks |= {f"Trust Score on {k}": v for k, v in trust_spaces.loc[r["dataset"]].items()}
         if (r["method"] == "softmax_baseline" and softmax_precision is not None
                 and r["dataset"] in softmax_precision.index):  # fmt: skip
             checks[f"a {other} softmax"] = softmax_precision.loc[r["dataset"], f"auroc {other}"]
@@ -592,11 +489,7 @@ def difference_checks(
 
 
 def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
-    """Per kind of misclassification: the best of eight detectors against Introspection-Net.
-
-    ``free``: the best of :data:`TRAINING_FREE`; ``free_reaches``: within the net's CI or
-    above; ``logits_reach``: the same for the logit-only detectors.
-    """
+    """Per kind: the best detector, and whether a :data:`TRAINING_FREE` one reaches the net's CI."""
     rows = {}
     for d, block in table.groupby("dataset", sort=False):
         block = block.set_index("method")
@@ -614,43 +507,32 @@ def detector_ranking(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def adaptive_rates(table: pd.DataFrame, epsilon: float) -> pd.DataFrame:
-    """Evasion rates (%) of each detector in ``adaptive.csv`` at L-inf radius ``epsilon``.
+    """Evasion rates (%) of plain PGD and the best adaptive attack at ``epsilon``, and unbounded."""
+    detectors = list(dict.fromkeys(table.detector))
 
-    Columns ``pgd``, ``adaptive`` (the best adaptive attack) and ``unbounded`` (no radius).
-    """
-    at = table[np.isclose(table.epsilon.astype(float), epsilon)]
-    unb = table[table.epsilon.isna()]
+    def rate(t, attack):
+        v = t[t.attack == attack].drop_duplicates("detector").set_index("detector").evasion_rate
+        return v.reindex(detectors).astype(float).rename_axis(None)
 
-    def rate(t, m, attack):
-        v = t[(t.detector == m) & (t.attack == attack)].evasion_rate
-        return float(v.iloc[0]) if len(v) else np.nan
-
-    rows = {
-        m: {"pgd": rate(at, m, "pgd"), "adaptive": rate(at, m, "adaptive (best)"),
-            "unbounded": rate(unb, m, "adaptive (best)")}
-        for m in dict.fromkeys(table.detector)
-    }  # fmt: skip
-    return pd.DataFrame.from_dict(rows, orient="index")
+    at, best = table[np.isclose(table.epsilon.astype(float), epsilon)], "adaptive (best)"
+    cols = {"pgd": rate(at, "pgd"), "adaptive": rate(at, best)}
+    return pd.DataFrame(cols | {"unbounded": rate(table[table.epsilon.isna()], best)})
 
 
 def adaptive_headline(
     root, tables: Mapping[str, pd.DataFrame], paper_eps: Mapping[str, float]
 ) -> pd.DataFrame:
-    """Per experiment: Table 2's attack AUROC beside what the adaptive attacks get past.
-
-    ``auroc``: Introspection-Net's, mean of BIM and FGSM; then evasion rates (%) at ``epsilon``.
-    """
+    """Per experiment: the net's mean AUROC on BIM and FGSM beside the evasion rates (%)."""
     rows = {}
     for exp, t2 in tables.items():
-        f = Path(root) / exp / "adaptive.csv"
-        if not f.is_file() or exp not in paper_eps:
+        if exp not in paper_eps or not (f := Path(root) / exp / "adaptive.csv").is_file():
             continue
         r = adaptive_rates(pd.read_csv(f), paper_eps[exp])
-        net = r.loc["introspection_net"]
         attacks = t2[t2.dataset.isin(["bim", "fgsm"]) & (t2.method == "introspection_net")]
         rows[exp] = {
-            "auroc": attacks.auroc.mean(), "epsilon": paper_eps[exp], "pgd": net.pgd,
-            "adaptive": net.adaptive, "softmax_adaptive": r.adaptive["softmax_baseline"],
+            "auroc": attacks.auroc.mean(), "epsilon": paper_eps[exp],
+            "pgd": r.pgd["introspection_net"], "adaptive": r.adaptive["introspection_net"],
+            "softmax_adaptive": r.adaptive["softmax_baseline"],
             "trust_adaptive": r.adaptive["trust_score"],
         }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")

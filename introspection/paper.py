@@ -1,10 +1,4 @@
-"""The paper's reported numbers (Aigrain & Detyniecki, 2019, arXiv 1905.09186).
-
-Table 1's accuracy, Section 2.3's max-logit statistics, Section 3.3's mean max softmax
-and Table 2 (``introspection/data/paper_table2.csv``).
-"""
-
-from __future__ import annotations
+"""The paper's reported numbers (Aigrain & Detyniecki, 2019, arXiv 1905.09186)."""
 
 from pathlib import Path
 
@@ -14,19 +8,14 @@ __all__ = ["ACCURACY", "MAX_LOGIT", "MAX_SOFTMAX", "table2"]
 ACCURACY = {"mnist": 0.9965, "cifar10": None}
 
 #: Section 2.3: max logit, mean and standard deviation, MNIST experiment.
-MAX_LOGIT = {
-    "mnist": (16.5, 5.0), "bim": (10.8, 5.2), "fgsm": (8.8, 2.6), "deepfool": (3.4, 2.3),
-}
+MAX_LOGIT = {"mnist": (16.5, 5.0), "bim": (10.8, 5.2), "fgsm": (8.8, 2.6), "deepfool": (3.4, 2.3)}
 
 #: Section 3.3: mean max softmax probability (%) on CIFAR-10, DeepFool and clean images.
 MAX_SOFTMAX = {"cifar10": {"deepfool": 54.0, "cifar10": 94.8}}
 
 
 def table2(experiment: str | None = None):
-    """The paper's Table 2 in percent: all rows, or one experiment's ("mnist", "cifar10").
-
-    Columns: experiment, dataset, method, fpr_at_95tpr, auroc, aupr_in, aupr_out.
-    """
+    """The paper's Table 2 in percent (``data/paper_table2.csv``): all rows or one experiment's."""
     import pandas as pd
 
     df = pd.read_csv(Path(__file__).with_name("data") / "paper_table2.csv")
