@@ -62,15 +62,13 @@ STAGES = (
     "base_model", "misclassifications", "logit_analysis", "introspection_net", "evaluation",
     "detectors", "unseen", "seeds", "adaptive", "protocol",
 )  # fmt: skip
+_B, _M, _L, _N, _E, _D, _U, _S, _A, _P = STAGES  # short names for the tables below
 
 #: The stages whose results each stage depends on (itself included): a chain, with the
 #: logit analysis branching off after the misclassifications, the last five after evaluation.
-_CHAIN = ("base_model", "misclassifications", "introspection_net", "evaluation")
-DEPENDS_ON = {
-    "base_model": _CHAIN[:1], "misclassifications": _CHAIN[:2],
-    "logit_analysis": (*_CHAIN[:2], "logit_analysis"), "introspection_net": _CHAIN[:3],
-    "evaluation": _CHAIN, **{stage: (*_CHAIN, stage) for stage in STAGES[5:]},
-}  # fmt: skip
+_CHAIN = (_B, _M, _N, _E)
+DEPENDS_ON = {_B: _CHAIN[:1], _M: _CHAIN[:2], _L: (*_CHAIN[:2], _L), _N: _CHAIN[:3], _E: _CHAIN,
+              **{stage: (*_CHAIN, stage) for stage in STAGES[5:]}}  # fmt: skip
 
 #: Revision of each stage's code: bump it with any change that alters its results, so that
 #: its cached artifacts and those downstream are recomputed.
@@ -92,7 +90,6 @@ def key_versions() -> dict[str, str]:
 
 
 _UNSET = object()
-_B, _M, _L, _N, _E, _D, _U, _S, _A, _P = STAGES
 
 
 def _p(type_, default, stage, help_, allowed=None, lo=_UNSET, hi=None, only=None, neutral=_UNSET):
