@@ -4,17 +4,18 @@ Artifact ``<name>`` is a data file (``.npz``, ``.keras`` or ``.data.json``) plus
 ``<name>.json`` of its parameters, seed, library versions and SHA-256. Writes are atomic,
 data file first and manifest last: without a manifest an artifact does not exist. Reads
 verify the hash (:class:`CorruptArtifactError`) and, when given, the parameters
-(:class:`StaleArtifactError`). Nothing is unpickled. Entry points: :func:`save_arrays`,
-:func:`load_arrays`, :func:`save_model`, :func:`load_model`, :func:`save_json`, :func:`load_json`.
+(:class:`StaleArtifactError`). Nothing is unpickled. Entry points: ``save_*`` and ``load_*``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from collections.abc import Mapping
 from importlib import metadata
@@ -25,11 +26,11 @@ import numpy as np
 __all__ = ["ArtifactError", "ArtifactNotFoundError", "CorruptArtifactError", "StaleArtifactError",
            "library_versions", "canonical_params", "file_sha256", "save_arrays", "load_arrays",
            "save_model", "load_model", "save_json", "load_json", "read_manifest", "names", "exists",
-           "copy", "remove", "atomic_write"]
+           "copy", "remove", "atomic_write"]  # fmt: skip
 
 _SUFFIX = {"arrays": ".npz", "model": ".keras", "json": ".data.json"}
 _LIBRARIES = ("introspection", "numpy", "tensorflow-cpu", "tensorflow", "keras", "scikit-learn",
-              "cleverhans")
+              "cleverhans")  # fmt: skip
 
 
 class ArtifactError(Exception):
@@ -52,22 +53,18 @@ def library_versions() -> dict[str, str]:
     """Installed versions of the libraries that shape the results (missing ones left out)."""
     versions = {"python": platform.python_version()}
     for lib in _LIBRARIES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            continue
     return versions
 
 
 def _to_jsonable(obj):
+    if isinstance(obj, (np.ndarray, np.generic)):
+        obj = obj.tolist()
     if isinstance(obj, Mapping):
         return {str(k): _to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if obj is None or isinstance(obj, (str, bool, int, float)):
@@ -87,52 +84,47 @@ def file_sha256(path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _check_name(name: str) -> str:
+def _paths(root, name: str, kind: str | None = None) -> tuple[Path, Path]:
+    """The data file (of a ``kind``) and the manifest of artifact ``name``."""
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"Artifact names are non-empty file names without '/', got {name!r}.")
-    return name
-
-
-def _paths(root, name: str, kind: str) -> tuple[Path, Path]:
-    """The data file and the manifest of artifact ``name``."""
-    return Path(root) / f"{_check_name(name)}{_SUFFIX[kind]}", Path(root) / f"{name}.json"
+    return Path(root) / f"{name}{_SUFFIX.get(kind, '')}", Path(root) / f"{name}.json"
 
 
 def atomic_write(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        suffix=f".tmp{path.suffix}", prefix=f".{path.name}.", dir=path.parent
+    )
     os.close(fd)
     try:
         write(Path(tmp))
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
 
 
-def _write_json(path: Path, obj, indent: int) -> None:
-    text = json.dumps(obj, indent=indent, sort_keys=True)
-    atomic_write(path, lambda p: p.write_text(text))
+def _write_manifest(path: Path, manifest: dict) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(manifest, indent=2, sort_keys=True)))
 
 
-def _write_manifest(root, name: str, kind: str, params, seed, extra: dict) -> dict:
+def _save(root, name: str, kind: str, write, params, seed, **extra) -> dict:
+    """Write an artifact's data file through ``write(tmp_path)``, then its manifest (returned)."""
     data_path, manifest_path = _paths(root, name, kind)
+    atomic_write(data_path, write)
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     manifest = {"name": name, "kind": kind, "file": data_path.name,
                 "sha256": file_sha256(data_path), "bytes": data_path.stat().st_size,
                 "params": canonical_params(params), "seed": seed, "versions": library_versions(),
-                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), **extra}
-    _write_json(manifest_path, manifest, indent=2)
+                "created": created, **extra}  # fmt: skip
+    _write_manifest(manifest_path, manifest)
     return manifest
 
 
 def read_manifest(root, name: str) -> dict:
-    """The manifest of an artifact.
-
-    Raises :class:`ArtifactNotFoundError` without one, :class:`CorruptArtifactError` if invalid.
-    """
-    path = Path(root) / f"{_check_name(name)}.json"
+    """An artifact's manifest (or ArtifactNotFoundError, or CorruptArtifactError if invalid)."""
+    path = _paths(root, name)[1]
     if not path.is_file():
         raise ArtifactNotFoundError(f"No artifact {name!r} in {root}.")
     try:
@@ -147,129 +139,92 @@ def read_manifest(root, name: str) -> dict:
 def _verified(root, name: str, kind: str | None, params) -> tuple[Path, dict]:
     """The data file and manifest of an artifact checked against both (``kind`` None: any)."""
     manifest = read_manifest(root, name)
-    kind = manifest["kind"] if kind is None else kind
-    if manifest["kind"] != kind:
+    if kind not in (None, manifest["kind"]):
         raise ArtifactError(f"Artifact {name!r} holds {manifest['kind']}, not {kind}.")
-    data_path, _ = _paths(root, name, kind)
-    if not data_path.is_file():
-        raise ArtifactNotFoundError(
-            f"Artifact {name!r}: manifest found but {data_path} is missing."
-        )
-    digest = file_sha256(data_path)
+    data = _paths(root, name, manifest["kind"])[0]
+    if not data.is_file():
+        raise ArtifactNotFoundError(f"Artifact {name!r}: manifest found but {data} is missing.")
+    digest, recorded = file_sha256(data), str(manifest.get("sha256"))
     if digest != manifest.get("sha256"):
         raise CorruptArtifactError(
-            f"Artifact {name!r}: {data_path} does not match its manifest (sha256 {digest[:12]}… "
-            f"instead of {str(manifest.get('sha256'))[:12]}…); it was altered or truncated. "
-            "Delete it to recompute it."
+            f"Artifact {name!r}: {data} does not match its manifest (sha256 {digest[:12]}… "
+            f"instead of {recorded[:12]}…); it was altered or truncated. Delete it to recompute it."
         )
-    if params is not None:
-        expected = canonical_params(params)
-        if manifest.get("params") != expected:
-            stored = manifest.get("params", {})
-            changed = sorted(k for k in {*expected, *stored} if expected.get(k) != stored.get(k))
-            raise StaleArtifactError(f"Artifact {name!r} was made with other parameters "
-                                     f"(differing: {', '.join(changed)}).")
-    return data_path, manifest
+    expected = canonical_params(params)
+    if params is not None and manifest.get("params") != expected:
+        stored = manifest.get("params", {})
+        changed = sorted(k for k in {*expected, *stored} if expected.get(k) != stored.get(k))
+        raise StaleArtifactError(
+            f"Artifact {name!r} was made with other parameters (differing: {', '.join(changed)})."
+        )
+    return data, manifest
 
 
 def names(root, pattern: str = "*") -> list[str]:
-    """Sorted names of the artifacts under ``root`` whose name matches a glob ``pattern``.
-
-    Only manifests are looked at: use :func:`exists` to verify the artifacts.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    manifests = [p.name for p in root.glob(f"{pattern}.json")]
+    """Sorted names of the artifacts matching a glob ``pattern`` (unverified: :func:`exists`)."""
+    manifests = [p.name for p in Path(root).glob(f"{pattern}.json")]
     return sorted(m[: -len(".json")] for m in manifests if not m.endswith(_SUFFIX["json"]))
 
 
 def exists(root, name: str, params: Mapping | None = None) -> bool:
     """Whether a complete, uncorrupted artifact exists (with these ``params``, if given)."""
-    try:
-        _verified(root, name, None, params)
-    except ArtifactError:
-        return False
-    return True
+    with contextlib.suppress(ArtifactError):
+        return bool(_verified(root, name, None, params))
+    return False
 
 
-def save_arrays(
-    root, name: str, arrays: Mapping[str, np.ndarray], *, params=None, seed=None
-) -> dict:
-    """Save named arrays as ``<root>/<name>.npz``, atomically, with a manifest (returned).
-
-    Object arrays are refused (they would need pickle); ``params`` and ``seed`` are recorded.
-    """
+def save_arrays(root, name: str, arrays: Mapping[str, np.ndarray], *, params=None, seed=None):
+    """Save named arrays (no object arrays: no pickle) as ``<root>/<name>.npz``; its manifest."""
     data = {}
     for key, value in arrays.items():
-        a = np.asarray(value)
+        data[str(key)] = a = np.asarray(value)
         if a.dtype == object:
             raise ValueError(f"Array {key!r} has dtype object; only plain arrays can be saved.")
-        data[str(key)] = a
-    data_path, _ = _paths(root, name, "arrays")
-
-    def write(tmp: Path):
-        with open(tmp, "wb") as f:
-            np.savez(f, **data)
-
-    atomic_write(data_path, write)
     shapes = {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in data.items()}
-    return _write_manifest(root, name, "arrays", params, seed, {"arrays": shapes})
+    return _save(root, name, "arrays", lambda p: np.savez(p, **data), params, seed, arrays=shapes)
 
 
 def load_arrays(root, name: str, *, params: Mapping | None = None) -> dict[str, np.ndarray]:
     """Load arrays saved by :func:`save_arrays`, verifying hash and ``params`` (if given)."""
-    data_path, _ = _verified(root, name, "arrays", params)
-    with np.load(data_path, allow_pickle=False) as f:
+    with np.load(_verified(root, name, "arrays", params)[0], allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
 
 def save_model(root, name: str, model, *, params=None, seed=None) -> dict:
     """Save a Keras model as ``<root>/<name>.keras``, atomically, with a manifest (returned)."""
-    from .models import save_model as _save
+    from .models import save_model as save
 
-    data_path, _ = _paths(root, name, "model")
-    _save(model, data_path)  # itself atomic
-    return _write_manifest(root, name, "model", params, seed, {"model_name": model.name})
+    return _save(root, name, "model", lambda p: save(model, p), params, seed, model_name=model.name)
 
 
 def load_model(root, name: str, *, params: Mapping | None = None, compile: bool = False):
     """Load a model saved by :func:`save_model` in safe mode, verifying hash and ``params``."""
-    from .models import load_model as _load
+    from . import models
 
-    data_path, _ = _verified(root, name, "model", params)
-    return _load(data_path, compile=compile)
+    return models.load_model(_verified(root, name, "model", params)[0], compile=compile)
 
 
 def save_json(root, name: str, obj, *, params=None, seed=None) -> dict:
     """Save a JSON document (e.g. a training history), atomically, with a manifest (returned)."""
-    doc = _to_jsonable(obj)
-    _write_json(_paths(root, name, "json")[0], doc, indent=1)
-    return _write_manifest(root, name, "json", params, seed, {})
+    text = json.dumps(_to_jsonable(obj), indent=1, sort_keys=True)
+    return _save(root, name, "json", lambda p: p.write_text(text), params, seed)
 
 
 def load_json(root, name: str, *, params: Mapping | None = None):
     """Load a document saved by :func:`save_json`, verifying hash and ``params``."""
-    data_path, _ = _verified(root, name, "json", params)
-    return json.loads(data_path.read_text())
+    return json.loads(_verified(root, name, "json", params)[0].read_text())
 
 
 def copy(src_root, dst_root, name: str, *, params: Mapping | None = None) -> dict:
-    """Copy a verified artifact byte for byte to ``dst_root``; return its manifest.
-
-    Data file first, manifest last: an interrupted copy leaves no artifact at the destination.
-    """
-    import shutil
-
+    """Copy a verified artifact byte for byte to ``dst_root``, manifest last; its manifest."""
     data_src, manifest = _verified(src_root, name, None, params)
     data_dst, manifest_dst = _paths(dst_root, name, manifest["kind"])
     atomic_write(data_dst, lambda p: shutil.copyfile(data_src, p))
-    _write_json(manifest_dst, manifest, indent=2)
+    _write_manifest(manifest_dst, manifest)
     return manifest
 
 
 def remove(root, name: str) -> None:
     """Delete an artifact, manifest first (then it no longer exists); a missing one is no error."""
-    (Path(root) / f"{_check_name(name)}.json").unlink(missing_ok=True)
-    for suffix in _SUFFIX.values():
-        (Path(root) / f"{name}{suffix}").unlink(missing_ok=True)
+    for path in (_paths(root, name)[1], *(Path(root) / f"{name}{s}" for s in _SUFFIX.values())):
+        path.unlink(missing_ok=True)

@@ -7,8 +7,13 @@ both experiments; ``-p NAME VALUE`` (papermill, ``python -m introspection build`
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+
+from .artifacts import library_versions
 
 __all__ = [
     "EXPERIMENTS", "PARAMETERS", "PROFILES", "STAGES", "REVISIONS", "KEY_LIBRARIES", "key_versions",
@@ -57,15 +62,13 @@ STAGES = (
     "base_model", "misclassifications", "logit_analysis", "introspection_net", "evaluation",
     "detectors", "unseen", "seeds", "adaptive", "protocol",
 )  # fmt: skip
+_B, _M, _L, _N, _E, _D, _U, _S, _A, _P = STAGES  # short names for the tables below
 
 #: The stages whose results each stage depends on (itself included): a chain, with the
 #: logit analysis branching off after the misclassifications, the last five after evaluation.
-_CHAIN = ("base_model", "misclassifications", "introspection_net", "evaluation")
-DEPENDS_ON = {
-    "base_model": _CHAIN[:1], "misclassifications": _CHAIN[:2],
-    "logit_analysis": (*_CHAIN[:2], "logit_analysis"), "introspection_net": _CHAIN[:3],
-    "evaluation": _CHAIN, **{stage: (*_CHAIN, stage) for stage in STAGES[5:]},
-}  # fmt: skip
+_CHAIN = (_B, _M, _N, _E)
+DEPENDS_ON = {_B: _CHAIN[:1], _M: _CHAIN[:2], _L: (*_CHAIN[:2], _L), _N: _CHAIN[:3], _E: _CHAIN,
+              **{stage: (*_CHAIN, stage) for stage in STAGES[5:]}}  # fmt: skip
 
 #: Revision of each stage's code: bump it with any change that alters its results, so that
 #: its cached artifacts and those downstream are recomputed.
@@ -81,8 +84,6 @@ KEY_LIBRARIES = ("numpy", "tensorflow", "keras", "scikit-learn", "cleverhans")
 
 def key_versions() -> dict[str, str]:
     """Installed versions of :data:`KEY_LIBRARIES` (any TensorFlow build; else ``"absent"``)."""
-    from .artifacts import library_versions
-
     installed = library_versions()
     installed["tensorflow"] = installed.get("tensorflow-cpu") or installed.get("tensorflow")
     return {lib: installed.get(lib) or "absent" for lib in KEY_LIBRARIES}
@@ -91,150 +92,115 @@ def key_versions() -> dict[str, str]:
 _UNSET = object()
 
 
-def _p(type_, stage, help_, allowed=None, lo=None, hi=None, nullable=False, only=None,
-       neutral=_UNSET):  # fmt: skip
-    """One row of :data:`PARAMETERS`; ``lo``/``hi``: the inclusive range.
+def _p(type_, default, stage, help_, allowed=None, lo=_UNSET, hi=None, only=None, neutral=_UNSET):
+    """One row of :data:`PARAMETERS`.
 
-    ``only``: the one experiment the parameter applies to (left out of the other's stage
-    keys). ``neutral``: left out of the stage keys at this value, which reproduces the
-    behaviour from before the parameter existed, so cached artifacts stay valid.
+    ``default``: both experiments' value (``_UNSET``: each its own) unless a profile sets
+    another; None where the parameter may be null. ``lo``/``hi``: the inclusive range (default:
+    an int from 1, a float from 0.0). ``only``: the one experiment the parameter applies to (left
+    out of the other's stage keys). ``neutral``: left out of the stage keys at this value, the
+    behaviour from before the parameter existed, so that cached artifacts stay valid.
     """
-    return {"type": type_, "stage": stage, "only": only, "neutral": neutral, "help": help_,
-            "allowed": allowed, "min": lo, "max": hi, "nullable": nullable}  # fmt: skip
+    lo = {int: 1, float: 0.0}.get(type_) if lo is _UNSET else lo
+    return {"type": type_, "default": default, "stage": stage, "only": only, "neutral": neutral,
+            "help": help_, "allowed": allowed, "min": lo, "max": hi,
+            "nullable": default is None}  # fmt: skip
 
 
-_B, _M, _N = "base_model", "misclassifications", "introspection_net"
-
-#: Every tunable parameter: type, the stage that first uses it, its meaning and range.
+#: Every tunable parameter: type, default, the stage that first uses it, its meaning and range.
 PARAMETERS: dict[str, dict] = {
-    # Base classifier.
-    "n_train": _p(int, _B, "training images of the base classifier (null = all)", lo=1,
-        nullable=True),
-    "epochs": _p(int, _B, "training epochs of the base classifier", lo=1),
-    "batch_size": _p(int, _B, "minibatch size of the base classifier", lo=1),
-    "optimizer": _p(str, _B, "optimizer", allowed=("rmsprop", "sgd", "adam")),
-    "learning_rate": _p(float, _B, "learning rate (warmup_cosine: its peak)", lo=0.0),
-    "schedule": _p(str, _B, "learning-rate schedule (warmup_cosine: linear warm-up from 0.2 x "
-        "the rate over the first 23 % of the steps, then cosine decay to 0.07 x)",
+    "n_train": _p(int, None, _B, "training images of the base classifier (null = all)"),
+    "epochs": _p(int, _UNSET, _B, "training epochs of the base classifier"),
+    "batch_size": _p(int, _UNSET, _B, "minibatch size of the base classifier"),
+    "optimizer": _p(str, _UNSET, _B, "optimizer", allowed=("rmsprop", "sgd", "adam")),
+    "learning_rate": _p(float, _UNSET, _B, "learning rate (warmup_cosine: its peak)"),
+    "schedule": _p(str, _UNSET, _B, "learning-rate schedule (warmup_cosine: linear warm-up from "
+        "0.2 x the rate over the first 23 % of the steps, then cosine decay to 0.07 x)",
         allowed=("constant", "cosine", "step", "warmup_cosine")),
-    "augment": _p(bool, _B, "use the paper's data augmentation"),
-    "precision": _p(str, _B, "arithmetic of the base classifier's training: auto (mixed_bfloat16 "
-        "where the CPU has AMX or AVX-512 BF16, else float32), float32 or mixed_bfloat16; the "
-        "trained model is float32", allowed=("auto", "float32", "mixed_bfloat16")),
-    "architecture": _p(str, _B, "CIFAR-10 classifier: wide_resnet (WRN-depth-width, the paper's "
-        "family) or airbench (airbench94's fast network, with ReLU)",
+    "augment": _p(bool, True, _B, "use the paper's data augmentation"),
+    "precision": _p(str, "auto", _B, "arithmetic of the base classifier's training: auto "
+        "(mixed_bfloat16 where the CPU has AMX or AVX-512 BF16, else float32), float32 or "
+        "mixed_bfloat16; the trained model is float32",
+        allowed=("auto", "float32", "mixed_bfloat16")),
+    "architecture": _p(str, "wide_resnet", _B, "CIFAR-10 classifier: wide_resnet (WRN-depth-width, "
+        "the paper's family) or airbench (airbench94's fast network, with ReLU)",
         allowed=("wide_resnet", "airbench"), only="cifar10"),
-    "momentum": _p(float, _B, "Nesterov momentum of SGD", lo=0.0, hi=0.999, only="cifar10"),
-    "bias_lr_scale": _p(float, _B, "factor of SGD's learning rate for the batch-normalisation "
-        "biases (airbench: 64)", lo=0.0, only="cifar10"),
-    "kernel_init": _p(str, _B, "airbench's initial kernels: torch (PyTorch's default, as "
+    "momentum": _p(float, 0.9, _B, "Nesterov momentum of SGD", hi=0.999, only="cifar10"),
+    "bias_lr_scale": _p(float, 1.0, _B, "factor of SGD's learning rate for the batch-normalisation "
+        "biases (airbench: 64)", only="cifar10"),
+    "kernel_init": _p(str, "torch", _B, "airbench's initial kernels: torch (PyTorch's default, as "
         "airbench94) or keras (Glorot uniform)", allowed=("torch", "keras"), only="cifar10"),
-    "crop_pad": _p(int, _B, "pixels of the random-translation padding (CIFAR-10)", lo=1,
+    "crop_pad": _p(int, 4, _B, "pixels of the random-translation padding (CIFAR-10)",
         only="cifar10"),
-    "crop_fill": _p(str, _B, "how the padding is filled: zeros or reflect",
+    "crop_fill": _p(str, "zeros", _B, "how the padding is filled: zeros or reflect",
         allowed=("zeros", "reflect"), only="cifar10"),
-    "lookahead": _p(bool, _B, "airbench's Lookahead: the weights move to their running average "
-        "every 5 steps", only="cifar10"),
-    "wrn_depth": _p(int, _B, "Wide ResNet depth (CIFAR-10; 6n+4)", lo=10),
-    "wrn_width": _p(int, _B, "Wide ResNet widening factor (CIFAR-10)", lo=1),
-    "wrn_dropout": _p(float, _B, "Wide ResNet dropout rate", lo=0.0, hi=0.9),
-    "weight_decay": _p(float, _B, "weight decay of the CIFAR-10 classifier (L2)", lo=0.0),
-    # Misclassified data.
-    "n_source": _p(int, _M, "in-distribution test images used as the pool of sources "
-        "(null = all)", lo=2, nullable=True),
-    "train_fraction": _p(float, _M, "fraction of source images on Introspection-Net's training "
-        "side", lo=0.0, hi=1.0),
-    "n_train_in": _p(int, _M, "in-distribution examples for Introspection-Net training "
-        "(paper: 5000)", lo=1),
-    "n_train_other": _p(int, _M, "examples of every other dataset for training (paper: 700)", lo=1),
-    "n_test": _p(int, _M, "test examples of every dataset (paper: 2000)", lo=1),
-    "patch_size": _p(int, _M, "side of the black square of 'errors'", lo=1),
-    "patch_max_tries": _p(int, _M, "patch positions tried per image", lo=1),
-    "patch_max_per_source": _p(int, _M, "patch errors kept per source image (null = one per "
-        "error position found)", lo=1, nullable=True, neutral=None),
-    "patch_fill": _p(str, _M, "value of the patch: zero (black in pixels) or mean (0 after "
+    "lookahead": _p(bool, False, _B, "airbench's Lookahead: the weights move to their running "
+        "average every 5 steps", only="cifar10"),
+    "wrn_depth": _p(int, 16, _B, "Wide ResNet depth (CIFAR-10; 6n+4)", lo=10),
+    "wrn_width": _p(int, 2, _B, "Wide ResNet widening factor (CIFAR-10)"),
+    "wrn_dropout": _p(float, 0.0, _B, "Wide ResNet dropout rate", hi=0.9),
+    "weight_decay": _p(float, 5e-4, _B, "weight decay of the CIFAR-10 classifier (L2)"),
+    "n_source": _p(int, None, _M, "in-distribution test images used as the pool of sources "
+        "(null = all)", lo=2),
+    "train_fraction": _p(float, 0.5, _M, "fraction of source images on Introspection-Net's "
+        "training side", hi=1.0),
+    "n_train_in": _p(int, 5000, _M, "in-distribution examples for Introspection-Net training "
+        "(paper: 5000)"),
+    "n_train_other": _p(int, 700, _M, "examples of every other dataset for training (paper: 700)"),
+    "n_test": _p(int, 2000, _M, "test examples of every dataset (paper: 2000)"),
+    "patch_size": _p(int, 7, _M, "side of the black square of 'errors'"),
+    "patch_max_tries": _p(int, 50, _M, "patch positions tried per image"),
+    "patch_max_per_source": _p(int, None, _M, "patch errors kept per source image (null = one per "
+        "error position found)", neutral=None),
+    "patch_fill": _p(str, "zero", _M, "value of the patch: zero (black in pixels) or mean (0 after "
         "standardisation: the training images' channel means)", allowed=("zero", "mean"),
         neutral="zero"),
-    "fgsm_eps": _p(float, _M, "FGSM L-inf budget, pixel scale [0, 1]", lo=0.0, hi=1.0),
-    "bim_eps": _p(float, _M, "BIM L-inf budget, pixel scale [0, 1]", lo=0.0, hi=1.0),
-    "bim_eps_iter": _p(float, _M, "BIM step size, pixel scale [0, 1]", lo=0.0, hi=1.0),
-    "bim_nb_iter": _p(int, _M, "BIM iterations", lo=1),
-    "bim_early_stop": _p(bool, _M, "BIM stops moving an image once it is misclassified",
+    "fgsm_eps": _p(float, 0.3, _M, "FGSM L-inf budget, pixel scale [0, 1]", hi=1.0),
+    "bim_eps": _p(float, 0.3, _M, "BIM L-inf budget, pixel scale [0, 1]", hi=1.0),
+    "bim_eps_iter": _p(float, 0.03, _M, "BIM step size, pixel scale [0, 1]", hi=1.0),
+    "bim_nb_iter": _p(int, 20, _M, "BIM iterations"),
+    "bim_early_stop": _p(bool, False, _M, "BIM stops moving an image once it is misclassified",
         neutral=False),
-    "attack_loss": _p(str, _M, "what FGSM's and BIM's cross-entropy reads: the logits, or the "
-        "probabilities taken as logits (a cleverhans-v3 wrapper pitfall)",
+    "attack_loss": _p(str, "logits", _M, "what FGSM's and BIM's cross-entropy reads: the logits, "
+        "or the probabilities taken as logits (a cleverhans-v3 wrapper pitfall)",
         allowed=("logits", "probabilities"), neutral="logits"),
-    "deepfool_overshoot": _p(float, _M, "DeepFool overshoot", lo=0.0),
-    "deepfool_max_iter": _p(int, _M, "DeepFool maximum iterations", lo=1),
-    "gaussian_mean": _p(float, _M, "mean of the Gaussian noise images", lo=0.0, hi=1.0),
-    "gaussian_std": _p(float, _M, "std of the Gaussian noise images", lo=0.0),
-    # Logit analysis.
-    "n_analysis": _p(int, "logit_analysis", "examples per dataset in Figure 1 (paper: 1000)", lo=2),
-    "n_scatter": _p(int, "logit_analysis", "examples per dataset in Figure 2 (paper: 300)", lo=1),
-    # Introspection-Net and the baselines.
-    "val_fraction": _p(float, _N, "validation fraction (paper: 0.1)", lo=0.0, hi=0.9),
-    "introspection_epochs": _p(int, _N, "Introspection-Net epochs (paper: 60)", lo=1),
-    "introspection_batch_size": _p(int, _N, "Introspection-Net batch size", lo=1),
-    "softmax_dtype": _p(str, _N, "arithmetic of the Softmax Baseline: float64, or float32 as "
-        "Keras' softmax layer", allowed=("float64", "float32"), neutral="float64"),
-    "trust_feature": _p(str, _N, "Trust Score feature space",
+    "deepfool_overshoot": _p(float, 0.02, _M, "DeepFool overshoot"),
+    "deepfool_max_iter": _p(int, 50, _M, "DeepFool maximum iterations"),
+    "gaussian_mean": _p(float, 0.5, _M, "mean of the Gaussian noise images", hi=1.0),
+    "gaussian_std": _p(float, 0.25, _M, "std of the Gaussian noise images"),
+    "n_analysis": _p(int, 1000, _L, "examples per dataset in Figure 1 (paper: 1000)", lo=2),
+    "n_scatter": _p(int, 300, _L, "examples per dataset in Figure 2 (paper: 300)"),
+    "val_fraction": _p(float, 0.1, _N, "validation fraction (paper: 0.1)", hi=0.9),
+    "introspection_epochs": _p(int, 60, _N, "Introspection-Net epochs (paper: 60)"),
+    "introspection_batch_size": _p(int, 32, _N, "Introspection-Net batch size"),
+    # float32 by default, as Keras computes the softmax (chapter 12's protocol study).
+    "softmax_dtype": _p(str, "float32", _N, "arithmetic of the Softmax Baseline: float64, or "
+        "float32 as Keras' softmax layer", allowed=("float64", "float32"), neutral="float64"),
+    "trust_feature": _p(str, "features", _N, "Trust Score feature space",
         allowed=("features", "logits", "pixels")),
-    "trust_alpha": _p(float, _N, "Trust Score density-filtering fraction", lo=0.0, hi=0.99),
-    "trust_k": _p(int, _N, "Trust Score k of the density filter", lo=1),
-    "trust_n_fit": _p(int, _N, "base-training images the Trust Score is fitted on", lo=10),
-    # Evaluation.
-    "n_boot": _p(int, "evaluation", "bootstrap resamples of the 95% CIs (0 = none)", lo=0),
-    # Beyond the paper: more detectors.
-    "detector_n_fit": _p(int, "detectors", "base-training images the Mahalanobis class means "
-        "and covariance are fitted on", lo=10),
-    "odin_temperature": _p(float, "detectors", "ODIN softmax temperature T", lo=1e-6),
-    "odin_eps": _p(float, "detectors", "ODIN input pre-processing step, pixel scale [0, 1]",
-        lo=0.0, hi=1.0),
-    "mahalanobis_eps": _p(float, "detectors", "Mahalanobis input pre-processing step, pixel "
-        "scale [0, 1]", lo=0.0, hi=1.0),
-    # Beyond the paper: attacks nobody trained on.
-    "unseen_n": _p(int, "unseen", "test-side source images attacked with CW-L2 and PGD (never "
-        "trained on)", lo=1),
-    "cw_binary_steps": _p(int, "unseen", "CW-L2 bisection steps on the constant c", lo=1),
-    "cw_max_iter": _p(int, "unseen", "CW-L2 Adam steps per bisection step", lo=1),
-    "cw_lr": _p(float, "unseen", "CW-L2 Adam learning rate (tanh space)", lo=1e-6),
-    "cw_lr_schedule": _p(str, "unseen", "CW-L2 step size within each bisection step: constant, "
-        "or cosine decay to zero", allowed=("constant", "cosine")),
-    # Beyond the paper: adaptive attacks.
-    "adaptive_n": _p(int, "adaptive", "test-side source images attacked by the adaptive attacks",
-        lo=1),
-    "adaptive_steps": _p(int, "adaptive", "PGD steps per run of the adaptive attacks", lo=1),
-    "adaptive_restarts": _p(int, "adaptive", "runs per setting (the first from the image, then "
-        "random)", lo=1),
-    "spsa_n": _p(int, "adaptive", "images of the gradient-free (SPSA) check", lo=1),
-    "spsa_samples": _p(int, "adaptive", "SPSA perturbation pairs per step", lo=1),
-    # Beyond the paper: seeds.
-    "n_seeds": _p(int, "seeds", "Introspection-Net trainings with different seeds", lo=2),
-}  # fmt: skip
-
-# Values shared by every profile; profiles and experiments override them.
-_BASE = {
-    "n_train": None, "augment": True, "precision": "auto", "architecture": "wide_resnet",
-    "momentum": 0.9, "bias_lr_scale": 1.0, "kernel_init": "torch", "crop_pad": 4,
-    "crop_fill": "zeros", "lookahead": False, "wrn_depth": 16, "wrn_width": 2,
-    "wrn_dropout": 0.0, "weight_decay": 5e-4,
-    "n_source": None, "train_fraction": 0.5, "n_train_in": 5000, "n_train_other": 700,
-    "n_test": 2000, "patch_size": 7, "patch_max_tries": 50, "patch_max_per_source": None,
-    "patch_fill": "zero", "attack_loss": "logits", "bim_early_stop": False,
-    # Chapter 12's protocol study: Keras computes the softmax in float32; the paper's
-    # Trust Score runs on "a filtered version of the training set".
-    "softmax_dtype": "float32",
-    "fgsm_eps": 0.3, "bim_eps": 0.3, "bim_eps_iter": 0.03, "bim_nb_iter": 20,
-    "deepfool_overshoot": 0.02, "deepfool_max_iter": 50, "gaussian_mean": 0.5,
-    "gaussian_std": 0.25, "n_analysis": 1000, "n_scatter": 300,
-    "val_fraction": 0.1, "introspection_epochs": 60, "introspection_batch_size": 32,
-    "trust_feature": "features", "trust_alpha": 0.1, "trust_k": 10, "trust_n_fit": 10000,
-    "n_boot": 1000, "detector_n_fit": 10000, "odin_temperature": 1000.0, "odin_eps": 0.0014,
-    "mahalanobis_eps": 0.0014, "n_seeds": 5,
-    "unseen_n": 1000, "cw_binary_steps": 3, "cw_max_iter": 300, "cw_lr": 0.05,
-    "cw_lr_schedule": "constant",
-    "adaptive_n": 300, "adaptive_steps": 40, "adaptive_restarts": 2, "spsa_n": 50,
-    "spsa_samples": 32,
+    "trust_alpha": _p(float, 0.1, _N, "Trust Score density-filtering fraction", hi=0.99),
+    "trust_k": _p(int, 10, _N, "Trust Score k of the density filter"),
+    "trust_n_fit": _p(int, 10000, _N, "base-training images the Trust Score is fitted on", lo=10),
+    "n_boot": _p(int, 1000, _E, "bootstrap resamples of the 95% CIs (0 = none)", lo=0),
+    "detector_n_fit": _p(int, 10000, _D, "base-training images the Mahalanobis class means and "
+        "covariance are fitted on", lo=10),
+    "odin_temperature": _p(float, 1000.0, _D, "ODIN softmax temperature T", lo=1e-6),
+    "odin_eps": _p(float, 0.0014, _D, "ODIN input pre-processing step, pixel scale [0, 1]", hi=1.0),
+    "mahalanobis_eps": _p(float, 0.0014, _D, "Mahalanobis input pre-processing step, pixel scale "
+        "[0, 1]", hi=1.0),
+    "unseen_n": _p(int, 1000, _U, "test-side source images attacked with CW-L2 and PGD (never "
+        "trained on)"),
+    "cw_binary_steps": _p(int, 3, _U, "CW-L2 bisection steps on the constant c"),
+    "cw_max_iter": _p(int, 300, _U, "CW-L2 Adam steps per bisection step"),
+    "cw_lr": _p(float, 0.05, _U, "CW-L2 Adam learning rate (tanh space)", lo=1e-6),
+    "cw_lr_schedule": _p(str, "constant", _U, "CW-L2 step size within each bisection step: "
+        "constant, or cosine decay to zero", allowed=("constant", "cosine")),
+    "adaptive_n": _p(int, 300, _A, "test-side source images attacked by the adaptive attacks"),
+    "adaptive_steps": _p(int, 40, _A, "PGD steps per run of the adaptive attacks"),
+    "adaptive_restarts": _p(int, 2, _A, "runs per setting (the first from the image, then random)"),
+    "spsa_n": _p(int, 50, _A, "images of the gradient-free (SPSA) check"),
+    "spsa_samples": _p(int, 32, _A, "SPSA perturbation pairs per step"),
+    "n_seeds": _p(int, 5, _S, "Introspection-Net trainings with different seeds", lo=2),
 }  # fmt: skip
 
 # The recipe of each experiment's classifier (Section 2.1; Zagoruyko & Komodakis 2016)
@@ -323,8 +289,13 @@ class ConfigError(ValueError):
     """A parameter has a wrong type or value."""
 
 
-def _check_type(name: str, typ: type, value):
-    """``value`` as a ``typ`` (an integral float as an int, an int as a float; no bool)."""
+def _check_value(name: str, value):
+    """``value`` checked against its row of :data:`PARAMETERS` (int 2.0 is 2, float 2 is 2.0)."""
+    spec, typ = PARAMETERS[name], PARAMETERS[name]["type"]
+    if value is None:
+        if spec["nullable"]:
+            return None
+        raise ConfigError(f"Parameter {name!r} may not be null ({spec['help']}).")
     is_bool = isinstance(value, bool)
     if typ is int and isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -333,16 +304,6 @@ def _check_type(name: str, typ: type, value):
     if not isinstance(value, typ) or (typ is int and is_bool):
         kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[typ]
         raise ConfigError(f"Parameter {name!r} must be {kind}, got {value!r}.")
-    return value
-
-
-def _check_value(name: str, value):
-    spec = PARAMETERS[name]
-    if value is None:
-        if spec["nullable"]:
-            return None
-        raise ConfigError(f"Parameter {name!r} may not be null ({spec['help']}).")
-    value = _check_type(name, spec["type"], value)
     if spec["allowed"] is not None:
         _check_one_of(name, value, spec["allowed"])
     if spec["min"] is not None and value < spec["min"]:
@@ -370,10 +331,7 @@ def default_results_dir(profile: str, experiment: str | None = None) -> Path:
 
 
 def published_weights_dir(profile: str, experiment: str) -> Path | None:
-    """Where a profile's published base classifier lies: ``weights/<profile>/<experiment>``.
-
-    Only the ``cpu`` profile's are committed; None outside a checkout.
-    """
+    """A profile's published classifier, ``weights/<profile>/<experiment>`` (None: no checkout)."""
     root = _repo_root()
     return root / "weights" / profile / experiment if root else None
 
@@ -428,10 +386,6 @@ class Config:
         """
         if name not in STREAMS:
             raise KeyError(f"Unknown random stream {name!r}; expected one of {list(STREAMS)}.")
-        import zlib
-
-        import numpy as np
-
         key = (zlib.crc32(name.encode()), int(k))
         state = np.random.SeedSequence(self.seed, spawn_key=key).generate_state(1)[0]
         return int(state) >> 1  # below 2**31: a valid seed for NumPy, Keras and TensorFlow
@@ -440,10 +394,6 @@ class Config:
     def bim_step(self) -> float:
         """BIM's step size: ``bim_eps_iter``, or ``bim_eps / 10`` when it is 0."""
         return self.params["bim_eps_iter"] or self.params["bim_eps"] / 10
-
-    def _applies(self, name: str) -> bool:
-        """Whether a parameter applies to this experiment (``only``)."""
-        return PARAMETERS[name]["only"] in (None, self.experiment)
 
     def stage_params(self, stage: str) -> dict:
         """Parameters that determine a stage's results: its own and its upstream stages'.
@@ -458,7 +408,8 @@ class Config:
         out |= {"revisions": {s: REVISIONS[s] for s in upto}, "versions": key_versions()}
         for k, v in self.params.items():
             spec = PARAMETERS[k]  # a parameter without a neutral value (_UNSET) never equals it
-            if spec["stage"] in upto and self._applies(k) and v != spec["neutral"]:
+            applies = spec["stage"] in upto and spec["only"] in (None, self.experiment)
+            if applies and v != spec["neutral"]:
                 out[k] = v
         return out
 
@@ -466,21 +417,20 @@ class Config:
         """The configuration as a DataFrame (parameter, value, meaning), or one ``stage``'s own."""
         import pandas as pd
 
-        rows = [
-            ("experiment", self.experiment, "in-distribution dataset"),
-            ("profile", self.profile, PROFILES[self.profile]["description"]),
-            ("seed", self.seed, "seed of every random choice"),
-        ]
+        rows = [("experiment", self.experiment, "in-distribution dataset"),
+                ("profile", self.profile, PROFILES[self.profile]["description"]),
+                ("seed", self.seed, "seed of every random choice")]  # fmt: skip
         arch = self.params["architecture"]
         for k, v in self.params.items():
-            if (stage is not None and PARAMETERS[k]["stage"] != stage) or not self._applies(k):
+            spec = PARAMETERS[k]
+            if spec["only"] not in (None, self.experiment) or stage not in (None, spec["stage"]):
                 continue
             mark = " (overridden)" if k in self.overrides else ""
             if k.startswith("wrn_") and arch != "wide_resnet":
                 mark += f" (not used by {arch})"
             elif k.startswith("wrn_") and self.experiment != "cifar10":
                 continue
-            meaning = PARAMETERS[k]["help"] + mark
+            meaning = spec["help"] + mark
             if k == "precision":  # what this machine would train in, and why
                 chosen, reason = self.precision
                 v, meaning = f"{v} → {chosen}", f"training arithmetic here ({reason})" + mark
@@ -509,9 +459,20 @@ def configure(experiment: str = "mnist", profile: str = "quick", *, seed: int = 
     **params
         Same, winning over ``overrides``; None means the profile's value, ``"null"`` null.
     """
-    _check_run(experiment, profile, seed, overrides)
-    given = _given(overrides, params)
-    defaults = {**_BASE, **_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}
+    _check_one_of("experiment", experiment, EXPERIMENTS)
+    _check_one_of("profile", profile, PROFILES)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"Parameter 'seed' must be a non-negative integer, got {seed!r}.")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"Parameter 'overrides' must be a mapping, got {overrides!r}.")
+    given = {**(overrides or {}), **{k: v for k, v in params.items() if v is not None}}
+    for name in given:
+        if name not in PARAMETERS:
+            known = ", ".join(sorted(PARAMETERS))
+            raise ConfigError(f"Unknown parameter {name!r}. Known parameters: {known}.")
+    given = {k: None if v == "null" else v for k, v in given.items() if v is not None}
+    defaults = {name: spec["default"] for name, spec in PARAMETERS.items()}
+    defaults |= {**_EXPERIMENT_DEFAULTS[experiment], **PROFILES[profile][experiment]}
     values = {name: _check_value(name, given.get(name, defaults[name])) for name in PARAMETERS}
     _check_consistency(experiment, values)
     if data_dir is not None:
@@ -529,61 +490,37 @@ def configure(experiment: str = "mnist", profile: str = "quick", *, seed: int = 
     return Config(experiment, profile, seed, data_dir, art, res, values, changed)
 
 
-def _check_run(experiment, profile, seed, overrides) -> None:
-    """Check the arguments of :func:`configure` that are not parameters."""
-    _check_one_of("experiment", experiment, EXPERIMENTS)
-    _check_one_of("profile", profile, PROFILES)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"Parameter 'seed' must be a non-negative integer, got {seed!r}.")
-    if overrides is not None and not isinstance(overrides, dict):
-        raise ConfigError(f"Parameter 'overrides' must be a mapping, got {overrides!r}.")
-
-
-def _given(overrides, params) -> dict:
-    """The parameters given (``params`` over ``overrides``; None skipped, ``"null"`` None)."""
-    merged = {**(overrides or {}), **{k: v for k, v in params.items() if v is not None}}
-    for name in merged:
-        if name not in PARAMETERS:
-            known = ", ".join(sorted(PARAMETERS))
-            raise ConfigError(f"Unknown parameter {name!r}. Known parameters: {known}.")
-    return {k: None if v == "null" else v for k, v in merged.items() if v is not None}
-
-
 def _check_consistency(experiment: str, p: dict) -> None:
-    depth = p["wrn_depth"]
-    if (depth - 4) % 6 != 0:
-        raise ConfigError(f"Parameter 'wrn_depth' must be 6n+4 (10, 16, 22, 28...), got {depth}.")
-    if p["bim_eps_iter"] > p["bim_eps"]:
-        raise ConfigError("Parameter 'bim_eps_iter' must not exceed 'bim_eps'.")
-    if not 0.0 < p["train_fraction"] < 1.0:
-        raise ConfigError("Parameter 'train_fraction' must be strictly between 0 and 1.")
+    """Check the values of the parameters against each other and the datasets' sizes."""
     n_pool = p["n_source"] or 10000
     n_train_side = round(p["train_fraction"] * n_pool)
     n_test_side = n_pool - n_train_side
-    for name, n_side, side in (
-        ("n_train_in", n_train_side, "training side (n_source x train_fraction)"),
-        ("n_test", n_test_side, "test side (n_source x (1 - train_fraction))"),
-        ("unseen_n", n_test_side, "test side (n_source x (1 - train_fraction))"),
-    ):
-        if p[name] > n_side:
-            raise ConfigError(
-                f"Parameter {name!r} ({p[name]}) exceeds the {n_side} source images on the {side}."
-            )
-    if max(p["adaptive_n"], p["spsa_n"]) > n_test_side:
-        raise ConfigError(
-            f"Parameters 'adaptive_n' and 'spsa_n' must not exceed the "
-            f"{n_test_side} source images on the test side."
-        )
-    if p["spsa_n"] > p["adaptive_n"]:
-        raise ConfigError("Parameter 'spsa_n' must not exceed 'adaptive_n'.")
-    if p["n_source"] is not None and p["n_source"] > 10000:
-        raise ConfigError("Parameter 'n_source' must be <= 10000 (the size of the test set).")
-    if p["n_train"] is not None and p["n_train"] > (60000 if experiment == "mnist" else 50000):
-        raise ConfigError("Parameter 'n_train' exceeds the size of the training set.")
-    n_analysis, n_test = p["n_analysis"], p["n_test"]
-    if n_analysis > n_test:
-        raise ConfigError(f"Parameter 'n_analysis' ({n_analysis}) must be <= n_test ({n_test}): "
-                          "the analysis uses test examples.")  # fmt: skip
+    sides = (("n_train_in", n_train_side, "training side (n_source x train_fraction)"),
+             ("n_test", n_test_side, "test side (n_source x (1 - train_fraction))"),
+             ("unseen_n", n_test_side, "test side (n_source x (1 - train_fraction))"))  # fmt: skip
+    rules = [
+        ((p["wrn_depth"] - 4) % 6 != 0,
+         f"Parameter 'wrn_depth' must be 6n+4 (10, 16, 22, 28...), got {p['wrn_depth']}."),
+        (p["bim_eps_iter"] > p["bim_eps"], "Parameter 'bim_eps_iter' must not exceed 'bim_eps'."),
+        (not 0.0 < p["train_fraction"] < 1.0,
+         "Parameter 'train_fraction' must be strictly between 0 and 1."),
+        *((p[k] > n, f"Parameter {k!r} ({p[k]}) exceeds the {n} source images on the {side}.")
+          for k, n, side in sides),
+        (max(p["adaptive_n"], p["spsa_n"]) > n_test_side,
+         "Parameters 'adaptive_n' and 'spsa_n' must not exceed the "
+         f"{n_test_side} source images on the test side."),
+        (p["spsa_n"] > p["adaptive_n"], "Parameter 'spsa_n' must not exceed 'adaptive_n'."),
+        (p["n_source"] is not None and p["n_source"] > 10000,
+         "Parameter 'n_source' must be <= 10000 (the size of the test set)."),
+        (p["n_train"] is not None and p["n_train"] > (60000 if experiment == "mnist" else 50000),
+         "Parameter 'n_train' exceeds the size of the training set."),
+        (p["n_analysis"] > p["n_test"],
+         f"Parameter 'n_analysis' ({p['n_analysis']}) must be <= n_test ({p['n_test']}): "
+         "the analysis uses test examples."),
+    ]  # fmt: skip
+    for bad, message in rules:
+        if bad:
+            raise ConfigError(message)
 
 
 def _check_writable(path: Path, name: str) -> None:

@@ -7,20 +7,23 @@ saves them; :func:`record_stage` keeps each stage's compute time for the book's 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import artifacts
-from .config import Config
+from . import artifacts, hardware
+from .config import STAGES, Config
 
 __all__ = ["StageRun", "params_digest", "record_stage", "load_artifact", "save_artifact",
            "run_stage", "progress_bar", "write_table", "write_summary", "record_timing",
-           "stage_timings"]
+           "stage_timings"]  # fmt: skip
 
 
 @dataclass
@@ -41,33 +44,33 @@ class StageRun:
 
 def params_digest(params: dict) -> str:
     """Short hash of a stage's parameters, naming its scratch folders."""
-    import hashlib
-
     text = json.dumps(artifacts.canonical_params(params), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _save_seconds(cfg: Config, stage: str, seconds: float, part: str | None = None) -> None:
+    """Keep a stage's compute time (or one ``part``'s) as an artifact of the stage's key."""
+    name = f"timing_{stage}" + (f"__{part}" if part else "")
+    artifacts.save_json(cfg.artifacts_dir, name, {"compute_seconds": seconds},
+                        params=cfg.stage_params(stage), seed=cfg.seed)  # fmt: skip
 
 
 def _publish_seconds(cfg: Config, stage: str, seconds: float) -> None:
     """Record a stage's compute time in ``<results_dir>/stage_seconds.json`` (atomic)."""
     path = cfg.results_dir / "stage_seconds.json"
-    try:
+    current = {}
+    with contextlib.suppress(OSError, ValueError):
         current = json.loads(path.read_text())
-        if not isinstance(current, dict):
-            current = {}
-    except (OSError, ValueError):
-        current = {}
-    current[stage] = round(float(seconds), 1)
+    current = {**(current if isinstance(current, dict) else {}), stage: round(float(seconds), 1)}
     text = json.dumps(current, indent=1, sort_keys=True)
     artifacts.atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def record_stage(
-    cfg: Config, stage: str, t0: float, reused: bool, at_least: float | None = None
-) -> StageRun:
+def record_stage(cfg: Config, stage: str, t0: float, reused: bool,
+                 at_least: float | None = None) -> StageRun:  # fmt: skip
     """Record a stage's compute time (kept from its first run when ``reused``); its StageRun."""
     seconds = time.perf_counter() - t0
-    name = f"timing_{stage}"
-    params = cfg.stage_params(stage)
+    name, params = f"timing_{stage}", cfg.stage_params(stage)
     stored = None
     if reused and artifacts.exists(cfg.artifacts_dir, name, params):
         stored = artifacts.load_json(cfg.artifacts_dir, name)["compute_seconds"]
@@ -75,9 +78,7 @@ def record_stage(
     if at_least is not None:  # e.g. the epochs of a training resumed after a kill
         compute = max(compute, float(at_least))
     if compute != stored:  # the record read by stage_timings holds the same figure
-        artifacts.save_json(
-            cfg.artifacts_dir, name, {"compute_seconds": compute}, params=params, seed=cfg.seed
-        )
+        _save_seconds(cfg, stage, compute)
     _publish_seconds(cfg, stage, compute)
     return StageRun(stage, reused, seconds, compute)
 
@@ -103,10 +104,8 @@ def save_artifact(cfg: Config, name: str, store: str, value, params: dict) -> No
     getattr(artifacts, f"save_{kind}")(cfg.artifacts_dir, name, value, params=params, seed=cfg.seed)
 
 
-def run_stage(
-    cfg: Config, stage: str, name: str | dict, compute, store: str = "json",
-    params: dict | None = None, record: bool = True,
-) -> tuple:
+def run_stage(cfg: Config, stage: str, name: str | dict, compute, store: str = "json",
+              params: dict | None = None, record: bool = True) -> tuple:  # fmt: skip
     """Load a stage's artifact, or compute it and save it; return ``(value, StageRun)``.
 
     Parameters
@@ -155,24 +154,18 @@ def write_table(cfg: Config, table, name: str, index: bool = True) -> Path:
 
 def write_summary(cfg: Config, **entries) -> Path:
     """Write ``<results_dir>/summary.json``: the configuration, versions and ``entries``."""
-    import platform
-
-    from . import hardware
-
     cpu = hardware.cpu_info()
     chosen, reason = cfg.precision
     summary = {
         "experiment": cfg.experiment, "profile": cfg.profile, "seed": cfg.seed,
         "parameters": cfg.params, "overrides": cfg.overrides,
         "versions": artifacts.library_versions(),
-        "machine": {
-            "cpu": cpu["model"], "isa": cpu["isa"], "cores": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": {"cpu": cpu["model"], "isa": cpu["isa"], "cores": os.cpu_count(),
+                    "platform": platform.platform()},
         # What this machine would train in; the weights' own is in the ``base_model`` entry.
         "precision": {"parameter": cfg["precision"], "chosen": chosen, "reason": reason},
         **entries,
-    }
+    }  # fmt: skip
     path = cfg.results_dir / "summary.json"
     text = json.dumps(artifacts.canonical_params(summary), indent=2)
     artifacts.atomic_write(path, lambda tmp: tmp.write_text(text))
@@ -182,32 +175,20 @@ def write_summary(cfg: Config, **entries) -> Path:
 def record_timing(cfg: Config, stage: str, seconds: float, part: str | None = None) -> None:
     """Record the wall time of a stage without artifacts (logit analysis, evaluation).
 
-    ``part`` names one chapter's share of a stage computed by several (the evaluation);
-    a stage's time is the sum of its parts.
+    ``part``: one chapter's share of a stage computed by several; a stage's time sums its parts.
     """
-    name = f"timing_{stage}" + (f"__{part}" if part else "")
-    artifacts.save_json(
-        cfg.artifacts_dir, name, {"compute_seconds": seconds}, params=cfg.stage_params(stage),
-        seed=cfg.seed,
-    )
+    _save_seconds(cfg, stage, seconds, part)
     _publish_seconds(cfg, stage, _stage_seconds(cfg, stage))
 
 
 def _stage_seconds(cfg: Config, stage: str) -> float | None:
     """A stage's recorded compute time: the sum of its current parts (None if none)."""
-    root, params = cfg.artifacts_dir, cfg.stage_params(stage)
-    parts = [f"timing_{stage}", *artifacts.names(root, f"timing_{stage}__*")]
-    found = [
-        artifacts.load_json(root, n)["compute_seconds"]
-        for n in parts
-        if artifacts.exists(root, n, params)
-    ]
-    return float(sum(found)) if found else None
+    root, params, name = cfg.artifacts_dir, cfg.stage_params(stage), f"timing_{stage}"
+    parts = [name, *artifacts.names(root, f"{name}__*")]
+    found = [artifacts.load_json(root, n) for n in parts if artifacts.exists(root, n, params)]
+    return float(sum(f["compute_seconds"] for f in found)) if found else None
 
 
 def stage_timings(cfg: Config) -> dict:
     """Seconds of each stage's last computation (sum of its parts), for stages with a record."""
-    from .config import STAGES
-
-    seconds = {stage: _stage_seconds(cfg, stage) for stage in STAGES}
-    return {stage: s for stage, s in seconds.items() if s is not None}
+    return {stage: s for stage in STAGES if (s := _stage_seconds(cfg, stage)) is not None}
