@@ -68,20 +68,20 @@ def _forget_downstream(root: Path) -> None:
             artifacts.remove(root, name)
 
 
-def _import_published(cfg: Config, params: dict) -> str | None:
-    """Copy the profile's published weights into the cache if they match; return None or why not."""
+def _import_published(cfg: Config, params: dict) -> tuple[str, str | None]:
+    """Copy the profile's published weights into the cache if they match: the origin and note."""
     src = config.published_weights_dir(cfg.profile, cfg.experiment)
     if src is None or not (src / "base_model.json").is_file():
-        return "none published"
+        return "trained", None
     try:  # hash and parameters verified, the model loaded in Keras' safe mode
         artifacts.load_json(src, "base_model_history", params=params)
         artifacts.load_model(src, "base_model", params=params)
     except (artifacts.ArtifactError, ValueError, OSError) as err:
-        return f"the published weights ({_relative(src)}) were not used: {err}"
+        return "trained", f"the published weights ({_relative(src)}) were not used: {err}"
     _forget_downstream(cfg.artifacts_dir)
     for name in _BASE_ARTIFACTS:
         artifacts.copy(src, cfg.artifacts_dir, name, params=params)
-    return None
+    return "published", None
 
 
 def build_classifier(cfg: Config, x_train, for_training: bool = False):
@@ -109,12 +109,10 @@ def build_classifier(cfg: Config, x_train, for_training: bool = False):
 
 def training_arguments(cfg: Config) -> dict:
     """The base classifier's recipe: :func:`introspection.training.train_classifier`'s arguments."""
-    out = {k: cfg[k] for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")}
-    out["augment"] = cfg.experiment if cfg["augment"] else "none"
+    keys = ["epochs", "batch_size", "optimizer", "learning_rate", "schedule"]
     if cfg.experiment != "mnist":
-        cifar = ("momentum", "bias_lr_scale", "crop_pad", "crop_fill", "lookahead")
-        out.update({k: cfg[k] for k in cifar})
-    return out
+        keys += ["momentum", "bias_lr_scale", "crop_pad", "crop_fill", "lookahead"]
+    return {k: cfg[k] for k in keys} | {"augment": cfg.experiment if cfg["augment"] else "none"}
 
 
 def base_model(
@@ -134,9 +132,7 @@ def base_model(
     if not retrain and all(artifacts.exists(root, n, params) for n in _BASE_ARTIFACTS):
         origin = "cache"
     elif not retrain:
-        note = _import_published(cfg, params)
-        origin = "published" if note is None else origin
-        note = None if note == "none published" else note
+        origin, note = _import_published(cfg, params)
     if origin != "trained":
         model = artifacts.load_model(root, "base_model", params=params)
         history = artifacts.load_json(root, "base_model_history", params=params)

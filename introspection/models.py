@@ -373,13 +373,10 @@ def forward_flops(model) -> int:
     total = 0
     for layer in model.layers:
         kind = type(layer).__name__
-        if kind == "Conv2D":
-            h, w, c_out = layer.output.shape[1:]
-            kh, kw, c_in, _ = layer.kernel.shape
-            total += 2 * h * w * c_out * kh * kw * (c_in // layer.groups)
-        elif kind == "Dense":
-            total += 2 * int(np.prod(layer.kernel.shape))
-    return int(total)
+        if kind in ("Conv2D", "Dense"):  # a convolution's kernel applies at every position
+            positions = np.prod(layer.output.shape[1:-1]) if kind == "Conv2D" else 1
+            total += 2 * int(positions) * int(np.prod(layer.kernel.shape))
+    return total
 
 
 def _check_keras_path(path) -> Path:

@@ -91,14 +91,10 @@ def padded_random_crop(
             height, width = images.shape[1], images.shape[2]
             padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=mode)
             offsets = keras.random.randint((n, 2), 0, 2 * pad + 1, seed=self.seed_generator)
-            offsets = tf.cast(offsets, "int32")
             rows = offsets[:, :1] + tf.range(height)[None]
             cols = offsets[:, 1:] + tf.range(width)[None]
             out = tf.gather(padded, rows, axis=1, batch_dims=1)
             return tf.gather(out, cols, axis=2, batch_dims=1)
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
 
     return PaddedRandomCrop(name=name)
 
