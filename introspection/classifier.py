@@ -27,11 +27,7 @@ def load_training_data(cfg: Config):
     """Base-classifier training images in [0, 1] and labels (a seeded ``n_train`` subset if set)."""
     (x, y), _ = datasets.load(cfg.info["in_distribution"], cfg.data_dir)
     if cfg["n_train"] is not None and cfg["n_train"] < len(x):
-        idx = np.sort(
-            np.random.default_rng(cfg.seed).choice(
-                len(x), cfg["n_train"], replace=False
-            )
-        )
+        idx = np.sort(np.random.default_rng(cfg.seed).choice(len(x), cfg["n_train"], replace=False))
         x, y = x[idx], y[idx]
     return datasets.to_float(x), y.astype(np.int64)
 
@@ -72,20 +68,20 @@ def _forget_downstream(root: Path) -> None:
             artifacts.remove(root, name)
 
 
-def _import_published(cfg: Config, params: dict) -> str | None:
-    """Copy the profile's published weights into the cache if they match; return None or why not."""
+def _import_published(cfg: Config, params: dict) -> tuple[str, str | None]:
+    """Copy the profile's published weights into the cache if they match: the origin and note."""
     src = config.published_weights_dir(cfg.profile, cfg.experiment)
     if src is None or not (src / "base_model.json").is_file():
-        return "none published"
+        return "trained", None
     try:  # hash and parameters verified, the model loaded in Keras' safe mode
         artifacts.load_json(src, "base_model_history", params=params)
         artifacts.load_model(src, "base_model", params=params)
     except (artifacts.ArtifactError, ValueError, OSError) as err:
-        return f"the published weights ({_relative(src)}) were not used: {err}"
+        return "trained", f"the published weights ({_relative(src)}) were not used: {err}"
     _forget_downstream(cfg.artifacts_dir)
     for name in _BASE_ARTIFACTS:
         artifacts.copy(src, cfg.artifacts_dir, name, params=params)
-    return None
+    return "published", None
 
 
 def build_classifier(cfg: Config, x_train, for_training: bool = False):
@@ -100,31 +96,23 @@ def build_classifier(cfg: Config, x_train, for_training: bool = False):
     keras.utils.set_random_seed(cfg.seed)
     if cfg.info["model"] == "paper_cnn":
         return models.paper_cnn(input_shape=cfg.info["image_shape"])
+    shared = {"input_shape": cfg.info["image_shape"], "weight_decay": cfg["weight_decay"],
+              "input_mean": x_train.mean(axis=(0, 1, 2)), "input_std": x_train.std(axis=(0, 1, 2))}
     if cfg["architecture"] == "airbench":
-        model = models.airbench_net(
-            input_shape=cfg.info["image_shape"], weight_decay=cfg["weight_decay"],
-            kernel_init=cfg["kernel_init"], input_mean=x_train.mean(axis=(0, 1, 2)),
-            input_std=x_train.std(axis=(0, 1, 2)),
-        )
+        model = models.airbench_net(kernel_init=cfg["kernel_init"], **shared)
         if for_training:
             models.init_airbench_net(model, x_train)
         return model
-    return models.wide_resnet(
-        cfg["wrn_depth"], cfg["wrn_width"], input_shape=cfg.info["image_shape"],
-        dropout=cfg["wrn_dropout"], weight_decay=cfg["weight_decay"],
-        input_mean=x_train.mean(axis=(0, 1, 2)), input_std=x_train.std(axis=(0, 1, 2)),
-        fused_batchnorm=for_training,
-    )
+    return models.wide_resnet(cfg["wrn_depth"], cfg["wrn_width"], dropout=cfg["wrn_dropout"],
+                              fused_batchnorm=for_training, **shared)
 
 
 def training_arguments(cfg: Config) -> dict:
     """The base classifier's recipe: :func:`introspection.training.train_classifier`'s arguments."""
-    out = {k: cfg[k] for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule")}
-    out["augment"] = cfg.experiment if cfg["augment"] else "none"
+    keys = ["epochs", "batch_size", "optimizer", "learning_rate", "schedule"]
     if cfg.experiment != "mnist":
-        cifar = ("momentum", "bias_lr_scale", "crop_pad", "crop_fill", "lookahead")
-        out.update({k: cfg[k] for k in cifar})
-    return out
+        keys += ["momentum", "bias_lr_scale", "crop_pad", "crop_fill", "lookahead"]
+    return {k: cfg[k] for k in keys} | {"augment": cfg.experiment if cfg["augment"] else "none"}
 
 
 def base_model(
@@ -141,28 +129,20 @@ def base_model(
     params = cfg.stage_params("base_model")
     root = cfg.artifacts_dir
     origin, note = "trained", None
-    if not retrain:
-        cached = all(artifacts.exists(root, n, params) for n in _BASE_ARTIFACTS)
-        if cached:
-            origin = "cache"
-        else:
-            note = _import_published(cfg, params)
-            origin = "published" if note is None else origin
-            note = None if note == "none published" else note
+    if not retrain and all(artifacts.exists(root, n, params) for n in _BASE_ARTIFACTS):
+        origin = "cache"
+    elif not retrain:
+        origin, note = _import_published(cfg, params)
     if origin != "trained":
         model = artifacts.load_model(root, "base_model", params=params)
         history = artifacts.load_json(root, "base_model_history", params=params)
-        run = record_stage(
-            cfg, "base_model", t0, True, at_least=sum(history.get("epoch_seconds", []))
-        )
-        return BaseModel(model, history, history["test_accuracy"], run, origin, note)
-    history, model = _train_base_model(cfg, params, verbose, retrain, progress)
-    _forget_downstream(root)
-    artifacts.save_model(root, "base_model", model, params=params, seed=cfg.seed)
-    artifacts.save_json(root, "base_model_history", history, params=params, seed=cfg.seed)
-    run = record_stage(
-        cfg, "base_model", t0, False, at_least=sum(history.get("epoch_seconds", []))
-    )
+    else:
+        history, model = _train_base_model(cfg, params, verbose, retrain, progress)
+        _forget_downstream(root)
+        artifacts.save_model(root, "base_model", model, params=params, seed=cfg.seed)
+        artifacts.save_json(root, "base_model_history", history, params=params, seed=cfg.seed)
+    seconds = sum(history.get("epoch_seconds", []))
+    run = record_stage(cfg, "base_model", t0, origin != "trained", at_least=seconds)
     return BaseModel(model, history, history["test_accuracy"], run, origin, note)
 
 
@@ -182,9 +162,7 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, prog
     history = training.train_classifier(
         trained, x_train, y_train, **training_arguments(cfg),
         validation_data=(x_test, y_test.astype(np.int64)), seed=cfg.seed, verbose=verbose,
-        progress=progress,
-        # Resumes after the last finished epoch if a previous run was interrupted.
-        backup_dir=backup,
+        progress=progress, backup_dir=backup,
     )
     # Mixed precision keeps float32 weights; downstream uses a float32 model of standard layers.
     model = trained
@@ -207,16 +185,12 @@ def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, prog
 def training_cost(cfg: Config, base: BaseModel) -> dict:
     """What the base classifier's training cost: epochs, time, images/s and FLOP.
 
-    Returns
-    -------
-    dict
-        ``epochs``, ``seconds`` (sum of the epochs' wall times, test evaluation included),
-        ``images_per_second``, ``forward_gflop`` (one image) and ``training_pflop`` (three
-        forward passes per training image seen).
+    Keys ``epochs``, ``seconds`` (sum of the epochs' wall times, test evaluation included),
+    ``images_per_second``, ``forward_gflop`` (one image) and ``training_pflop`` (three forward
+    passes per training image seen).
     """
-    n_train = base.history.get("train_images") or (
-        cfg["n_train"] or datasets.DATASETS[cfg.info["in_distribution"]]["n_train"]
-    )
+    n_train = base.history.get("train_images") or cfg["n_train"] or (
+        datasets.DATASETS[cfg.info["in_distribution"]]["n_train"])
     epochs = len(base.history["loss"])
     seconds = float(sum(base.history.get("epoch_seconds", [])))
     forward = models.forward_flops(base.model)
@@ -233,12 +207,8 @@ def jpeg_cost(cfg: Config, model, quality: int = 75, seed: int = 0) -> dict:
     The offline copy's first 1,000 test images are lossless, the other 9,000 JPEG-decoded
     (:data:`introspection.datasets.OFFLINE_LOSSLESS`). Re-encoding the first ones at
     ``quality`` (the offline copy's: 75, 4:2:0) gives the cost of compression on the same images.
-
-    Returns
-    -------
-    dict
-        ``table``: per set, accuracy (%) and pixel change of one more JPEG round trip (small:
-        already compressed); ``paired``: ``(points lost to compression, 95 % CI low, high)``.
+    Returns ``table``: per set, accuracy (%) and pixel change of one more JPEG round trip (small:
+    already compressed); ``paired``: ``(points lost to compression, 95 % CI low, high)``.
     """
     import pandas as pd
     from scipy import stats
@@ -256,13 +226,10 @@ def jpeg_cost(cfg: Config, model, quality: int = 75, seed: int = 0) -> dict:
     ):
         ok = models.predict_logits(model, datasets.to_float(images)).argmax(axis=1) == labels
         correct.append(ok)
-        again = datasets.jpeg_roundtrip(images[:n], quality=quality)
-        rows[label] = {
-            "images": len(images), "accuracy (%)": 100 * float(ok.mean()),
-            "pixel change of one more round trip": float(
-                np.abs(again.astype(np.int16) - images[:n]).mean()
-            ),
-        }
+        again = datasets.jpeg_roundtrip(images[:n], quality=quality).astype(np.int16)
+        change = float(np.abs(again - images[:n]).mean())
+        rows[label] = {"images": len(images), "accuracy (%)": 100 * float(ok.mean()),
+                       "pixel change of one more round trip": change}
     lost = 100 * (correct[0].astype(float) - correct[2].astype(float))
     interval = stats.bootstrap(
         (lost,), np.mean, confidence_level=0.95, method="percentile", random_state=seed

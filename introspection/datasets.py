@@ -52,13 +52,9 @@ class DatasetFileError(ValueError):
 
 
 def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
-    dirs = []
-    if data_dir is not None:
-        dirs.append(Path(data_dir).expanduser())
-    env = os.environ.get(ENV_VAR)
-    if env:
-        dirs.append(Path(env).expanduser())
-    return dirs
+    """``data_dir``, then ``$INTROSPECTION_DATA_DIR``, where given."""
+    dirs = (data_dir, os.environ.get(ENV_VAR) or None)
+    return [Path(d).expanduser() for d in dirs if d is not None]
 
 
 def _check_arrays(arrays: dict[str, np.ndarray], name: str, origin: str) -> None:
@@ -89,19 +85,15 @@ def _read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in _KEYS if k not in f.files]
-            if missing:
-                raise DatasetFileError(
-                    f"{path}: missing key(s) {', '.join(missing)}; a dataset file must hold "
-                    f"{', '.join(_KEYS)}."
-                )
-            arrays = {k: f[k] for k in _KEYS}
-    except DatasetFileError:
-        raise
+            arrays = {} if missing else {k: f[k] for k in _KEYS}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
         raise DatasetFileError(
             f"{path}: cannot be read as a .npz archive ({type(err).__name__}: {err}). "
             "The file may be truncated or corrupted: copy it again."
         ) from err
+    if missing:
+        raise DatasetFileError(f"{path}: missing key(s) {', '.join(missing)}; a dataset file "
+                               f"must hold {', '.join(_KEYS)}.")
     _check_arrays(arrays, name, str(path))
     return arrays
 
@@ -143,13 +135,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None):
     -------
     (x_train, y_train), (x_test, y_test) : tuple of tuples of ndarray
         Images ``(N, 28, 28)`` or ``(N, 32, 32, 3)`` uint8; labels ``(N,)`` in 0..9.
-
-    Raises
-    ------
-    DataNotFoundError
-        If no file is found and Keras cannot download the data (e.g. offline).
-    DatasetFileError
-        If a file is truncated, lacks a key, or holds arrays of the wrong shape or dtype.
+        :class:`DataNotFoundError` if there is no file and no download (e.g. offline),
+        :class:`DatasetFileError` if a file is truncated or holds the wrong arrays.
 
     Examples
     --------
@@ -222,9 +209,8 @@ def convert_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.nd
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}.")
     x = np.asarray(x)
-    x = to_float(x) if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
-    if x.ndim == 3:
-        x = x[..., None]
+    x = x[..., None] if x.ndim == 3 else x
+    x = to_float(x) if x.dtype == np.uint8 else x.astype(np.float32)
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise ValueError(f"Expected (N, H, W[, 1 or 3]) images, got shape {x.shape}.")
     if x.shape[-1] == 3 and channels == 1:

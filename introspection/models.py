@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,7 @@ __all__ = [
 
 
 def paper_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "paper_cnn"):
-    """The CNN of the paper's Table 1 (MNIST), with logits as output.
-
-    conv3x3(32, valid) x2 - maxpool - dropout 0.2 - conv3x3(64, same) x2 - maxpool -
-    dropout 0.25 - conv3x3(128, same) - dropout 0.25 - flatten - dense 128 relu - batchnorm -
-    dropout 0.25 - dense 10; ReLU convolutions. 730,602 parameters by default, as Table 1.
-    """
+    """The CNN of the paper's Table 1 (MNIST; 730,602 parameters by default), logits as output."""
     import keras
     from keras import layers
 
@@ -78,26 +72,29 @@ def _l2(weight_decay):
     return regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
 
 
-def _wrn_conv(filters, kernel, stride, name, reg):
+def _conv(filters, kernel, name, reg, init="he_normal", stride=1):
+    """A bias-free, "same"-padded convolution (Wide ResNet's and airbench's)."""
     from keras import layers
 
     return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
-                         kernel_initializer="he_normal", kernel_regularizer=reg, name=name)
+                         kernel_initializer=init, kernel_regularizer=reg, name=name)
 
 
-def _wrn_block(x, channels, stride, label, projection, reg, batchnorm, dropout):
-    """BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3, added to ``x`` or its 1x1 ``projection``."""
+def _wrn_block(x, channels, stride, label, reg, batchnorm, dropout):
+    """BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3 plus ``x`` (a 1x1 projection if reshaped)."""
     from keras import layers
 
     pre = batchnorm(name=f"{label}_bn1")(x)
     pre = layers.Activation("relu", name=f"{label}_relu1")(pre)
-    shortcut = _wrn_conv(channels, 1, stride, f"{label}_shortcut", reg)(pre) if projection else x
-    y = _wrn_conv(channels, 3, stride, f"{label}_conv1", reg)(pre)
+    shortcut = x
+    if stride != 1 or x.shape[-1] != channels:
+        shortcut = _conv(channels, 1, f"{label}_shortcut", reg, stride=stride)(pre)
+    y = _conv(channels, 3, f"{label}_conv1", reg, stride=stride)(pre)
     y = batchnorm(name=f"{label}_bn2")(y)
     y = layers.Activation("relu", name=f"{label}_relu2")(y)
     if dropout > 0:
         y = layers.Dropout(dropout, name=f"{label}_dropout")(y)
-    y = _wrn_conv(channels, 3, 1, f"{label}_conv2", reg)(y)
+    y = _conv(channels, 3, f"{label}_conv2", reg)(y)
     return layers.Add(name=f"{label}_add")([shortcut, y])
 
 
@@ -108,11 +105,9 @@ def wide_resnet(
 ):
     """Pre-activation Wide ResNet WRN-depth-width (Zagoruyko & Komodakis, 2016).
 
-    A 16-channel stem, then three groups of ``(depth - 4) / 6`` bias-free blocks
-    BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3 (16k, 32k, 64k channels for k = ``width``,
-    strides 1, 2, 2; 1x1 shortcut when the shape changes), then BN-ReLU-global average
-    pooling (``"features"``) and a dense layer; named ``"wrn_<depth>_<width>"`` by default.
-    WRN-28-10 has 36,497,146 parameters (36.5M).
+    A 16-channel stem, three groups of ``(depth - 4) / 6`` blocks (16, 32, 64 x ``width``
+    channels, strides 1, 2, 2), BN-ReLU-global average pooling (``"features"``) and a dense
+    layer; named ``"wrn_<depth>_<width>"`` by default. WRN-28-10 has 36,497,146 parameters.
 
     Parameters
     ----------
@@ -138,14 +133,11 @@ def wide_resnet(
     batchnorm = fused_batch_normalization() if fused_batchnorm else layers.BatchNormalization
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = _standardize(inputs, input_mean, input_std)
-    x = _wrn_conv(16, 3, 1, "stem", reg)(x)
-    in_channels, groups = 16, [(16 * width, 1), (32 * width, 2), (64 * width, 2)]
-    for group, (channels, stride) in enumerate(groups, start=1):
+    x = _conv(16, 3, "stem", reg)(x)
+    for group, (channels, stride) in enumerate([(16, 1), (32, 2), (64, 2)], start=1):
         for block in range((depth - 4) // 6):
             s = stride if block == 0 else 1
-            projection = in_channels != channels or s != 1
-            x = _wrn_block(x, channels, s, f"g{group}b{block}", projection, reg, batchnorm, dropout)
-            in_channels = channels
+            x = _wrn_block(x, channels * width, s, f"g{group}b{block}", reg, batchnorm, dropout)
     x = batchnorm(name="head_bn")(x)
     x = layers.Activation("relu", name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(name="features")(x)
@@ -160,11 +152,10 @@ def airbench_net(
 ):
     """The fast CIFAR-10 network of airbench94 (Jordan 2024, arXiv 2404.00498), with ReLU.
 
-    A fixed 2x2 whitening convolution (:func:`init_airbench_net`), three groups of
-    conv3x3 - maxpool - BN - ReLU - conv3x3 - BN - ReLU, global max pooling
-    (``"features"``), a bias-free dense layer and a fixed ``logit_scale`` (``"logits"``).
-    BN has no gamma. ReLU replaces GELU: 1.3x faster on CPU (benchmarks/cifar10_recipe.py).
-    1,973,920 parameters with the default widths.
+    A fixed 2x2 whitening convolution (:func:`init_airbench_net`), three groups of two
+    conv-BN-ReLU (max pooling after the first conv), global max pooling (``"features"``) and
+    a dense layer times ``logit_scale``. ReLU replaces GELU: 1.3x faster on CPU
+    (benchmarks/cifar10_recipe.py). 1,973,920 parameters with the default widths.
 
     Parameters
     ----------
@@ -201,8 +192,7 @@ def airbench_net(
     for group, width in enumerate(widths, start=1):
         for i in (1, 2):
             label = f"g{group}c{i}"
-            x = layers.Conv2D(int(width), 3, padding="same", use_bias=False,
-                              kernel_initializer=init, kernel_regularizer=reg, name=label)(x)
+            x = _conv(int(width), 3, label, reg, init)(x)
             if i == 1:
                 x = layers.MaxPooling2D(2, name=f"g{group}_pool")(x)
             x = layers.BatchNormalization(scale=False, momentum=batchnorm_momentum,
@@ -218,15 +208,11 @@ def airbench_net(
 def init_airbench_net(model, x_train, n_images: int = 5000, eps: float = 5e-4) -> None:
     """Set the whitening and identity ("Dirac") initial weights of :func:`airbench_net`.
 
-    ``"whiten"`` gets the eigenvectors of the 2x2-patch covariance of ``n_images``
-    standardised training images, divided by ``sqrt(eigenvalue + eps)``, and their
-    negatives (so the ReLU keeps both signs). In every other 3x3 convolution the first
-    ``in_channels`` filters are the identity, an implicit residual connection.
-
-    Parameters
-    ----------
-    x_train : ndarray of float32, shape (N, 32, 32, C)
-        Training images in [0, 1].
+    ``"whiten"`` gets the eigenvectors of the 2x2-patch covariance of the first ``n_images``
+    of ``x_train`` (float32 in [0, 1], standardised by the model), divided by
+    ``sqrt(eigenvalue + eps)``, and their negatives (so the ReLU keeps both signs). In every
+    other 3x3 convolution the first ``in_channels`` filters are the identity, an implicit
+    residual connection.
     """
     x = np.asarray(x_train[:n_images], dtype=np.float32)
     if "standardize" in [layer.name for layer in model.layers]:
@@ -256,18 +242,16 @@ def introspection_net(
 ):
     """Introspection-Net (Section 3.1): a small regression net on the logits.
 
-    Dense(128, relu) - Dropout(0.2) - Dense(128, relu) - Dropout(0.2) - BatchNorm -
-    Dense(128, relu) - Dense(1, sigmoid): we read "3 dense layers with 128 neurons" as
-    three hidden layers plus a one-unit output; the sigmoid keeps the confidence in [0, 1].
+    We read "3 dense layers with 128 neurons" as three hidden layers plus a one-unit output;
+    its sigmoid keeps the confidence in [0, 1].
     """
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=(int(num_inputs),), name="logits")
-    x = layers.Dense(hidden, activation="relu", name="dense1")(inputs)
-    x = layers.Dropout(dropout, name="dropout1")(x)
-    x = layers.Dense(hidden, activation="relu", name="dense2")(x)
-    x = layers.Dropout(dropout, name="dropout2")(x)
+    x = inputs = keras.Input(shape=(int(num_inputs),), name="logits")
+    for i in (1, 2):
+        x = layers.Dense(hidden, activation="relu", name=f"dense{i}")(x)
+        x = layers.Dropout(dropout, name=f"dropout{i}")(x)
     x = layers.BatchNormalization(name="batchnorm")(x)
     x = layers.Dense(hidden, activation="relu", name="dense3")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="confidence")(x)
@@ -305,27 +289,22 @@ def predict_logits(model, x, batch_size: int = 256) -> np.ndarray:
 
 def predict_features(model, x, layer: str = "features", batch_size: int = 256):
     """Features ``(N, D)`` (flattened per example) and logits of a classifier on ``x``."""
-    batches = _batches(x, batch_size)
-    fm = feature_model(model, layer)
-    feats, logits = [], []
-    for batch in batches:
-        f, z = fm(batch, training=False)
-        feats.append(np.asarray(f).reshape(len(z), -1))
-        logits.append(np.asarray(z))
-    if not feats:
+    batches, fm = _batches(x, batch_size), feature_model(model, layer)
+    if not batches:
         raise ValueError("x is empty.")
-    return np.concatenate(feats).astype(np.float32), np.concatenate(logits).astype(np.float32)
+    out = [[np.asarray(a) for a in fm(batch, training=False)] for batch in batches]
+    feats = np.concatenate([f.reshape(len(z), -1) for f, z in out]).astype(np.float32)
+    return feats, np.concatenate([z for _, z in out]).astype(np.float32)
 
 
 @functools.cache
 def fused_batch_normalization():
     """Keras' ``BatchNormalization`` computed in training by TensorFlow's fused kernel.
 
-    On CPU Keras 3's separate element-wise batch-norm passes cost more than a Wide
-    ResNet's convolutions. This subclass trains with ``tf.compat.v1.nn.fused_batch_norm``
-    and updates the moving statistics exactly as Keras; the rest (inference, masks, other
-    axes or backends) is Keras' code. Same constructor and weights as the standard layer;
-    outputs agree to float32 round-off (tests/test_models.py).
+    On CPU Keras 3's separate element-wise batch-norm passes cost more than a Wide ResNet's
+    convolutions. This subclass trains with ``tf.compat.v1.nn.fused_batch_norm`` and updates
+    the moving statistics as Keras; the rest is Keras' code. Same constructor and weights as
+    the standard layer; outputs agree to float32 round-off (tests/test_models.py).
     """
     import keras
 
@@ -361,10 +340,8 @@ def fused_batch_normalization():
 def dtype_policy(policy: str):
     """Build layers under a Keras dtype policy, restoring the previous one afterwards.
 
-    Parameters
-    ----------
-    policy : {"float32", "mixed_bfloat16"}
-        Mixed: bfloat16 compute, float32 weights; the ``"logits"`` layer stays float32.
+    ``policy``: ``"float32"`` or ``"mixed_bfloat16"`` (bfloat16 compute, float32 weights; the
+    ``"logits"`` layer stays float32).
 
     Examples
     --------
@@ -391,19 +368,15 @@ def count_params(model) -> int:
 def forward_flops(model) -> int:
     """Floating-point operations of one image's forward pass through the weight layers.
 
-    Two per multiply-add of every ``Conv2D`` and ``Dense`` layer (normalisation,
-    activations and pooling left out); a training step costs about three times this.
+    Two per multiply-add of ``Conv2D`` and ``Dense`` layers; a training step costs ~3x this.
     """
     total = 0
     for layer in model.layers:
         kind = type(layer).__name__
-        if kind == "Conv2D":
-            h, w, c_out = layer.output.shape[1:]
-            kh, kw, c_in, _ = layer.kernel.shape
-            total += 2 * h * w * c_out * kh * kw * (c_in // layer.groups)
-        elif kind == "Dense":
-            total += 2 * int(np.prod(layer.kernel.shape))
-    return int(total)
+        if kind in ("Conv2D", "Dense"):  # a convolution's kernel applies at every position
+            positions = np.prod(layer.output.shape[1:-1]) if kind == "Conv2D" else 1
+            total += 2 * int(positions) * int(np.prod(layer.kernel.shape))
+    return total
 
 
 def _check_keras_path(path) -> Path:
@@ -415,15 +388,10 @@ def _check_keras_path(path) -> Path:
 
 def save_model(model, path) -> Path:
     """Save a model to a ``.keras`` file atomically (temporary file, then rename)."""
+    from .artifacts import atomic_write
+
     path = _check_keras_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, model.save)
     return path
 
 

@@ -1,12 +1,10 @@
 """Training the base classifiers (Sections 2.1, 3.2) and Introspection-Net (Section 3.1).
 
-- MNIST: RMSprop, batch 64, 30 epochs, "slight rotations, zooms and shifts" (here up to
-  10 degrees, 10 %, 10 %); the paper gives no schedule: RMSprop's 1e-3, cosine decay.
-- CIFAR-10 (Zagoruyko & Komodakis 2016): Nesterov SGD 0.9, learning rate 0.1 divided by
-  5 at 30/60/80 % of training, batch 128, 4-pixel-padded random crops, flips.
-- Introspection-Net: RMSprop, mean squared error, 60 epochs, 10 % held out.
-
-Runs are seeded (:func:`keras.utils.set_random_seed`, data order, augmentation).
+Base classifiers (:data:`RECIPES`): MNIST as the paper (RMSprop, batch 64, 30 epochs,
+:func:`augmentation`; it gives no schedule: RMSprop's 1e-3, cosine decay); CIFAR-10 as the
+Wide ResNet's (Zagoruyko & Komodakis 2016: Nesterov SGD 0.9, 0.1 divided by 5 at 30/60/80 %).
+Introspection-Net: RMSprop, mean squared error, 60 epochs, 10 % held out. Runs are seeded
+(:func:`keras.utils.set_random_seed`, data order, augmentation).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ __all__ = [
     "train_introspection_net",
 ]
 
-#: Training recipe of each experiment's base classifier (see the module docstring).
+#: Training recipe of each experiment's base classifier.
 RECIPES: dict[str, dict] = {
     "mnist": {"optimizer": "rmsprop", "learning_rate": 1e-3, "schedule": "cosine",
               "batch_size": 64, "epochs": 30, "augment": "mnist"},
@@ -40,13 +38,9 @@ _OPTIMIZERS = ("rmsprop", "sgd", "adam")
 def augmentation(kind: str, seed: int = 0, pad: int = 4, fill: str = "zeros"):
     """The paper's data augmentation as Keras layers (active with ``training=True`` only).
 
-    Parameters
-    ----------
-    kind : {"mnist", "cifar10", "none"}
-        MNIST: per-image rotations up to 10 degrees, zooms and shifts up to 10 %;
-        CIFAR-10: :func:`padded_random_crop` and horizontal flips.
-    pad, fill : int, {"zeros", "reflect"}
-        CIFAR-10's padding (Wide ResNet recipe: 4, zeros; airbench: 2, reflection).
+    ``kind``: ``"mnist"`` (per-image rotations up to 10 degrees, zooms and shifts up to 10 %),
+    ``"cifar10"`` (:func:`padded_random_crop` by ``pad`` with ``fill``, horizontal flips; Wide
+    ResNet: 4, zeros; airbench: 2, reflection) or ``"none"``.
     """
     import keras
     from keras import layers
@@ -97,14 +91,10 @@ def padded_random_crop(
             height, width = images.shape[1], images.shape[2]
             padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=mode)
             offsets = keras.random.randint((n, 2), 0, 2 * pad + 1, seed=self.seed_generator)
-            offsets = tf.cast(offsets, "int32")
             rows = offsets[:, :1] + tf.range(height)[None]
             cols = offsets[:, 1:] + tf.range(width)[None]
             out = tf.gather(padded, rows, axis=1, batch_dims=1)
             return tf.gather(out, cols, axis=2, batch_dims=1)
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
 
     return PaddedRandomCrop(name=name)
 
@@ -112,12 +102,9 @@ def padded_random_crop(
 def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
     """A learning-rate schedule (a float if constant) over ``total_steps`` optimisation steps.
 
-    Parameters
-    ----------
-    name : {"constant", "cosine", "step", "warmup_cosine"}
-        ``"cosine"``: decay to 0. ``"step"``: Wide ResNet's, divided by 5 at 30, 60 and 80 %
-        of the steps. ``"warmup_cosine"``: airbench's, linear warm-up from 0.2x over 23 % of
-        the steps, then cosine decay to 0.07x. ``"constant"``: no decay.
+    ``name``: ``"constant"``; ``"cosine"`` (decay to 0); ``"step"`` (Wide ResNet's: divided by
+    5 at 30, 60 and 80 % of the steps); ``"warmup_cosine"`` (airbench's: linear warm-up from
+    0.2x over 23 % of the steps, then cosine decay to 0.07x).
     """
     import keras
 
@@ -126,33 +113,30 @@ def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate}.")
     _check_positive_int("total_steps", total_steps)
+    schedules, total_steps = keras.optimizers.schedules, int(total_steps)
     if name == "constant":
         return float(learning_rate)
     if name == "cosine":
-        return keras.optimizers.schedules.CosineDecay(learning_rate, int(total_steps))
+        return schedules.CosineDecay(learning_rate, total_steps)
     if name == "warmup_cosine":
         warmup = max(1, int(round(0.23 * total_steps)))
-        return keras.optimizers.schedules.CosineDecay(
-            0.2 * learning_rate, max(1, int(total_steps) - warmup), alpha=0.07,
-            warmup_target=float(learning_rate), warmup_steps=warmup,
-        )
+        return schedules.CosineDecay(0.2 * learning_rate, max(1, total_steps - warmup), alpha=0.07,
+                                     warmup_target=float(learning_rate), warmup_steps=warmup)
     bounds = sorted({max(1, int(total_steps * f)) for f in (0.3, 0.6, 0.8)})
     values = [learning_rate * 0.2**i for i in range(len(bounds) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+    return schedules.PiecewiseConstantDecay(bounds, values)
 
 
 def _optimizer(name: str, lr, momentum: float = 0.9, bias_lr_scale: float = 1.0):
     import keras
 
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    if name == "sgd":
-        if bias_lr_scale == 1.0:
-            return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=True)
-        return _bias_scaled_sgd()(bias_lr_scale, learning_rate=lr, momentum=momentum, nesterov=True)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    raise ValueError(f"Unknown optimizer {name!r}; expected one of {_OPTIMIZERS}.")
+    if name not in _OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; expected one of {_OPTIMIZERS}.")
+    if name != "sgd":
+        return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[name](lr)
+    if bias_lr_scale == 1.0:
+        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=True)
+    return _bias_scaled_sgd()(bias_lr_scale, learning_rate=lr, momentum=momentum, nesterov=True)
 
 
 @functools.cache
@@ -176,8 +160,7 @@ def _bias_scaled_sgd():
 
 
 def _check_xy(x, y, what: str):
-    x = np.asarray(x)
-    y = np.asarray(y)
+    x, y = np.asarray(x), np.asarray(y)
     if x.dtype != np.float32:
         raise ValueError(f"{what}: inputs must be float32 (see datasets.to_float), got {x.dtype}.")
     if len(x) != len(y):
@@ -189,56 +172,44 @@ def _check_xy(x, y, what: str):
 
 def _read_history(path: Path) -> dict:
     """Per-epoch history from a CSVLogger file (the last row of an epoch wins)."""
-    import csv
+    import pandas as pd
 
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:
         return {}
-    with open(path, newline="") as f:
-        rows = {int(row.pop("epoch")): row for row in csv.DictReader(f)}
-    if not rows:
-        return {}
-    keys = list(next(iter(rows.values())))
-
-    def value(text):
-        return float("nan") if text in ("", "NA") else float(text)
-
-    return {k: [value(rows[e].get(k, "NA")) for e in sorted(rows)] for k in keys}
+    rows = pd.read_csv(path, float_precision="round_trip").drop_duplicates("epoch", keep="last")
+    rows = rows.sort_values("epoch").drop(columns="epoch").astype(float)
+    return {k: rows[k].tolist() for k in rows} if len(rows) else {}
 
 
-def _epoch_timer():
-    """A Keras callback recording each epoch's wall time in the history."""
+def _epoch_timer(bar_epochs: int | None = None):
+    """A Keras callback recording each epoch's wall time in the history.
+
+    With ``bar_epochs``, also a tqdm bar over the epochs with the last validation accuracy.
+    """
     import keras
+    from tqdm import tqdm
 
     class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self._bar = bar_epochs and tqdm(total=bar_epochs, desc="training", unit="epoch")
+
         def on_epoch_begin(self, epoch, logs=None):
             self._t0 = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
                 logs["epoch_seconds"] = time.perf_counter() - self._t0
-
-    return EpochTimer()
-
-
-def _epoch_bar(epochs: int):
-    """A Keras callback: one tqdm bar over the epochs, with the last validation accuracy."""
-    import keras
-    from tqdm import tqdm
-
-    class EpochBar(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self._bar = tqdm(total=epochs, desc="training", unit="epoch")
-
-        def on_epoch_end(self, epoch, logs=None):
-            self._bar.n = epoch + 1
-            if logs and "val_accuracy" in logs:
-                self._bar.set_postfix(val_accuracy=f"{logs['val_accuracy']:.4f}", refresh=False)
-            self._bar.refresh()
+            if self._bar:
+                self._bar.n = epoch + 1
+                if logs and "val_accuracy" in logs:
+                    self._bar.set_postfix(val_accuracy=f"{logs['val_accuracy']:.4f}", refresh=False)
+                self._bar.refresh()
 
         def on_train_end(self, logs=None):
-            self._bar.close()
+            if self._bar:
+                self._bar.close()
 
-    return EpochBar()
+    return EpochTimer()
 
 
 def _lookahead(total_steps: int, steps_per_epoch: int, every: int = 5):
@@ -299,8 +270,8 @@ def train_classifier(
     Parameters
     ----------
     optimizer : {"rmsprop", "sgd", "adam"}
-    schedule, augment, crop_pad, crop_fill :
-        See :func:`learning_rate_schedule` and :func:`augmentation`.
+        With ``schedule``, ``augment``, ``crop_pad`` and ``crop_fill``: see
+        :func:`learning_rate_schedule` and :func:`augmentation`.
     bias_lr_scale : float
         With ``"sgd"``: learning-rate factor of the batch-norm biases (airbench: 64).
     lookahead : bool
@@ -311,10 +282,8 @@ def train_classifier(
         Checkpoint and history after each epoch; an interrupted run resumes from it (not
         bit-identically, the data order restarts); removed when training completes.
 
-    Returns
-    -------
-    dict
-        Per epoch: ``loss``, ``accuracy``, ``epoch_seconds``, ``learning_rate``, ``val_*``.
+    Returns the history: per epoch ``loss``, ``accuracy``, ``epoch_seconds``, ``learning_rate``
+    and ``val_*``.
     """
     import keras
 
@@ -335,9 +304,8 @@ def train_classifier(
     if validation_data is not None:
         x_val, y_val = _check_xy(*validation_data, "validation_data")
         val = (x_val, y_val.astype(np.int64))
-    extra = [_epoch_bar(epochs)] if progress else []
-    if lookahead:
-        extra.append(_lookahead(steps_per_epoch * epochs, steps_per_epoch))
+    extra = [_lookahead(steps_per_epoch * epochs, steps_per_epoch)] if lookahead else []
+    timer = _epoch_timer(epochs if progress else None)
     if backup_dir is not None:
         backup_dir = Path(backup_dir)
         backup_dir.mkdir(parents=True, exist_ok=True)
@@ -346,7 +314,7 @@ def train_classifier(
     history = model.fit(
         ds, epochs=epochs, validation_data=val, batch_size=None if val is None else 512,
         shuffle=False,  # the dataset is shuffled above, by seed
-        verbose=verbose, callbacks=[_epoch_timer(), *(callbacks or []), *extra],
+        verbose=verbose, callbacks=[timer, *(callbacks or []), *extra],
     )
     out = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if backup_dir is not None:
@@ -376,8 +344,7 @@ def train_introspection_net(
     """
     import keras
 
-    logits = np.asarray(logits, dtype=np.float32)
-    labels = np.asarray(labels, dtype=np.float32)
+    logits, labels = np.asarray(logits, dtype=np.float32), np.asarray(labels, dtype=np.float32)
     if logits.ndim != 2 or labels.shape != (len(logits),):
         raise ValueError(
             f"Expected logits (N, K) and labels (N,), got {logits.shape} and {labels.shape}."
@@ -386,17 +353,14 @@ def train_introspection_net(
         raise ValueError("labels must be 0 (prediction wrong) or 1 (prediction correct).")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
-    if isinstance(steps_per_execution, bool) or int(steps_per_execution) != steps_per_execution:
+    if isinstance(steps_per_execution, bool):
         raise ValueError(f"steps_per_execution must be an integer, got {steps_per_execution!r}.")
-    if steps_per_execution < 1:
-        raise ValueError(f"steps_per_execution must be >= 1, got {steps_per_execution}.")
+    _check_positive_int("steps_per_execution", steps_per_execution)
     keras.utils.set_random_seed(seed)
     if validation_data is None and validation_split > 0:
         order = np.random.default_rng(seed).permutation(len(logits))
-        n_val = int(round(validation_split * len(logits)))
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        validation_data = (logits[val_idx], labels[val_idx])
-        logits, labels = logits[train_idx], labels[train_idx]
+        val, train = np.split(order, [int(round(validation_split * len(logits)))])
+        validation_data, logits, labels = (logits[val], labels[val]), logits[train], labels[train]
     elif validation_data is not None:
         validation_data = tuple(np.asarray(validation_data[i], dtype=np.float32) for i in (0, 1))
     model.compile(
