@@ -2,7 +2,7 @@
 
 Used only by :func:`introspection.attacks.carlini_wagner_l2`. ``_attack`` is cleverhans'
 code, changed in one place (one bisection constant per example), split into a method per
-step and without its per-step bests, which nothing reads.
+step, without its per-step bests (nothing reads them) and checks that cannot fail here.
 
 cleverhans is distributed under the MIT licence, reproduced here:
 
@@ -48,10 +48,9 @@ __all__ = ["CarliniWagnerL2", "ResettableAdam"]
 class ResettableAdam:
     """Keras 3 Adam with the ``variables()`` *method* cleverhans 4's CW-L2 calls.
 
-    cleverhans zeroes ``optimizer.variables()`` before each bisection step; in Keras 3
-    that is a property that also holds the learning rate, which must not be zeroed. With
-    ``decay_steps``, a cosine decay restarts with each step (the iteration counter is
-    among the variables zeroed).
+    cleverhans zeroes ``optimizer.variables()`` before each bisection step; in Keras 3 that
+    is a property that also holds the learning rate, which must not be zeroed. A cosine
+    decay over ``decay_steps`` restarts with each step (its counter is zeroed too).
     """
 
     def __init__(self, learning_rate: float, decay_steps: int | None = None):
@@ -122,7 +121,6 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
         prev = None
         for iteration in range(self.max_iterations):
             x_new, loss, preds, l2_dist = self.attack_step(x, y, modifier, const)
-            # abort if no progress
             if self.abort_early and iteration % ((self.max_iterations // 10) or 1) == 0:
                 if prev is not None and loss > prev * 0.9999:
                     break

@@ -70,7 +70,7 @@ def _as_images(x: Any) -> np.ndarray:
     _require(x.ndim == 4, f"x must have shape (N, H, W, C); got an array of shape {x.shape}")
     _require(_numeric(x), f"x must be numeric; got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
-    _require(not x.size or np.all(np.isfinite(x)), "x contains NaN or infinite values")
+    _require(np.all(np.isfinite(x)), "x contains NaN or infinite values")
     return x
 
 
@@ -80,7 +80,7 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
              f"{y.shape}")
     _require(y.shape[0] == n, f"y has {y.shape[0]} labels but x has {n} images")
     _require(_numeric(y), f"y must hold integer class ids; got dtype {y.dtype}")
-    _require(not y.size or np.all(y == np.round(y)),
+    _require(y.dtype.kind != "f" or np.all(y == np.round(y)),
              "y must hold integer class ids (got non-integer floats)")
     y = y.astype(np.int64)
     _require(not y.size or y.min() >= 0, "y must hold non-negative class ids")
@@ -152,12 +152,12 @@ def predict_labels(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
     """Predicted int64 class ids (argmax of the logits, ``training=False``), in batches."""
     x = np.asarray(x, dtype=np.float32)
     _require(x.ndim >= 2, f"x must have a batch dimension; got shape {x.shape}")
-    fn = _logits_fn(model, x.shape[1:])
+    batch_size, fn = _checked(batch_size=batch_size), _logits_fn(model, x.shape[1:])
 
     def predict(xb):
         return np.argmax(fn(tf.constant(xb)).numpy(), axis=1)
 
-    return _in_batches(predict, x, _checked(batch_size=batch_size), np.empty(len(x), np.int64))
+    return _in_batches(predict, x, batch_size, np.empty(len(x), dtype=np.int64))
 
 
 def _clean_correct(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> np.ndarray:
@@ -244,7 +244,7 @@ def _patch_rounds(x, correct, settings, try_patches, batch_size, progress) -> Ge
     kept, n_kept, tries, rounds = [empty], 0, 0, 0
     for rnd in tqdm(range(settings["max_tries"]), desc="patch rounds", disable=not progress):
         open_idx = np.flatnonzero(counts < (math.inf if cap is None else cap))
-        if len(open_idx) == 0 or n_kept >= target:
+        if len(open_idx) == 0:
             break
         rounds += 1
         for start in range(0, len(open_idx), batch_size):
@@ -260,6 +260,8 @@ def _patch_rounds(x, correct, settings, try_patches, batch_size, progress) -> Ge
             n_kept += len(wrong)
             if n_kept >= target:
                 break
+        if n_kept >= target:
+            break
     gx, glocal, gpos = (np.concatenate(parts) for parts in zip(*kept, strict=True))
     has_error, n_src = counts[counts > 0], len(correct)
     gen = _finish(
@@ -499,8 +501,7 @@ def _deepfool_step(f: np.ndarray, w: np.ndarray) -> np.ndarray:
     w_norm = np.linalg.norm(w, axis=2)
     with np.errstate(divide="ignore", invalid="ignore"):
         pert = np.where(w_norm > 0, np.abs(f) / w_norm, np.inf)
-    best = np.argmin(pert, axis=1)
-    rows = np.arange(len(f))
+    rows, best = np.arange(len(f)), np.argmin(pert, axis=1)
     pert_l, w_l, wn_l = pert[rows, best], w[rows, best], w_norm[rows, best]
     ok = np.isfinite(pert_l)  # all-zero gradients: no step possible
     step = np.zeros_like(w_l)
@@ -514,10 +515,8 @@ def _deepfool_batch(fn_logits, grads_fn, x0, m, scale, max_iter, clip_min, clip_
     x0_flat = x0.reshape(b, -1)
     order = np.argsort(-fn_logits(tf.constant(x0)).numpy(), axis=1, kind="stable")[:, :m]
     k0, cand = order[:, 0].astype(np.int64), order[:, 1:].astype(np.int64)
-    r_tot = np.zeros(x0_flat.shape, dtype=np.float32)
-    xb = x0_flat.copy()
-    iters = np.zeros(b, dtype=np.int64)
-    active = np.ones(b, dtype=bool)  # clean prediction == k0 by construction
+    r_tot, xb = np.zeros(x0_flat.shape, dtype=np.float32), x0_flat.copy()
+    iters, active = np.zeros(b, dtype=np.int64), np.ones(b, dtype=bool)  # all predict k0
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if len(idx) == 0:
