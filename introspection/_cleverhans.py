@@ -2,7 +2,7 @@
 
 Used only by :func:`introspection.attacks.carlini_wagner_l2`. ``_attack`` is cleverhans'
 code, changed in one place (one bisection constant per example), split into a method per
-step and without its per-step bests, which nothing reads.
+step, without its per-step bests (nothing reads them) and checks that cannot fail here.
 
 cleverhans is distributed under the MIT licence, reproduced here:
 
@@ -48,16 +48,15 @@ __all__ = ["CarliniWagnerL2", "ResettableAdam"]
 class ResettableAdam:
     """Keras 3 Adam with the ``variables()`` *method* cleverhans 4's CW-L2 calls.
 
-    cleverhans zeroes ``optimizer.variables()`` before each bisection step; in Keras 3
-    that is a property that also holds the learning rate, which must not be zeroed.
+    cleverhans zeroes ``optimizer.variables()`` before each bisection step; in Keras 3 that
+    is a property that also holds the learning rate, which must not be zeroed. A cosine
+    decay over ``decay_steps`` restarts with each step (its counter is zeroed too).
     """
 
     def __init__(self, learning_rate: float, decay_steps: int | None = None):
         import keras
 
         if decay_steps:
-            # The iteration counter is among the variables reset before each bisection
-            # step, so the decay restarts with every step.
             learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
         self._opt = keras.optimizers.Adam(learning_rate)
 
@@ -84,19 +83,24 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
         self._compare = tf.equal if self.targeted else tf.not_equal
 
     def _attack(self, x):
-        self._check_range(x)
+        if not np.all(tf.math.greater_equal(x, self.clip_min)):
+            raise CarliniWagnerL2Exception(
+                f"The input is smaller than the minimum value of {self.clip_min}r"
+            )
+        if not np.all(tf.math.less_equal(x, self.clip_max)):
+            raise CarliniWagnerL2Exception(
+                f"The input is greater than the maximum value of {self.clip_max}!"
+            )
         y, _ = get_or_guess_labels(self.model_fn, x, y=self.y, targeted=self.targeted)
         original_x = tf.cast(x, tf.float32)
         shape = original_x.shape
-        if not y.shape.as_list()[0] == original_x.shape.as_list()[0]:
-            raise CarliniWagnerL2Exception("x and y do not have the same shape!")
-        x = self._to_tanh_space(original_x)
+        # [clip_min, clip_max] -> [0, 1] -> [-1, 1] -> tanh-space
+        x = (original_x - self.clip_min) / (self.clip_max - self.clip_min)
+        x = tf.atanh((tf.clip_by_value(x, 0.0, 1.0) * 2.0 - 1.0) * 0.999999)
         lab = tf.argmax(y, axis=1)
-
         lower = tf.zeros(shape[:1])
         upper = tf.ones(shape[:1]) * 1e10
-        # The fix: one constant per example (cleverhans 4 gives it the image's shape).
-        const = tf.ones(shape[:1]) * self.initial_const
+        const = tf.ones(shape[:1]) * self.initial_const  # the fix: one per example
         # Each example's best attack so far: its squared L2 distance, prediction and image.
         best = tf.fill(shape[:1], 1e10), tf.cast(tf.fill(shape[:1], -1), tf.int32), original_x
         modifier = tf.Variable(tf.zeros(shape, dtype=x.dtype), trainable=True)
@@ -108,23 +112,6 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
             lower, upper, const = self._bisect(lab, best[1], lower, upper, const)
         return best[2]
 
-    def _check_range(self, x):
-        if self.clip_min is not None and not np.all(tf.math.greater_equal(x, self.clip_min)):
-            raise CarliniWagnerL2Exception(
-                f"The input is smaller than the minimum value of {self.clip_min}r"
-            )
-        if self.clip_max is not None and not np.all(tf.math.less_equal(x, self.clip_max)):
-            raise CarliniWagnerL2Exception(
-                f"The input is greater than the maximum value of {self.clip_max}!"
-            )
-
-    def _to_tanh_space(self, x):
-        # [clip_min, clip_max] -> [0, 1] -> [-1, 1] -> tanh-space
-        x = (x - self.clip_min) / (self.clip_max - self.clip_min)
-        x = tf.clip_by_value(x, 0.0, 1.0)
-        x = (x * 2.0) - 1.0
-        return tf.atanh(x * 0.999999)
-
     def _descend(self, x, y, lab, modifier, const, best):
         """One bisection step: Adam from zero, keeping each example's best attack."""
         best_l2, best_score, best_attack = best
@@ -134,23 +121,16 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
         prev = None
         for iteration in range(self.max_iterations):
             x_new, loss, preds, l2_dist = self.attack_step(x, y, modifier, const)
-
-            # check if we made progress, abort otherwise
             if self.abort_early and iteration % ((self.max_iterations // 10) or 1) == 0:
                 if prev is not None and loss > prev * 0.9999:
                     break
                 prev = loss
-
             pred_with_conf = preds - self.confidence if self.targeted else preds + self.confidence
             pred_with_conf = tf.argmax(pred_with_conf, axis=1)
             pred = tf.cast(tf.argmax(preds, axis=1), tf.int32)
-
-            mask = tf.math.logical_and(
-                tf.less(l2_dist, best_l2), self._compare(pred_with_conf, lab)
-            )
+            mask = tf.less(l2_dist, best_l2) & self._compare(pred_with_conf, lab)
             best_l2 = set_with_mask(best_l2, l2_dist, mask)
             best_score = set_with_mask(best_score, pred, mask)
-            # mask is [batch_size]; best_attack is [batch_size, *image_shape]
             mask = tf.tile(tf.reshape(mask, [-1, 1, 1, 1]), [1, *best_attack.shape[1:]])
             best_attack = set_with_mask(best_attack, x_new, mask)
         return best_l2, best_score, best_attack
@@ -158,18 +138,10 @@ class CarliniWagnerL2(_CleverhansCarliniWagnerL2):
     def _bisect(self, lab, best_score, lower, upper, const):
         """Adjust the binary search's bounds and constants after a step."""
         lab = tf.cast(lab, tf.int32)
-        upper_mask = tf.math.logical_and(
-            self._compare(best_score, lab), tf.not_equal(best_score, -1)
-        )
+        upper_mask = self._compare(best_score, lab) & tf.not_equal(best_score, -1)
         upper = set_with_mask(upper, tf.math.minimum(upper, const), upper_mask)
-        const_mask = tf.math.logical_and(upper_mask, tf.less(upper, 1e9))
-        const = set_with_mask(const, (lower + upper) / 2.0, const_mask)
-
-        lower_mask = tf.math.logical_not(upper_mask)
-        lower = set_with_mask(lower, tf.math.maximum(lower, const), lower_mask)
-        const_mask = tf.math.logical_and(lower_mask, tf.less(upper, 1e9))
+        const = set_with_mask(const, (lower + upper) / 2.0, upper_mask & tf.less(upper, 1e9))
+        lower = set_with_mask(lower, tf.math.maximum(lower, const), ~upper_mask)
+        const_mask = ~upper_mask & tf.less(upper, 1e9)
         const = set_with_mask(const, (lower + upper) / 2, const_mask)
-
-        const_mask = tf.math.logical_not(const_mask)
-        const = set_with_mask(const, const * 10, const_mask)
-        return lower, upper, const
+        return lower, upper, set_with_mask(const, const * 10, ~const_mask)

@@ -1,11 +1,10 @@
 """Misclassified-example generators of Section 2.2: patch errors, FGSM, BIM, CW-L2, DeepFool.
 
-Each takes a ``model`` that outputs logits, float32 images ``x`` (N, H, W, C) in its pixel
-scale and integer labels ``y``. Only the images the model gets right are attacked (so each
-kept error is the generator's doing), and only misclassified results are kept, in a
-:class:`Generated`. :func:`patch_errors` (DeVries & Taylor, 2018); :func:`fgsm`, :func:`bim`
-and :func:`carlini_wagner_l2` via cleverhans 4 (CW-L2 adapted in
-:mod:`introspection._cleverhans`); :func:`deepfool`, written here (cleverhans 4 has none).
+Each takes a ``model`` that outputs logits, float32 images ``x`` (N, H, W, C) inside
+``[clip_min, clip_max]`` and integer labels ``y``. Only the images the model gets right are
+attacked, and only misclassified results are kept, in a :class:`Generated`. FGSM, BIM and
+CW-L2 use cleverhans 4 (CW-L2 adapted in :mod:`introspection._cleverhans`); DeepFool is
+written here (cleverhans 4 has none).
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from . import _cleverhans
 from .hardware import import_tensorflow
 
 tf = import_tensorflow()  # before cleverhans imports it, without the start-up lines
-# These cleverhans submodules do not import tensorflow-probability (broken by Keras 3).
-from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method  # noqa: E402
+# This cleverhans submodule does not import tensorflow-probability (broken by Keras 3).
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method  # noqa: E402
 from cleverhans.tf2.utils import clip_eta  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -35,8 +33,7 @@ __all__ = [
 #: past the linearised boundary: ``r_i = (pert + 1e-4) * w / ||w||``.
 DEEPFOOL_STEP_EPS = 1e-4
 
-# Tolerance when checking that the input images lie inside [clip_min, clip_max].
-_RANGE_TOL = 1e-5
+_RANGE_TOL = 1e-5  # how far outside [clip_min, clip_max] the input images may lie
 
 
 class Generated(NamedTuple):
@@ -50,8 +47,8 @@ class Generated(NamedTuple):
         int64, shape ``(kept,)``: row of each example's source image in the input ``x``.
     stats : dict
         JSON-serialisable: ``n_input``, ``n_clean_correct`` (= ``attempted``), ``kept``,
-        ``success_rate`` (kept / attempted), ``mean_linf``, ``max_linf``, ``mean_l2``,
-        ``max_l2``, ``mean_rel_l2`` (``None`` over an empty set), plus the generator's.
+        ``success_rate``, mean and max L-inf and L2 perturbation norms, ``mean_rel_l2``
+        (``None`` over an empty set), plus the generator's settings and counts.
     """
 
     x: np.ndarray
@@ -59,84 +56,80 @@ class Generated(NamedTuple):
     stats: dict
 
 
-# Validation
+def _require(ok, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _numeric(a: np.ndarray) -> bool:
+    return np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
 
 
 def _as_images(x: Any) -> np.ndarray:
     x = np.asarray(x)
-    if x.ndim != 4:
-        raise ValueError(f"x must have shape (N, H, W, C); got an array of shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ValueError(f"x must be numeric; got dtype {x.dtype}")
+    _require(x.ndim == 4, f"x must have shape (N, H, W, C); got an array of shape {x.shape}")
+    _require(_numeric(x), f"x must be numeric; got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
-    if x.size and not np.all(np.isfinite(x)):
-        raise ValueError("x contains NaN or infinite values")
+    _require(np.all(np.isfinite(x)), "x contains NaN or infinite values")
     return x
 
 
 def _as_labels(y: Any, n: int) -> np.ndarray:
     y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(
-            f"y must be a 1-D array of integer class ids, shape (N,); got shape {y.shape}"
-        )
-    if y.shape[0] != n:
-        raise ValueError(f"y has {y.shape[0]} labels but x has {n} images")
-    if np.issubdtype(y.dtype, np.floating):
-        if y.size and not np.all(y == np.round(y)):
-            raise ValueError("y must hold integer class ids (got non-integer floats)")
-    elif not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"y must hold integer class ids; got dtype {y.dtype}")
+    _require(y.ndim == 1, f"y must be a 1-D array of integer class ids, shape (N,); got shape "
+             f"{y.shape}")
+    _require(y.shape[0] == n, f"y has {y.shape[0]} labels but x has {n} images")
+    _require(_numeric(y), f"y must hold integer class ids; got dtype {y.dtype}")
+    _require(y.dtype.kind != "f" or np.all(y == np.round(y)),
+             "y must hold integer class ids (got non-integer floats)")
     y = y.astype(np.int64)
-    if y.size and y.min() < 0:
-        raise ValueError("y must hold non-negative class ids")
+    _require(not y.size or y.min() >= 0, "y must hold non-negative class ids")
     return y
 
 
 def _check_clip(x: np.ndarray, clip_min: float, clip_max: float) -> tuple[float, float]:
-    """Validate the pixel range and check that ``x`` lies inside it."""
     clip_min, clip_max = float(clip_min), float(clip_max)
-    if not (math.isfinite(clip_min) and math.isfinite(clip_max)):
-        raise ValueError("clip_min and clip_max must be finite")
-    if not clip_min < clip_max:
-        raise ValueError(f"clip_min must be < clip_max; got {clip_min} >= {clip_max}")
-    if x.size:
-        lo, hi = float(x.min()), float(x.max())
-        if lo < clip_min - _RANGE_TOL or hi > clip_max + _RANGE_TOL:
-            raise ValueError(
-                f"x values lie in [{lo:g}, {hi:g}], outside [clip_min, clip_max] = "
-                f"[{clip_min:g}, {clip_max:g}] (wrong pixel scale?)"
-            )
+    _require(math.isfinite(clip_min) and math.isfinite(clip_max),
+             "clip_min and clip_max must be finite")
+    _require(clip_min < clip_max, f"clip_min must be < clip_max; got {clip_min} >= {clip_max}")
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (clip_min, clip_max)
+    _require(lo >= clip_min - _RANGE_TOL and hi <= clip_max + _RANGE_TOL,
+             f"x values lie in [{lo:g}, {hi:g}], outside [clip_min, clip_max] = "
+             f"[{clip_min:g}, {clip_max:g}] (wrong pixel scale?)")
     return clip_min, clip_max
 
 
-def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
+#: Checked arguments: numbers finite and >= 0; the others integers >= 1 but for these.
+_NUMBERS = ("eps", "eps_iter", "overshoot", "learning_rate", "initial_const", "confidence")
+_INT_MINIMUM = dict(seed=0, num_classes=2)
 
 
-def _check_nonneg_float(value: Any, name: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number; got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and >= 0; got {value}")
-    return value
+def _checked(**values):
+    """The ``values`` checked, in order (``None`` means no limit for two); a list or one."""
+    out = []
+    for name, value in values.items():
+        if name in _NUMBERS:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a number; got {value!r}") from None
+            _require(math.isfinite(value) and value >= 0,
+                     f"{name} must be finite and >= 0; got {value}")
+        elif value is not None or name not in ("n_examples", "max_per_source"):
+            minimum = _INT_MINIMUM.get(name, 1)
+            _require(isinstance(value, int | np.integer) and not isinstance(value, bool),
+                     f"{name} must be an integer; got {value!r}")
+            _require(value >= minimum, f"{name} must be >= {minimum}; got {value}")
+            value = int(value)
+        out.append(value)
+    return out if len(out) > 1 else out[0]
 
 
-# Inference
-
-
-# Traced logits per (model, sample shape), so TensorFlow does not retrace every batch.
 _LOGITS_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _logits_fn(model: Any, sample_shape: tuple[int, ...]):
-    """Return a traced ``x -> model(x, training=False)`` for any batch size (cached)."""
+    """Traced ``x -> model(x, training=False)``, cached: TensorFlow does not retrace batches."""
     per_model = _LOGITS_FNS.setdefault(model, {})
     key = tuple(int(d) for d in sample_shape)
     if key not in per_model:
@@ -149,117 +142,81 @@ def _logits_fn(model: Any, sample_shape: tuple[int, ...]):
     return per_model[key]
 
 
-def _predict_with(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
-    out = np.empty(len(x), dtype=np.int64)
-    for start in range(0, len(x), batch_size):
-        logits = fn(tf.constant(x[start : start + batch_size]))
-        out[start : start + batch_size] = np.argmax(logits.numpy(), axis=1)
+def _in_batches(f, items, batch_size: int, out: np.ndarray) -> np.ndarray:
+    for start in range(0, len(items), batch_size):
+        out[start : start + batch_size] = f(items[start : start + batch_size])
     return out
 
 
 def predict_labels(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
     """Predicted int64 class ids (argmax of the logits, ``training=False``), in batches."""
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim < 2:
-        raise ValueError(f"x must have a batch dimension; got shape {x.shape}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    return _predict_with(_logits_fn(model, x.shape[1:]), x, batch_size)
+    _require(x.ndim >= 2, f"x must have a batch dimension; got shape {x.shape}")
+    batch_size, fn = _checked(batch_size=batch_size), _logits_fn(model, x.shape[1:])
+
+    def predict(xb):
+        return np.argmax(fn(tf.constant(xb)).numpy(), axis=1)
+
+    return _in_batches(predict, x, batch_size, np.empty(len(x), dtype=np.int64))
 
 
-def _clean_correct(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int):
-    """Return the indices of the inputs classified correctly, and the traced logits fn."""
-    fn = _logits_fn(model, x.shape[1:])
+def _clean_correct(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> np.ndarray:
+    """The rows of ``x`` the model gets right."""
     if len(x) == 0:
-        return np.empty(0, dtype=np.int64), fn
-    n_out = int(fn(tf.constant(x[:1])).shape[-1])
-    if y.max() >= n_out:
-        raise ValueError(f"y holds class id {int(y.max())} but the model has {n_out} outputs")
-    pred = _predict_with(fn, x, batch_size)
-    return np.flatnonzero(pred == y).astype(np.int64), fn
+        return np.empty(0, dtype=np.int64)
+    n_out = int(_logits_fn(model, x.shape[1:])(tf.constant(x[:1])).shape[-1])
+    _require(y.max() < n_out, f"y holds class id {int(y.max())} but the model has {n_out} outputs")
+    return np.flatnonzero(predict_labels(model, x, batch_size) == y).astype(np.int64)
 
 
-def _prepare_attack(model: Any, x: Any, y: Any, clip_min: float, clip_max: float, batch_size: int):
-    """Validate the inputs; return them with the correctly classified indices and logits fn."""
+def _prepare(model: Any, x: Any, y: Any, clip_min: float, clip_max: float, batch_size: int):
+    """The checked inputs and the rows the model gets right."""
     x = _as_images(x)
     y = _as_labels(y, len(x))
     clip_min, clip_max = _check_clip(x, clip_min, clip_max)
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    correct, fn = _clean_correct(model, x, y, batch_size)
-    return x, y, clip_min, clip_max, batch_size, correct, fn
+    batch_size = _checked(batch_size=batch_size)
+    return x, y, clip_min, clip_max, batch_size, _clean_correct(model, x, y, batch_size)
 
 
-# Statistics
+def _or_none(f, values: np.ndarray) -> float | None:
+    return float(f(values)) if len(values) else None
 
 
-def _mean_or_none(values: np.ndarray) -> float | None:
-    return float(np.mean(values)) if len(values) else None
-
-
-def _max_or_none(values: np.ndarray) -> float | None:
-    return float(np.max(values)) if len(values) else None
-
-
-def _perturbation_stats(x_adv: np.ndarray, x_src: np.ndarray) -> dict:
-    """Mean/max L-inf and L2 norms of ``x_adv - x_src`` (per example, then averaged)."""
-    n, d = len(x_adv), int(np.prod(x_adv.shape[1:]))
-    delta = (x_adv.astype(np.float64) - x_src.astype(np.float64)).reshape(n, d)
-    linf = np.abs(delta).max(axis=1) if n else np.empty(0)
-    l2 = np.linalg.norm(delta, axis=1)
-    src_norm = np.linalg.norm(x_src.astype(np.float64).reshape(n, d), axis=1)
-    rel = l2[src_norm > 0] / src_norm[src_norm > 0]
-    return {
-        "mean_linf": _mean_or_none(linf), "max_linf": _max_or_none(linf),
-        "mean_l2": _mean_or_none(l2), "max_l2": _max_or_none(l2), "mean_rel_l2": _mean_or_none(rel),
-    }
-
-
-def _base_stats(generator: str, x: np.ndarray, correct: np.ndarray, **settings) -> dict:
-    """The statistics every generator starts with, then its ``settings``."""
-    n_input, n_clean_correct = int(len(x)), int(len(correct))
-    return dict(generator=generator, n_input=n_input, n_clean_correct=n_clean_correct, **settings)
-
-
-def _finish(x, kept_x, kept_src, base, attempted, n_success=None, **extra) -> Generated:
-    """The kept examples as a :class:`Generated`, with the statistics common to all.
-
-    ``success_rate`` is ``n_success`` (default: the number kept) over ``attempted``.
-    """
+def _finish(name, x, correct, settings, kept_x, kept_src, n_success=None, **extra) -> Generated:
+    """A :class:`Generated`; ``success_rate``: ``n_success`` (default: kept) / attempted."""
     kept_x, kept_src = np.ascontiguousarray(kept_x, dtype=np.float32), kept_src.astype(np.int64)
-    n_success = len(kept_src) if n_success is None else n_success
-    stats = {**base, "attempted": int(attempted), "kept": int(len(kept_src)),
-             "success_rate": (n_success / attempted) if attempted else None, **extra}
-    stats.update(_perturbation_stats(kept_x, x[kept_src]))
+    n, n_success = len(correct), len(kept_src) if n_success is None else n_success
+    stats = dict(generator=name, n_input=len(x), n_clean_correct=n, **settings, attempted=n,
+                 kept=len(kept_src), success_rate=(n_success / n) if n else None, **extra)
+    n_kept, d = len(kept_x), int(np.prod(x.shape[1:]))
+    delta = (kept_x.astype(np.float64) - x[kept_src].astype(np.float64)).reshape(n_kept, d)
+    src_norm = np.linalg.norm(x[kept_src].astype(np.float64).reshape(n_kept, d), axis=1)
+    l2 = np.linalg.norm(delta, axis=1)
+    linf = np.abs(delta).max(axis=1) if n_kept else np.empty(0)
+    for norm, v in ("linf", linf), ("l2", l2):
+        stats.update({f"mean_{norm}": _or_none(np.mean, v), f"max_{norm}": _or_none(np.max, v)})
+    stats["mean_rel_l2"] = _or_none(np.mean, l2[src_norm > 0] / src_norm[src_norm > 0])
     return Generated(x=kept_x, source_index=kept_src, stats=stats)
 
 
-def _attack_batches(x, y, correct, fn, batch_size, attack, base) -> Generated:
-    """Run ``attack(idx)`` (a tensor of adversarial images) on ``correct`` in batches."""
-    x_adv = np.empty((len(correct), *x.shape[1:]), dtype=np.float32)
-    pred = np.empty(len(correct), dtype=np.int64)
-    for start in range(0, len(correct), batch_size):
-        idx = correct[start : start + batch_size]
-        adv = attack(idx)
-        x_adv[start : start + len(idx)] = adv.numpy()
-        pred[start : start + len(idx)] = np.argmax(fn(adv).numpy(), axis=1)
-    keep = pred != y[correct]
-    return _finish(x, x_adv[keep], correct[keep], base, len(correct))
-
-
-# Patch errors
+def _attack_batches(model, x, y, correct, batch_size, attack, name, settings) -> Generated:
+    """``attack(rows)``, the adversarial images of ``x[rows]``, on ``correct`` in batches."""
+    out = np.empty((len(correct), *x.shape[1:]), dtype=np.float32)
+    x_adv = _in_batches(lambda rows: np.asarray(attack(rows)), correct, batch_size, out)
+    keep = predict_labels(model, x_adv, batch_size) != y[correct]
+    return _finish(name, x, correct, settings, x_adv[keep], correct[keep])
 
 
 def _apply_patches(
     images: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_size: int, fill=0.0
 ) -> np.ndarray:
     """Copy of images with a ``patch_size`` square of ``fill`` (scalar or per channel)."""
-    _, h, w, _ = images.shape
-    r = np.arange(h)[None, :]
-    c = np.arange(w)[None, :]
+    r, c = np.arange(images.shape[1]), np.arange(images.shape[2])
     in_r = (r >= rows[:, None]) & (r < rows[:, None] + patch_size)  # (n, H)
     in_c = (c >= cols[:, None]) & (c < cols[:, None] + patch_size)  # (n, W)
-    mask = in_r[:, :, None] & in_c[:, None, :]  # (n, H, W)
+    mask = in_r[:, :, None, None] & in_c[:, None, :, None]
     fill = np.asarray(fill, dtype=np.float32).reshape(1, 1, 1, -1)
-    return np.where(mask[..., None], fill, images).astype(np.float32)
+    return np.where(mask, fill, images).astype(np.float32)
 
 
 def _position_orders(rng: np.random.Generator, n: int, n_positions: int, n_tries: int):
@@ -278,59 +235,46 @@ def _position_orders(rng: np.random.Generator, n: int, n_positions: int, n_tries
     return out
 
 
-def _patch_result(x, correct, base, n_examples, kept, counts, tries, rounds_run) -> Generated:
-    """The errors :func:`_patch_rounds` kept, as a :class:`Generated` with its statistics."""
-    if kept:
-        gx, glocal, gpos = (np.concatenate(parts) for parts in zip(*kept, strict=True))
-    else:
-        gx = np.empty((0, *x.shape[1:]), dtype=np.float32)
-        glocal, gpos = np.empty(0, dtype=np.int64), np.empty((0, 2), dtype=np.int64)
-    n_kept, n_src = int(counts.sum()), len(correct)
-    has_error = counts[counts > 0]
-    gen = _finish(
-        x, gx, correct[glocal], base, n_src, len(has_error), tries=int(tries),
-        **{"yield": (n_kept / tries) if tries else None},
-        tries_per_error=(tries / n_kept) if n_kept else None,
-        mean_tries_per_source=(tries / n_src) if n_src else None, rounds=int(rounds_run),
-        target_reached=bool(n_examples is not None and n_kept >= n_examples),
-        n_sources_with_error=int(len(has_error)), errors_per_source_mean=_mean_or_none(has_error),
-        errors_per_source_max=int(has_error.max()) if len(has_error) else 0,
-    )
-    gen.stats["patch_positions"] = gpos.astype(int).tolist()
-    return gen
-
-
-def _patch_rounds(try_patches, n_src, n_rounds, batch_size, n_examples, max_per_source, progress):
-    """Run :func:`patch_errors`' rounds: every open source at its next position, in order.
-
-    Returns the kept ``(images, local source ids, positions)`` per batch, the errors per
-    source, the tries and the rounds run.
-    """
-    counts = np.zeros(n_src, dtype=np.int64)  # errors per attacked image
-    kept = []
-    n_kept = tries = rounds_run = 0
-    for rnd in tqdm(range(n_rounds), desc="patch rounds", disable=not progress):
-        open_idx = np.arange(n_src)
-        if max_per_source is not None:
-            open_idx = open_idx[counts < max_per_source]
+def _patch_rounds(x, correct, settings, try_patches, batch_size, progress) -> Generated:
+    """Each round, every open source at its next position, until ``n_examples`` are kept."""
+    n_examples, cap = settings["n_examples"], settings["max_per_source"]
+    target = math.inf if n_examples is None else n_examples
+    counts = np.zeros(len(correct), dtype=np.int64)  # errors per attacked image
+    empty = np.empty((0, *x.shape[1:]), np.float32), np.empty(0, np.int64), np.empty((0, 2), int)
+    kept, n_kept, tries, rounds = [empty], 0, 0, 0
+    for rnd in tqdm(range(settings["max_tries"]), desc="patch rounds", disable=not progress):
+        open_idx = np.flatnonzero(counts < (math.inf if cap is None else cap))
         if len(open_idx) == 0:
             break
-        rounds_run += 1
+        rounds += 1
         for start in range(0, len(open_idx), batch_size):
             local = open_idx[start : start + batch_size]
             xb, pos, wrong = try_patches(local, rnd)
-            n_eval, done = len(local), False
-            if n_examples is not None and n_kept + len(wrong) >= n_examples:
-                wrong = wrong[: n_examples - n_kept]
-                n_eval, done = int(wrong[-1]) + 1, True
+            n_eval = len(local)
+            if n_kept + len(wrong) >= target:
+                wrong = wrong[: target - n_kept]
+                n_eval = int(wrong[-1]) + 1
             tries += n_eval
-            if len(wrong):
-                kept.append((xb[wrong], local[wrong], pos[wrong]))
-                counts[local[wrong]] += 1
-                n_kept += len(wrong)
-            if done:
-                return kept, counts, tries, rounds_run
-    return kept, counts, tries, rounds_run
+            kept.append((xb[wrong], local[wrong], pos[wrong]))
+            counts[local[wrong]] += 1
+            n_kept += len(wrong)
+            if n_kept >= target:
+                break
+        if n_kept >= target:
+            break
+    gx, glocal, gpos = (np.concatenate(parts) for parts in zip(*kept, strict=True))
+    has_error, n_src = counts[counts > 0], len(correct)
+    gen = _finish(
+        "patch_errors", x, correct, settings, gx, correct[glocal], len(has_error), tries=tries,
+        **{"yield": (n_kept / tries) if tries else None},
+        tries_per_error=(tries / n_kept) if n_kept else None,
+        mean_tries_per_source=(tries / n_src) if n_src else None, rounds=rounds,
+        target_reached=n_kept >= target, n_sources_with_error=len(has_error),
+        errors_per_source_mean=_or_none(np.mean, has_error),
+        errors_per_source_max=int(counts.max(initial=0)),
+    )
+    gen.stats["patch_positions"] = gpos.astype(int).tolist()
+    return gen
 
 
 def patch_errors(
@@ -359,45 +303,33 @@ def patch_errors(
     x = _as_images(x)
     y = _as_labels(y, len(x))
     _, h, w, _ = x.shape
-    patch_size = _check_positive_int(patch_size, "patch_size")
-    if patch_size > min(h, w):
-        raise ValueError(f"patch_size={patch_size} does not fit in {h}x{w} images")
-    max_tries = _check_positive_int(max_tries, "max_tries")
-    if n_examples is not None:
-        n_examples = _check_positive_int(n_examples, "n_examples")
-    if max_per_source is not None:
-        max_per_source = _check_positive_int(max_per_source, "max_per_source")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    seed = _check_positive_int(seed, "seed", minimum=0)
+    patch_size = _checked(patch_size=patch_size)
+    _require(patch_size <= min(h, w), f"patch_size={patch_size} does not fit in {h}x{w} images")
+    max_tries, n_examples, max_per_source, batch_size, seed = _checked(
+        max_tries=max_tries, n_examples=n_examples, max_per_source=max_per_source,
+        batch_size=batch_size, seed=seed,
+    )
     fill = np.asarray(fill, dtype=np.float32).ravel()
     if fill.size not in (1, x.shape[-1]) or not np.all(np.isfinite(fill)):
         raise ValueError(f"fill must be one finite value or one per channel; got {fill!r}")
-
     n_pos_c = w - patch_size + 1
     n_positions = (h - patch_size + 1) * n_pos_c
     n_rounds = min(max_tries, n_positions)
-    correct, fn = _clean_correct(model, x, y, batch_size)
-    base = _base_stats(
-        "patch_errors", x, correct, patch_size=patch_size, n_positions=int(n_positions),
-        max_tries=int(n_rounds), max_per_source=max_per_source, n_examples=n_examples, seed=seed,
+    correct = _clean_correct(model, x, y, batch_size)
+    settings = dict(
+        patch_size=patch_size, n_positions=n_positions, max_tries=n_rounds,
+        max_per_source=max_per_source, n_examples=n_examples, seed=seed,
     )
     orders = _position_orders(np.random.default_rng(seed), len(correct), n_positions, n_rounds)
 
-    def try_patches(local, rnd):
-        """Patch the sources ``local`` at their ``rnd``-th position; the patched and wrong."""
+    def try_patches(local, rnd):  # sources local at their rnd-th position
         pos = orders[local, rnd]
         rows, cols = pos // n_pos_c, pos % n_pos_c
         xb = _apply_patches(x[correct[local]], rows, cols, patch_size, fill)
-        pred = np.argmax(fn(tf.constant(xb)).numpy(), axis=1)
-        return xb, np.stack([rows, cols], axis=1), np.flatnonzero(pred != y[correct[local]])
+        wrong = predict_labels(model, xb, batch_size) != y[correct[local]]
+        return xb, np.stack([rows, cols], axis=1), np.flatnonzero(wrong)
 
-    found = _patch_rounds(
-        try_patches, len(correct), n_rounds, batch_size, n_examples, max_per_source, progress
-    )
-    return _patch_result(x, correct, base, n_examples, *found)
-
-
-# FGSM and BIM (cleverhans 4, TF2)
+    return _patch_rounds(x, correct, settings, try_patches, batch_size, progress)
 
 
 def _loss_model(model: Any, loss_on: str):
@@ -419,10 +351,6 @@ def fgsm(
 
     Parameters
     ----------
-    eps : float
-        L-inf size of the perturbation, ``>= 0``.
-    clip_min, clip_max : float
-        Valid pixel range; ``x`` must lie inside it.
     loss_on : {"logits", "probabilities"}
         ``"probabilities"`` feeds the softmax to the cross-entropy as logits (a
         cleverhans-v3 wrapper of a softmax model): a much weaker gradient.
@@ -432,14 +360,10 @@ def fgsm(
     >>> gen = fgsm(model, x_test, y_test, eps=0.3)   # doctest: +SKIP
     >>> gen.stats["success_rate"]                     # doctest: +SKIP
     """
-    eps = _check_nonneg_float(eps, "eps")
+    eps = _checked(eps=eps)
     loss_model = _loss_model(model, loss_on)
-    x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
-        model, x, y, clip_min, clip_max, batch_size
-    )
-    base = _base_stats(
-        "fgsm", x, correct, eps=eps, loss_on=loss_on, clip_min=clip_min, clip_max=clip_max
-    )
+    x, y, clip_min, clip_max, batch_size, correct = _prepare(
+        model, x, y, clip_min, clip_max, batch_size)
 
     def attack(idx):
         return fast_gradient_method(
@@ -447,22 +371,8 @@ def fgsm(
             y=tf.constant(y[idx], dtype=tf.int64), targeted=False,
         )
 
-    return _attack_batches(x, y, correct, fn, batch_size, attack, base)
-
-
-def _bim_steps(loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop):
-    """BIM's loop written out, from ``xb + eta`` if given; ``early_stop`` freezes flipped ones."""
-    adv = xb if eta is None else tf.clip_by_value(xb + eta, clip_min, clip_max)
-    active = tf.ones(len(xb), dtype=tf.bool)
-    for _ in range(nb_iter):
-        step = fast_gradient_method(
-            loss_model, adv, eps_iter, np.inf, clip_min=clip_min, clip_max=clip_max, y=yb
-        )
-        step = tf.clip_by_value(xb + clip_eta(step - xb, np.inf, eps), clip_min, clip_max)
-        adv = tf.where(active[:, None, None, None], step, adv) if early_stop else step
-        if early_stop:
-            active &= tf.argmax(fn(adv), axis=1) == yb
-    return adv
+    settings = dict(eps=eps, loss_on=loss_on, clip_min=clip_min, clip_max=clip_max)
+    return _attack_batches(model, x, y, correct, batch_size, attack, "fgsm", settings)
 
 
 def bim(
@@ -473,8 +383,8 @@ def bim(
     """Untargeted L-inf Basic Iterative Method (Kurakin et al., 2016) with cleverhans 4.
 
     ``nb_iter`` FGSM steps of ``eps_iter``, each projected onto the L-inf ``eps``-ball
-    around ``x`` and clipped (cleverhans' ``basic_iterative_method`` with
-    ``sanity_checks=False``: its asserts break under numpy 2).
+    around ``x`` and clipped: cleverhans' ``basic_iterative_method`` written out (its
+    sanity checks break under numpy 2), the same operations in the same order.
 
     Parameters
     ----------
@@ -482,42 +392,41 @@ def bim(
         Step size, ``<= eps``; ``None`` means ``eps / 10``.
     rand_init, early_stop : bool
         Start from a uniform point of the eps-ball seeded by ``seed`` (Madry et al.'s PGD);
-        freeze an image once misclassified. Both run the loop here: cleverhans has neither.
-    loss_on : {"logits", "probabilities"}
-        As for :func:`fgsm`.
+        freeze an image once misclassified (cleverhans has neither).
     """
-    eps = _check_nonneg_float(eps, "eps")
-    eps_iter = eps / 10.0 if eps_iter is None else _check_nonneg_float(eps_iter, "eps_iter")
-    if eps_iter > eps:
-        raise ValueError(f"eps_iter must be <= eps; got eps_iter={eps_iter} > eps={eps}")
-    nb_iter = _check_positive_int(nb_iter, "nb_iter")
+    eps = _checked(eps=eps)
+    eps_iter = eps / 10.0 if eps_iter is None else _checked(eps_iter=eps_iter)
+    _require(eps_iter <= eps, f"eps_iter must be <= eps; got eps_iter={eps_iter} > eps={eps}")
+    nb_iter = _checked(nb_iter=nb_iter)
     loss_model = _loss_model(model, loss_on)
-    x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
-        model, x, y, clip_min, clip_max, batch_size
-    )
+    x, y, clip_min, clip_max, batch_size, correct = _prepare(
+        model, x, y, clip_min, clip_max, batch_size)
     rand_init, early_stop = bool(rand_init), bool(early_stop)
-    base = _base_stats(
-        "bim", x, correct, eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, rand_init=rand_init,
-        early_stop=early_stop, loss_on=loss_on, clip_min=clip_min, clip_max=clip_max,
-    )
     rng = np.random.default_rng(seed) if rand_init else None
+    fn = _logits_fn(model, x.shape[1:])
 
     def attack(idx):
         xb, yb = tf.constant(x[idx]), tf.constant(y[idx], dtype=tf.int64)
-        if not (rand_init or early_stop):
-            return basic_iterative_method(
-                loss_model, xb, eps, eps_iter, nb_iter, np.inf, clip_min=clip_min,
-                clip_max=clip_max, y=yb, targeted=False, sanity_checks=False,
-            )
         eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32) if rand_init else None
-        return _bim_steps(
-            loss_model, fn, xb, yb, eta, eps, eps_iter, nb_iter, clip_min, clip_max, early_stop
-        )
+        if not (rand_init or early_stop):  # cleverhans' start
+            eta = clip_eta(tf.zeros_like(xb), np.inf, eps)
+        adv = xb if eta is None else tf.clip_by_value(xb + eta, clip_min, clip_max)
+        active = tf.ones(len(idx), dtype=tf.bool)
+        for _ in range(nb_iter):
+            step = fast_gradient_method(
+                loss_model, adv, eps_iter, np.inf, clip_min=clip_min, clip_max=clip_max, y=yb
+            )
+            step = tf.clip_by_value(xb + clip_eta(step - xb, np.inf, eps), clip_min, clip_max)
+            adv = tf.where(active[:, None, None, None], step, adv) if early_stop else step
+            if early_stop:
+                active &= tf.argmax(fn(adv), axis=1) == yb
+        return adv
 
-    return _attack_batches(x, y, correct, fn, batch_size, attack, base)
-
-
-# Carlini-Wagner L2 (cleverhans 4, adapted in introspection._cleverhans)
+    settings = dict(
+        eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, rand_init=rand_init, early_stop=early_stop,
+        loss_on=loss_on, clip_min=clip_min, clip_max=clip_max,
+    )
+    return _attack_batches(model, x, y, correct, batch_size, attack, "bim", settings)
 
 
 def carlini_wagner_l2(
@@ -540,20 +449,17 @@ def carlini_wagner_l2(
     confidence : float
         Logit margin ``kappa`` required of a success.
     lr_schedule : {"constant", "cosine"}
-        ``"cosine"`` decays the step to zero within each bisection step, removing the
-        noise floor of a constant step: with few iterations, much smaller perturbations
-        when the minimal one is small (CIFAR-10), larger when it is large (MNIST).
+        ``"cosine"`` decays the step to zero within each bisection step: with few
+        iterations, smaller perturbations when the minimal one is small (CIFAR-10).
     """
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}.")
-    binary_search_steps = _check_positive_int(binary_search_steps, "binary_search_steps")
-    max_iterations = _check_positive_int(max_iterations, "max_iterations")
-    learning_rate = _check_nonneg_float(learning_rate, "learning_rate")
-    initial_const = _check_nonneg_float(initial_const, "initial_const")
-    confidence = _check_nonneg_float(confidence, "confidence")
-    x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
-        model, x, y, clip_min, clip_max, batch_size
+    binary_search_steps, max_iterations, learning_rate, initial_const, confidence = _checked(
+        binary_search_steps=binary_search_steps, max_iterations=max_iterations,
+        learning_rate=learning_rate, initial_const=initial_const, confidence=confidence,
     )
+    x, y, clip_min, clip_max, batch_size, correct = _prepare(
+        model, x, y, clip_min, clip_max, batch_size)
     settings = dict(
         binary_search_steps=binary_search_steps, max_iterations=max_iterations,
         learning_rate=learning_rate, initial_const=initial_const, lr_schedule=lr_schedule,
@@ -563,25 +469,19 @@ def carlini_wagner_l2(
     def attack(idx):
         # No ``y``: given one, cleverhans 4 attacks *targeted*. Untargeted, it uses the
         # predictions, which are the true labels here (only correct inputs are attacked).
-        cw = _cleverhans.CarliniWagnerL2(model, batch_size=len(idx), **settings)
-        return tf.constant(cw.attack(x[idx]))
+        return _cleverhans.CarliniWagnerL2(model, batch_size=len(idx), **settings).attack(x[idx])
 
-    base = _base_stats("carlini_wagner_l2", x, correct, **settings)
-    return _attack_batches(x, y, correct, fn, batch_size, attack, base)
-
-
-# DeepFool
+    return _attack_batches(model, x, y, correct, batch_size, attack, "carlini_wagner_l2", settings)
 
 
 def _deepfool_grads_fn(model: Any, sample_shape: tuple[int, ...], n_cand: int):
     """Traced ``(x, k0, cand) -> (f, w)``: ``f[b, j] = z[cand[b, j]] - z[k0[b]]``, w = grad f."""
-    spec_x = tf.TensorSpec((None, *sample_shape), tf.float32)
-    spec_k = tf.TensorSpec((None,), tf.int64)
-    spec_c = tf.TensorSpec((None, n_cand), tf.int64)
+    specs = [tf.TensorSpec((None, *shape), dtype) for shape, dtype in
+             ((sample_shape, tf.float32), ((), tf.int64), ((n_cand,), tf.int64))]
 
     # One forward, n_cand backward passes on one tape: examples do not interact in inference
     # mode. Faster on CPU than batch_jacobian or a tiled batch (0.29 s vs 0.40 s, 0.48 s).
-    @tf.function(input_signature=[spec_x, spec_k, spec_c])
+    @tf.function(input_signature=specs)
     def grads(x, k0, cand):
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(x)
@@ -596,21 +496,12 @@ def _deepfool_grads_fn(model: Any, sample_shape: tuple[int, ...], n_cand: int):
     return grads
 
 
-def _validate_deepfool_args(overshoot, max_iter, num_classes, batch_size):
-    overshoot = _check_nonneg_float(overshoot, "overshoot")
-    max_iter = _check_positive_int(max_iter, "max_iter")
-    num_classes = _check_positive_int(num_classes, "num_classes", minimum=2)
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    return overshoot, max_iter, num_classes, batch_size
-
-
 def _deepfool_step(f: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``(|f_l| / ||w_l|| + eps) * w_l / ||w_l||`` toward each row's nearest boundary ``l``."""
     w_norm = np.linalg.norm(w, axis=2)
     with np.errstate(divide="ignore", invalid="ignore"):
         pert = np.where(w_norm > 0, np.abs(f) / w_norm, np.inf)
-    best = np.argmin(pert, axis=1)
-    rows = np.arange(len(f))
+    rows, best = np.arange(len(f)), np.argmin(pert, axis=1)
     pert_l, w_l, wn_l = pert[rows, best], w[rows, best], w_norm[rows, best]
     ok = np.isfinite(pert_l)  # all-zero gradients: no step possible
     step = np.zeros_like(w_l)
@@ -624,10 +515,8 @@ def _deepfool_batch(fn_logits, grads_fn, x0, m, scale, max_iter, clip_min, clip_
     x0_flat = x0.reshape(b, -1)
     order = np.argsort(-fn_logits(tf.constant(x0)).numpy(), axis=1, kind="stable")[:, :m]
     k0, cand = order[:, 0].astype(np.int64), order[:, 1:].astype(np.int64)
-    r_tot = np.zeros(x0_flat.shape, dtype=np.float32)
-    xb = x0_flat.copy()
-    iters = np.zeros(b, dtype=np.int64)
-    active = np.ones(b, dtype=bool)  # clean prediction == k0 by construction
+    r_tot, xb = np.zeros(x0_flat.shape, dtype=np.float32), x0_flat.copy()
+    iters, active = np.zeros(b, dtype=np.int64), np.ones(b, dtype=bool)  # all predict k0
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if len(idx) == 0:
@@ -668,8 +557,8 @@ def deepfool_perturb(
     """
     x = _as_images(x)
     clip_min, clip_max = _check_clip(x, clip_min, clip_max)
-    overshoot, max_iter, num_classes, batch_size = _validate_deepfool_args(
-        overshoot, max_iter, num_classes, batch_size
+    overshoot, max_iter, num_classes, batch_size = _checked(
+        overshoot=overshoot, max_iter=max_iter, num_classes=num_classes, batch_size=batch_size
     )
     fn_logits = _logits_fn(model, x.shape[1:])
     x_adv, n_iter = x.copy(), np.zeros(len(x), dtype=np.int64)
@@ -677,8 +566,7 @@ def deepfool_perturb(
         return x_adv, n_iter
     n_out = int(fn_logits(tf.constant(x[:1])).shape[-1])
     m = min(num_classes, n_out)  # candidate set: top-m clean classes (incl. k0)
-    if m < 2:
-        raise ValueError(f"the model has {n_out} output(s); DeepFool needs >= 2 classes")
+    _require(m >= 2, f"the model has {n_out} output(s); DeepFool needs >= 2 classes")
     grads_fn = _deepfool_grads_fn(model, x.shape[1:], m - 1)
     scale = np.float32(1.0 + overshoot)
     for start in tqdm(range(0, len(x), batch_size), desc="deepfool", disable=not progress):
@@ -702,22 +590,20 @@ def deepfool(
         ``stats`` adds ``mean_iter`` (over attempted), ``mean_iter_kept``, ``max_iter_run``,
         ``n_hit_max_iter`` and the settings.
     """
-    overshoot, max_iter, num_classes, batch_size = _validate_deepfool_args(
-        overshoot, max_iter, num_classes, batch_size
+    overshoot, max_iter, num_classes, batch_size = _checked(
+        overshoot=overshoot, max_iter=max_iter, num_classes=num_classes, batch_size=batch_size
     )
-    x, y, clip_min, clip_max, batch_size, correct, fn = _prepare_attack(
-        model, x, y, clip_min, clip_max, batch_size
-    )
+    x, y, clip_min, clip_max, batch_size, correct = _prepare(
+        model, x, y, clip_min, clip_max, batch_size)
     x_adv, n_iter = deepfool_perturb(
         model, x[correct], overshoot=overshoot, max_iter=max_iter, num_classes=num_classes,
         clip_min=clip_min, clip_max=clip_max, batch_size=batch_size, progress=progress,
     )
-    keep = _predict_with(fn, x_adv, batch_size) != y[correct]
-    base = _base_stats(
-        "deepfool", x, correct, overshoot=overshoot, max_iter=max_iter, num_classes=num_classes,
-        clip_min=clip_min, clip_max=clip_max, mean_iter=_mean_or_none(n_iter),
-        mean_iter_kept=_mean_or_none(n_iter[keep]),
-        max_iter_run=int(n_iter.max()) if len(n_iter) else 0,
+    keep = predict_labels(model, x_adv, batch_size) != y[correct]
+    settings = dict(
+        overshoot=overshoot, max_iter=max_iter, num_classes=num_classes, clip_min=clip_min,
+        clip_max=clip_max, mean_iter=_or_none(np.mean, n_iter),
+        mean_iter_kept=_or_none(np.mean, n_iter[keep]), max_iter_run=int(n_iter.max(initial=0)),
         n_hit_max_iter=int(np.sum(n_iter >= max_iter)),
     )
-    return _finish(x, x_adv[keep], correct[keep], base, len(correct))
+    return _finish("deepfool", x, correct, settings, x_adv[keep], correct[keep])
