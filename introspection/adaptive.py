@@ -79,44 +79,44 @@ def spsa_gradient(loss_fn, x, *, samples: int = 32, delta: float = 0.01, rng=Non
 _GRAD_FNS: dict = {}
 
 
-def _grad_fn(fm, score):
-    """Traced, cached gradient of the summed joint loss; tensor hyper-parameters avoid retracing."""
+def _traced_grad(key, loss):
+    """Traced gradient of ``loss(xb, *args)`` with respect to ``xb``, cached under ``key``."""
     import tensorflow as tf
 
-    key = (fm, score)
     if key not in _GRAD_FNS:
         if len(_GRAD_FNS) > 64:
             _GRAD_FNS.clear()
 
         @tf.function(reduce_retracing=True)
-        def grad(xb, yb, tau, scale, lam, kappa):
+        def grad(xb, *args):
             with tf.GradientTape() as tape:
                 tape.watch(xb)
-                loss = tf.reduce_sum(_losses(fm, score, xb, yb, tau, scale, lam, kappa))
-            return tape.gradient(loss, xb)
+                value = loss(xb, *args)
+            return tape.gradient(value, xb)
 
         _GRAD_FNS[key] = grad
     return _GRAD_FNS[key]
+
+
+def _grad_fn(fm, score):
+    """Gradient of the summed joint loss; tensor hyper-parameters avoid retracing."""
+    import tensorflow as tf
+
+    def loss(xb, yb, tau, scale, lam, kappa):
+        return tf.reduce_sum(_losses(fm, score, xb, yb, tau, scale, lam, kappa))
+
+    return _traced_grad((fm, score), loss)
 
 
 def _matching_grad_fn(fm, k: int):
-    """Traced gradient of ``||r(x) - goal||^2`` (r: output ``k`` of ``fm``), cached."""
+    """Gradient of ``||r(x) - goal||^2`` (r: output ``k`` of ``fm``)."""
     import tensorflow as tf
 
-    key = (fm, "matching", k)
-    if key not in _GRAD_FNS:
+    def loss(xb, goal):
+        rep = tf.cast(fm(xb, training=False)[k], tf.float32)
+        return tf.reduce_sum(tf.square(tf.reshape(rep, (tf.shape(xb)[0], -1)) - goal))
 
-        @tf.function(reduce_retracing=True)
-        def grad(xb, goal):
-            with tf.GradientTape() as tape:
-                tape.watch(xb)
-                rep = fm(xb, training=False)[k]
-                rep = tf.reshape(tf.cast(rep, tf.float32), (tf.shape(xb)[0], -1))
-                loss = tf.reduce_sum(tf.square(rep - goal))
-            return tape.gradient(loss, xb)
-
-        _GRAD_FNS[key] = grad
-    return _GRAD_FNS[key]
+    return _traced_grad((fm, "matching", k), loss)
 
 
 def _losses(fm, score, x, y, tau, scale, lam, kappa):

@@ -20,6 +20,7 @@ from .hardware import import_tensorflow
 
 tf = import_tensorflow()  # before cleverhans imports it, without the start-up lines
 # This cleverhans submodule does not import tensorflow-probability (broken by Keras 3).
+from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method  # noqa: E402
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method  # noqa: E402
 from cleverhans.tf2.utils import clip_eta  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -383,8 +384,8 @@ def bim(
     """Untargeted L-inf Basic Iterative Method (Kurakin et al., 2016) with cleverhans 4.
 
     ``nb_iter`` FGSM steps of ``eps_iter``, each projected onto the L-inf ``eps``-ball
-    around ``x`` and clipped: cleverhans' ``basic_iterative_method`` written out (its
-    sanity checks break under numpy 2), the same operations in the same order.
+    around ``x`` and clipped (cleverhans' ``basic_iterative_method``, whose sanity checks
+    break under numpy 2 and are left out).
 
     Parameters
     ----------
@@ -407,9 +408,13 @@ def bim(
 
     def attack(idx):
         xb, yb = tf.constant(x[idx]), tf.constant(y[idx], dtype=tf.int64)
+        if not (rand_init or early_stop):
+            return basic_iterative_method(
+                loss_model, xb, eps, eps_iter, nb_iter, np.inf, clip_min=clip_min,
+                clip_max=clip_max, y=yb, targeted=False, sanity_checks=False,
+            )
+        # cleverhans has neither a random start nor an early stop: its loop, written out
         eta = rng.uniform(-eps, eps, size=xb.shape).astype(np.float32) if rand_init else None
-        if not (rand_init or early_stop):  # cleverhans' start
-            eta = clip_eta(tf.zeros_like(xb), np.inf, eps)
         adv = xb if eta is None else tf.clip_by_value(xb + eta, clip_min, clip_max)
         active = tf.ones(len(idx), dtype=tf.bool)
         for _ in range(nb_iter):

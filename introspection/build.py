@@ -432,8 +432,7 @@ def launch_config(root: Path, repository_url: str, branch: str = "main") -> Path
         "colab_url": "https://colab.research.google.com",
     }
     out = root / "_build" / "_config.launch.yml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(conf, sort_keys=False))
+    artifacts.atomic_write(out, lambda tmp: tmp.write_text(yaml.safe_dump(conf, sort_keys=False)))
     return out
 
 

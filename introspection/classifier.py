@@ -19,8 +19,8 @@ from .runner import StageRun, params_digest, record_stage
 
 hardware.import_tensorflow()  # before Keras imports it, without the start-up lines
 
-__all__ = ["load_training_data", "BaseModel", "build_classifier", "training_arguments",
-           "base_model", "keras_model", "training_cost", "jpeg_cost"]
+__all__ = ["load_training_data", "training_subset", "BaseModel", "build_classifier",
+           "training_arguments", "base_model", "keras_model", "training_cost", "jpeg_cost"]
 
 
 def load_training_data(cfg: Config):
@@ -30,6 +30,14 @@ def load_training_data(cfg: Config):
         idx = np.sort(np.random.default_rng(cfg.seed).choice(len(x), cfg["n_train"], replace=False))
         x, y = x[idx], y[idx]
     return datasets.to_float(x), y.astype(np.int64)
+
+
+def training_subset(cfg: Config, n: int, stream: str):
+    """``n`` base-training images (at most all) drawn from random ``stream``, and their labels."""
+    x, y = load_training_data(cfg)
+    rng = np.random.default_rng(cfg.stream(stream))
+    idx = np.sort(rng.choice(len(x), min(n, len(x)), replace=False))
+    return x[idx], y[idx]
 
 
 @dataclass

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import artifacts, attacks, datasets, detectors, models, splits
+from . import attacks, datasets, detectors, models, splits
 from .classifier import keras_model, load_training_data
 from .config import ATTACKS, Config
-from .runner import StageRun, record_stage
+from .runner import StageRun, run_stage
 
 __all__ = ["load_in_distribution", "DataSet", "Generation", "source_order", "generate_set",
            "misclassifications", "generation_table", "sample_images"]
@@ -212,19 +212,10 @@ def _ood_images(cfg: Config, name: str, n: int):
     if n > len(x_other):
         raise ValueError(f"{name}: {n} images needed but its test set has {len(x_other)}.")
     idx = np.random.default_rng(cfg.stream("ood_pick")).permutation(len(x_other))[:n]
-    if cfg.experiment == "mnist":
-        x = (
-            datasets.cifar10_as_mnist(x_other[idx])
-            if name == "cifar10"
-            else datasets.to_float(x_other[idx])
-        )
-    else:
-        x = datasets.mnist_as_cifar10(x_other[idx])
-    return x, idx
-
-
-def _dataset_names(cfg: Config) -> list[str]:
-    return list(cfg.info["datasets"])
+    if cfg.experiment != "mnist":
+        return datasets.mnist_as_cifar10(x_other[idx]), idx
+    as_mnist = datasets.cifar10_as_mnist if name == "cifar10" else datasets.to_float
+    return as_mnist(x_other[idx]), idx
 
 
 def misclassifications(cfg: Config, model=None, progress: bool = True) -> Generation:
@@ -236,35 +227,43 @@ def misclassifications(cfg: Config, model=None, progress: bool = True) -> Genera
     needed). OOD sets get ``n_train_other + n_test`` images, split the same way. ``model``
     defaults to :func:`base_model`'s.
     """
-    t0 = time.perf_counter()
-    params = cfg.stage_params("misclassifications")
-    names = _dataset_names(cfg)
-    needed = ["partition", "generation_stats", *[f"data_{n}" for n in names]]
+    names = list(cfg.info["datasets"])
     x_pool, y_pool = load_in_distribution(cfg)
-    if all(artifacts.exists(cfg.artifacts_dir, a, params) for a in needed):
-        return _load_generation(cfg, params, names, x_pool, y_pool, t0)
-    model = keras_model(cfg, model)
-    raw, stats, partition = _generate(cfg, model, names, x_pool, y_pool, progress)
+
+    def compute():
+        m = keras_model(cfg, model)
+        raw, stats, partition = _generate(cfg, m, names, x_pool, y_pool, progress)
+        out = {}
+        for name, (x, src, pool_name, y) in raw.items():
+            ds = _view(cfg, m, name, x_pool if x is None else x, src, pool_name, y)
+            stats[name] |= {"n": len(ds.x), "mean_max_logit": float(ds.logits.max(1).mean())}
+            keep = ("source_index", "y", "logits", "features", "correct")
+            out[f"data_{name}"] = {k: getattr(ds, k) for k in keep} | {"pool": np.array(pool_name)}
+            if x is not None:
+                out[f"data_{name}"]["x"] = x
+        in_name = cfg.info["in_distribution"]
+        stats[in_name]["accuracy"] = float(out[f"data_{in_name}"]["correct"].mean())
+        out["partition"] = {f"{k}__{side}": v[i] for k, v in partition.items()
+                            for i, side in enumerate(("train", "test"))}  # fmt: skip
+        return out | {"generation_stats": stats}
+
+    stores = {f"data_{n}": "arrays" for n in names} | {"partition": "arrays",
+                                                       "generation_stats": "json"}  # fmt: skip
+    value, run = run_stage(cfg, "misclassifications", stores, compute)
     sets = {}
-    for name, (x, src, pool_name, y) in raw.items():
-        sets[name] = _view(cfg, model, name, x_pool if x is None else x, src, pool_name, y)
-        stats[name]["n"] = len(sets[name].x)
-        stats[name]["mean_max_logit"] = float(sets[name].logits.max(1).mean())
-        arrays = {k: getattr(sets[name], k) for k in ("source_index", "y", "logits", "features",
-                                                       "correct")}
-        arrays["pool"] = np.array(pool_name)
-        if x is not None:
-            arrays["x"] = x
-        artifacts.save_arrays(cfg.artifacts_dir, f"data_{name}", arrays, params=params,
-                              seed=cfg.seed)
-    stats[cfg.info["in_distribution"]]["accuracy"] = float(
-        sets[cfg.info["in_distribution"]].correct.mean()
-    )
-    flat = {f"{k}__{side}": v[i] for k, v in partition.items()
-            for i, side in enumerate(("train", "test"))}
-    artifacts.save_arrays(cfg.artifacts_dir, "partition", flat, params=params, seed=cfg.seed)
-    artifacts.save_json(cfg.artifacts_dir, "generation_stats", stats, params=params, seed=cfg.seed)
-    return Generation(sets, partition, stats, record_stage(cfg, "misclassifications", t0, False))
+    for name in names:
+        a = value[f"data_{name}"]
+        sets[name] = DataSet(name, a["x"] if "x" in a else x_pool, a["source_index"],
+                             str(a["pool"]), a["y"], a["logits"], a["features"], a["correct"])
+    p = value["partition"]
+    pools = sorted({k.rsplit("__", 1)[0] for k in p})
+    partition = {k: (p[f"{k}__train"], p[f"{k}__test"]) for k in pools}
+    stored = value["generation_stats"]
+    # In the experiment's order, as the sets (the JSON file keeps its keys sorted).
+    stats = {n: stored[n] for n in names if n in stored} | {
+        n: v for n, v in stored.items() if n not in names
+    }
+    return Generation(sets, partition, stats, run)
 
 
 def _view(cfg: Config, model, name: str, images, src, pool: str, y) -> DataSet:
@@ -306,25 +305,6 @@ def _generate(cfg: Config, model, names, x_pool, y_pool, progress: bool):
             stats[name] = {"n": n}
         stats[name]["seconds"] = time.perf_counter() - t
     return raw, stats, partition
-
-
-def _load_generation(cfg, params, names, x_pool, y_pool, t0) -> Generation:
-    root = cfg.artifacts_dir
-    sets = {}
-    for name in names:
-        a = artifacts.load_arrays(root, f"data_{name}", params=params)
-        x = a["x"] if "x" in a else x_pool
-        sets[name] = DataSet(name, x, a["source_index"], str(a["pool"]), a["y"], a["logits"],
-                             a["features"], a["correct"])
-    p = artifacts.load_arrays(root, "partition", params=params)
-    pools = sorted({k.rsplit("__", 1)[0] for k in p})
-    partition = {k: (p[f"{k}__train"], p[f"{k}__test"]) for k in pools}
-    stored = artifacts.load_json(root, "generation_stats", params=params)
-    # In the experiment's order, as the sets (the JSON file keeps its keys sorted).
-    stats = {n: stored[n] for n in names if n in stored} | {
-        n: v for n, v in stored.items() if n not in names
-    }
-    return Generation(sets, partition, stats, record_stage(cfg, "misclassifications", t0, True))
 
 
 def generation_table(gen: Generation):

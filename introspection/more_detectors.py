@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import detectors, splits
-from .classifier import keras_model, load_training_data
+from .classifier import keras_model, training_subset
 from .config import Config
 from .generation import Generation
 from .pipeline import Scores, score_with, scores_table
@@ -23,16 +23,6 @@ __all__ = ["EXTRA_METHODS", "extra_detectors", "extra_detector_scores", "detecto
 EXTRA_METHODS = ("max_logit", "energy", "odin", "mahalanobis", "mahalanobis_preprocessed")
 
 
-def _fit_images(cfg: Config):
-    """A seeded subset of ``detector_n_fit`` base-training images and their labels."""
-    x, y = load_training_data(cfg)
-    n = min(cfg["detector_n_fit"], len(x))
-    idx = np.sort(
-        np.random.default_rng(cfg.stream("detector_fit")).choice(len(x), n, replace=False)
-    )
-    return x[idx], y[idx]
-
-
 def extra_detectors(cfg: Config, model) -> dict:
     """The five detectors beyond the paper (:data:`EXTRA_METHODS` -> detector), fitted.
 
@@ -40,7 +30,7 @@ def extra_detectors(cfg: Config, model) -> dict:
     ``odin_temperature`` and ``odin_eps``; both Mahalanobis variants fit class means and a
     tied covariance of the features on ``detector_n_fit`` labelled training images.
     """
-    x_fit, y_fit = _fit_images(cfg)
+    x_fit, y_fit = training_subset(cfg, cfg["detector_n_fit"], "detector_fit")
     # One fit serves both Mahalanobis variants: the pre-processed one only moves inputs.
     preprocessed = detectors.MahalanobisPreprocessed(model, epsilon=cfg["mahalanobis_eps"]).fit(
         x_fit, y_fit

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import artifacts, detectors, metrics, models, runner, splits
-from .classifier import BaseModel, base_model, keras_model, load_training_data
+from .classifier import BaseModel, base_model, keras_model, training_subset
 from .config import Config
 from .generation import DataSet, Generation, misclassifications
 from .runner import (
@@ -57,13 +57,6 @@ class Fitted:
     params: dict | None = None
 
 
-def _trust_features(space: str, model, x) -> np.ndarray:
-    if space == "pixels":
-        return x.reshape(len(x), -1)
-    feats, logits = models.predict_features(model, x)
-    return feats if space == "features" else logits
-
-
 def trust_fit_data(cfg: Config, model, space: str):
     """The Trust Score's fitting data: ``trust_n_fit`` base-training images in ``space``.
 
@@ -73,23 +66,19 @@ def trust_fit_data(cfg: Config, model, space: str):
     """
     if space not in ("features", "logits", "pixels"):
         raise ValueError(f"space must be 'features', 'logits' or 'pixels'; got {space!r}.")
-    x_train, y_train = load_training_data(cfg)
-    n_fit = min(cfg["trust_n_fit"], len(x_train))
-    idx = np.sort(
-        np.random.default_rng(cfg.stream("trust_fit")).choice(len(x_train), n_fit, replace=False)
-    )
+    x, y = training_subset(cfg, cfg["trust_n_fit"], "trust_fit")
     if space == "pixels":
-        return _trust_features(space, model, x_train[idx]), y_train[idx]
+        return x.reshape(len(x), -1), y
 
     def compute():
-        feats, logits = models.predict_features(model, x_train[idx])
+        feats, logits = models.predict_features(model, x)
         return {"features": feats, "logits": logits}
 
-    params = {**cfg.stage_params("base_model"), "trust_n_fit": int(n_fit)}
+    params = {**cfg.stage_params("base_model"), "trust_n_fit": len(y)}
     arrays, _ = run_stage(
         cfg, "base_model", "trust_fit_data", compute, "arrays", params, record=False
     )
-    return arrays[space], y_train[idx]
+    return arrays[space], y
 
 
 def fit_trust_score(cfg: Config, model, space: str):

@@ -82,10 +82,11 @@ class Splits:
     test_sources: dict[str, np.ndarray]
 
 
-def partition_sources(n_sources: int, train_fraction: float = 0.5, seed: int = 0):
+def partition_sources(n_sources: int, train_fraction: float = 0.5, seed=0):
     """Split source indices ``0..n_sources-1`` into disjoint training and test pools.
 
-    Returns sorted ``(train, test)`` arrays, ``train_fraction`` (in (0, 1)) in ``train``.
+    Returns sorted ``(train, test)`` arrays, ``train_fraction`` (in (0, 1)) in ``train``;
+    ``seed``: an int or a ``numpy.random.SeedSequence``.
     """
     if int(n_sources) != n_sources or n_sources < 2:
         raise ValueError(f"n_sources must be an integer >= 2, got {n_sources}.")
@@ -104,7 +105,9 @@ def _partition_pools(parts, partition, train_fraction, seed):
         pools[part.pool] = max(pools.get(part.pool, 0), size)
     partition = partition or {}
     train_sources, test_sources = {}, {}
-    for k, (pool, size) in enumerate(sorted(pools.items())):
+    # a pool without a given partition draws its own from a child of the seed's stream
+    children = np.random.SeedSequence(seed).spawn(len(pools))
+    for child, (pool, size) in zip(children, sorted(pools.items()), strict=True):
         if pool in partition:
             tr, te = (np.asarray(a, dtype=np.int64) for a in partition[pool])
             if np.isin(tr, te).any():
@@ -113,7 +116,7 @@ def _partition_pools(parts, partition, train_fraction, seed):
         elif size < 2:
             raise ValueError(f"Pool {pool!r} has fewer than two source images.")
         else:
-            tr, te = partition_sources(size, train_fraction, seed=seed + 1000 + k)
+            tr, te = partition_sources(size, train_fraction, seed=child)
         train_sources[pool], test_sources[pool] = tr, te
     return train_sources, test_sources
 

@@ -45,6 +45,7 @@ def augmentation(kind: str, seed: int = 0, pad: int = 4, fill: str = "zeros"):
     import keras
     from keras import layers
 
+    # Keras layer seeds offset from the base classifier's (config.STREAMS: its draws keep them)
     if kind == "mnist":
         aug = [
             layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed),
