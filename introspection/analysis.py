@@ -59,11 +59,6 @@ def _cells_markdown(head, table: pd.DataFrame, labels, methods, cell) -> str:
     return _markdown(head, rows)
 
 
-def _paper_max_logit(name: str, experiment: str):
-    """Section 2.3's (mean, std) max logit of a set, for MNIST only; else None."""
-    return _paper.MAX_LOGIT.get(name) if experiment == "mnist" else None
-
-
 def _by_dataset(rows: Mapping[str, dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
 
@@ -106,7 +101,7 @@ def max_logit_comparison(stats_table: pd.DataFrame, in_distribution: str) -> pd.
     """Our max-logit mean ± std per dataset beside the paper's (Section 2.3, MNIST only)."""
     rows = {}
     for name, r in stats_table.iterrows():
-        paper = _paper_max_logit(name, in_distribution)
+        paper = _paper.max_logit(name, in_distribution)
         rows[name] = {"ours": f"{r['max_logit']:.1f} ± {r['max_logit_std']:.1f}",
                       "paper": f"{paper[0]} ± {paper[1]}" if paper else ""}  # fmt: skip
     return _by_dataset(rows)
@@ -368,7 +363,7 @@ def confidence_table(logits: Mapping[str, np.ndarray], experiment: str) -> pd.Da
     rows = {}
     for name, z in logits.items():
         z = np.asarray(z, dtype=np.float64)
-        paper_logit = (_paper_max_logit(name, experiment) or [np.nan])[0]
+        paper_logit = (_paper.max_logit(name, experiment) or [np.nan])[0]
         rows[name] = {
             "max softmax (%)": 100 * softmax(z, axis=1).max(1).mean(),
             "paper max softmax (%)": _paper.MAX_SOFTMAX.get(experiment, {}).get(name, np.nan),

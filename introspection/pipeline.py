@@ -17,16 +17,6 @@ from . import artifacts, detectors, metrics, models, runner, splits
 from .classifier import BaseModel, base_model, keras_model, training_subset
 from .config import Config
 from .generation import DataSet, Generation, misclassifications
-from .runner import (
-    StageRun,
-    load_artifact,
-    progress_bar,
-    record_stage,
-    run_stage,
-    save_artifact,
-    stage_timings,
-    write_table,
-)
 
 __all__ = ["introspection_sets", "Fitted", "trust_fit_data", "fit_trust_score",
            "fit_introspection_net", "fit_detectors", "score_test_sets", "score_examples",
@@ -52,7 +42,7 @@ class Fitted:
     detectors: dict
     history: dict
     trust_fit_size: int
-    run: StageRun
+    run: runner.StageRun
     #: Stage parameters of the fit: :func:`score_test_sets` caches only scores of these.
     params: dict | None = None
 
@@ -75,7 +65,7 @@ def trust_fit_data(cfg: Config, model, space: str):
         return {"features": feats, "logits": logits}
 
     params = {**cfg.stage_params("base_model"), "trust_n_fit": len(y)}
-    arrays, _ = run_stage(
+    arrays, _ = runner.run_stage(
         cfg, "base_model", "trust_fit_data", compute, "arrays", params, record=False
     )
     return arrays[space], y
@@ -131,7 +121,7 @@ def fit_detectors(
         net = fit_introspection_net(cfg, gen, sets, verbose=verbose)
         return {"introspection_net": net.model_, "introspection_net_history": net.history_}
 
-    stored, run = run_stage(
+    stored, run = runner.run_stage(
         cfg, "introspection_net",
         {"introspection_net": "model", "introspection_net_history": "json"}, compute,
         record=False,  # the stage's time includes the Trust Score's fit, recorded below
@@ -145,7 +135,7 @@ def fit_detectors(
         "softmax_baseline": detectors.SoftmaxBaseline(dtype=cfg["softmax_dtype"]),
         "trust_score": trust, "introspection_net": net,
     }
-    run = record_stage(cfg, "introspection_net", t0, reused)
+    run = runner.record_stage(cfg, "introspection_net", t0, reused)
     return Fitted(dets, history, n_fit, run, params=params)
 
 
@@ -160,14 +150,14 @@ def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: F
     cache = fitted.params == params
     scores = None
     if cache and artifacts.exists(cfg.artifacts_dir, "test_scores", params):
-        scores = load_artifact(cfg, "test_scores", "scores", params)
+        scores = runner.load_artifact(cfg, "test_scores", "scores", params)
     if scores is None or set(scores) != set(gen.sets):
         scores = {
             name: score_examples(cfg, fitted, ds, sets.test.of(name).index)
             for name, ds in gen.sets.items()
         }
         if cache:
-            save_artifact(cfg, "test_scores", "scores", scores, params)
+            runner.save_artifact(cfg, "test_scores", "scores", scores, params)
     return {name: {"label": sets.test.of(name).label, **scores[name]} for name in gen.sets}
 
 
@@ -186,7 +176,7 @@ class Scores:
     """Test-set scores ``{dataset: {method: ndarray}}`` of some detectors, and how they came."""
 
     scores: dict
-    run: StageRun
+    run: runner.StageRun
 
 
 def variant_scores(cfg: Config, gen, sets, stage: str, name: str, keys, train, progress, what):
@@ -206,13 +196,13 @@ def variant_scores(cfg: Config, gen, sets, stage: str, name: str, keys, train, p
             for d, ds in gen.sets.items()
         }
 
-    for key in progress_bar(list(keys), what, progress):
+    for key in runner.progress_bar(list(keys), what, progress):
         params = {**base_params, "variant": key}
-        out[key], run = run_stage(
+        out[key], run = runner.run_stage(
             cfg, stage, f"{name}_{key}", lambda key=key: compute(key), "scores", params, False
         )
         reused = reused and run.reused
-    return out, record_stage(cfg, stage, t0, reused)
+    return out, runner.record_stage(cfg, stage, t0, reused)
 
 
 def variants_table(cfg: Config, variants: dict, paper_scores: dict, column: str, value, csv: str):
@@ -228,14 +218,14 @@ def variants_table(cfg: Config, variants: dict, paper_scores: dict, column: str,
         t.insert(1, column, value(key))
         frames.append(t)
     table = pd.concat(frames, ignore_index=True)
-    write_table(cfg, table, csv, index=False)
+    runner.write_table(cfg, table, csv, index=False)
     return table
 
 
 def evaluate(cfg: Config, scores: dict):
     """Table 2 with bootstrap 95 % CIs (a row per dataset x method), written to ``table2.csv``."""
     table = scores_table(cfg, scores, cfg["n_boot"])
-    write_table(cfg, table, "table2.csv", index=False)
+    runner.write_table(cfg, table, "table2.csv", index=False)
     return table
 
 
@@ -305,7 +295,7 @@ def write_summary(run: Stages, claims):
     return runner.write_summary(
         run.cfg, base_accuracy=base.test_accuracy,
         set_sizes=set_sizes(run.sets).to_dict(orient="index"), generation=run.gen.stats,
-        wall_seconds=stage_timings(run.cfg), claims=claims.to_dict(orient="records"),
+        wall_seconds=runner.stage_timings(run.cfg), claims=claims.to_dict(orient="records"),
         base_model={"origin": base.origin, **base.history.get("trained_on", {})},
     )  # fmt: skip
 

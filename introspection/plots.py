@@ -26,7 +26,7 @@ from sklearn.metrics import roc_curve
 from introspection import artifacts, config, metrics
 
 __all__ = [
-    "DATASET_LABELS", "EXPERIMENTS", "METHOD_COLORS", "METHOD_LABELS", "METRIC_LABELS",
+    "DATASET_LABELS", "METHOD_COLORS", "METHOD_LABELS", "METRIC_LABELS",
     "OKABE_ITO", "ROLES", "ROLE_COLORS", "adaptive_curves", "auroc_grid", "dataset_color",
     "dataset_label", "dataset_role", "heatmap", "image_grid", "learning_curves",
     "logit_distributions", "method_label", "metric_comparison", "min_max_scatter",
@@ -39,9 +39,6 @@ OKABE_ITO = {
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
 }  # fmt: skip
 _GREY = "#999999"
-
-#: Datasets of each experiment (:data:`introspection.config.EXPERIMENTS`), in-distribution first.
-EXPERIMENTS = {e: tuple(spec["datasets"]) for e, spec in config.EXPERIMENTS.items()}
 
 #: Role -> hex colour (fixed for the whole book), in the book's legend order.
 ROLE_COLORS = {
@@ -120,16 +117,16 @@ def dataset_role(name: str, experiment: str) -> str:
     >>> dataset_role("cifar10", "mnist"), dataset_role("cifar10", "cifar10")
     ('cross_dataset', 'in_distribution')
     """
-    if experiment not in EXPERIMENTS:
+    if experiment not in config.EXPERIMENTS:
         raise ValueError(f"Unknown experiment {experiment!r}; "
-                         f"expected one of {sorted(EXPERIMENTS)}.")  # fmt: skip
-    datasets = EXPERIMENTS[experiment]
+                         f"expected one of {sorted(config.EXPERIMENTS)}.")  # fmt: skip
+    datasets = config.EXPERIMENTS[experiment]["datasets"]
     if name not in datasets:
         raise ValueError(f"Unknown dataset {name!r} for experiment {experiment!r}; "
                          f"expected one of {list(datasets)}.")  # fmt: skip
     if name == experiment:
         return "in_distribution"
-    return "cross_dataset" if name in EXPERIMENTS else name
+    return "cross_dataset" if name in config.EXPERIMENTS else name
 
 
 def dataset_color(name: str, experiment: str) -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import attacks, classifier, config, detectors, generation, metrics, models, pipeline, runner
 from . import paper as _paper
-from .analysis import _paper_max_logit, compare_with_paper
+from .analysis import compare_with_paper
 from .config import ATTACKS, Config
 
 __all__ = [
@@ -186,7 +186,7 @@ def _calibration(cfg: Config, ds, rows) -> dict:
     z = ds.logits[rows].astype(np.float64)
     top = z.max(1)
     soft = detectors.SoftmaxBaseline().score(z)
-    paper = _paper_max_logit(ds.name, cfg.experiment)
+    paper = _paper.max_logit(ds.name, cfg.experiment)
     return {
         "dataset": ds.name, "n": int(len(rows)), "max_logit_mean": float(top.mean()),
         "max_logit_std": float(top.std(ddof=1)),

@@ -11,21 +11,11 @@ import time
 
 import numpy as np
 
-from . import artifacts, attacks, models, splits
+from . import artifacts, attacks, models, pipeline, splits
 from .classifier import keras_model
 from .config import Config
 from .generation import DataSet, Generation, load_in_distribution
 from .more_detectors import extra_detectors
-from .pipeline import (
-    Fitted,
-    Scores,
-    fit_introspection_net,
-    score_examples,
-    score_with,
-    scores_table,
-    variant_scores,
-    variants_table,
-)
 from .runner import StageRun, progress_bar, run_stage, write_table
 
 __all__ = ["UNSEEN_ATTACKS", "leave_one_out", "leave_one_out_table", "unseen_attacks",
@@ -46,9 +36,9 @@ def leave_one_out(
     kinds = [n for n in gen.sets if n != cfg.info["in_distribution"]]
 
     def train(kind):
-        return fit_introspection_net(cfg, gen, sets, exclude=(kind,))
+        return pipeline.fit_introspection_net(cfg, gen, sets, exclude=(kind,))
 
-    return variant_scores(
+    return pipeline.variant_scores(
         cfg, gen, sets, "unseen", "unseen_scores", kinds, train, progress, "leave-one-out"
     )
 
@@ -62,7 +52,7 @@ def leave_one_out_table(cfg: Config, loo: dict, paper_scores: dict, table2):
     """
     import pandas as pd
 
-    full = variants_table(cfg, loo, paper_scores, "held_out", str, "leave_one_out.csv")
+    full = pipeline.variants_table(cfg, loo, paper_scores, "held_out", str, "leave_one_out.csv")
     seen = table2.set_index(["dataset", "method"])
     rows = []
     for held_out in loo:
@@ -134,7 +124,8 @@ def unseen_attack_stats(cfg: Config) -> dict:
 
 
 def unseen_attack_scores(
-    cfg: Config, attacked: dict[str, DataSet], fitted: Fitted, model=None, progress: bool = True
+    cfg: Config, attacked: dict[str, DataSet], fitted: pipeline.Fitted, model=None,
+    progress: bool = True,
 ) -> dict:
     """``{attack: {method: ndarray}}``: the paper's three methods and the five others (cached)."""
 
@@ -144,8 +135,8 @@ def unseen_attack_scores(
         for a in progress_bar(list(attacked), "scoring unseen attacks", progress):
             ds = attacked[a]
             rows = np.arange(len(ds.x))
-            scores[a] = score_examples(cfg, fitted, ds, rows)
-            scores[a].update({m: score_with(d, ds, rows) for m, d in extra.items()})
+            scores[a] = pipeline.score_examples(cfg, fitted, ds, rows)
+            scores[a].update({m: pipeline.score_with(d, ds, rows) for m, d in extra.items()})
         return scores
 
     params = {**cfg.stage_params("unseen"), **cfg.stage_params("detectors")}
@@ -153,13 +144,15 @@ def unseen_attack_scores(
     return run_stage(cfg, "unseen", name, compute, "scores", params, record=False)[0]
 
 
-def unseen_attack_table(cfg: Config, paper_scores: dict, extra: Scores, attacked_scores: dict):
+def unseen_attack_table(
+    cfg: Config, paper_scores: dict, extra: pipeline.Scores, attacked_scores: dict
+):
     """The eight detectors on the attacks nobody trained on, written to ``unseen_attacks.csv``."""
     in_name = cfg.info["in_distribution"]
     merged = {in_name: {**paper_scores[in_name], **extra.scores[in_name]}}
     order = list(merged[in_name])
     for a, per in attacked_scores.items():
         merged[a] = {m: per[m] for m in order if m != "label"}
-    table = scores_table(cfg, merged, cfg["n_boot"])
+    table = pipeline.scores_table(cfg, merged, cfg["n_boot"])
     write_table(cfg, table, "unseen_attacks.csv", index=False)
     return table

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
 from introspection import plots as P  # noqa: E402
+from introspection.config import EXPERIMENTS  # noqa: E402
 from introspection.metrics import auroc, evaluation_table  # noqa: E402
 from introspection.paper import MAX_LOGIT as PAPER_MAX_LOGIT  # noqa: E402
 
@@ -43,8 +44,8 @@ def test_roles_of_both_experiments():
     assert P.dataset_role("mnist", "cifar10") == "cross_dataset"
     assert P.dataset_role("fashion_mnist", "mnist") == "fashion_mnist"
     assert P.dataset_role("fgsm", "cifar10") == "fgsm"
-    for exp, datasets in P.EXPERIMENTS.items():
-        roles = [P.dataset_role(d, exp) for d in datasets]
+    for exp, spec in EXPERIMENTS.items():
+        roles = [P.dataset_role(d, exp) for d in spec["datasets"]]
         assert sorted(roles) == sorted(P.ROLES)  # every role exactly once
 
 
@@ -52,8 +53,9 @@ def test_every_role_has_a_distinct_valid_colour():
     colours = [P.ROLE_COLORS[r] for r in P.ROLES]
     assert len({c.lower() for c in colours}) == len(P.ROLES) == 9
     assert all(mcolors.is_color_like(c) and c.startswith("#") for c in colours)
-    for exp, datasets in P.EXPERIMENTS.items():
-        assert len({P.dataset_color(d, exp) for d in datasets}) == len(datasets)
+    for exp, spec in EXPERIMENTS.items():
+        colours = {P.dataset_color(d, exp) for d in spec["datasets"]}
+        assert len(colours) == len(spec["datasets"])
 
 
 def test_colour_follows_role_not_name():
