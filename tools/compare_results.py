@@ -95,6 +95,10 @@ def main(argv=None) -> int:
                 inside = int(c["old inside CI"].sum())
                 line += f"; old value inside the new 95 % CI {inside}/{len(c)}"
             print(line)
+            if name == "table2.csv":
+                cols = ["within 2 std", "old inside CI"]
+                by = c.groupby("method", sort=False)[cols].agg(lambda v: f"{v.sum()}/{len(v)}")
+                print(by.to_string())
             if name == "table2.csv" and args.rows:
                 print(c.round(2).to_string(index=False))
     return 0
