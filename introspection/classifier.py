@@ -7,6 +7,7 @@ MNIST: the paper's Table 1 CNN; CIFAR-10: a Wide ResNet or airbench94's network
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,7 @@ def _relative(path: Path) -> str:
 
 def _forget_downstream(root: Path) -> None:
     """Delete every artifact but the base model's: they were made from other weights."""
+    shutil.rmtree(root / "draws", ignore_errors=True)  # chapter 10's other draws
     for name in artifacts.names(root):
         if name not in _BASE_ARTIFACTS and name != "timing_base_model":
             artifacts.remove(root, name)
@@ -156,8 +158,6 @@ def base_model(
 
 def _train_base_model(cfg: Config, params: dict, verbose: int, fresh: bool, progress: bool):
     """Train the base classifier; returns its history and a float32 model of its weights."""
-    import shutil
-
     precision, reason = cfg.precision
     x_train, y_train = load_training_data(cfg)
     _, (x_test, y_test) = datasets.load(cfg.info["in_distribution"], cfg.data_dir)

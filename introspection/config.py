@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,9 @@ EXPERIMENTS: dict[str, dict] = {
 }  # fmt: skip
 
 #: Every random stream of a run after the base classifier, by name (:meth:`Config.stream`).
-#: Each is drawn from ``numpy.random.SeedSequence(seed, spawn_key=(crc32(name), k))``: streams
-#: are independent of each other, and adding one leaves the others' draws unchanged. The base
+#: Each is drawn from ``numpy.random.SeedSequence(seed, spawn_key=(crc32(name), k[, draw]))``:
+#: streams are independent of each other, and adding one leaves the others' draws unchanged;
+#: a ``draw`` above 0 (:meth:`Config.redraw`) redraws them all (chapter 10). The base
 #: classifier's own draws (training subset, weights, augmentation, batch order) use the seed
 #: itself, as the committed weights were trained with.
 STREAMS = {
@@ -201,6 +202,8 @@ PARAMETERS: dict[str, dict] = {
     "spsa_n": _p(int, 50, _A, "images of the gradient-free (SPSA) check"),
     "spsa_samples": _p(int, 32, _A, "SPSA perturbation pairs per step"),
     "n_seeds": _p(int, 5, _S, "Introspection-Net trainings with different seeds", lo=2),
+    "n_draws": _p(int, 5, _S, "runs with every random draw after the base classifier made "
+        "again (1: only the published one)"),
 }  # fmt: skip
 
 # The recipe of each experiment's classifier (Section 2.1; Zagoruyko & Komodakis 2016)
@@ -227,13 +230,13 @@ _EXPERIMENT_DEFAULTS = {
 _SMALL_SETS = {
     "n_source": 1000, "n_train_in": 200, "n_train_other": 40, "n_test": 100, "n_analysis": 100,
     "n_scatter": 100, "bim_nb_iter": 10, "introspection_epochs": 10, "trust_n_fit": 1000,
-    "n_boot": 100, "detector_n_fit": 1000, "n_seeds": 2, "unseen_n": 100, "cw_binary_steps": 2,
-    "cw_max_iter": 30, "adaptive_n": 40, "adaptive_steps": 10, "adaptive_restarts": 1,
-    "spsa_n": 10, "spsa_samples": 8,
+    "n_boot": 100, "detector_n_fit": 1000, "n_seeds": 2, "n_draws": 2, "unseen_n": 100,
+    "cw_binary_steps": 2, "cw_max_iter": 30, "adaptive_n": 40, "adaptive_steps": 10,
+    "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 8,
 }  # fmt: skip
 _REDUCED_SETS = {
     "n_train": 20000, "introspection_epochs": 20, "trust_n_fit": 3000, "n_boot": 200,
-    "detector_n_fit": 3000, "n_seeds": 3, "cw_binary_steps": 2, "cw_max_iter": 100,
+    "detector_n_fit": 3000, "n_seeds": 3, "n_draws": 2, "cw_binary_steps": 2, "cw_max_iter": 100,
     "adaptive_restarts": 1, "spsa_n": 10, "spsa_samples": 16,
 }  # fmt: skip
 
@@ -348,6 +351,8 @@ class Config:
         The cache of arrays and models; where figures, tables and the summary go.
     params, overrides : dict
         Every parameter of :data:`PARAMETERS`, validated; those that differ from the profile.
+    draw : int
+        Which draw of the random streams (:meth:`redraw`); 0 is the published run's.
     """
 
     experiment: str
@@ -358,6 +363,7 @@ class Config:
     results_dir: Path
     params: dict = field(repr=False)
     overrides: dict = field(default_factory=dict)
+    draw: int = 0
 
     def __getitem__(self, name):
         return self.params[name]
@@ -386,9 +392,20 @@ class Config:
         """
         if name not in STREAMS:
             raise KeyError(f"Unknown random stream {name!r}; expected one of {list(STREAMS)}.")
-        key = (zlib.crc32(name.encode()), int(k))
+        key = (zlib.crc32(name.encode()), int(k), *([self.draw] if self.draw else []))
         state = np.random.SeedSequence(self.seed, spawn_key=key).generate_state(1)[0]
         return int(state) >> 1  # below 2**31: a valid seed for NumPy, Keras and TensorFlow
+
+    def redraw(self, draw: int) -> Config:
+        """The run with draw ``draw`` of every random stream (0: this run), cached apart.
+
+        Its artifacts go to ``draws/<draw>`` of this run's, its results beside them.
+        """
+        if draw == 0:
+            return self
+        scratch = self.artifacts_dir / "draws" / str(draw)
+        (scratch / "results").mkdir(parents=True, exist_ok=True)
+        return replace(self, draw=draw, artifacts_dir=scratch, results_dir=scratch / "results")
 
     @property
     def bim_step(self) -> float:
@@ -405,6 +422,7 @@ class Config:
             raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
         upto = DEPENDS_ON[stage]
         out = {"experiment": self.experiment, "seed": self.seed}
+        out |= {"draw": self.draw} if self.draw else {}
         out |= {"revisions": {s: REVISIONS[s] for s in upto}, "versions": key_versions()}
         for k, v in self.params.items():
             spec = PARAMETERS[k]  # a parameter without a neutral value (_UNSET) never equals it

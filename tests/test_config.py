@@ -178,3 +178,22 @@ def test_random_streams_are_named_independent_seeds(tmp_path):
     assert all(other.stream(n) != s for n, s in seeds.items())
     with pytest.raises(KeyError, match="Unknown random stream"):
         cfg.stream("nope")
+
+
+def test_a_redraw_draws_every_stream_anew_in_its_own_cache(tmp_path):
+    import zlib
+
+    cfg = config.configure("mnist", "smoke", seed=5, artifacts_dir=tmp_path)
+    assert cfg.redraw(0) is cfg
+    again = cfg.redraw(2)
+    assert again.draw == 2 and cfg.draw == 0 and again.params == cfg.params
+    # Known answer: the draw is the spawn key's third word; draw 0 keeps the published seeds.
+    ss = np.random.SeedSequence(5, spawn_key=(zlib.crc32(b"splits"), 0, 2))
+    assert again.stream("splits") == int(ss.generate_state(1)[0]) >> 1
+    assert all(again.stream(n) != cfg.stream(n) for n in config.STREAMS)
+    assert cfg.redraw(3).stream("splits") != again.stream("splits")
+    # Its own artifacts and results, under the run's cache; its own keys, base model's too.
+    assert again.artifacts_dir == cfg.artifacts_dir / "draws" / "2"
+    assert again.results_dir == again.artifacts_dir / "results" and again.results_dir.is_dir()
+    assert again.stage_params("evaluation") == {**cfg.stage_params("evaluation"), "draw": 2}
+    assert "draw" not in cfg.stage_params("evaluation")

@@ -261,6 +261,16 @@ def test_beyond_the_paper_stages(tmp_path):
     assert sorted(seed_rows.seed.unique()) == [0, 1] and (tmp_path / "r" / "seeds.csv").is_file()
     summary = seeds.seed_summary(seed_rows, table2)
     assert (summary["auroc std"] >= 0).all() and len(summary) == 8
+    draws = seeds.draw_table(pipeline.stages(cfg), progress=False)
+    assert sorted(draws.draw.unique()) == [0, 1] and (tmp_path / "r" / "draws.csv").is_file()
+    first = draws[draws.draw == 0].reset_index(drop=True)
+    np.testing.assert_allclose(first.auroc, table2.auroc, atol=1e-9)  # draw 0 is Table 2's run
+    assert not np.allclose(draws[draws.draw == 1].auroc, first.auroc)
+    assert (cfg.artifacts_dir / "draws" / "1" / "test_scores.json").is_file()
+    # The stage's time counts the other draw's stages.
+    assert artifacts.exists(cfg.artifacts_dir, "timing_seeds__draws", cfg.stage_params("seeds"))
+    spread = seeds.draw_spread(draws)
+    assert spread.shape == (8, 3) and (spread.fillna(0) >= 0).all().all()
 
     attacked = unseen.unseen_attacks(cfg, gen, base.model, progress=False)
     stats = unseen.unseen_attack_stats(cfg)
