@@ -97,7 +97,9 @@ analysis.display_table(summary, 2)
 draws = seeds.draw_table(run)
 spread = seeds.draw_spread(draws, by_seed_table)
 spread.index = [plots.dataset_label(d, cfg.experiment) for d in spread.index]
-analysis.display_table(spread, 2)
+shown = spread.rename(columns=lambda m: plots.method_label(m).replace("introspection_net",
+                                                                     "Introspection-Net"))
+analysis.display_table(shown.rename_axis(columns=None), 2)
 
 # %% [markdown]
 # ## What we see

@@ -54,17 +54,18 @@ def seed_summary(seeds, table2):
     return pd.DataFrame(cols)
 
 
-def draw_table(run: pipeline.Stages, progress: bool = True):
+def draw_table(run: pipeline.Stages):
     """Table 2 without intervals (column ``draw``) of ``n_draws`` runs, written to ``draws.csv``.
 
     Draw 0 is ``run``; draw ``d`` runs the paper's stages on the same base classifier with
     draw ``d`` of every random stream (:meth:`introspection.config.Config.redraw`): other
-    source images, patches, noise, sets, Trust Score fit and Introspection-Net seed.
+    source images, patches, noise, sets, Trust Score fit and Introspection-Net seed. Each
+    draw's generation of the misclassified sets shows its own progress bar.
     """
     import pandas as pd
 
     frames, seconds = [], 0.0
-    for d in runner.progress_bar(range(run.cfg["n_draws"]), "draws", progress):
+    for d in range(run.cfg["n_draws"]):
         other = run if d == 0 else pipeline.stages(run.cfg.redraw(d))
         other.base = run.base
         fitted, t0 = other.fitted, time.perf_counter()

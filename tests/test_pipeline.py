@@ -261,7 +261,7 @@ def test_beyond_the_paper_stages(tmp_path):
     assert sorted(seed_rows.seed.unique()) == [0, 1] and (tmp_path / "r" / "seeds.csv").is_file()
     summary = seeds.seed_summary(seed_rows, table2)
     assert (summary["auroc std"] >= 0).all() and len(summary) == 8
-    draws = seeds.draw_table(pipeline.stages(cfg), progress=False)
+    draws = seeds.draw_table(pipeline.stages(cfg))
     assert sorted(draws.draw.unique()) == [0, 1] and (tmp_path / "r" / "draws.csv").is_file()
     first = draws[draws.draw == 0].reset_index(drop=True)
     np.testing.assert_allclose(first.auroc, table2.auroc, atol=1e-9)  # draw 0 is Table 2's run
