@@ -17,6 +17,8 @@ from scipy.special import logsumexp
 from scipy.special import softmax as _scipy_softmax
 from sklearn.neighbors import KDTree, NearestNeighbors
 
+from .metrics import _check_int, _finite
+
 __all__ = ["Detector", "EnergyScore", "IntrospectionNet", "Mahalanobis", "MahalanobisPreprocessed",
            "MaxLogit", "ODIN", "SoftmaxBaseline", "TrustScore", "softmax"]
 
@@ -36,12 +38,7 @@ def _check_array(x, name, images=False):
                          f"got shape {x.shape}.")
     if 0 in x.shape[:2]:
         raise ValueError(f"{name} must be non-empty; got shape {x.shape}.")
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}.")
-    x = x.astype(np.float32 if images else np.float64, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return x
+    return _finite(x, name, np.float32 if images else np.float64)
 
 
 def _check_labels(y, n_samples, name):
@@ -60,16 +57,16 @@ def _check_labels(y, n_samples, name):
 
 def _check_rule(value, name, rule):
     """Raise ValueError unless ``value`` obeys ``rule`` (see :class:`Detector`)."""
-    real = (int, float, np.integer, np.floating)
-    number = isinstance(value, real) and not isinstance(value, bool)
+    if rule == "int":
+        _check_int(value, name)
+        return
     if isinstance(rule, tuple):
         quoted = [repr(c) for c in rule]
         ok, must = value in rule, f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-    elif rule == "int":
-        ok = number and isinstance(value, (int, np.integer)) and value >= 1
-        must = "a positive integer"
     else:
-        ok = number and np.isfinite(value) and (value > 0 if rule == "> 0" else value >= 0)
+        number = isinstance(value, (int, float, np.integer, np.floating))
+        ok = number and not isinstance(value, bool) and np.isfinite(value)
+        ok = ok and (value > 0 if rule == "> 0" else value >= 0)
         must = f"a finite number {rule}"
     if not ok:
         raise ValueError(f"{name} must be {must}; got {value!r}.")

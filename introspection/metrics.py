@@ -26,6 +26,24 @@ METRICS = ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
 _CHUNK_CELLS = 1_000_000
 
 
+def _finite(values, name, dtype=np.float64):
+    """``values`` as an array of ``dtype``; ValueError unless real numbers (no bool), finite."""
+    arr = np.asarray(values)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def _check_int(value, name, minimum=1):
+    """``value`` as an int; ValueError unless an integer (no bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
 def _check_inputs(y_true, score):
     """Return ``(y_true as int8 0/1, score as float64)``, or raise ValueError."""
     y, s = np.asarray(y_true), np.asarray(score)
@@ -37,12 +55,7 @@ def _check_inputs(y_true, score):
         raise ValueError(f"y_true must be boolean or 0/1; got dtype {y.dtype}.")
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("y_true must contain only 0 (incorrect) and 1 (correct).")
-    y = y.astype(np.int8)
-    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
-        raise ValueError(f"score must hold real numbers; got dtype {s.dtype}.")
-    s = s.astype(np.float64)
-    if not np.all(np.isfinite(s)):
-        raise ValueError("score contains NaN or infinite values.")
+    y, s = y.astype(np.int8), _finite(s, "score")
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == y.shape[0]:
         raise ValueError("y_true must contain both classes (1 = correct, 0 = incorrect); "
@@ -51,8 +64,7 @@ def _check_inputs(y_true, score):
 
 
 def _check_bootstrap_args(n_boot, ci, min_boot=0):
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < min_boot:
-        raise ValueError(f"n_boot must be an integer >= {min_boot}; got {n_boot!r}.")
+    _check_int(n_boot, "n_boot", min_boot)
     if not 0.0 < float(ci) < 1.0:
         raise ValueError(f"ci must be in (0, 1); got {ci!r}.")
 
