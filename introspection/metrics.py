@@ -226,29 +226,25 @@ _BOUNDS = [f"{name}_{side}" for name in METRICS for side in ("lo", "hi")]
 _TABLE_COLUMNS = ["experiment", "dataset", "method", *METRICS, *_BOUNDS, "n_pos", "n_neg"]
 
 
-def check_correct_mask(in_correct) -> np.ndarray:
-    """Validate a "prediction correct" mask (1-D, bool or 0/1) and return it as bool."""
+def check_scores(in_correct, in_scores, ood_scores) -> tuple[np.ndarray, dict, list]:
+    """Validate :func:`evaluation_table`'s scores: the bool mask, float64 arrays, the jobs.
+
+    The jobs are the (dataset, method) pairs; each dataset scores every method in one 1-D array.
+    """
     correct = np.asarray(in_correct)
     if correct.ndim != 1:
         raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
     if correct.dtype != bool and not np.all((correct == 0) | (correct == 1)):
         raise ValueError("in_correct must be boolean (True = correct prediction).")
-    return correct.astype(bool, copy=False)
-
-
-def check_in_scores(correct: np.ndarray, in_scores) -> dict:
-    """Validate each method's in-distribution scores against ``correct``; return float64 arrays."""
+    for arg, value in (("in_scores", in_scores), ("ood_scores", ood_scores)):
+        if not value:
+            raise ValueError(f"{arg} is empty.")
     in_arrays = {m: np.asarray(in_scores[m], dtype=np.float64) for m in in_scores}
     for m, arr in in_arrays.items():
         if arr.shape != correct.shape:
             raise ValueError(f"in_scores[{m!r}] has shape {arr.shape}; "
                              f"expected {correct.shape} like in_correct.")
-    return in_arrays
-
-
-def check_ood_scores(ood_scores, methods) -> list[tuple[str, str]]:
-    """Check that each dataset scores every method in one 1-D array; return (dataset, method)s."""
-    jobs = []
+    methods, jobs = list(in_scores), []
     for d, per_method in ood_scores.items():
         if set(per_method) != set(methods):
             raise ValueError(f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected "
@@ -258,7 +254,7 @@ def check_ood_scores(ood_scores, methods) -> list[tuple[str, str]]:
             raise ValueError(f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
                              f"got shapes {sorted(sizes)}.")
         jobs.extend((d, m) for m in methods)
-    return jobs
+    return correct.astype(bool, copy=False), in_arrays, jobs
 
 
 def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
@@ -278,12 +274,7 @@ def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
     one seed for every row, a paired bootstrap across methods. Columns: Table 2's, their
     ``_lo``/``_hi`` bounds, ``n_pos`` and ``n_neg``.
     """
-    correct = check_correct_mask(in_correct)
-    for arg, value in (("in_scores", in_scores), ("ood_scores", ood_scores)):
-        if not value:
-            raise ValueError(f"{arg} is empty.")
-    in_arrays = check_in_scores(correct, in_scores)
-    jobs = check_ood_scores(ood_scores, list(in_scores))
+    correct, in_arrays, jobs = check_scores(in_correct, in_scores, ood_scores)
     if progress:
         from tqdm import tqdm
 

@@ -364,13 +364,9 @@ def roc_grid(in_correct, in_scores: Mapping[str, np.ndarray],
     Panel ``d`` is the sample of :func:`introspection.metrics.evaluation_table` (same
     arguments): ``in_scores[m]`` (positive where ``in_correct``) against ``ood_scores[d][m]``.
     """
-    correct = metrics.check_correct_mask(in_correct)
-    if not in_scores:
-        raise ValueError("in_scores is empty.")
+    correct, in_arrays, _ = metrics.check_scores(in_correct, in_scores, ood_scores)
     _check_datasets(ood_scores, experiment, "ood_scores")
     methods = list(in_scores)
-    in_arrays = metrics.check_in_scores(correct, in_scores)
-    metrics.check_ood_scores(ood_scores, methods)
     colors = _method_colors(methods)
     y_in = correct.astype(np.int8)
     fig, axes = _grid(len(ood_scores), ncols, (2.7, 2.9), sharex=True, sharey=True)
