@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _cleverhans
+from .detectors import _check_range
 from .hardware import import_tensorflow
 from .metrics import _check_int, _finite
 
@@ -34,8 +35,6 @@ __all__ = [
 #: Added to DeepFool's step as in the reference (LTS4/DeepFool), so that it lands just
 #: past the linearised boundary: ``r_i = (pert + 1e-4) * w / ||w||``.
 DEEPFOOL_STEP_EPS = 1e-4
-
-_RANGE_TOL = 1e-5  # how far outside [clip_min, clip_max] the input images may lie
 
 
 class Generated(NamedTuple):
@@ -87,10 +86,7 @@ def _check_clip(x: np.ndarray, clip_min: float, clip_max: float) -> tuple[float,
     _require(math.isfinite(clip_min) and math.isfinite(clip_max),
              "clip_min and clip_max must be finite")
     _require(clip_min < clip_max, f"clip_min must be < clip_max; got {clip_min} >= {clip_max}")
-    lo, hi = (float(x.min()), float(x.max())) if x.size else (clip_min, clip_max)
-    _require(lo >= clip_min - _RANGE_TOL and hi <= clip_max + _RANGE_TOL,
-             f"x values lie in [{lo:g}, {hi:g}], outside [clip_min, clip_max] = "
-             f"[{clip_min:g}, {clip_max:g}] (wrong pixel scale?)")
+    _check_range(x, clip_min, clip_max)
     return clip_min, clip_max
 
 

@@ -24,7 +24,7 @@ __all__ = ["Detector", "EnergyScore", "IntrospectionNet", "Mahalanobis", "Mahala
 
 #: From this many features on, ``TrustScore(algorithm="auto")`` searches by brute force.
 BRUTE_FROM_DIM = 256
-#: Tolerance of the [clip_min, clip_max] input check (as in introspection.attacks).
+#: How far outside [clip_min, clip_max] input images may lie (here and in introspection.attacks).
 _RANGE_TOL = 1e-5
 
 
@@ -70,6 +70,14 @@ def _check_rule(value, name, rule):
         must = f"a finite number {rule}"
     if not ok:
         raise ValueError(f"{name} must be {must}; got {value!r}.")
+
+
+def _check_range(x, lo, hi, hint=""):
+    """Raise ValueError where ``x`` leaves ``[lo, hi]`` by more than :data:`_RANGE_TOL`."""
+    x_lo, x_hi = (float(x.min()), float(x.max())) if x.size else (lo, hi)
+    if x_lo < lo - _RANGE_TOL or x_hi > hi + _RANGE_TOL:
+        raise ValueError(f"x values lie in [{x_lo:g}, {x_hi:g}], outside [clip_min, clip_max] = "
+                         f"[{lo:g}, {hi:g}] (wrong pixel scale?{hint}).")
 
 
 def _batched(f, x, size):
@@ -439,12 +447,7 @@ class _InputPreprocessing(Detector):
     def _check_inputs(self, x):
         self._check_params()
         x = _check_array(x, "x", images=True)
-        lo, hi = self._clip
-        x_lo, x_hi = float(x.min()), float(x.max())
-        if x_lo < lo - _RANGE_TOL or x_hi > hi + _RANGE_TOL:
-            raise ValueError(f"x values lie in [{x_lo:g}, {x_hi:g}], outside [clip_min, "
-                             f"clip_max] = [{lo:g}, {hi:g}] (wrong pixel scale? pass "
-                             "clip_min=None / clip_max=None to disable clipping).")
+        _check_range(x, *self._clip, " pass clip_min=None / clip_max=None to disable clipping")
         return x
 
     def _loss_gradient(self, xb):
