@@ -294,15 +294,13 @@ def _accept_all(f, z):
     return np.ones(len(z), bool)
 
 
-def _evasion(fm, attack, todo, x, y, accept) -> dict:
-    """Run ``attack(indices) -> x_adv`` on ``todo``; which evade each detector."""
-    out = {m: np.zeros(len(x), bool) for m in ADAPTIVE_DETECTORS}
+def _evasion(a: _Attacked, attack, todo, evaded: dict, key: str) -> None:
+    """Run ``attack(indices) -> x_adv`` on ``todo``; mark in ``evaded[(m, key)]`` who evades."""
     if len(todo) == 0:
-        return out
+        return
     x_adv = attack(todo)
     for m in ADAPTIVE_DETECTORS:
-        out[m][todo] = evades(fm, x_adv, y[todo], accept[m])
-    return out
+        evaded[(m, key)][todo] |= evades(a.fm, x_adv, a.y[todo], a.accept[m])
 
 
 def adaptive_attacks(
@@ -394,9 +392,7 @@ def _attack_at(cfg, a: _Attacked, fitted, eps: float, evaded: dict) -> None:
             eps=eps, steps=steps, restarts=restarts, seed=seed,
         )[0]  # fmt: skip
 
-    res = _evasion(a.fm, pgd, np.arange(len(a.x)), a.x, a.y, a.accept)
-    for m in ADAPTIVE_DETECTORS:
-        evaded[(m, "pgd")] |= res[m]
+    _evasion(a, pgd, np.arange(len(a.x)), evaded, "pgd")
 
     def accept_all_three(f, zz):
         return np.all([a.accept[m](f, zz) for m in ADAPTIVE_DETECTORS], axis=0)
@@ -410,9 +406,7 @@ def _attack_at(cfg, a: _Attacked, fitted, eps: float, evaded: dict) -> None:
                 eps=eps, steps=steps,
             )[0]  # fmt: skip
 
-        res = _evasion(a.fm, match, todo, a.x, a.y, a.accept)
-        for m in ADAPTIVE_DETECTORS:
-            evaded[(m, key)] |= res[m]
+        _evasion(a, match, todo, evaded, key)
     configs = [(lam, kap) for lam in (1.0, 10.0) for kap in (0.0, a.kappa)]
     for m in ("softmax_baseline", "introspection_net"):
         for lam, kap in configs:

@@ -175,11 +175,9 @@ def exists(root, name: str, params: Mapping | None = None) -> bool:
 
 def save_arrays(root, name: str, arrays: Mapping[str, np.ndarray], *, params=None, seed=None):
     """Save named arrays (no object arrays: no pickle) as ``<root>/<name>.npz``; its manifest."""
-    data = {}
-    for key, value in arrays.items():
-        data[str(key)] = a = np.asarray(value)
-        if a.dtype == object:
-            raise ValueError(f"Array {key!r} has dtype object; only plain arrays can be saved.")
+    data = {str(key): np.asarray(value) for key, value in arrays.items()}
+    if objects := [key for key, a in data.items() if a.dtype == object]:
+        raise ValueError(f"Array {objects[0]!r} has dtype object; only plain arrays can be saved.")
     shapes = {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in data.items()}
     return _save(root, name, "arrays", lambda p: np.savez(p, **data), params, seed, arrays=shapes)
 

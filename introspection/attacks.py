@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _cleverhans
+from .detectors import _check_range
 from .hardware import import_tensorflow
+from .metrics import _check_int, _finite
 
 tf = import_tensorflow()  # before cleverhans imports it, without the start-up lines
 # This cleverhans submodule does not import tensorflow-probability (broken by Keras 3).
@@ -33,8 +35,6 @@ __all__ = [
 #: Added to DeepFool's step as in the reference (LTS4/DeepFool), so that it lands just
 #: past the linearised boundary: ``r_i = (pert + 1e-4) * w / ||w||``.
 DEEPFOOL_STEP_EPS = 1e-4
-
-_RANGE_TOL = 1e-5  # how far outside [clip_min, clip_max] the input images may lie
 
 
 class Generated(NamedTuple):
@@ -62,17 +62,10 @@ def _require(ok, message: str) -> None:
         raise ValueError(message)
 
 
-def _numeric(a: np.ndarray) -> bool:
-    return np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
-
-
 def _as_images(x: Any) -> np.ndarray:
     x = np.asarray(x)
     _require(x.ndim == 4, f"x must have shape (N, H, W, C); got an array of shape {x.shape}")
-    _require(_numeric(x), f"x must be numeric; got dtype {x.dtype}")
-    x = x.astype(np.float32, copy=False)
-    _require(np.all(np.isfinite(x)), "x contains NaN or infinite values")
-    return x
+    return _finite(x, "x", np.float32)
 
 
 def _as_labels(y: Any, n: int) -> np.ndarray:
@@ -80,7 +73,7 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
     _require(y.ndim == 1, f"y must be a 1-D array of integer class ids, shape (N,); got shape "
              f"{y.shape}")
     _require(y.shape[0] == n, f"y has {y.shape[0]} labels but x has {n} images")
-    _require(_numeric(y), f"y must hold integer class ids; got dtype {y.dtype}")
+    _require(y.dtype.kind in "iuf", f"y must hold integer class ids; got dtype {y.dtype}")
     _require(y.dtype.kind != "f" or np.all(y == np.round(y)),
              "y must hold integer class ids (got non-integer floats)")
     y = y.astype(np.int64)
@@ -93,10 +86,7 @@ def _check_clip(x: np.ndarray, clip_min: float, clip_max: float) -> tuple[float,
     _require(math.isfinite(clip_min) and math.isfinite(clip_max),
              "clip_min and clip_max must be finite")
     _require(clip_min < clip_max, f"clip_min must be < clip_max; got {clip_min} >= {clip_max}")
-    lo, hi = (float(x.min()), float(x.max())) if x.size else (clip_min, clip_max)
-    _require(lo >= clip_min - _RANGE_TOL and hi <= clip_max + _RANGE_TOL,
-             f"x values lie in [{lo:g}, {hi:g}], outside [clip_min, clip_max] = "
-             f"[{clip_min:g}, {clip_max:g}] (wrong pixel scale?)")
+    _check_range(x, clip_min, clip_max)
     return clip_min, clip_max
 
 
@@ -117,11 +107,7 @@ def _checked(**values):
             _require(math.isfinite(value) and value >= 0,
                      f"{name} must be finite and >= 0; got {value}")
         elif value is not None or name not in ("n_examples", "max_per_source"):
-            minimum = _INT_MINIMUM.get(name, 1)
-            _require(isinstance(value, int | np.integer) and not isinstance(value, bool),
-                     f"{name} must be an integer; got {value!r}")
-            _require(value >= minimum, f"{name} must be >= {minimum}; got {value}")
-            value = int(value)
+            value = _check_int(value, name, _INT_MINIMUM.get(name, 1))
         out.append(value)
     return out if len(out) > 1 else out[0]
 

@@ -147,13 +147,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None):
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
     dirs = _candidate_dirs(data_dir)
-    for directory in dirs:
-        path = directory / f"{name}.npz"
-        if path.is_file():
-            arrays = _read_npz(path, name)
-            break
-    else:
-        arrays = _keras_download(name, dirs)
+    path = next((p for d in dirs if (p := d / f"{name}.npz").is_file()), None)
+    arrays = _keras_download(name, dirs) if path is None else _read_npz(path, name)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 

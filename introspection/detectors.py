@@ -17,12 +17,14 @@ from scipy.special import logsumexp
 from scipy.special import softmax as _scipy_softmax
 from sklearn.neighbors import KDTree, NearestNeighbors
 
+from .metrics import _check_int, _finite
+
 __all__ = ["Detector", "EnergyScore", "IntrospectionNet", "Mahalanobis", "MahalanobisPreprocessed",
            "MaxLogit", "ODIN", "SoftmaxBaseline", "TrustScore", "softmax"]
 
 #: From this many features on, ``TrustScore(algorithm="auto")`` searches by brute force.
 BRUTE_FROM_DIM = 256
-#: Tolerance of the [clip_min, clip_max] input check (as in introspection.attacks).
+#: How far outside [clip_min, clip_max] input images may lie (here and in introspection.attacks).
 _RANGE_TOL = 1e-5
 
 
@@ -36,12 +38,7 @@ def _check_array(x, name, images=False):
                          f"got shape {x.shape}.")
     if 0 in x.shape[:2]:
         raise ValueError(f"{name} must be non-empty; got shape {x.shape}.")
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}.")
-    x = x.astype(np.float32 if images else np.float64, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return x
+    return _finite(x, name, np.float32 if images else np.float64)
 
 
 def _check_labels(y, n_samples, name):
@@ -60,19 +57,27 @@ def _check_labels(y, n_samples, name):
 
 def _check_rule(value, name, rule):
     """Raise ValueError unless ``value`` obeys ``rule`` (see :class:`Detector`)."""
-    real = (int, float, np.integer, np.floating)
-    number = isinstance(value, real) and not isinstance(value, bool)
+    if rule == "int":
+        _check_int(value, name)
+        return
     if isinstance(rule, tuple):
         quoted = [repr(c) for c in rule]
         ok, must = value in rule, f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-    elif rule == "int":
-        ok = number and isinstance(value, (int, np.integer)) and value >= 1
-        must = "a positive integer"
     else:
-        ok = number and np.isfinite(value) and (value > 0 if rule == "> 0" else value >= 0)
+        number = isinstance(value, (int, float, np.integer, np.floating))
+        ok = number and not isinstance(value, bool) and np.isfinite(value)
+        ok = ok and (value > 0 if rule == "> 0" else value >= 0)
         must = f"a finite number {rule}"
     if not ok:
         raise ValueError(f"{name} must be {must}; got {value!r}.")
+
+
+def _check_range(x, lo, hi, hint=""):
+    """Raise ValueError where ``x`` leaves ``[lo, hi]`` by more than :data:`_RANGE_TOL`."""
+    x_lo, x_hi = (float(x.min()), float(x.max())) if x.size else (lo, hi)
+    if x_lo < lo - _RANGE_TOL or x_hi > hi + _RANGE_TOL:
+        raise ValueError(f"x values lie in [{x_lo:g}, {x_hi:g}], outside [clip_min, clip_max] = "
+                         f"[{lo:g}, {hi:g}] (wrong pixel scale?{hint}).")
 
 
 def _batched(f, x, size):
@@ -442,12 +447,7 @@ class _InputPreprocessing(Detector):
     def _check_inputs(self, x):
         self._check_params()
         x = _check_array(x, "x", images=True)
-        lo, hi = self._clip
-        x_lo, x_hi = float(x.min()), float(x.max())
-        if x_lo < lo - _RANGE_TOL or x_hi > hi + _RANGE_TOL:
-            raise ValueError(f"x values lie in [{x_lo:g}, {x_hi:g}], outside [clip_min, "
-                             f"clip_max] = [{lo:g}, {hi:g}] (wrong pixel scale? pass "
-                             "clip_min=None / clip_max=None to disable clipping).")
+        _check_range(x, *self._clip, " pass clip_min=None / clip_max=None to disable clipping")
         return x
 
     def _loss_gradient(self, xb):

@@ -79,21 +79,16 @@ class Generation:
 
 def _norm_stats(x_adv: np.ndarray, x_src: np.ndarray) -> dict:
     d = (x_adv.astype(np.float64) - x_src.astype(np.float64)).reshape(len(x_adv), -1)
-    if len(d) == 0:
-        return {"mean_linf": None, "mean_l2": None}
-    return {
-        "mean_linf": float(np.abs(d).max(axis=1).mean()),
-        "mean_l2": float(np.linalg.norm(d, axis=1).mean()),
-    }
+    linf, l2 = np.abs(d).max(axis=1), np.linalg.norm(d, axis=1)
+    return {"mean_linf": attacks._or_none(np.mean, linf), "mean_l2": attacks._or_none(np.mean, l2)}
 
 
 def _generate_until(fn, x, y, candidates: np.ndarray, target: int, name: str, side: str):
     """Run generator ``fn`` on chunks of ``candidates`` until ``target`` examples are kept."""
     kept_x, kept_src = [], []
-    attempted = successes = 0
-    pos = 0
-    while sum(len(k) for k in kept_x) < target and pos < len(candidates):
-        need = target - sum(len(k) for k in kept_x)
+    n = attempted = successes = pos = 0
+    while n < target and pos < len(candidates):
+        need = target - n
         chunk = candidates[pos : pos + max(64, int(need * 1.2) + 16)]
         pos += len(chunk)
         g = fn(x[chunk], y[chunk])
@@ -101,21 +96,16 @@ def _generate_until(fn, x, y, candidates: np.ndarray, target: int, name: str, si
         successes += g.stats["kept"]
         kept_x.append(g.x[:need])
         kept_src.append(chunk[g.source_index[:need]])
-    n = sum(len(k) for k in kept_x)
+        n += len(kept_x[-1])
     if n < target:
         raise RuntimeError(
             f"{name}: only {n} misclassified examples from the {len(candidates)} source images on "
             f"the {side} side, {target} needed. Raise n_source or the attack budget, or lower "
             f"the set sizes."
         )
-    xs, src = np.concatenate(kept_x), np.concatenate(kept_src)
-    return (
-        xs, src,
-        {
-            "attempted": attempted, "successes": successes,
-            "success_rate": successes / attempted if attempted else None,
-        },
-    )
+    stats = {"attempted": attempted, "successes": successes,
+             "success_rate": successes / attempted if attempted else None}  # fmt: skip
+    return np.concatenate(kept_x), np.concatenate(kept_src), stats
 
 
 def _attack_fn(cfg: Config, model, name: str):
@@ -260,9 +250,7 @@ def misclassifications(cfg: Config, model=None, progress: bool = True) -> Genera
     partition = {k: (p[f"{k}__train"], p[f"{k}__test"]) for k in pools}
     stored = value["generation_stats"]
     # In the experiment's order, as the sets (the JSON file keeps its keys sorted).
-    stats = {n: stored[n] for n in names if n in stored} | {
-        n: v for n, v in stored.items() if n not in names
-    }
+    stats = {n: stored[n] for n in dict.fromkeys([*names, *stored]) if n in stored}
     return Generation(sets, partition, stats, run)
 
 
@@ -343,10 +331,6 @@ def sample_images(ds: DataSet, n: int = 8, seed: int = 0):
     """
     idx = np.sort(np.random.default_rng(seed).choice(len(ds.x), min(n, len(ds.x)), replace=False))
     prob = detectors.softmax(ds.logits[idx])
-    titles = []
-    for k, i in enumerate(idx):
-        t = f"pred {prob[k].argmax()} ({prob[k].max():.2f})"
-        if ds.y[i] >= 0:
-            t += f"\ntrue {ds.y[i]}"
-        titles.append(t)
+    titles = [f"pred {p.argmax()} ({p.max():.2f})" + (f"\ntrue {ds.y[i]}" if ds.y[i] >= 0 else "")
+              for p, i in zip(prob, idx, strict=True)]
     return ds.x[idx], titles

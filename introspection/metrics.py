@@ -26,6 +26,24 @@ METRICS = ("fpr_at_95tpr", "auroc", "aupr_in", "aupr_out")
 _CHUNK_CELLS = 1_000_000
 
 
+def _finite(values, name, dtype=np.float64):
+    """``values`` as an array of ``dtype``; ValueError unless real numbers (no bool), finite."""
+    arr = np.asarray(values)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def _check_int(value, name, minimum=1):
+    """``value`` as an int; ValueError unless an integer (no bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
 def _check_inputs(y_true, score):
     """Return ``(y_true as int8 0/1, score as float64)``, or raise ValueError."""
     y, s = np.asarray(y_true), np.asarray(score)
@@ -37,12 +55,7 @@ def _check_inputs(y_true, score):
         raise ValueError(f"y_true must be boolean or 0/1; got dtype {y.dtype}.")
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("y_true must contain only 0 (incorrect) and 1 (correct).")
-    y = y.astype(np.int8)
-    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
-        raise ValueError(f"score must hold real numbers; got dtype {s.dtype}.")
-    s = s.astype(np.float64)
-    if not np.all(np.isfinite(s)):
-        raise ValueError("score contains NaN or infinite values.")
+    y, s = y.astype(np.int8), _finite(s, "score")
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == y.shape[0]:
         raise ValueError("y_true must contain both classes (1 = correct, 0 = incorrect); "
@@ -51,8 +64,7 @@ def _check_inputs(y_true, score):
 
 
 def _check_bootstrap_args(n_boot, ci, min_boot=0):
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < min_boot:
-        raise ValueError(f"n_boot must be an integer >= {min_boot}; got {n_boot!r}.")
+    _check_int(n_boot, "n_boot", min_boot)
     if not 0.0 < float(ci) < 1.0:
         raise ValueError(f"ci must be in (0, 1); got {ci!r}.")
 
@@ -214,29 +226,25 @@ _BOUNDS = [f"{name}_{side}" for name in METRICS for side in ("lo", "hi")]
 _TABLE_COLUMNS = ["experiment", "dataset", "method", *METRICS, *_BOUNDS, "n_pos", "n_neg"]
 
 
-def check_correct_mask(in_correct) -> np.ndarray:
-    """Validate a "prediction correct" mask (1-D, bool or 0/1) and return it as bool."""
+def check_scores(in_correct, in_scores, ood_scores) -> tuple[np.ndarray, dict, list]:
+    """Validate :func:`evaluation_table`'s scores: the bool mask, float64 arrays, the jobs.
+
+    The jobs are the (dataset, method) pairs; each dataset scores every method in one 1-D array.
+    """
     correct = np.asarray(in_correct)
     if correct.ndim != 1:
         raise ValueError(f"in_correct must be 1-D; got shape {correct.shape}.")
     if correct.dtype != bool and not np.all((correct == 0) | (correct == 1)):
         raise ValueError("in_correct must be boolean (True = correct prediction).")
-    return correct.astype(bool, copy=False)
-
-
-def check_in_scores(correct: np.ndarray, in_scores) -> dict:
-    """Validate each method's in-distribution scores against ``correct``; return float64 arrays."""
+    for arg, value in (("in_scores", in_scores), ("ood_scores", ood_scores)):
+        if not value:
+            raise ValueError(f"{arg} is empty.")
     in_arrays = {m: np.asarray(in_scores[m], dtype=np.float64) for m in in_scores}
     for m, arr in in_arrays.items():
         if arr.shape != correct.shape:
             raise ValueError(f"in_scores[{m!r}] has shape {arr.shape}; "
                              f"expected {correct.shape} like in_correct.")
-    return in_arrays
-
-
-def check_ood_scores(ood_scores, methods) -> list[tuple[str, str]]:
-    """Check that each dataset scores every method in one 1-D array; return (dataset, method)s."""
-    jobs = []
+    methods, jobs = list(in_scores), []
     for d, per_method in ood_scores.items():
         if set(per_method) != set(methods):
             raise ValueError(f"ood_scores[{d!r}] has methods {sorted(per_method)}; expected "
@@ -246,7 +254,7 @@ def check_ood_scores(ood_scores, methods) -> list[tuple[str, str]]:
             raise ValueError(f"ood_scores[{d!r}] must hold 1-D arrays of one common length; "
                              f"got shapes {sorted(sizes)}.")
         jobs.extend((d, m) for m in methods)
-    return jobs
+    return correct.astype(bool, copy=False), in_arrays, jobs
 
 
 def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
@@ -266,12 +274,7 @@ def evaluation_table(in_correct, in_scores: Mapping[str, np.ndarray],
     one seed for every row, a paired bootstrap across methods. Columns: Table 2's, their
     ``_lo``/``_hi`` bounds, ``n_pos`` and ``n_neg``.
     """
-    correct = check_correct_mask(in_correct)
-    for arg, value in (("in_scores", in_scores), ("ood_scores", ood_scores)):
-        if not value:
-            raise ValueError(f"{arg} is empty.")
-    in_arrays = check_in_scores(correct, in_scores)
-    jobs = check_ood_scores(ood_scores, list(in_scores))
+    correct, in_arrays, jobs = check_scores(in_correct, in_scores, ood_scores)
     if progress:
         from tqdm import tqdm
 

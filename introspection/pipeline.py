@@ -127,16 +127,13 @@ def fit_detectors(
         record=False,  # the stage's time includes the Trust Score's fit, recorded below
     )
     net = detectors.IntrospectionNet(model=stored["introspection_net"])
-    history = stored["introspection_net_history"]
-    reused = run.reused
-    model = keras_model(cfg, model)
-    trust, n_fit = fit_trust_score(cfg, model, cfg["trust_feature"])
+    trust, n_fit = fit_trust_score(cfg, keras_model(cfg, model), cfg["trust_feature"])
     dets = {
         "softmax_baseline": detectors.SoftmaxBaseline(dtype=cfg["softmax_dtype"]),
         "trust_score": trust, "introspection_net": net,
     }
-    run = runner.record_stage(cfg, "introspection_net", t0, reused)
-    return Fitted(dets, history, n_fit, run, params=params)
+    run = runner.record_stage(cfg, "introspection_net", t0, run.reused)
+    return Fitted(dets, stored["introspection_net_history"], n_fit, run, params=params)
 
 
 def score_test_sets(cfg: Config, gen: Generation, sets: splits.Splits, fitted: Fitted) -> dict:
@@ -338,17 +335,12 @@ def set_sizes(sets: splits.Splits):
     """Examples per dataset in the train, validation and test sets, and those labelled "correct"."""
     import pandas as pd
 
-    names = list(sets.test.counts())
-    rows = []
-    for n in names:
+    rows = {}
+    for n in sets.test.counts():
         tr, va, te = sets.train.of(n), sets.val.of(n), sets.test.of(n)
-        rows.append(
-            {
-                "dataset": n, "train": len(tr), "validation": len(va), "test": len(te),
-                "correct (train)": int(tr.label.sum()), "correct (test)": int(te.label.sum()),
-            }
-        )
-    df = pd.DataFrame(rows).set_index("dataset")
+        rows[n] = {"train": len(tr), "validation": len(va), "test": len(te),
+                   "correct (train)": int(tr.label.sum()), "correct (test)": int(te.label.sum())}
+    df = pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
     df.loc["total"] = df.sum()
     return df
 

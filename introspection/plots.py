@@ -152,24 +152,13 @@ def _method_colors(methods: Sequence[str]) -> dict[str, str]:
     return {m: METHOD_COLORS[m] if m in METHOD_COLORS else next(extra, _GREY) for m in methods}
 
 
-def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
-    return int(value)
-
-
 def _finite_array(values, name: str, ndim: int) -> np.ndarray:
     arr = np.asarray(values)
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
-    arr = arr.astype(np.float64)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D; got shape {arr.shape}.")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return arr
+    return metrics._finite(arr, name)
 
 
 def _check_datasets(values: Mapping, experiment: str, what: str) -> None:
@@ -181,7 +170,7 @@ def _check_datasets(values: Mapping, experiment: str, what: str) -> None:
 
 def _grid(n: int, ncols: int, panel_size: tuple[float, float], **kwargs):
     """A figure with ``n`` panels on a grid; unused grid cells are removed."""
-    ncols = min(_check_count(ncols, "ncols"), n)
+    ncols = min(metrics._check_int(ncols, "ncols"), n)
     nrows = math.ceil(n / ncols)
     figsize = (panel_size[0] * ncols, panel_size[1] * nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **kwargs)
@@ -306,7 +295,7 @@ def logit_distributions(values: Mapping[str, np.ndarray], experiment: str, *,
         :data:`introspection.paper.MAX_LOGIT` with ``xlabel="max logit"``.
     """
     _check_datasets(values, experiment, "values")
-    bins = _check_count(bins, "bins")
+    bins = metrics._check_int(bins, "bins")
     arrays = {d: _finite_array(v, f"values[{d!r}]", 1) for d, v in values.items()}
     reference = dict(reference or {})
     for d in reference:
@@ -341,7 +330,7 @@ def min_max_scatter(logits: Mapping[str, np.ndarray], experiment: str, *, n: int
     At most ``n`` rows of each dataset's logits are drawn: ``subsample_indices(n_d, n, seed)``.
     """
     _check_datasets(logits, experiment, "logits")
-    n = _check_count(n, "n")
+    n = metrics._check_int(n, "n")
     arrays = {}
     for d, z in logits.items():
         z = _finite_array(z, f"logits[{d!r}]", 2)
@@ -375,13 +364,9 @@ def roc_grid(in_correct, in_scores: Mapping[str, np.ndarray],
     Panel ``d`` is the sample of :func:`introspection.metrics.evaluation_table` (same
     arguments): ``in_scores[m]`` (positive where ``in_correct``) against ``ood_scores[d][m]``.
     """
-    correct = metrics.check_correct_mask(in_correct)
-    if not in_scores:
-        raise ValueError("in_scores is empty.")
+    correct, in_arrays, _ = metrics.check_scores(in_correct, in_scores, ood_scores)
     _check_datasets(ood_scores, experiment, "ood_scores")
     methods = list(in_scores)
-    in_arrays = metrics.check_in_scores(correct, in_scores)
-    metrics.check_ood_scores(ood_scores, methods)
     colors = _method_colors(methods)
     y_in = correct.astype(np.int8)
     fig, axes = _grid(len(ood_scores), ncols, (2.7, 2.9), sharex=True, sharey=True)

@@ -160,10 +160,7 @@ def _regenerate(cfg: Config, model, gen, name: str):
     x_pool, y_pool = generation.load_in_distribution(cfg)
     order, targets = generation.source_order(cfg, len(x_pool))
     x, src, _ = generation.generate_set(cfg, model, name, x_pool, y_pool, order, targets)
-    feats, logits = models.predict_features(model, x)
-    pool = gen[name].pool
-    wrong = np.zeros(len(x), bool)
-    return generation.DataSet(name, x, src, pool, y_pool[src], logits, feats, wrong)
+    return generation._view(cfg, model, name, x, src, gen[name].pool, y_pool[src])
 
 
 def _patched_positives(cfg: Config, model, sets):

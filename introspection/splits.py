@@ -9,6 +9,7 @@ asserts it. A :class:`Split` holds indices, not data; :func:`gather` collects ro
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -67,8 +68,7 @@ class Split:
 
     def counts(self) -> dict[str, int]:
         """Number of examples per dataset, in order of first appearance."""
-        names, first = np.unique(self.dataset, return_index=True)
-        return {str(n): int((self.dataset == n).sum()) for n in names[np.argsort(first)]}
+        return {str(n): count for n, count in Counter(self.dataset.tolist()).items()}
 
 
 @dataclass(frozen=True)
